@@ -1,0 +1,32 @@
+"""taskqueue: a task queue for Python whose only infrastructure is PostgreSQL."""
+
+from taskqueue.backoff import Backoff, Jitter
+from taskqueue.client import TaskQueue
+from taskqueue.config import Settings
+from taskqueue.errors import (
+    InvalidTask,
+    TaskNotFound,
+    TaskQueueError,
+    TaskStateConflict,
+    UnknownTaskType,
+)
+from taskqueue.models import NewTask, Status, Task, TaskEvent
+from taskqueue.registry import Registry, TaskContext
+
+__all__ = [
+    "Backoff",
+    "InvalidTask",
+    "Jitter",
+    "NewTask",
+    "Registry",
+    "Settings",
+    "Status",
+    "Task",
+    "TaskContext",
+    "TaskEvent",
+    "TaskNotFound",
+    "TaskQueue",
+    "TaskQueueError",
+    "TaskStateConflict",
+    "UnknownTaskType",
+]

@@ -1,0 +1,215 @@
+"""``taskqueue`` command line: migrate, worker, enqueue, stats, and more."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from taskqueue import db
+from taskqueue.config import ConfigError, Settings
+from taskqueue.errors import TaskQueueError
+from taskqueue.registry import load_registry
+
+if TYPE_CHECKING:
+    from taskqueue.embedded import EmbeddedPostgres
+
+logger = logging.getLogger("taskqueue")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    dsn = settings.require_database_url()
+    if args.rollback is not None:
+        undone = db.rollback(dsn, None if args.rollback == 0 else args.rollback)
+        print(f"rolled back: {', '.join(undone) or 'nothing'}")
+    else:
+        applied = db.migrate(dsn)
+        print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.worker import Worker
+
+    registry = load_registry(settings.handlers)
+    worker = Worker(settings, registry)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.request_stop)
+        await worker.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.client import TaskQueue
+
+    payload = json.loads(args.payload)
+
+    async def main() -> None:
+        registry = load_registry(settings.handlers)
+        async with await TaskQueue.connect(settings.require_database_url(), registry) as tq:
+            task = await tq.enqueue(
+                args.type,
+                payload,
+                queue=args.queue,
+                priority=args.priority,
+                delay=args.delay,
+                max_retries=args.max_retries,
+                timeout_seconds=args.timeout,
+                idempotency_key=args.idempotency_key,
+                name=args.name,
+            )
+            print(msgspec.json.encode(task).decode())
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.client import TaskQueue
+
+    async def main() -> None:
+        async with await TaskQueue.connect(settings.require_database_url()) as tq:
+            print(msgspec.json.format(msgspec.json.encode(await tq.stats())).decode())
+
+    asyncio.run(main())
+    return 0
+
+
+def embedded_server() -> EmbeddedPostgres:
+    """The development server `make run` uses: data kept in .taskqueue/pgdata."""
+    from taskqueue.embedded import EmbeddedPostgres
+
+    data_dir = os.environ.get("TASKQUEUE_DATA_DIR", ".taskqueue")
+    return EmbeddedPostgres(Path(data_dir) / "pgdata")
+
+
+def cmd_embedded(args: argparse.Namespace, settings: Settings) -> int:
+    server = embedded_server()
+    if args.action == "start":
+        print(server.start())
+    elif args.action == "stop":
+        server.stop()
+    else:
+        port = server.running_port()
+        if port is None:
+            print("embedded PostgreSQL is not running", file=sys.stderr)
+            return 1
+        server.port = port
+        print(server.dsn())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskqueue", description="A task queue whose only infrastructure is PostgreSQL."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL URL (default: $DATABASE_URL / $TASKQUEUE_DATABASE_URL)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    migrate = sub.add_parser("migrate", help="apply pending migrations (idempotent)")
+    migrate.add_argument(
+        "--rollback",
+        type=int,
+        metavar="N",
+        help="roll back the newest N migrations instead (0: all of them)",
+    )
+    migrate.set_defaults(func=cmd_migrate)
+
+    worker = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
+    worker.add_argument("--queues", help="comma-separated queues (default: default)")
+    worker.add_argument("--concurrency", type=int, help="tasks run at once (default 10)")
+    worker.add_argument("--prefetch", type=int, help="claimed tasks waiting for a slot")
+    worker.add_argument(
+        "--handlers", help="comma-separated modules exposing `registry` (TASKQUEUE_HANDLERS)"
+    )
+    worker.add_argument("--shutdown-timeout", type=float, help="seconds to finish in-flight tasks")
+    worker.add_argument("--lease-seconds", type=float, help="lease length (default 30)")
+    worker.set_defaults(func=cmd_worker)
+
+    enqueue = sub.add_parser("enqueue", help="add one task and print it as JSON")
+    enqueue.add_argument("type")
+    enqueue.add_argument("payload", nargs="?", default="{}", help="JSON payload")
+    enqueue.add_argument("--queue")
+    enqueue.add_argument("--name", default="")
+    enqueue.add_argument("--priority", type=int)
+    enqueue.add_argument("--delay", type=float, help="seconds from now")
+    enqueue.add_argument("--max-retries", type=int)
+    enqueue.add_argument("--timeout", type=float, help="timeout in seconds")
+    enqueue.add_argument("--idempotency-key")
+    enqueue.add_argument("--handlers", help="modules whose task types may be enqueued")
+    enqueue.set_defaults(func=cmd_enqueue)
+
+    stats = sub.add_parser("stats", help="print task counts per queue")
+    stats.set_defaults(func=cmd_stats)
+
+    embedded = sub.add_parser(
+        "embedded", help="the local PostgreSQL in .taskqueue/ (start prints its URL)"
+    )
+    embedded.add_argument("action", choices=["start", "stop", "url"])
+    embedded.set_defaults(func=cmd_embedded)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = {
+        "database_url": "database_url",
+        "queues": "queues",
+        "concurrency": "concurrency",
+        "prefetch": "prefetch",
+        "handlers": "handlers",
+        "shutdown_timeout": "shutdown_timeout",
+        "lease_seconds": "lease_seconds",
+    }
+    found: dict[str, Any] = {}
+    for attr, field in names.items():
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if field in ("queues", "handlers"):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        found[field] = value
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        settings = Settings.from_env(**_overrides(args))
+        result: int = args.func(args, settings)
+    except (ConfigError, TaskQueueError, ValueError) as exc:
+        print(f"taskqueue: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""``TaskQueue``: the Python API for producers and operators, also used by the
+REST API. It validates new tasks against the registry, fills in defaults and
+calls ``store``; it runs no SQL itself."""
+
+from __future__ import annotations
+
+import builtins
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from taskqueue import store
+from taskqueue.errors import InvalidTask, TaskNotFound, TaskStateConflict
+from taskqueue.models import Enqueued, NewTask, Stats, Status, Task, TaskEvent, uuid7
+from taskqueue.registry import Registry, load_registry
+
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+# Bounds that keep one producer from hurting everyone else.
+MAX_NAME_LENGTH = 200
+MAX_QUEUE_LENGTH = 100
+MAX_KEY_LENGTH = 200
+MAX_PRIORITY = 1000
+MAX_RETRIES_LIMIT = 100
+MAX_TIMEOUT_SECONDS = 86400.0
+MAX_PAGE_SIZE = 1000
+
+_NOT_SET: Any = msgspec.UNSET
+
+
+class TaskQueue:
+    """Enqueue and inspect tasks.
+
+    ``registry``: the task types producers may enqueue; their payloads are
+    checked against the declared types. Defaults to the built-in types.
+    Pass ``registry=None`` to accept any type unchecked (a producer that does
+    not import the handlers)."""
+
+    def __init__(self, pool: asyncpg.Pool, registry: Registry | None = _NOT_SET) -> None:
+        self.pool = pool
+        self.registry: Registry | None = load_registry([]) if registry is _NOT_SET else registry
+
+    @classmethod
+    async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
+        from taskqueue import db
+
+        return cls(await db.create_pool(dsn), registry)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> TaskQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- producing ---------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | None = None,
+        delay: float | None = None,
+        max_retries: int | None = None,
+        timeout_seconds: float | None = None,
+        idempotency_key: str | None = None,
+        name: str = "",
+        connection: asyncpg.Connection | None = None,
+    ) -> Task:
+        """Add one task. With ``connection`` the insert joins that connection's
+        current transaction: it commits or rolls back with the caller's work.
+        With an ``idempotency_key`` already in use, the existing task is returned."""
+        new = NewTask(
+            type=type,
+            payload={} if payload is None else payload,
+            queue=queue,
+            name=name,
+            priority=priority,
+            max_retries=max_retries,
+            timeout_seconds=timeout_seconds,
+            run_at=run_at,
+            delay_seconds=delay,
+            idempotency_key=idempotency_key,
+        )
+        (result,) = await self.submit([new], connection=connection)
+        return result.task
+
+    async def enqueue_many(
+        self, tasks: Sequence[NewTask], *, connection: asyncpg.Connection | None = None
+    ) -> builtins.list[Task]:
+        """Add many tasks in one statement (and one commit)."""
+        return [r.task for r in await self.submit(tasks, connection=connection)]
+
+    async def submit(
+        self, tasks: Sequence[NewTask], *, connection: asyncpg.Connection | None = None
+    ) -> builtins.list[Enqueued]:
+        """Like ``enqueue_many``, but also says which tasks this call created
+        (``created=False``: the idempotency key already belonged to that task)."""
+        rows = [self._resolve(task, index, len(tasks)) for index, task in enumerate(tasks)]
+        return await store.enqueue_tasks(connection or self.pool, rows)
+
+    def _resolve(self, new: NewTask, index: int, count: int) -> store.TaskRow:
+        def invalid(field: str, message: str) -> InvalidTask:
+            return InvalidTask(field if count == 1 else f"tasks[{index}].{field}", message)
+
+        spec = None
+        payload = new.payload
+        if self.registry is not None:
+            try:
+                spec = self.registry.require(new.type)
+                payload = spec.validate_payload(payload)
+            except InvalidTask as exc:
+                if count > 1:
+                    exc.field = f"tasks[{index}].{exc.field}"
+                    exc.args = (f"{exc.field}: {exc.message}",)
+                raise
+        elif not new.type:
+            raise invalid("type", "must not be empty")
+
+        queue = new.queue or (spec.queue if spec else None) or DEFAULT_QUEUE
+        priority = _pick(new.priority, spec.priority if spec else None, 0)
+        max_retries = _pick(new.max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES)
+        timeout = _pick(
+            new.timeout_seconds, spec.timeout_seconds if spec else None, DEFAULT_TIMEOUT_SECONDS
+        )
+        if len(queue) > MAX_QUEUE_LENGTH or "," in queue or queue.strip() != queue:
+            raise invalid("queue", f"at most {MAX_QUEUE_LENGTH} characters, no commas or spaces")
+        if len(new.name) > MAX_NAME_LENGTH:
+            raise invalid("name", f"at most {MAX_NAME_LENGTH} characters")
+        if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+            raise invalid("priority", f"must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
+        if not 0 <= max_retries <= MAX_RETRIES_LIMIT:
+            raise invalid("max_retries", f"must be between 0 and {MAX_RETRIES_LIMIT}")
+        if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_SECONDS):
+            raise invalid("timeout_seconds", f"must be > 0 and <= {MAX_TIMEOUT_SECONDS:g}")
+        if new.run_at is not None and new.delay_seconds is not None:
+            raise invalid("delay", "give run_at or delay, not both")
+        if new.run_at is not None and new.run_at.tzinfo is None:
+            raise invalid("run_at", "must include a time zone")
+        if new.delay_seconds is not None and not (
+            math.isfinite(new.delay_seconds) and new.delay_seconds >= 0
+        ):
+            raise invalid("delay", "must be a finite number of seconds >= 0")
+        key = new.idempotency_key
+        if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise invalid("idempotency_key", f"1 to {MAX_KEY_LENGTH} characters")
+        return store.TaskRow(
+            id=uuid7(),
+            queue=queue,
+            type=new.type,
+            name=new.name,
+            payload=payload,
+            priority=priority,
+            max_retries=max_retries,
+            timeout_seconds=float(timeout),
+            run_at=new.run_at,
+            delay_seconds=new.delay_seconds,
+            idempotency_key=key,
+        )
+
+    # -- inspecting and managing -----------------------------------------------
+
+    async def get(self, task_id: uuid.UUID) -> Task:
+        task = await store.get_task(self.pool, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def list(
+        self,
+        *,
+        status: Status | str | None = None,
+        queue: str | None = None,
+        type: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        cursor: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Task]:
+        """Newest first. For the next page pass ``cursor=`` the last task's id."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidTask("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        return await store.list_tasks(
+            self.pool,
+            status=None if status is None else Status(status),
+            queue=queue,
+            task_type=type,
+            created_after=created_after,
+            created_before=created_before,
+            before_id=cursor,
+            limit=limit,
+        )
+
+    async def history(self, task_id: uuid.UUID) -> builtins.list[TaskEvent]:
+        events = await store.task_history(self.pool, task_id)
+        if not events and await store.get_task(self.pool, task_id) is None:
+            raise TaskNotFound(task_id)
+        return events
+
+    async def cancel(self, task_id: uuid.UUID) -> Task:
+        """Cancel a queued task; running or finished tasks raise TaskStateConflict."""
+        task = await store.cancel_task(self.pool, task_id)
+        if task is None:
+            current = await self.get(task_id)
+            raise TaskStateConflict(task_id, current.status, "cancel", "queued")
+        return task
+
+    async def retry(self, task_id: uuid.UUID) -> Task:
+        """Put a failed or cancelled task back in its queue (event task_requeued)."""
+        task = await store.retry_task(self.pool, task_id)
+        if task is None:
+            current = await self.get(task_id)
+            raise TaskStateConflict(task_id, current.status, "retry", "failed or cancelled")
+        return task
+
+    async def stats(self) -> Stats:
+        return await store.stats(self.pool)
+
+
+def _pick(*values: Any) -> Any:
+    return next(v for v in values if v is not None)

@@ -1,0 +1,88 @@
+"""Settings, read once from TASKQUEUE_* environment variables and validated."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from taskqueue.backoff import Backoff, Jitter
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    database_url: str = ""
+    # worker
+    queues: tuple[str, ...] = ("default",)
+    concurrency: PositiveInt = 10
+    # Claimed rows waiting for a free executor. Bigger batches per claim mean
+    # fewer round trips; the bound keeps memory and held leases in check.
+    prefetch: Annotated[int, msgspec.Meta(ge=0)] = 100
+    lease_seconds: PositiveFloat = 30.0
+    shutdown_timeout: NonNegativeFloat = 30.0
+    poll_interval: PositiveFloat = 1.0
+    handlers: tuple[str, ...] = ()
+    backoff_base: PositiveFloat = 1.0
+    backoff_cap: PositiveFloat = 3600.0
+    backoff_jitter: Jitter = Jitter.EQUAL
+    complete_batch_size: PositiveInt = 1000
+    complete_interval: NonNegativeFloat = 0.002
+    worker_id: str = ""
+    # API
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    api_tokens: str = ""
+    api_tokens_file: str = ""
+    jwt_secret: str = ""
+    max_body_bytes: PositiveInt = 256 * 1024
+    max_batch_size: PositiveInt = 1000
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(base=self.backoff_base, cap=self.backoff_cap, jitter=self.backoff_jitter)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``TASKQUEUE_<FIELD>`` variables (DATABASE_URL also
+        works unprefixed); keyword overrides win over the environment."""
+        source = os.environ if env is None else env
+        raw: dict[str, Any] = {}
+        for field in cls.__struct_fields__:
+            value = source.get(f"TASKQUEUE_{field.upper()}")
+            if value is None and field == "database_url":
+                value = source.get("DATABASE_URL")
+            if value is None or value == "":
+                continue
+            raw[field] = _split(value) if field in ("queues", "handlers") else value
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(_explain(str(exc))) from None
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL (or TASKQUEUE_DATABASE_URL) is not set")
+        return self.database_url
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _explain(message: str) -> str:
+    # msgspec says "... - at `$.concurrency`"; name the environment variable.
+    if "`$." in message:
+        head, _, path = message.partition("`$.")
+        field = path.split("`")[0].split("[")[0]
+        return f"TASKQUEUE_{field.upper()}: {head.rstrip(' -')}"
+    return message

@@ -1,0 +1,110 @@
+"""Connections to PostgreSQL: the asyncpg pool with its jsonb codec, and
+schema migrations through yoyo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+_JSONB_VERSION = b"\x01"  # jsonb's binary wire format is a version byte, then JSON text
+_encode_json = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return _JSONB_VERSION + _encode_json(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return _decode_json(data[1:])
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Every connection speaks jsonb in binary, through msgspec."""
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        server_settings={"application_name": kwargs.pop("application_name", "taskqueue")},
+        **kwargs,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, **kwargs)
+    await init_connection(conn)
+    return conn
+
+
+def migrations_dir() -> Path:
+    """TASKQUEUE_MIGRATIONS_DIR, else the checkout's top-level migrations/."""
+    configured = os.environ.get("TASKQUEUE_MIGRATIONS_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _yoyo_url(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise ValueError("database URL must start with postgresql:// or postgres://")
+    return f"postgresql+psycopg://{rest}"
+
+
+def migrate(dsn: str) -> list[str]:
+    """Apply every pending migration (idempotent); returns the ids applied."""
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(_yoyo_url(dsn))
+    try:
+        migrations = read_migrations(str(migrations_dir()))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
+    return [m.id for m in pending]
+
+
+def rollback(dsn: str, steps: int | None = None) -> list[str]:
+    """Roll back the newest ``steps`` applied migrations (all when None)."""
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(_yoyo_url(dsn))
+    try:
+        migrations = read_migrations(str(migrations_dir()))
+        with backend.lock():
+            applied = backend.to_rollback(migrations)
+            chosen = applied if steps is None else applied[:steps]
+            backend.rollback_migrations(chosen)
+    finally:
+        backend.connection.close()
+    return [m.id for m in chosen]
+
+
+def known_migrations() -> list[str]:
+    """Ids of the migrations shipped with this version, oldest first."""
+    return sorted(
+        p.name.removesuffix(".sql")
+        for p in migrations_dir().glob("*.sql")
+        if not p.name.endswith(".rollback.sql")
+    )

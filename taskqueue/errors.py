@@ -1,0 +1,44 @@
+"""Errors the Python API raises; the REST API maps each to one status code."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+
+class TaskQueueError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InvalidTask(TaskQueueError, ValueError):
+    """A field of a new task is unacceptable; ``field`` names it (dotted path)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownTaskType(InvalidTask):
+    def __init__(self, task_type: str, known: Iterable[str]) -> None:
+        self.known = sorted(known)
+        super().__init__(
+            "type",
+            f"unknown task type {task_type!r}; known types: {', '.join(self.known) or '(none)'}",
+        )
+
+
+class TaskNotFound(TaskQueueError, LookupError):
+    def __init__(self, task_id: uuid.UUID | str) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id
+
+
+class TaskStateConflict(TaskQueueError):
+    """The requested change is not allowed from the task's current status."""
+
+    def __init__(self, task_id: uuid.UUID, status: str, action: str, allowed: str) -> None:
+        super().__init__(f"cannot {action} task {task_id}: it is {status}; only {allowed} tasks can")
+        self.task_id = task_id
+        self.status = status
+        self.action = action

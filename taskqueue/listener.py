@@ -1,0 +1,76 @@
+"""Holds the LISTEN connection that turns enqueue NOTIFYs into dispatcher
+wakeups, and reconnects (then re-LISTENs) when the connection drops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from taskqueue import db, store
+from taskqueue.retrying import ReconnectDelay, is_transient
+
+logger = logging.getLogger("taskqueue.listener")
+
+
+class Listener:
+    def __init__(self, dsn: str, queues: tuple[str, ...], wake: Callable[[], None]) -> None:
+        self._dsn = dsn
+        self._queues = frozenset(queues)
+        self._wake = wake
+        self._stopping = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    def _on_notify(self, payload: str) -> None:
+        if payload == "*" or not self._queues.isdisjoint(payload.split(",")):
+            self._wake()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        retry = ReconnectDelay(first=0.1)
+        while not self._stopping.is_set():
+            lost = asyncio.Event()
+            try:
+                conn = await db.connect(self._dsn)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = retry.next_delay()
+                logger.warning("cannot LISTEN (%s); retrying in %.2fs", type(exc).__name__, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn: lost.set())
+                await store.listen(conn, self._on_notify)
+                retry.reset()
+                self.connected.set()
+                # Tasks may have arrived while we were not listening.
+                self._wake()
+                while not (lost.is_set() or self._stopping.is_set()):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(_first_of(lost, self._stopping), 5.0)
+                    if conn.is_closed():  # closed without telling us
+                        lost.set()
+                if lost.is_set():
+                    logger.warning("LISTEN connection lost; reconnecting")
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                logger.warning("LISTEN failed (%s); reconnecting", type(exc).__name__)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 2)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

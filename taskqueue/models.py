@@ -1,0 +1,174 @@
+"""The values the queue passes around: tasks, events, outcomes. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class Status(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class EventType(enum.StrEnum):
+    QUEUED = "task_queued"
+    STARTED = "task_started"
+    SUCCEEDED = "task_succeeded"
+    RETRY_SCHEDULED = "task_retry_scheduled"
+    FAILED = "task_failed"
+    CANCELLED = "task_cancelled"
+    LEASE_EXPIRED = "task_lease_expired"
+    RELEASED = "task_released"
+    REQUEUED = "task_requeued"
+
+
+class OutcomeKind(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    RELEASED = "released"  # graceful shutdown: back to the queue, attempt not charged
+
+
+class Task(msgspec.Struct, kw_only=True):
+    """A row of taskqueue.tasks."""
+
+    id: uuid.UUID
+    queue: str
+    type: str
+    name: str
+    payload: Any
+    status: Status
+    priority: int
+    attempts: int
+    max_retries: int
+    timeout_seconds: float
+    run_at: datetime
+    locked_by: str | None
+    locked_until: datetime | None
+    idempotency_key: str | None
+    result: Any
+    last_error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def retry_count(self) -> int:
+        """Attempts beyond the first that have started."""
+        return max(self.attempts - 1, 0)
+
+
+TASK_FIELDS: tuple[str, ...] = Task.__struct_fields__
+
+
+class TaskEvent(msgspec.Struct, kw_only=True):
+    """A row of taskqueue.task_events: one state change of one task."""
+
+    id: int
+    task_id: uuid.UUID
+    at: datetime
+    event_type: str
+    status: Status
+    attempt: int
+    worker_id: str | None
+    error: str | None
+    detail: Any
+
+
+class NewTask(msgspec.Struct, kw_only=True):
+    """What a producer asks for; unset fields take the handler's or the queue's defaults."""
+
+    type: str
+    payload: Any = msgspec.field(default_factory=dict)
+    queue: str | None = None
+    name: str = ""
+    priority: int | None = None
+    max_retries: int | None = None
+    timeout_seconds: float | None = None
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
+    idempotency_key: str | None = None
+
+
+class Enqueued(msgspec.Struct, frozen=True):
+    """The task a producer gets back, and whether this call created it (False:
+    the idempotency key already belonged to it)."""
+
+    task: Task
+    created: bool
+
+
+class ClaimedTask(msgspec.Struct, kw_only=True):
+    """What a worker needs to run one claimed attempt."""
+
+    id: uuid.UUID
+    queue: str
+    type: str
+    payload: str  # raw JSON text, decoded straight into the handler's payload type
+    priority: int
+    attempt: int
+    max_retries: int
+    timeout_seconds: float
+    run_at: datetime
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """How one attempt ended, for the completer to persist."""
+
+    task_id: uuid.UUID
+    attempt: int
+    kind: OutcomeKind
+    error: str | None = None
+    result: Any = None
+    retry_delay: float = 0.0
+
+
+class QueueStats(msgspec.Struct, kw_only=True):
+    queue: str
+    total_tasks: int
+    queued_tasks: int
+    due_tasks: int
+    running_tasks: int
+    succeeded_tasks: int
+    failed_tasks: int
+    cancelled_tasks: int
+    avg_retry_count: float
+    tasks_with_retries: int
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    total_tasks: int
+    queued_tasks: int
+    due_tasks: int
+    running_tasks: int
+    succeeded_tasks: int
+    failed_tasks: int
+    cancelled_tasks: int
+    avg_retry_count: float
+    tasks_with_retries: int
+    queues: list[QueueStats]
+
+
+def uuid7() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
+
+    Ids made this way sort by creation time, which keeps the primary key's
+    inserts at the right edge of the index and makes id a keyset cursor."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | rand
+    value &= ~(0xF << 76)
+    value |= 0x7 << 76  # version 7
+    value &= ~(0x3 << 62)
+    value |= 0x2 << 62  # RFC 4122 variant
+    return uuid.UUID(int=value)

@@ -1,0 +1,43 @@
+-- Claim up to $2 due tasks for one worker, in claim order (priority, then
+-- run_at, then id), and write each one's task_started event.
+--   $1 text[] queues to claim from
+--   $2 int    how many rows at most (the worker's free capacity)
+--   $3 text   worker id, recorded as locked_by
+--   $4 float8 lease length in seconds; locked_until comes from the database clock
+-- The candidate CTE is MATERIALIZED on purpose: without the fence the planner
+-- may inline it into the UPDATE and lock/update more rows than LIMIT allows.
+-- Each queue is walked on its own through tasks_claim_idx (queue, priority
+-- DESC, run_at, id), so a deep backlog in one queue costs nothing to another;
+-- with several queues a few surplus rows stay locked until this statement's
+-- commit, microseconds later, and other workers skip past them meanwhile.
+WITH candidates AS MATERIALIZED (
+    SELECT c.id
+    FROM unnest($1::text[]) AS q(queue)
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.run_at
+        FROM taskqueue.tasks t
+        WHERE t.status = 'queued' AND t.queue = q.queue AND t.run_at <= now()
+        ORDER BY t.priority DESC, t.run_at, t.id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    ) c
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT $2
+),
+claimed AS (
+    UPDATE taskqueue.tasks t
+    SET status = 'running',
+        attempts = t.attempts + 1,
+        locked_by = $3,
+        locked_until = now() + make_interval(secs => $4),
+        started_at = now()
+    FROM candidates c
+    WHERE t.id = c.id
+    RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
+              t.max_retries, t.timeout_seconds, t.run_at
+),
+started_events AS (
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id)
+    SELECT id, 'task_started', 'running', attempts, $3 FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;

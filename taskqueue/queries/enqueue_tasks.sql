@@ -1,0 +1,46 @@
+-- Insert a batch of tasks in one statement, write each one's task_queued
+-- event in the same statement, and wake workers with at most one NOTIFY.
+-- A task whose idempotency key already exists is skipped (not returned); the
+-- caller looks the existing row up afterwards, in a statement of its own, so
+-- that it sees a row a concurrent transaction has just committed.
+--   $1  uuid[]        ids (UUIDv7, made by the client)
+--   $2  text[]        queues
+--   $3  text[]        types
+--   $4  text[]        names
+--   $5  jsonb[]       payloads
+--   $6  int[]         priorities
+--   $7  int[]         max_retries
+--   $8  float8[]      timeout_seconds
+--   $9  timestamptz[] run_at (NULL: now() + delay)
+--   $10 float8[]      delay in seconds from the database's now() (NULL: 0)
+--   $11 text[]        idempotency keys (NULL: none)
+WITH input AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int[],
+                $7::int[], $8::float8[], $9::timestamptz[], $10::float8[], $11::text[])
+        AS i(id, queue, type, name, payload, priority, max_retries, timeout_seconds,
+             run_at, delay_seconds, idempotency_key)
+),
+inserted AS (
+    INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
+                                 timeout_seconds, run_at, idempotency_key)
+    SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
+           coalesce(run_at, now() + make_interval(secs => coalesce(delay_seconds, 0))),
+           idempotency_key
+    FROM input
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, queue, run_at, created_at
+),
+queued_events AS (
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
+    SELECT id, 'task_queued', 'queued', 0 FROM inserted
+),
+-- One NOTIFY for the whole statement (a per-row trigger would serialise
+-- commits); only for tasks that are due now, naming their queues.
+due_queues AS (
+    SELECT string_agg(DISTINCT queue, ',') AS queues FROM inserted WHERE run_at <= now()
+)
+SELECT inserted.id, inserted.run_at, inserted.created_at,
+       (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
+        FROM due_queues WHERE queues IS NOT NULL) AS notified
+FROM inserted;

@@ -1,0 +1,2 @@
+-- Is the database reachable? (readiness checks)
+SELECT 1;

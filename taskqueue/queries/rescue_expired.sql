@@ -1,0 +1,41 @@
+-- Take back running tasks whose lease ran out (their worker died or hung):
+-- back to queued when retries are left, else failed; one task_lease_expired
+-- event each, naming the worker that lost the lease.
+--   $1 timestamptz the time leases are judged by (NULL: now(); tests pin it)
+--   $2 int         how many rows at most per call
+--   $3 text        id of the worker doing the rescue, kept in the event detail
+WITH expired AS MATERIALIZED (
+    SELECT id, locked_by
+    FROM taskqueue.tasks
+    WHERE status = 'running' AND locked_until < coalesce($1::timestamptz, now())
+    ORDER BY locked_until
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+rescued AS (
+    UPDATE taskqueue.tasks t
+    SET status = CASE WHEN t.attempts <= t.max_retries THEN 'queued'
+                      ELSE 'failed' END::taskqueue.task_status,
+        run_at = now(),
+        locked_by = NULL,
+        locked_until = NULL,
+        last_error = 'lease expired: worker ' || e.locked_by || ' stopped renewing it',
+        completed_at = CASE WHEN t.attempts <= t.max_retries THEN NULL ELSE now() END
+    FROM expired e
+    WHERE t.id = e.id
+    RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by
+),
+rescued_events AS (
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
+                                       detail)
+    SELECT id, 'task_lease_expired', status, attempts, locked_by, last_error,
+           jsonb_build_object('rescued_by', $3::text)
+    FROM rescued
+),
+requeued_queues AS (
+    SELECT string_agg(DISTINCT queue, ',') AS queues FROM rescued WHERE status = 'queued'
+)
+SELECT rescued.id, rescued.status,
+       (SELECT pg_notify('taskqueue', queues) FROM requeued_queues WHERE queues IS NOT NULL)
+           AS notified
+FROM rescued;

@@ -1,0 +1,289 @@
+"""The only module that runs SQL. Every statement lives in queries/*.sql,
+one per file, loaded once; this module binds parameters and shapes rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from taskqueue.models import (
+    TASK_FIELDS,
+    ClaimedTask,
+    Enqueued,
+    Outcome,
+    QueueStats,
+    Stats,
+    Status,
+    Task,
+    TaskEvent,
+)
+
+NOTIFY_CHANNEL = "taskqueue"
+
+# A pool and a connection both run statements; a connection also joins the
+# caller's transaction.
+Executor = asyncpg.Connection | asyncpg.Pool
+
+
+@cache
+def query(name: str) -> str:
+    return resources.files("taskqueue.queries").joinpath(f"{name}.sql").read_text()
+
+
+class TaskRow(msgspec.Struct, kw_only=True):
+    """A new task with every default already resolved, ready to insert."""
+
+    id: uuid.UUID
+    queue: str
+    type: str
+    name: str
+    payload: Any  # a JSON-able value or msgspec.Raw holding JSON text
+    priority: int
+    max_retries: int
+    timeout_seconds: float
+    run_at: datetime | None
+    delay_seconds: float | None
+    idempotency_key: str | None
+
+
+def _task(record: asyncpg.Record) -> Task:
+    fields = {field: record[field] for field in TASK_FIELDS}
+    fields["status"] = Status(fields["status"])
+    return Task(**fields)
+
+
+async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueued]:
+    """Insert ``rows`` in one statement; rows whose idempotency key is taken
+    come back as the task that owns the key, with ``created=False``."""
+    if not rows:
+        return []
+    records = await conn.fetch(
+        query("enqueue_tasks"),
+        [r.id for r in rows],
+        [r.queue for r in rows],
+        [r.type for r in rows],
+        [r.name for r in rows],
+        [r.payload for r in rows],
+        [r.priority for r in rows],
+        [r.max_retries for r in rows],
+        [r.timeout_seconds for r in rows],
+        [r.run_at for r in rows],
+        [r.delay_seconds for r in rows],
+        [r.idempotency_key for r in rows],
+    )
+    inserted = {rec["id"]: rec for rec in records}
+    existing: dict[str, Task] = {}
+    if len(inserted) < len(rows):
+        keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
+        found = await conn.fetch(query("find_tasks_by_idempotency_key"), keys)
+        existing = {rec["idempotency_key"]: _task(rec) for rec in found}
+    results: list[Enqueued] = []
+    for row in rows:
+        rec = inserted.get(row.id)
+        if rec is not None:
+            results.append(Enqueued(_new_task(row, rec["run_at"], rec["created_at"]), True))
+            continue
+        owner = existing.get(row.idempotency_key or "")
+        if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
+            raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
+        results.append(Enqueued(owner, False))
+    return results
+
+
+def _new_task(row: TaskRow, run_at: datetime, created_at: datetime) -> Task:
+    # Built from what we sent rather than read back: a bulk insert then only
+    # returns three small columns per row instead of every payload.
+    payload = row.payload
+    if isinstance(payload, msgspec.Raw):
+        payload = msgspec.json.decode(payload)
+    return Task(
+        id=row.id,
+        queue=row.queue,
+        type=row.type,
+        name=row.name,
+        payload=payload,
+        status=Status.QUEUED,
+        priority=row.priority,
+        attempts=0,
+        max_retries=row.max_retries,
+        timeout_seconds=row.timeout_seconds,
+        run_at=run_at,
+        locked_by=None,
+        locked_until=None,
+        idempotency_key=row.idempotency_key,
+        result=None,
+        last_error=None,
+        created_at=created_at,
+        started_at=None,
+        completed_at=None,
+    )
+
+
+async def claim_tasks(
+    conn: Executor, queues: Sequence[str], limit: int, worker_id: str, lease_seconds: float
+) -> list[ClaimedTask]:
+    records = await conn.fetch(query("claim_tasks"), list(queues), limit, worker_id, lease_seconds)
+    return [
+        ClaimedTask(
+            id=r["id"],
+            queue=r["queue"],
+            type=r["type"],
+            payload=r["payload"],
+            priority=r["priority"],
+            attempt=r["attempts"],
+            max_retries=r["max_retries"],
+            timeout_seconds=r["timeout_seconds"],
+            run_at=r["run_at"],
+        )
+        for r in records
+    ]
+
+
+async def complete_tasks(
+    conn: Executor, outcomes: Sequence[Outcome], worker_id: str
+) -> set[uuid.UUID]:
+    """Persist outcomes in one fenced statement; returns the ids that were
+    still this worker's. The others were rescued meanwhile and are untouched."""
+    if not outcomes:
+        return set()
+    records = await conn.fetch(
+        query("complete_tasks"),
+        [o.task_id for o in outcomes],
+        [o.attempt for o in outcomes],
+        [o.kind.value for o in outcomes],
+        [o.error for o in outcomes],
+        [o.result for o in outcomes],
+        [o.retry_delay for o in outcomes],
+        worker_id,
+    )
+    return {r["id"] for r in records}
+
+
+async def extend_leases(
+    conn: Executor, task_ids: Sequence[uuid.UUID], worker_id: str, lease_seconds: float
+) -> set[uuid.UUID]:
+    if not task_ids:
+        return set()
+    records = await conn.fetch(query("extend_leases"), list(task_ids), worker_id, lease_seconds)
+    return {r["id"] for r in records}
+
+
+async def rescue_expired(
+    conn: Executor, rescuer_id: str, *, limit: int = 1000, now: datetime | None = None
+) -> list[tuple[uuid.UUID, Status]]:
+    records = await conn.fetch(query("rescue_expired"), now, limit, rescuer_id)
+    return [(r["id"], Status(r["status"])) for r in records]
+
+
+async def get_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
+    record = await conn.fetchrow(query("get_task"), task_id)
+    return None if record is None else _task(record)
+
+
+async def list_tasks(
+    conn: Executor,
+    *,
+    status: Status | None = None,
+    queue: str | None = None,
+    task_type: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before_id: uuid.UUID | None = None,
+    limit: int = 100,
+) -> list[Task]:
+    records = await conn.fetch(
+        query("list_tasks"),
+        None if status is None else status.value,
+        queue,
+        task_type,
+        created_after,
+        created_before,
+        before_id,
+        limit,
+    )
+    return [_task(r) for r in records]
+
+
+async def task_history(conn: Executor, task_id: uuid.UUID) -> list[TaskEvent]:
+    records = await conn.fetch(query("task_history"), task_id)
+    return [
+        TaskEvent(**{**dict(r.items()), "status": Status(r["status"])}) for r in records
+    ]
+
+
+async def cancel_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
+    """The cancelled task, or None when it was not queued (or does not exist)."""
+    record = await conn.fetchrow(query("cancel_task"), task_id)
+    return None if record is None else _task(record)
+
+
+async def retry_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
+    """The requeued task, or None when it was not failed/cancelled (or does not exist)."""
+    record = await conn.fetchrow(query("retry_task"), task_id)
+    return None if record is None else _task(record)
+
+
+async def stats(conn: Executor) -> Stats:
+    records = await conn.fetch(query("queue_stats"))
+    per_queue = [
+        QueueStats(
+            queue=r["queue"],
+            total_tasks=r["total_tasks"],
+            queued_tasks=r["queued_tasks"],
+            due_tasks=r["due_tasks"],
+            running_tasks=r["running_tasks"],
+            succeeded_tasks=r["succeeded_tasks"],
+            failed_tasks=r["failed_tasks"],
+            cancelled_tasks=r["cancelled_tasks"],
+            avg_retry_count=float(r["retries"]) / r["total_tasks"],
+            tasks_with_retries=r["tasks_with_retries"],
+        )
+        for r in records
+    ]
+    total = sum(q.total_tasks for q in per_queue)
+    retries = sum(float(r["retries"]) for r in records)
+
+    def total_of(attr: str) -> int:
+        return sum(int(getattr(q, attr)) for q in per_queue)
+
+    return Stats(
+        total_tasks=total,
+        queued_tasks=total_of("queued_tasks"),
+        due_tasks=total_of("due_tasks"),
+        running_tasks=total_of("running_tasks"),
+        succeeded_tasks=total_of("succeeded_tasks"),
+        failed_tasks=total_of("failed_tasks"),
+        cancelled_tasks=total_of("cancelled_tasks"),
+        avg_retry_count=retries / total if total else 0.0,
+        tasks_with_retries=total_of("tasks_with_retries"),
+        queues=per_queue,
+    )
+
+
+async def ping(conn: Executor) -> None:
+    await conn.execute(query("ping"))
+
+
+async def applied_migrations(conn: Executor) -> list[str]:
+    """Migration ids yoyo has recorded; empty when yoyo never ran here."""
+    try:
+        records = await conn.fetch(query("applied_migrations"))
+    except asyncpg.UndefinedTableError:
+        return []
+    return [r["migration_id"] for r in records]
+
+
+async def listen(conn: asyncpg.Connection, callback: Callable[[str], None]) -> None:
+    """LISTEN for enqueue wakeups; ``callback`` gets the payload (queue names)."""
+
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        callback(str(payload))
+
+    await conn.add_listener(NOTIFY_CHANNEL, on_notify)

@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+import pytest
+
+from taskqueue.client import TaskQueue
+from taskqueue.errors import InvalidTask, TaskNotFound, TaskStateConflict, UnknownTaskType
+from taskqueue.models import NewTask, Status
+from taskqueue.registry import Registry, TaskContext, load_registry
+from tests.helpers import event_types
+
+
+class EmailPayload(msgspec.Struct, forbid_unknown_fields=True):
+    to: str
+    subject: str = "hello"
+
+
+def email_registry() -> Registry:
+    registry = Registry()
+
+    @registry.task("send_email", payload=EmailPayload, max_retries=7, queue="mail", priority=3)
+    async def send_email(payload: EmailPayload, ctx: TaskContext) -> None:
+        pass
+
+    combined = load_registry([])
+    combined.include(registry)
+    return combined
+
+
+async def test_enqueue_commits_the_row_and_its_queued_event(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    task = await tq.enqueue("noop", {"n": 1}, name="first")
+    assert task.status is Status.QUEUED
+    assert (task.queue, task.priority, task.max_retries, task.attempts) == ("default", 0, 3, 0)
+    stored = await tq.get(task.id)
+    assert stored.payload == {"n": 1}
+    assert stored.name == "first"
+    assert stored.run_at == task.run_at
+    assert await event_types(pool, task.id) == ["task_queued"]
+
+
+async def test_handler_defaults_apply_and_explicit_values_win(pool: asyncpg.Pool) -> None:
+    tq = TaskQueue(pool, email_registry())
+    by_default = await tq.enqueue("send_email", {"to": "a@example.com"})
+    assert (by_default.queue, by_default.priority, by_default.max_retries) == ("mail", 3, 7)
+    assert by_default.payload == {"to": "a@example.com", "subject": "hello"}
+    explicit = await tq.enqueue(
+        "send_email", {"to": "b@example.com"}, queue="urgent", priority=9, max_retries=0
+    )
+    assert (explicit.queue, explicit.priority, explicit.max_retries) == ("urgent", 9, 0)
+
+
+async def test_payload_that_does_not_fit_its_type_names_the_field(pool: asyncpg.Pool) -> None:
+    tq = TaskQueue(pool, email_registry())
+    with pytest.raises(InvalidTask) as missing:
+        await tq.enqueue("send_email", {"subject": "no recipient"})
+    assert missing.value.field == "payload.to"
+    with pytest.raises(InvalidTask) as wrong_type:
+        await tq.enqueue("send_email", {"to": 42})
+    assert wrong_type.value.field == "payload.to"
+    assert "Expected `str`" in wrong_type.value.message
+    with pytest.raises(InvalidTask) as unknown_field:
+        await tq.enqueue("send_email", {"to": "x@example.com", "cc": "y"})
+    assert "cc" in str(unknown_field.value)
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+
+
+async def test_unknown_type_lists_the_known_ones(tq: TaskQueue) -> None:
+    with pytest.raises(UnknownTaskType) as info:
+        await tq.enqueue("send_fax", {})
+    assert info.value.field == "type"
+    assert "fail, noop, sleep, webhook" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"priority": 5000}, "priority"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"name": "x" * 201}, "name"),
+        ({"queue": "a,b"}, "queue"),
+        ({"delay": -1}, "delay"),
+        ({"run_at": datetime(2030, 1, 1)}, "run_at"),
+        ({"idempotency_key": ""}, "idempotency_key"),
+    ],
+)
+async def test_out_of_bounds_fields_are_rejected_by_name(
+    tq: TaskQueue, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidTask) as info:
+        await tq.enqueue("noop", {}, **kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+async def test_enqueue_many_is_one_statement(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    statements: list[str] = []
+    async with pool.acquire() as conn:
+        conn.add_query_logger(lambda record: statements.append(record.query))
+        tasks = await tq.enqueue_many(
+            [NewTask(type="noop", payload={"i": i}, priority=i % 3) for i in range(500)],
+            connection=conn,
+        )
+    # asyncpg's own type introspection aside, one statement touched our tables.
+    ours = [q for q in statements if "taskqueue." in q]
+    assert len(ours) == 1
+    assert "INSERT INTO taskqueue.tasks" in ours[0]
+    assert len({t.id for t in tasks}) == 500
+    assert [t.payload["i"] for t in tasks] == list(range(500))
+    counts = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM taskqueue.tasks) AS tasks,"
+        " (SELECT count(*) FROM taskqueue.task_events WHERE event_type = 'task_queued') AS events"
+    )
+    assert (counts["tasks"], counts["events"]) == (500, 500)
+
+
+async def test_enqueue_many_names_the_bad_task(tq: TaskQueue) -> None:
+    with pytest.raises(InvalidTask) as info:
+        await tq.enqueue_many([NewTask(type="noop"), NewTask(type="noop", priority=10**6)])
+    assert info.value.field == "tasks[1].priority"
+
+
+async def test_idempotency_key_returns_the_existing_task(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    first = await tq.submit([NewTask(type="noop", idempotency_key="order-42")])
+    again = await tq.submit([NewTask(type="noop", payload={"other": 1}, idempotency_key="order-42")])
+    assert first[0].created and not again[0].created
+    assert again[0].task.id == first[0].task.id
+    assert again[0].task.payload == {}
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 1
+    assert await event_types(pool, first[0].task.id) == ["task_queued"]
+
+
+async def test_concurrent_identical_keys_make_one_task(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    results = await asyncio.gather(
+        *(tq.submit([NewTask(type="noop", idempotency_key="same")]) for _ in range(30))
+    )
+    ids = {r[0].task.id for r in results}
+    assert len(ids) == 1
+    assert sum(r[0].created for r in results) == 1
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 1
+
+
+async def test_enqueue_joins_the_callers_transaction(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                rolled_back = await tq.enqueue("noop", {}, connection=conn)
+                raise RuntimeError("the caller's work failed")
+        async with conn.transaction():
+            committed = await tq.enqueue("noop", {}, connection=conn)
+    with pytest.raises(TaskNotFound):
+        await tq.get(rolled_back.id)
+    assert await event_types(pool, rolled_back.id) == []
+    assert (await tq.get(committed.id)).status is Status.QUEUED
+    assert await event_types(pool, committed.id) == ["task_queued"]
+
+
+async def test_run_at_and_delay_use_the_database_clock(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    at = datetime.now(UTC) + timedelta(hours=2)
+    scheduled = await tq.enqueue("noop", run_at=at)
+    assert scheduled.run_at == at
+    delayed = await tq.enqueue("noop", delay=3600)
+    db_now = await pool.fetchval("SELECT now()")
+    assert timedelta(minutes=59) < delayed.run_at - db_now <= timedelta(hours=1)
+
+
+async def test_cancel_only_queued_tasks(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    task = await tq.enqueue("noop")
+    cancelled = await tq.cancel(task.id)
+    assert cancelled.status is Status.CANCELLED
+    assert cancelled.completed_at is not None
+    assert await event_types(pool, task.id) == ["task_queued", "task_cancelled"]
+    with pytest.raises(TaskStateConflict, match="it is cancelled"):
+        await tq.cancel(task.id)
+    with pytest.raises(TaskNotFound):
+        await tq.cancel(uuid.uuid4())
+
+
+async def test_retry_requeues_failed_and_cancelled_tasks(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    task = await tq.enqueue("noop")
+    with pytest.raises(TaskStateConflict, match="only failed or cancelled"):
+        await tq.retry(task.id)
+    await tq.cancel(task.id)
+    requeued = await tq.retry(task.id)
+    assert requeued.status is Status.QUEUED
+    assert requeued.completed_at is None
+    assert await event_types(pool, task.id) == ["task_queued", "task_cancelled", "task_requeued"]
+
+
+async def test_list_filters_and_pages_without_gaps_or_repeats(tq: TaskQueue) -> None:
+    noops = await tq.enqueue_many([NewTask(type="noop") for _ in range(25)])
+    await tq.enqueue_many([NewTask(type="sleep", queue="slow") for _ in range(5)])
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await tq.list(type="noop", limit=7, cursor=cursor)
+        if not page:
+            break
+        seen.extend(t.id for t in page)
+        cursor = page[-1].id
+        # New tasks arriving mid-way sort before the cursor: no effect on later pages.
+        await tq.enqueue("noop")
+    assert set(seen) >= {t.id for t in noops}
+    assert len(seen) == len(set(seen))
+    assert {t.queue for t in await tq.list(queue="slow")} == {"slow"}
+    assert len(await tq.list(status="queued", type="sleep")) == 5
+    with pytest.raises(InvalidTask):
+        await tq.list(limit=0)
+
+
+async def test_history_of_an_unknown_task_is_not_found(tq: TaskQueue) -> None:
+    with pytest.raises(TaskNotFound):
+        await tq.history(uuid.uuid4())
+
+
+async def test_stats_count_per_queue(tq: TaskQueue) -> None:
+    await tq.enqueue_many([NewTask(type="noop") for _ in range(3)])
+    doomed = await tq.enqueue("noop", queue="other")
+    await tq.cancel(doomed.id)
+    stats = await tq.stats()
+    assert (stats.total_tasks, stats.queued_tasks, stats.cancelled_tasks) == (4, 3, 1)
+    assert [(q.queue, q.total_tasks) for q in stats.queues] == [("default", 3), ("other", 1)]
