@@ -77,7 +77,7 @@ class TaskQueue:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         name: str = "",
-        connection: asyncpg.Connection | None = None,
+        connection: store.Connection | None = None,
     ) -> Task:
         """Add one task. With ``connection`` the insert joins that connection's
         current transaction: it commits or rolls back with the caller's work.
@@ -98,13 +98,13 @@ class TaskQueue:
         return result.task
 
     async def enqueue_many(
-        self, tasks: Sequence[NewTask], *, connection: asyncpg.Connection | None = None
+        self, tasks: Sequence[NewTask], *, connection: store.Connection | None = None
     ) -> builtins.list[Task]:
         """Add many tasks in one statement (and one commit)."""
         return [r.task for r in await self.submit(tasks, connection=connection)]
 
     async def submit(
-        self, tasks: Sequence[NewTask], *, connection: asyncpg.Connection | None = None
+        self, tasks: Sequence[NewTask], *, connection: store.Connection | None = None
     ) -> builtins.list[Enqueued]:
         """Like ``enqueue_many``, but also says which tasks this call created
         (``created=False``: the idempotency key already belonged to that task)."""
@@ -131,7 +131,9 @@ class TaskQueue:
 
         queue = new.queue or (spec.queue if spec else None) or DEFAULT_QUEUE
         priority = _pick(new.priority, spec.priority if spec else None, 0)
-        max_retries = _pick(new.max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES)
+        max_retries = _pick(
+            new.max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES
+        )
         timeout = _pick(
             new.timeout_seconds, spec.timeout_seconds if spec else None, DEFAULT_TIMEOUT_SECONDS
         )

@@ -50,7 +50,7 @@ async def create_pool(
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn, **kwargs)
+    conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
     await init_connection(conn)
     return conn
 

@@ -7,6 +7,7 @@ until a NOTIFY (enqueue wakeup) or a jittered poll interval, whichever is first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -108,7 +109,5 @@ class Dispatcher:
         """Sleep, but wake early for a NOTIFY or stop()."""
         if self._wakeup.is_set():
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
-        except TimeoutError:
-            pass

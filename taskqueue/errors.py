@@ -38,7 +38,9 @@ class TaskStateConflict(TaskQueueError):
     """The requested change is not allowed from the task's current status."""
 
     def __init__(self, task_id: uuid.UUID, status: str, action: str, allowed: str) -> None:
-        super().__init__(f"cannot {action} task {task_id}: it is {status}; only {allowed} tasks can")
+        super().__init__(
+            f"cannot {action} task {task_id}: it is {status}; only {allowed} tasks can"
+        )
         self.task_id = task_id
         self.status = status
         self.action = action

@@ -94,9 +94,7 @@ async def execute(
         if attempt.interrupted is not None:
             return Outcome(task_id=task.id, attempt=task.attempt, kind=OutcomeKind.RELEASED)
         if deadline.expired():
-            return failed(
-                OutcomeKind.TIMEOUT, f"timed out after {task.timeout_seconds:g} seconds"
-            )
+            return failed(OutcomeKind.TIMEOUT, f"timed out after {task.timeout_seconds:g} seconds")
         return failed(OutcomeKind.ERROR, describe_error(exc))
     except Exception as exc:
         context.logger.warning("task failed: %s", type(exc).__name__)

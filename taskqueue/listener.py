@@ -44,7 +44,7 @@ class Listener:
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 continue
             try:
-                conn.add_termination_listener(lambda _conn: lost.set())
+                conn.add_termination_listener(_setter(lost))
                 await store.listen(conn, self._on_notify)
                 retry.reset()
                 self.connected.set()
@@ -65,6 +65,10 @@ class Listener:
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(conn.close(), 2)
+
+
+def _setter(event: asyncio.Event) -> Callable[[object], None]:
+    return lambda _conn: event.set()
 
 
 async def _first_of(*events: asyncio.Event) -> None:

@@ -17,7 +17,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
         return not state.startswith(_PERMANENT_CLASSES)
-    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncio.TimeoutError)
+    # InternalClientError: asyncpg's protocol state after a connection died
+    # mid-statement; the pool replaces that connection.
+    return isinstance(
+        exc,
+        OSError | asyncpg.InterfaceError | asyncpg.InternalClientError | asyncio.TimeoutError,
+    )
 
 
 class ReconnectDelay:

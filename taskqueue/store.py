@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from taskqueue.models import (
     TASK_FIELDS,
@@ -29,7 +30,8 @@ NOTIFY_CHANNEL = "taskqueue"
 
 # A pool and a connection both run statements; a connection also joins the
 # caller's transaction.
-Executor = asyncpg.Connection | asyncpg.Pool
+Connection = asyncpg.Connection | PoolConnectionProxy
+Executor = Connection | asyncpg.Pool
 
 
 @cache
@@ -213,9 +215,7 @@ async def list_tasks(
 
 async def task_history(conn: Executor, task_id: uuid.UUID) -> list[TaskEvent]:
     records = await conn.fetch(query("task_history"), task_id)
-    return [
-        TaskEvent(**{**dict(r.items()), "status": Status(r["status"])}) for r in records
-    ]
+    return [TaskEvent(**{**dict(r.items()), "status": Status(r["status"])}) for r in records]
 
 
 async def cancel_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
@@ -280,7 +280,7 @@ async def applied_migrations(conn: Executor) -> list[str]:
     return [r["migration_id"] for r in records]
 
 
-async def listen(conn: asyncpg.Connection, callback: Callable[[str], None]) -> None:
+async def listen(conn: Connection, callback: Callable[[str], None]) -> None:
     """LISTEN for enqueue wakeups; ``callback`` gets the payload (queue names)."""
 
     def on_notify(_conn: Any, _pid: int, _channel: str, payload: object) -> None:

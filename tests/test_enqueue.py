@@ -117,6 +117,7 @@ async def test_enqueue_many_is_one_statement(tq: TaskQueue, pool: asyncpg.Pool) 
         "SELECT (SELECT count(*) FROM taskqueue.tasks) AS tasks,"
         " (SELECT count(*) FROM taskqueue.task_events WHERE event_type = 'task_queued') AS events"
     )
+    assert counts is not None
     assert (counts["tasks"], counts["events"]) == (500, 500)
 
 
@@ -126,11 +127,11 @@ async def test_enqueue_many_names_the_bad_task(tq: TaskQueue) -> None:
     assert info.value.field == "tasks[1].priority"
 
 
-async def test_idempotency_key_returns_the_existing_task(
-    tq: TaskQueue, pool: asyncpg.Pool
-) -> None:
+async def test_idempotency_key_returns_the_existing_task(tq: TaskQueue, pool: asyncpg.Pool) -> None:
     first = await tq.submit([NewTask(type="noop", idempotency_key="order-42")])
-    again = await tq.submit([NewTask(type="noop", payload={"other": 1}, idempotency_key="order-42")])
+    again = await tq.submit(
+        [NewTask(type="noop", payload={"other": 1}, idempotency_key="order-42")]
+    )
     assert first[0].created and not again[0].created
     assert again[0].task.id == first[0].task.id
     assert again[0].task.payload == {}

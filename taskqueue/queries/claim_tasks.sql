@@ -25,14 +25,15 @@ WITH candidates AS MATERIALIZED (
     LIMIT $2
 ),
 claimed AS (
-    UPDATE taskqueue.tasks t
+    UPDATE taskqueue.tasks AS t
     SET status = 'running',
         attempts = t.attempts + 1,
         locked_by = $3,
         locked_until = now() + make_interval(secs => $4),
         started_at = now()
-    FROM candidates c
-    WHERE t.id = c.id
+    -- = ANY(ARRAY(...)) keeps the update on the primary key index; a join
+    -- here may be planned as a hash join over a sequential scan of the table.
+    WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
     RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
               t.max_retries, t.timeout_seconds, t.run_at
 ),

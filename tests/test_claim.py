@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from taskqueue import store
+from taskqueue.client import TaskQueue
+from taskqueue.models import NewTask
+
+
+async def test_four_concurrent_claimers_claim_each_task_exactly_once(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    for _ in range(4):
+        await tq.enqueue_many([NewTask(type="noop", payload={"i": i}) for i in range(500)])
+
+    async def claimer(worker_id: str) -> list[uuid.UUID]:
+        claimed: list[uuid.UUID] = []
+        while batch := await store.claim_tasks(pool, ["default"], 37, worker_id, 30):
+            claimed.extend(t.id for t in batch)
+        return claimed
+
+    results = await asyncio.gather(*(claimer(f"claimer-{n}") for n in range(4)))
+    every = [task_id for result in results for task_id in result]
+    assert len(every) == 2000
+    assert len(set(every)) == 2000
+    assert all(results), "every claimer got a share"
+    started = await pool.fetchval(
+        "SELECT count(DISTINCT task_id) FILTER (WHERE event_type = 'task_started')"
+        " = count(*) FILTER (WHERE event_type = 'task_started') FROM taskqueue.task_events"
+    )
+    assert started is True
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.tasks WHERE status = 'running' AND attempts = 1"
+        )
+        == 2000
+    )
+
+
+async def test_claim_order_is_priority_then_run_at_then_id(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    low_old = await tq.enqueue("noop", priority=0, run_at=now - timedelta(minutes=10))
+    high_new = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=1))
+    high_old = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=5))
+    low_new_a = await tq.enqueue("noop", priority=0, run_at=now - timedelta(minutes=2))
+    claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30)
+    assert [t.id for t in claimed] == [high_old.id, high_new.id, low_old.id, low_new_a.id]
+    one_at_a_time = [high_old.id, high_new.id, low_old.id, low_new_a.id]
+    await pool.execute(
+        "UPDATE taskqueue.tasks SET status = 'queued', locked_by = NULL, locked_until = NULL"
+    )
+    for expected in one_at_a_time:
+        (task,) = await store.claim_tasks(pool, ["default"], 1, "w", 30)
+        assert task.id == expected
+
+
+async def test_delayed_tasks_are_not_claimed_before_run_at(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    later = await tq.enqueue("noop", delay=3600)
+    due = await tq.enqueue("noop", run_at=datetime.now(UTC) - timedelta(seconds=1))
+    claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30)
+    assert [t.id for t in claimed] == [due.id]
+    # Once its time has come (moved back here rather than waiting an hour) it is claimed.
+    await pool.execute(
+        "UPDATE taskqueue.tasks SET run_at = now() - interval '1 second' WHERE id = $1", later.id
+    )
+    assert [t.id for t in await store.claim_tasks(pool, ["default"], 10, "w", 30)] == [later.id]
+
+
+async def test_claim_takes_only_the_named_queues_and_orders_across_them(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    critical = await tq.enqueue("noop", queue="critical", priority=10)
+    default = await tq.enqueue("noop", queue="default", priority=1)
+    await tq.enqueue("noop", queue="reports", priority=100)
+    claimed = await store.claim_tasks(pool, ["critical", "default"], 10, "w", 30)
+    assert [t.id for t in claimed] == [critical.id, default.id]
+
+
+async def test_claim_batch_is_limited_and_sets_a_database_lease(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue_many([NewTask(type="noop") for _ in range(10)])
+    claimed = await store.claim_tasks(pool, ["default"], 4, "w-1", 12.5)
+    assert len(claimed) == 4
+    leases = await pool.fetch(
+        "SELECT locked_by, locked_until - started_at AS lease FROM taskqueue.tasks"
+        " WHERE status = 'running'"
+    )
+    assert len(leases) == 4
+    assert {(r["locked_by"], r["lease"]) for r in leases} == {("w-1", timedelta(seconds=12.5))}
+
+
+async def test_claim_uses_its_index_even_with_a_deep_backlog(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    for _ in range(10):
+        await tq.enqueue_many([NewTask(type="noop") for _ in range(1000)])
+    await tq.enqueue_many([NewTask(type="noop", queue="other") for _ in range(1000)])
+    await pool.execute("ANALYZE taskqueue.tasks")
+    # Plain EXPLAIN plans the statement without running it.
+    plan_json = await pool.fetchval(
+        "EXPLAIN (FORMAT JSON) " + store.query("claim_tasks"), ["default"], 100, "w", 30.0
+    )
+    plan = json.dumps(plan_json if isinstance(plan_json, list) else json.loads(plan_json))
+    assert "tasks_claim_idx" in plan
+    assert '"Node Type": "Seq Scan"' not in plan
