@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 DB_ENV = if [ -z "$$DATABASE_URL" ]; then export DATABASE_URL="$$($(BIN)/taskqueue embedded start)"; fi
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint fmt migrate run-worker
+.PHONY: help install test lint fmt migrate run-worker run run-api psql bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -39,3 +39,12 @@ migrate: $(STAMP) ## apply migrations to DATABASE_URL (or the embedded server)
 
 run-worker: $(STAMP) ## run a worker (QUEUES, CONCURRENCY, HANDLERS env vars apply)
 	@$(DB_ENV); $(BIN)/taskqueue migrate && exec $(BIN)/taskqueue worker
+
+run: $(STAMP) ## everything on 127.0.0.1:8000: embedded PostgreSQL (unless DATABASE_URL), API, one worker
+	@exec $(BIN)/taskqueue run
+
+run-api: $(STAMP) ## serve only the REST API (HOST/PORT via TASKQUEUE_HOST/TASKQUEUE_PORT)
+	@$(DB_ENV); $(BIN)/taskqueue migrate && exec $(BIN)/taskqueue api
+
+psql: $(STAMP) ## psql on the database `make run` uses
+	@exec $(BIN)/taskqueue psql

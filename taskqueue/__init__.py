@@ -1,5 +1,7 @@
 """taskqueue: a task queue for Python whose only infrastructure is PostgreSQL."""
 
+__version__ = "0.1.0"
+
 from taskqueue.backoff import Backoff, Jitter
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings

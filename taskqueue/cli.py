@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import os
-import signal
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +17,7 @@ import msgspec
 
 from taskqueue import db
 from taskqueue.config import ConfigError, Settings
+from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import TaskQueueError
 from taskqueue.registry import load_registry
 
@@ -46,19 +47,106 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.serve import on_signal, run_loop
     from taskqueue.worker import Worker
 
     registry = load_registry(settings.handlers)
     worker = Worker(settings, registry)
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.request_stop)
+        on_signal(worker.request_stop)
         await worker.run()
 
-    asyncio.run(main())
+    run_loop(main)
     return 0
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.api.app import create_app
+    from taskqueue.api.auth import Authenticator, check_binding
+    from taskqueue.serve import api_server, on_signal, run_loop
+
+    check_binding(settings, Authenticator.from_settings(settings))
+    server = api_server(create_app(settings), settings.host, settings.port)
+
+    async def main() -> None:
+        on_signal(lambda: setattr(server, "should_exit", True))
+        await server.serve()
+
+    run_loop(main)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything a newcomer needs in one process: database, API, worker."""
+    from taskqueue.api.app import create_app
+    from taskqueue.api.auth import Authenticator, check_binding
+    from taskqueue.serve import api_server, on_signal, run_loop
+    from taskqueue.worker import Worker
+
+    server_db = None
+    if not settings.database_url:
+        server_db = embedded_server()
+        print(f"starting PostgreSQL (data in {server_db.data_dir}) …", flush=True)
+        settings = msgspec.structs.replace(settings, database_url=server_db.start())
+    try:
+        dsn = settings.require_database_url()
+        db.migrate(dsn)
+        check_binding(settings, Authenticator.from_settings(settings))
+        registry = load_registry(settings.handlers)
+        server = api_server(create_app(settings, registry), settings.host, settings.port)
+        worker = Worker(settings, registry)
+
+        def stop() -> None:
+            server.should_exit = True
+            worker.request_stop()
+
+        async def main() -> None:
+            on_signal(stop)
+            api = asyncio.create_task(server.serve())
+            work = asyncio.create_task(worker.run())
+            await _announce(server, settings, dsn)
+            await asyncio.wait([api, work], return_when=asyncio.FIRST_COMPLETED)
+            stop()  # one part ended (or failed): stop the other too
+            await asyncio.gather(api, work)
+
+        run_loop(main)
+    finally:
+        if server_db is not None:
+            server_db.stop()
+            print("stopped PostgreSQL", flush=True)
+    return 0
+
+
+async def _announce(server: Any, settings: Settings, dsn: str) -> None:
+    while not server.started and not server.should_exit:  # noqa: ASYNC110 - uvicorn offers a flag only
+        await asyncio.sleep(0.05)
+    if not server.started:
+        return
+    base = f"http://{settings.host}:{settings.port}"
+    auth = ' -H "Authorization: Bearer $TOKEN"' if settings.api_tokens else ""
+    print(
+        f"""
+taskqueue is running  (Ctrl-C stops everything)
+  API       {base}/api/tasks      docs {base}/schema
+  health    {base}/health   {base}/ready
+  database  {dsn}   (make psql)
+  worker    queues={",".join(settings.queues)} concurrency={settings.concurrency}
+
+try:
+  curl -s -X POST {base}/api/tasks -H 'Content-Type: application/json'{auth} \\
+       -d '{{"type": "noop", "name": "hello", "payload": {{"hello": "world"}}}}'
+  curl -s {base}/api/tasks/<id>/history{auth}
+""",
+        flush=True,
+    )
+
+
+def cmd_psql(args: argparse.Namespace, settings: Settings) -> int:
+    """psql on the database `make run` uses."""
+    dsn = settings.database_url or embedded_server().start()
+    psql = shutil.which("psql") or str(find_bin_dir() / "psql")
+    os.execvp(psql, [psql, dsn, *args.psql_args])  # noqa: S606 - becomes psql, by design
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,6 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--handlers", help="modules whose task types may be enqueued")
     enqueue.set_defaults(func=cmd_enqueue)
 
+    api = sub.add_parser("api", help="serve the REST API (TASKQUEUE_HOST/TASKQUEUE_PORT)")
+    api.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default 8000)")
+    api.set_defaults(func=cmd_api)
+
+    run = sub.add_parser(
+        "run", help="embedded PostgreSQL (unless DATABASE_URL) + migrations + API + one worker"
+    )
+    run.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port (default 8000)")
+    run.add_argument("--handlers", help="modules exposing `registry`")
+    run.set_defaults(func=cmd_run)
+
+    psql = sub.add_parser("psql", help="psql on the database `make run` uses")
+    psql.add_argument("psql_args", nargs=argparse.REMAINDER)
+    psql.set_defaults(func=cmd_psql)
+
     stats = sub.add_parser("stats", help="print task counts per queue")
     stats.set_defaults(func=cmd_stats)
 
@@ -184,6 +289,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "handlers": "handlers",
         "shutdown_timeout": "shutdown_timeout",
         "lease_seconds": "lease_seconds",
+        "host": "host",
+        "port": "port",
     }
     found: dict[str, Any] = {}
     for attr, field in names.items():

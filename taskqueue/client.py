@@ -108,7 +108,17 @@ class TaskQueue:
     ) -> builtins.list[Enqueued]:
         """Like ``enqueue_many``, but also says which tasks this call created
         (``created=False``: the idempotency key already belonged to that task)."""
-        rows = [self._resolve(task, index, len(tasks)) for index, task in enumerate(tasks)]
+        return await self.insert(self.prepare(tasks), connection=connection)
+
+    def prepare(self, tasks: Sequence[NewTask]) -> builtins.list[store.TaskRow]:
+        """Validate new tasks and fill in every default, without touching the
+        database; raises InvalidTask naming the field (``tasks[i].field`` in a batch)."""
+        return [self._resolve(task, index, len(tasks)) for index, task in enumerate(tasks)]
+
+    async def insert(
+        self, rows: Sequence[store.TaskRow], *, connection: store.Connection | None = None
+    ) -> builtins.list[Enqueued]:
+        """Insert prepared tasks in one statement."""
         return await store.enqueue_tasks(connection or self.pool, rows)
 
     def _resolve(self, new: NewTask, index: int, count: int) -> store.TaskRow:

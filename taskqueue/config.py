@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     jwt_secret: str = ""
     max_body_bytes: PositiveInt = 256 * 1024
     max_batch_size: PositiveInt = 1000
+    api_pool_size: PositiveInt = 10
 
     @property
     def backoff(self) -> Backoff:

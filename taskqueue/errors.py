@@ -44,3 +44,19 @@ class TaskStateConflict(TaskQueueError):
         self.task_id = task_id
         self.status = status
         self.action = action
+
+
+def locate_validation_error(text: str, root: str = "") -> tuple[str, str]:
+    """Split a msgspec validation message into (field path, message).
+
+    "Expected `str`, got `int` - at `$.to`" -> ("to", "Expected `str`, got `int`");
+    a missing or unknown field is named by the message itself."""
+    message, sep, path = text.rpartition(" - at `")
+    if not sep:
+        message, path = text, "$"
+    path = path.rstrip("`")[1:].lstrip(".")
+    if message.startswith(("Object missing required field `", "Object contains unknown field `")):
+        name = message.split("`")[1]
+        path = f"{path}.{name}" if path else name
+    field = ".".join(part for part in (root, path) if part).replace(".[", "[")
+    return field or "body", message

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from taskqueue.backoff import Backoff
-from taskqueue.errors import InvalidTask, UnknownTaskType
+from taskqueue.errors import InvalidTask, UnknownTaskType, locate_validation_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +64,9 @@ class TaskSpec:
         try:
             typed = msgspec.convert(payload, type=self.payload_type, strict=True)
         except msgspec.ValidationError as exc:
-            field, message = _split_validation_error(str(exc))
+            field, message = locate_validation_error(str(exc), root="payload")
             raise InvalidTask(field, message) from None
         return msgspec.to_builtins(typed)
-
-
-def _split_validation_error(text: str) -> tuple[str, str]:
-    # msgspec: "Expected `str`, got `int` - at `$.to`" / "Object missing required field `to`"
-    message, sep, path = text.rpartition(" - at `")
-    if not sep:
-        message, path = text, "$"
-    else:
-        path = path.rstrip("`")
-    field = "payload" + path[1:]
-    if message.startswith("Object missing required field `"):
-        missing = message.split("`")[1]
-        field = f"{field}.{missing}"
-    return field, message
 
 
 class Registry:

@@ -1,0 +1,126 @@
+"""Bearer-token auth with ``read`` and ``write`` scopes.
+
+Tokens come from TASKQUEUE_API_TOKENS (``token:read+write,other:read``) or a
+file of such entries, one per line; a token with no scopes gets both. As an
+alternative, HS256 JWTs signed with TASKQUEUE_JWT_SECRET, carrying ``exp`` and
+``scope`` (space-separated) or ``scopes`` (a list). With neither configured
+auth is off, and the API only binds to 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jwt
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
+
+from taskqueue.config import ConfigError, Settings
+
+READ = "read"
+WRITE = "write"
+ALL_SCOPES = frozenset({READ, WRITE})
+
+
+class Authenticator:
+    def __init__(self, tokens: dict[bytes, frozenset[str]], jwt_secret: str = "") -> None:
+        # Keyed by SHA-256 of the token: what is compared (in constant time)
+        # has a fixed length, and no token is kept in memory in the clear.
+        self._tokens = tokens
+        self._jwt_secret = jwt_secret
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._tokens or self._jwt_secret)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Authenticator:
+        entries: list[str] = [e for e in settings.api_tokens.split(",") if e.strip()]
+        if settings.api_tokens_file:
+            try:
+                lines = Path(settings.api_tokens_file).read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(f"TASKQUEUE_API_TOKENS_FILE: {exc.strerror}") from None
+            entries.extend(line for line in lines if line.strip() and not line.startswith("#"))
+        return cls(dict(_parse_entry(e) for e in entries), settings.jwt_secret)
+
+    def scopes_of(self, presented: str) -> frozenset[str] | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        found: frozenset[str] | None = None
+        for known, scopes in self._tokens.items():
+            if hmac.compare_digest(known, digest):
+                found = scopes
+        if found is None and self._jwt_secret and presented.count(".") == 2:
+            found = self._jwt_scopes(presented)
+        return found
+
+    def _jwt_scopes(self, presented: str) -> frozenset[str] | None:
+        try:
+            claims = jwt.decode(
+                presented,
+                self._jwt_secret,
+                algorithms=["HS256"],
+                options={"require": ["exp"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        raw = claims.get("scopes", claims.get("scope", ""))
+        scopes = raw.split() if isinstance(raw, str) else raw
+        return frozenset(str(s) for s in scopes if isinstance(s, str)) & ALL_SCOPES
+
+    def check(self, connection: ASGIConnection[Any, Any, Any, Any], scope: str) -> None:
+        """Raise 401 without a valid token, 403 without ``scope``."""
+        if not self.enabled:
+            return
+        header = connection.headers.get("authorization", "")
+        kind, _, presented = header.partition(" ")
+        if kind.lower() != "bearer" or not presented.strip():
+            raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)")
+        scopes = self.scopes_of(presented.strip())
+        if scopes is None:
+            raise NotAuthorizedException("invalid or expired token")
+        if scope not in scopes:
+            raise PermissionDeniedException(f"this token lacks the '{scope}' scope")
+
+
+def guard_for(scope: str) -> Guard:
+    """A route guard that asks the app's Authenticator for ``scope``."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        authenticator: Authenticator = connection.app.state.authenticator
+        authenticator.check(connection, scope)
+
+    return guard
+
+
+def _parse_entry(entry: str) -> tuple[bytes, frozenset[str]]:
+    token, _, scope_text = entry.strip().partition(":")
+    if len(token) < 16:
+        raise ConfigError("TASKQUEUE_API_TOKENS: each token needs at least 16 characters")
+    scopes = frozenset(s for s in scope_text.split("+") if s) or ALL_SCOPES
+    unknown = scopes - ALL_SCOPES
+    if unknown:
+        raise ConfigError(f"TASKQUEUE_API_TOKENS: unknown scope(s) {', '.join(sorted(unknown))}")
+    return hashlib.sha256(token.encode()).digest(), scopes
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def check_binding(settings: Settings, authenticator: Authenticator) -> None:
+    """Without tokens, refuse to listen anywhere but loopback."""
+    if not authenticator.enabled and not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to bind {settings.host} without auth: set TASKQUEUE_API_TOKENS "
+            "(or TASKQUEUE_API_TOKENS_FILE / TASKQUEUE_JWT_SECRET), or bind 127.0.0.1"
+        )
+
+
+def scopes_text(scopes: Iterable[str]) -> str:
+    return "+".join(sorted(scopes))

@@ -1,0 +1,92 @@
+"""OpenAPI pieces Litestar cannot infer: request bodies that we decode
+ourselves (strictly, with msgspec, so errors name the exact field) and the
+bearer-token security scheme."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+
+from taskqueue import __version__
+
+BEARER = "BearerToken"
+SECURITY: list[dict[str, list[str]]] = [{BEARER: []}]
+
+
+def _schema(node: Any, defs: dict[str, Any]) -> Schema:
+    """msgspec's JSON Schema as Litestar's OpenAPI objects, references inlined
+    (Litestar rebuilds components from its own registry, dropping ours)."""
+    if "$ref" in node:
+        return _schema(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    fields: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$defs":
+            continue
+        name = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+        if key == "properties":
+            value = {prop: _schema(sub, defs) for prop, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            value = _schema(value, defs)
+        elif key in ("anyOf", "oneOf", "allOf"):
+            value = [_schema(sub, defs) for sub in value]
+        elif key == "type":
+            value = (
+                [OpenAPIType(v) for v in value] if isinstance(value, list) else OpenAPIType(value)
+            )
+        fields[name] = value
+    return Schema(**fields)
+
+
+def schema_of(struct: type[msgspec.Struct]) -> Schema:
+    document = msgspec.json.schema(struct)
+    return _schema(document, document.get("$defs", {}))
+
+
+def with_body(struct: type[msgspec.Struct], description: str) -> type[Operation]:
+    """An Operation class whose request body is ``struct`` (JSON)."""
+    schema = schema_of(struct)
+
+    @dataclass
+    class OperationWithBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                content={"application/json": OpenAPIMediaType(schema=schema)},
+                description=description,
+                required=True,
+            )
+
+    return OperationWithBody
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="taskqueue",
+        version=__version__,
+        description=(
+            "Enqueue and inspect tasks. Errors share one JSON shape (ErrorBody). "
+            "Bad values: 422 naming the field; malformed JSON: 400; unknown id: 404; "
+            "state conflicts: 409; body over the limit: 413; database down: 503."
+        ),
+        path="/schema",
+        components=Components(
+            security_schemes={
+                BEARER: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="API token from TASKQUEUE_API_TOKENS, or an HS256 JWT",
+                )
+            },
+        ),
+    )

@@ -1,0 +1,168 @@
+"""Request and response bodies of the REST API (msgspec Structs). Field names
+follow the contract in DESIGN.md so users of the seed API find the same shape."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from taskqueue.client import (
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PRIORITY,
+    MAX_QUEUE_LENGTH,
+    MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT_SECONDS,
+)
+from taskqueue.models import NewTask, QueueStats, Status, Task, TaskEvent
+
+
+class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A task to enqueue. Unset fields take the task type's defaults."""
+
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    name: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)] = ""
+    queue: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUEUE_LENGTH)] | None = None
+    priority: Annotated[int, msgspec.Meta(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] | None = None
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=MAX_RETRIES_LIMIT)] | None = None
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT_SECONDS)] | None = None
+    run_at: datetime | None = None  # in the past: runs now
+    delay_seconds: Annotated[float, msgspec.Meta(ge=0, le=10 * 365 * 86400)] | None = None
+    idempotency_key: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | None
+    ) = None
+
+    def to_new_task(self, idempotency_key: str | None = None) -> NewTask:
+        return NewTask(
+            type=self.type,
+            payload=self.payload,
+            queue=self.queue,
+            name=self.name,
+            priority=self.priority,
+            max_retries=self.max_retries,
+            timeout_seconds=self.timeout_seconds,
+            run_at=self.run_at,
+            delay_seconds=self.delay_seconds,
+            idempotency_key=idempotency_key or self.idempotency_key,
+        )
+
+
+class CreateTasks(msgspec.Struct, forbid_unknown_fields=True):
+    """Several tasks, inserted in one statement."""
+
+    tasks: list[CreateTask]
+
+
+class TaskOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    type: str
+    queue: str
+    status: Status
+    priority: int
+    payload: Any
+    retry_count: int
+    attempts: int
+    max_retries: int
+    timeout_seconds: float
+    run_at: datetime
+    idempotency_key: str | None
+    result: Any
+    last_error: str | None
+    locked_by: str | None
+    locked_until: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id,
+            name=task.name,
+            type=task.type,
+            queue=task.queue,
+            status=task.status,
+            priority=task.priority,
+            payload=task.payload,
+            retry_count=task.retry_count,
+            attempts=task.attempts,
+            max_retries=task.max_retries,
+            timeout_seconds=task.timeout_seconds,
+            run_at=task.run_at,
+            idempotency_key=task.idempotency_key,
+            result=task.result,
+            last_error=task.last_error,
+            locked_by=task.locked_by,
+            locked_until=task.locked_until,
+            created_at=task.created_at,
+            started_at=task.started_at,
+            completed_at=task.completed_at,
+        )
+
+
+class TaskPage(msgspec.Struct, kw_only=True):
+    tasks: list[TaskOut]
+    next_cursor: str | None  # pass as ?cursor= for the next page; null on the last one
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    id: int
+    event_type: str
+    status: Status
+    attempt: int
+    worker_id: str | None
+    error: str | None
+    detail: Any
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: TaskEvent) -> EventOut:
+        return cls(
+            id=event.id,
+            event_type=event.event_type,
+            status=event.status,
+            attempt=event.attempt,
+            worker_id=event.worker_id,
+            error=event.error,
+            detail=event.detail,
+            created_at=event.at,
+        )
+
+
+class StatsOut(msgspec.Struct, kw_only=True):
+    total_tasks: int
+    queued_tasks: int
+    due_tasks: int
+    running_tasks: int
+    succeeded_tasks: int
+    failed_tasks: int
+    cancelled_tasks: int
+    avg_retry_count: float
+    tasks_with_retries: int
+    queues: list[QueueStats]
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    status: str  # "ready" | "unavailable"
+    database: str  # "connected" | "unreachable"
+    migrations: str  # "current" | "pending" | "unknown"
+
+
+class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Every error, whatever the endpoint: a machine-readable ``error`` code, a
+    message for people, and the offending ``field`` when there is one."""
+
+    status: int
+    error: str
+    message: str
+    field: str | None = None
+    known_types: list[str] | None = None

@@ -1,0 +1,55 @@
+"""Running the API (and, for `taskqueue run`, a worker beside it) in one
+process, with our own signal handling so that shutdown is orderly and the
+exit code is 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Generator
+
+import uvicorn
+from litestar import Litestar
+
+logger = logging.getLogger("taskqueue.serve")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # Signals are handled by `on_signal` below, for every part at once.
+        yield
+
+
+def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="none",  # the running loop (uvloop when installed)
+        http="httptools",
+        lifespan="on",
+        access_log=access_log,
+        log_level="info",
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+    return _Server(config)
+
+
+def on_signal(callback: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, callback)
+
+
+def run_loop(main: Callable[[], object]) -> None:
+    """asyncio.run with uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(main())  # type: ignore[arg-type]
+        return
+    uvloop.run(main())  # type: ignore[arg-type]
