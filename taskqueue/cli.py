@@ -47,11 +47,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from taskqueue.serve import on_signal, run_loop
+    from taskqueue.serve import on_signal, run_loop, tune_gc_for_throughput
     from taskqueue.worker import Worker
 
     registry = load_registry(settings.handlers)
     worker = Worker(settings, registry)
+    tune_gc_for_throughput()
 
     async def main() -> None:
         on_signal(worker.request_stop)

@@ -1,5 +1,9 @@
 """Runs one claimed attempt and turns whatever happens into an ``Outcome``.
-No SQL here: the completer persists the outcome."""
+No SQL here: the completer persists the outcome.
+
+Timeouts use one loop timer per attempt that cancels the executor's task,
+rather than ``asyncio.timeout``: the same semantics with a fraction of the
+per-task overhead, which matters at tens of thousands of tasks a second."""
 
 from __future__ import annotations
 
@@ -20,24 +24,33 @@ MAX_ERROR_LENGTH = 4000
 
 
 class Attempt:
-    """A running attempt the worker can cut short: at shutdown (released) or
-    when its lease was lost (the rescuer owns the task now)."""
+    """A claimed attempt, and the means to cut it short while it runs: at its
+    timeout, at shutdown (released) or when its lease was lost."""
 
-    __slots__ = ("_deadline", "finished", "interrupted", "task")
+    __slots__ = ("_runner", "finished", "interrupted", "task", "timed_out")
 
     def __init__(self, task: ClaimedTask) -> None:
         self.task = task
         self.finished = False  # the handler is done; the outcome may await recording
+        self.timed_out = False
         self.interrupted: OutcomeKind | None = None
-        self._deadline: asyncio.Timeout | None = None
+        self._runner: asyncio.Task[Any] | None = None
 
     def interrupt(self, kind: OutcomeKind = OutcomeKind.RELEASED) -> None:
-        if self.interrupted is not None:
+        if self.interrupted is not None or self.finished:
             return
         self.interrupted = kind
-        if self._deadline is not None:
-            # Expire the handler's timeout now: it is cancelled at its next await.
-            self._deadline.reschedule(asyncio.get_running_loop().time())
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def cut_short(self) -> bool:
+        """Did a timeout or an interruption cancel the handler?"""
+        return self.timed_out or self.interrupted is not None
+
+    def _expire(self) -> None:
+        if not self.finished and self.interrupted is None and self._runner is not None:
+            self.timed_out = True
+            self._runner.cancel()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -47,13 +60,20 @@ def describe_error(exc: BaseException) -> str:
 
 
 async def execute(
-    attempt: Attempt, registry: Registry, worker_id: str, default_backoff: Backoff
+    attempt: Attempt,
+    registry: Registry,
+    worker_id: str,
+    default_backoff: Backoff,
+    loop: asyncio.AbstractEventLoop,
+    runner: asyncio.Task[Any],
 ) -> Outcome:
+    """Run ``attempt`` inside ``runner`` (the calling task, which a timeout or
+    an interruption cancels) and describe how it ended."""
     task = attempt.task
     spec = registry.get(task.type)
-    backoff = (spec.backoff if spec else None) or default_backoff
 
     def failed(kind: OutcomeKind, error: str) -> Outcome:
+        backoff = (spec.backoff if spec else None) or default_backoff
         return Outcome(
             task_id=task.id,
             attempt=task.attempt,
@@ -72,6 +92,8 @@ async def execute(
         payload = spec.decode_payload(task.payload)
     except msgspec.ValidationError as exc:
         return failed(OutcomeKind.ERROR, f"payload does not match {task.type!r}: {exc}")
+    if attempt.interrupted is not None:
+        return Outcome(task_id=task.id, attempt=task.attempt, kind=OutcomeKind.RELEASED)
 
     context = TaskContext(
         task_id=task.id,
@@ -80,27 +102,27 @@ async def execute(
         attempt=task.attempt,
         max_retries=task.max_retries,
         worker_id=worker_id,
-        logger=logging.LoggerAdapter(
-            logger, {"task_id": str(task.id), "task_type": task.type, "attempt": task.attempt}
-        ),
     )
+    attempt._runner = runner
+    timer = loop.call_later(task.timeout_seconds, attempt._expire)
     try:
-        async with asyncio.timeout(task.timeout_seconds) as deadline:
-            attempt._deadline = deadline
-            if attempt.interrupted is not None:
-                deadline.reschedule(asyncio.get_running_loop().time())
-            result = await spec.handler(payload, context)
-    except TimeoutError as exc:
-        if attempt.interrupted is not None:
+        result = await spec.handler(payload, context)
+    except asyncio.CancelledError:
+        if not attempt.cut_short():
+            raise  # not ours: the worker itself is being cancelled
+        runner.uncancel()
+        if not attempt.timed_out:  # interrupted: shutdown or a lost lease
             return Outcome(task_id=task.id, attempt=task.attempt, kind=OutcomeKind.RELEASED)
-        if deadline.expired():
-            return failed(OutcomeKind.TIMEOUT, f"timed out after {task.timeout_seconds:g} seconds")
-        return failed(OutcomeKind.ERROR, describe_error(exc))
+        return failed(OutcomeKind.TIMEOUT, f"timed out after {task.timeout_seconds:g} seconds")
     except Exception as exc:
         context.logger.warning("task failed: %s", type(exc).__name__)
         return failed(OutcomeKind.ERROR, describe_error(exc))
     finally:
-        attempt._deadline = None
+        timer.cancel()
+        attempt._runner = None
+    if attempt.cut_short():
+        # The handler swallowed the cancellation and returned anyway.
+        runner.uncancel()
     return Outcome(
         task_id=task.id,
         attempt=task.attempt,

@@ -108,7 +108,7 @@ class Enqueued(msgspec.Struct, frozen=True):
     created: bool
 
 
-class ClaimedTask(msgspec.Struct, kw_only=True):
+class ClaimedTask(msgspec.Struct, kw_only=True, gc=False):
     """What a worker needs to run one claimed attempt."""
 
     id: uuid.UUID
@@ -122,7 +122,7 @@ class ClaimedTask(msgspec.Struct, kw_only=True):
     run_at: datetime
 
 
-class Outcome(msgspec.Struct, kw_only=True):
+class Outcome(msgspec.Struct, kw_only=True, gc=False):
     """How one attempt ended, for the completer to persist."""
 
     task_id: uuid.UUID

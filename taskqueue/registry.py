@@ -19,17 +19,45 @@ from taskqueue.backoff import Backoff
 from taskqueue.errors import InvalidTask, UnknownTaskType, locate_validation_error
 
 
-@dataclass(frozen=True, slots=True)
 class TaskContext:
     """What a handler knows about the attempt it is running."""
 
-    task_id: uuid.UUID
-    type: str
-    queue: str
-    attempt: int
-    max_retries: int
-    worker_id: str
-    logger: logging.LoggerAdapter[logging.Logger]
+    __slots__ = ("_logger", "attempt", "max_retries", "queue", "task_id", "type", "worker_id")
+
+    def __init__(
+        self,
+        *,
+        task_id: uuid.UUID,
+        type: str,
+        queue: str,
+        attempt: int,
+        max_retries: int,
+        worker_id: str,
+    ) -> None:
+        self.task_id = task_id
+        self.type = type
+        self.queue = queue
+        self.attempt = attempt
+        self.max_retries = max_retries
+        self.worker_id = worker_id
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry the task id, type and attempt (made on
+        first use: most handlers of short tasks never log)."""
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(
+                _handler_logger,
+                {"task_id": str(self.task_id), "task_type": self.type, "attempt": self.attempt},
+            )
+        return self._logger
+
+    def __repr__(self) -> str:
+        return f"TaskContext(task_id={self.task_id}, type={self.type!r}, attempt={self.attempt})"
+
+
+_handler_logger = logging.getLogger("taskqueue.task")
 
 
 Handler = Callable[[Any, TaskContext], Awaitable[Any]]

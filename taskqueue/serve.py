@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable, Generator
@@ -43,6 +44,16 @@ def on_signal(callback: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, callback)
+
+
+def tune_gc_for_throughput() -> None:
+    """For worker processes: the hot path makes many short-lived, acyclic
+    objects, and default gen-0 collections (every 700 allocations) cost more
+    than they free at tens of thousands of tasks a second. Startup objects are
+    frozen out of collection; collections still run, just less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
 
 
 def run_loop(main: Callable[[], object]) -> None:

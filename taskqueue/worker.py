@@ -162,12 +162,15 @@ class Worker:
         assert self.completer is not None
         ready, completer, registry = self._ready, self.completer, self.registry
         worker_id, backoff = self.worker_id, self.settings.backoff
+        loop = asyncio.get_running_loop()
+        runner = asyncio.current_task()
+        assert runner is not None
         while True:
             attempt = await ready.get()
             if attempt is None:
                 return
             try:
-                outcome = await execute(attempt, registry, worker_id, backoff)
+                outcome = await execute(attempt, registry, worker_id, backoff, loop, runner)
             except asyncio.CancelledError:
                 attempt.finished = True
                 completer.submit(outcome_for_unstarted(attempt.task.id, attempt.task.attempt))
