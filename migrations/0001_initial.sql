@@ -49,9 +49,13 @@ CREATE TABLE taskqueue.tasks (
 CREATE INDEX tasks_claim_idx ON taskqueue.tasks (queue, priority DESC, run_at, id)
     WHERE status = 'queued';
 
--- The rescuer looks only at running rows whose lease ran out.
+-- The rescuer looks only at rows whose lease ran out. Only running rows hold
+-- a lease (locked_until is cleared on every way out of running). The
+-- predicate is on locked_until, not on status, on purpose: statements that
+-- fence on status = 'running' (completions, lease renewals) must reach their
+-- rows through the primary key, not by scanning every running row.
 CREATE INDEX tasks_lease_idx ON taskqueue.tasks (locked_until)
-    WHERE status = 'running';
+    WHERE locked_until IS NOT NULL;
 
 CREATE UNIQUE INDEX tasks_idempotency_key_idx ON taskqueue.tasks (idempotency_key)
     WHERE idempotency_key IS NOT NULL;

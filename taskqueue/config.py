@@ -24,9 +24,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # worker
     queues: tuple[str, ...] = ("default",)
     concurrency: PositiveInt = 10
-    # Claimed rows waiting for a free executor. Bigger batches per claim mean
-    # fewer round trips; the bound keeps memory and held leases in check.
-    prefetch: Annotated[int, msgspec.Meta(ge=0)] = 100
+    # At most this many claimed rows wait for a free executor. Bigger batches
+    # per claim mean fewer round trips; the worker prefetches only as many as
+    # its executors get through in ~50 ms, so slow tasks are not hoarded.
+    prefetch: Annotated[int, msgspec.Meta(ge=0)] = 200
     lease_seconds: PositiveFloat = 30.0
     shutdown_timeout: NonNegativeFloat = 30.0
     poll_interval: PositiveFloat = 1.0
@@ -35,7 +36,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     backoff_cap: PositiveFloat = 3600.0
     backoff_jitter: Jitter = Jitter.EQUAL
     complete_batch_size: PositiveInt = 1000
-    complete_interval: NonNegativeFloat = 0.002
+    complete_interval: NonNegativeFloat = 0.0
     worker_id: str = ""
     # API
     host: str = "127.0.0.1"

@@ -20,6 +20,21 @@ from taskqueue.retrying import ReconnectDelay, is_transient
 
 logger = logging.getLogger("taskqueue.dispatcher")
 
+# Prefetched tasks should start within about this long. Prefetch is what lets
+# tiny tasks run at tens of thousands a second, but a slow task claimed early
+# only waits here while another worker could have run it.
+PREFETCH_HORIZON_SECONDS = 0.05
+
+
+class RunTimes:
+    """Moving average of how long handlers take on this worker."""
+
+    def __init__(self) -> None:
+        self.mean: float | None = None
+
+    def record(self, seconds: float) -> None:
+        self.mean = seconds if self.mean is None else self.mean + 0.05 * (seconds - self.mean)
+
 
 class Dispatcher:
     def __init__(
@@ -29,7 +44,9 @@ class Dispatcher:
         queues: tuple[str, ...],
         worker_id: str,
         lease_seconds: float,
-        capacity: int,
+        concurrency: int,
+        max_prefetch: int,
+        run_times: RunTimes,
         poll_interval: float,
         held: dict[uuid.UUID, Attempt],
         ready: asyncio.Queue[Attempt | None],
@@ -38,10 +55,9 @@ class Dispatcher:
         self._queues = queues
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
-        self._capacity = capacity
-        # Below this much free room, and with work still waiting locally, wait
-        # for more room rather than claim a handful of rows per round trip.
-        self._batch_floor = max(1, capacity // 4)
+        self._concurrency = concurrency
+        self._max_prefetch = max_prefetch
+        self._run_times = run_times
         self._poll_interval = poll_interval
         self._held = held
         self._ready = ready
@@ -64,8 +80,22 @@ class Dispatcher:
         self._room.set()
 
     @property
+    def prefetch(self) -> int:
+        """Claimed tasks allowed to wait for an executor: as many as the
+        executors get through within the horizon, at most ``max_prefetch``."""
+        mean = self._run_times.mean
+        if mean is None:
+            return min(self._max_prefetch, self._concurrency)
+        fits = int(self._concurrency * PREFETCH_HORIZON_SECONDS / max(mean, 1e-6))
+        return max(0, min(self._max_prefetch, fits))
+
+    @property
+    def capacity(self) -> int:
+        return self._concurrency + self.prefetch
+
+    @property
     def free(self) -> int:
-        return self._capacity - len(self._held)
+        return self.capacity - len(self._held)
 
     async def run_once(self) -> int:
         """One claim for all free capacity; returns how many tasks it got."""
@@ -87,7 +117,10 @@ class Dispatcher:
         retry = ReconnectDelay()
         while not self._stopping:
             free = self.free
-            if free <= 0 or (free < self._batch_floor and not self._ready.empty()):
+            # With work still waiting locally, wait for a worthwhile batch of
+            # room rather than claim a handful of rows per round trip.
+            batch_floor = max(1, self.capacity // 4)
+            if free <= 0 or (free < batch_floor and not self._ready.empty()):
                 self._room.clear()
                 await self._room.wait()
                 continue

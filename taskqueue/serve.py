@@ -10,21 +10,24 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
 
-import uvicorn
-from litestar import Litestar
+if TYPE_CHECKING:  # the worker process never imports the web stack
+    import uvicorn
+    from litestar import Litestar
 
 logger = logging.getLogger("taskqueue.serve")
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # Signals are handled by `on_signal` below, for every part at once.
-        yield
-
-
 def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False) -> uvicorn.Server:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            # Signals are handled by `on_signal` below, for every part at once.
+            yield
+
     config = uvicorn.Config(
         app,
         host=host,
@@ -37,7 +40,7 @@ def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False)
         timeout_keep_alive=30,
         server_header=False,
     )
-    return _Server(config)
+    return Server(config)
 
 
 def on_signal(callback: Callable[[], None]) -> None:

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -22,7 +23,7 @@ import asyncpg
 from taskqueue import db
 from taskqueue.completer import Completer
 from taskqueue.config import Settings
-from taskqueue.dispatcher import Dispatcher
+from taskqueue.dispatcher import Dispatcher, RunTimes
 from taskqueue.executor import Attempt, execute, outcome_for_unstarted
 from taskqueue.listener import Listener
 from taskqueue.maintenance import LeaseKeeper, Rescuer
@@ -47,6 +48,7 @@ class Worker:
         self.registry = registry
         self.worker_id = settings.worker_id or make_worker_id()
         self.held: dict[uuid.UUID, Attempt] = {}
+        self.run_times = RunTimes()
         self._ready: asyncio.Queue[Attempt | None] = asyncio.Queue()
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
@@ -62,13 +64,14 @@ class Worker:
         s = self.settings
         dsn = s.require_database_url()
         pool = self.pool = await _open_pool(dsn)
-        capacity = s.concurrency + s.prefetch
         dispatcher = self.dispatcher = Dispatcher(
             pool,
             queues=s.queues,
             worker_id=self.worker_id,
             lease_seconds=s.lease_seconds,
-            capacity=capacity,
+            concurrency=s.concurrency,
+            max_prefetch=s.prefetch,
+            run_times=self.run_times,
             poll_interval=s.poll_interval,
             held=self.held,
             ready=self._ready,
@@ -165,16 +168,19 @@ class Worker:
         loop = asyncio.get_running_loop()
         runner = asyncio.current_task()
         assert runner is not None
+        clock, record = time.perf_counter, self.run_times.record
         while True:
             attempt = await ready.get()
             if attempt is None:
                 return
+            started = clock()
             try:
                 outcome = await execute(attempt, registry, worker_id, backoff, loop, runner)
             except asyncio.CancelledError:
                 attempt.finished = True
                 completer.submit(outcome_for_unstarted(attempt.task.id, attempt.task.attempt))
                 raise
+            record(clock() - started)
             attempt.finished = True
             completer.submit(outcome)
 

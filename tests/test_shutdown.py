@@ -13,7 +13,7 @@ import asyncpg
 
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
-from tests.helpers import all_in_status, event_types, wait_until
+from tests.helpers import all_in_status, event_types, status_of, wait_until
 
 
 async def start_worker(database_url: str, log: Path, **env: str) -> asyncio.subprocess.Process:
@@ -77,8 +77,14 @@ async def test_sigint_stops_claiming_at_once_and_releases_waiting_tasks(
     )
     try:
         ids = [t.id for t in held]
-        # One runs, two wait in the worker's prefetch buffer.
-        await wait_until(lambda: all_in_status(pool, ids, "running"))
+
+        # One runs, one waits in the worker's prefetch buffer (a worker that
+        # has not timed a task yet prefetches as many as its concurrency).
+        async def two_claimed() -> bool:
+            statuses = sorted([await status_of(pool, i) for i in ids])
+            return statuses == ["queued", "running", "running"]
+
+        await wait_until(two_claimed)
         proc.send_signal(signal.SIGINT)
         late = await tq.enqueue("noop")  # arrives after the signal: must not be claimed
         returncode = await asyncio.wait_for(proc.wait(), 30)

@@ -23,7 +23,6 @@ rescued AS (
         completed_at = CASE WHEN t.attempts <= t.max_retries THEN NULL ELSE now() END
     FROM expired e
     WHERE t.id = e.id
-      AND t.id = ANY (ARRAY(SELECT id FROM expired))  -- primary key lookups, never a scan
     RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by
 ),
 rescued_events AS (

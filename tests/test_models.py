@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import time
+
+from taskqueue import models
+from taskqueue.models import uuid7
+
+
+def test_uuid7_is_version_7_time_ordered_and_strictly_increasing() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [uuid7() for _ in range(20_000)]  # many share a millisecond
+    after = time.time_ns() // 1_000_000
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(u.version == 7 and u.variant == "specified in RFC 4122" for u in ids)
+    assert before <= ids[0].int >> 80 <= ids[-1].int >> 80 <= after
+
+
+def test_uuid7_counts_across_the_random_bits_without_breaking_the_layout() -> None:
+    models._last_counter |= 2**62 - 1  # the next increment carries out of rand_b
+    first, second = uuid7(), uuid7()
+    assert first < second
+    assert second.version == 7
+    assert second.variant == "specified in RFC 4122"
