@@ -89,9 +89,12 @@ class Authenticator:
 
 
 def guard_for(scope: str) -> Guard:
-    """A route guard that asks the app's Authenticator for ``scope``."""
+    """A route guard that asks the app's Authenticator for ``scope``. Async on
+    purpose: Litestar runs synchronous guards in a thread pool."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
         authenticator: Authenticator = connection.app.state.authenticator
         authenticator.check(connection, scope)
 
