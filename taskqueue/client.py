@@ -17,7 +17,7 @@ import msgspec
 from taskqueue import store
 from taskqueue.errors import InvalidTask, TaskNotFound, TaskStateConflict
 from taskqueue.models import Enqueued, NewTask, Stats, Status, Task, TaskEvent, uuid7
-from taskqueue.registry import Registry, load_registry
+from taskqueue.registry import Registry, TaskSpec, load_registry
 
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3
@@ -139,14 +139,11 @@ class TaskQueue:
         elif not new.type:
             raise invalid("type", "must not be empty")
 
-        queue = new.queue or (spec.queue if spec else None) or DEFAULT_QUEUE
-        priority = _pick(new.priority, spec.priority if spec else None, 0)
-        max_retries = _pick(
-            new.max_retries, spec.max_retries if spec else None, DEFAULT_MAX_RETRIES
-        )
-        timeout = _pick(
-            new.timeout_seconds, spec.timeout_seconds if spec else None, DEFAULT_TIMEOUT_SECONDS
-        )
+        default_queue, default_priority, default_retries, default_timeout = self._defaults(spec)
+        queue = new.queue or default_queue
+        priority = default_priority if new.priority is None else new.priority
+        max_retries = default_retries if new.max_retries is None else new.max_retries
+        timeout = default_timeout if new.timeout_seconds is None else new.timeout_seconds
         if len(queue) > MAX_QUEUE_LENGTH or "," in queue or queue.strip() != queue:
             raise invalid("queue", f"at most {MAX_QUEUE_LENGTH} characters, no commas or spaces")
         if len(new.name) > MAX_NAME_LENGTH:
@@ -180,6 +177,18 @@ class TaskQueue:
             run_at=new.run_at,
             delay_seconds=new.delay_seconds,
             idempotency_key=key,
+        )
+
+    @staticmethod
+    def _defaults(spec: TaskSpec | None) -> tuple[str, int, int, float]:
+        """Queue, priority, max_retries and timeout a task gets when unset."""
+        if spec is None:
+            return DEFAULT_QUEUE, 0, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_SECONDS
+        return (
+            spec.queue or DEFAULT_QUEUE,
+            0 if spec.priority is None else spec.priority,
+            DEFAULT_MAX_RETRIES if spec.max_retries is None else spec.max_retries,
+            DEFAULT_TIMEOUT_SECONDS if spec.timeout_seconds is None else spec.timeout_seconds,
         )
 
     # -- inspecting and managing -----------------------------------------------
@@ -239,7 +248,3 @@ class TaskQueue:
 
     async def stats(self) -> Stats:
         return await store.stats(self.pool)
-
-
-def _pick(*values: Any) -> Any:
-    return next(v for v in values if v is not None)

@@ -23,8 +23,20 @@ def _decode_jsonb(data: bytes) -> Any:
     return _decode_json(data[1:])
 
 
+def _encode_json_param(value: Any) -> bytes:
+    # Already-encoded documents (bulk inserts) pass through untouched.
+    return bytes(value) if isinstance(value, bytes | bytearray) else _encode_json(value)
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """Every connection speaks jsonb in binary, through msgspec."""
+    """Every connection speaks json and jsonb in binary, through msgspec."""
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        encoder=_encode_json_param,
+        decoder=_decode_json,
+        format="binary",
+    )
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import random
 import time
 import uuid
 from datetime import datetime
@@ -160,6 +161,13 @@ class Stats(msgspec.Struct, kw_only=True):
 
 
 _last_counter = 0
+# Seeded from the OS, then cheap: a syscall per id would cost more than the
+# rest of an enqueue. Uniqueness rests on the timestamp, these 74 bits and the
+# counter; nothing secret is derived from them.
+_random = random.Random(os.urandom(32))
+_random_bits = _random.getrandbits
+# A forked child must not repeat its parent's sequence.
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
 def uuid7() -> uuid.UUID:
@@ -173,7 +181,7 @@ def uuid7() -> uuid.UUID:
     global _last_counter
     millis = time.time_ns() // 1_000_000
     # timestamp(48) | rand_a(12) | rand_b(62), without the version/variant bits
-    counter = (millis & 0xFFFF_FFFF_FFFF) << 74 | int.from_bytes(os.urandom(10), "big") >> 6
+    counter = (millis & 0xFFFF_FFFF_FFFF) << 74 | _random_bits(74)
     if counter <= _last_counter:
         counter = _last_counter + 1
     _last_counter = counter

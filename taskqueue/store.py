@@ -27,6 +27,7 @@ from taskqueue.models import (
 )
 
 NOTIFY_CHANNEL = "taskqueue"
+_encode_json = msgspec.json.Encoder().encode
 
 # A pool and a connection both run statements; a connection also joins the
 # caller's transaction.
@@ -39,7 +40,7 @@ def query(name: str) -> str:
     return resources.files("taskqueue.queries").joinpath(f"{name}.sql").read_text()
 
 
-class TaskRow(msgspec.Struct, kw_only=True):
+class TaskRow(msgspec.Struct, kw_only=True, gc=False):
     """A new task with every default already resolved, ready to insert."""
 
     id: uuid.UUID
@@ -66,20 +67,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     come back as the task that owns the key, with ``created=False``."""
     if not rows:
         return []
-    records = await conn.fetch(
-        query("enqueue_tasks"),
-        [r.id for r in rows],
-        [r.queue for r in rows],
-        [r.type for r in rows],
-        [r.name for r in rows],
-        [r.payload for r in rows],
-        [r.priority for r in rows],
-        [r.max_retries for r in rows],
-        [r.timeout_seconds for r in rows],
-        [r.run_at for r in rows],
-        [r.delay_seconds for r in rows],
-        [r.idempotency_key for r in rows],
-    )
+    records = await conn.fetch(query("enqueue_tasks"), _encode_json(rows))
     inserted = {rec["id"]: rec for rec in records}
     existing: dict[str, Task] = {}
     if len(inserted) < len(rows):

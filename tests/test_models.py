@@ -22,3 +22,19 @@ def test_uuid7_counts_across_the_random_bits_without_breaking_the_layout() -> No
     assert first < second
     assert second.version == 7
     assert second.variant == "specified in RFC 4122"
+
+
+def test_uuid7_differs_in_a_forked_child() -> None:
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next id and leave at once
+        os.write(write, uuid7().bytes)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 16)
+    os.close(read)
+    os.close(write)
+    assert child != uuid7().bytes
+    assert child[6:] != uuid7().bytes[6:]  # the random part, not just the time

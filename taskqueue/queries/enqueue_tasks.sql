@@ -3,23 +3,18 @@
 -- A task whose idempotency key already exists is skipped (not returned); the
 -- caller looks the existing row up afterwards, in a statement of its own, so
 -- that it sees a row a concurrent transaction has just committed.
---   $1  uuid[]        ids (UUIDv7, made by the client)
---   $2  text[]        queues
---   $3  text[]        types
---   $4  text[]        names
---   $5  jsonb[]       payloads
---   $6  int[]         priorities
---   $7  int[]         max_retries
---   $8  float8[]      timeout_seconds
---   $9  timestamptz[] run_at (NULL: now() + delay)
---   $10 float8[]      delay in seconds from the database's now() (NULL: 0)
---   $11 text[]        idempotency keys (NULL: none)
+--   $1 json: an array of objects, one per task, with the keys
+--      id (UUIDv7, made by the client), queue, type, name, payload, priority,
+--      max_retries, timeout_seconds, run_at (NULL: now() + delay_seconds),
+--      delay_seconds (from the database's now(); NULL: 0), idempotency_key.
+-- One JSON document rather than eleven arrays: the client encodes it in one
+-- call and the server parses it in one pass, which is what bulk loads need.
 WITH input AS (
     SELECT *
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int[],
-                $7::int[], $8::float8[], $9::timestamptz[], $10::float8[], $11::text[])
-        AS i(id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-             run_at, delay_seconds, idempotency_key)
+    FROM json_to_recordset($1::json)
+        AS i(id uuid, queue text, type text, name text, payload jsonb, priority int,
+             max_retries int, timeout_seconds float8, run_at timestamptz,
+             delay_seconds float8, idempotency_key text)
 ),
 inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
