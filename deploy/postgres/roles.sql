@@ -1,0 +1,184 @@
+-- Least-privilege PostgreSQL roles for taskqueue.
+--
+--   taskqueue_migrator  owns the schema; runs `taskqueue migrate` (DDL)
+--   taskqueue_api       the REST API and producers: enqueue, read, cancel, retry
+--   taskqueue_worker    workers: claim, complete, renew leases, rescue
+--   taskqueue_auditor   operators, dashboards and the KEDA scaler: read only
+--
+-- Run it as a superuser, connected to the taskqueue database (on managed
+-- PostgreSQL without one: as the admin role, made a member of
+-- taskqueue_migrator after the first pass so that it may secure its tables):
+--
+--   psql "$ADMIN_URL" -v ON_ERROR_STOP=1 --single-transaction -f deploy/postgres/roles.sql
+--
+-- It is idempotent, and it is run twice on a new database:
+--   1. before the first `taskqueue migrate`: creates the roles and lets
+--      taskqueue_migrator create the schema (the table grants are skipped);
+--   2. after `taskqueue migrate` (as taskqueue_migrator), and again after every
+--      upgrade that brings migrations: grants on the tables, row-level security.
+-- Each pass rebuilds the grants from scratch, so a privilege this file no
+-- longer gives is taken away.
+--
+-- No passwords here. Give each login role its own, outside version control,
+-- e.g. in psql: \password taskqueue_worker   (or use certificate authentication).
+--
+-- Table privileges cannot say "the API may not touch a running task", so
+-- taskqueue.tasks has row-level security: the API changes only tasks that no
+-- worker holds, and may only queue or cancel them; a worker never cancels. The
+-- owner (taskqueue_migrator) is not subject to it; nor are superusers.
+-- Another database role that should enqueue (a service that calls
+-- TaskQueue.enqueue in its own transaction) gets the API's rights by
+-- membership:  GRANT taskqueue_api TO my_service;
+-- (Per-role settings below are not inherited through membership: set them on
+-- that role too.)
+
+-- Wait at most this long for a table lock; DDL queued behind a long statement
+-- would otherwise block every claim behind it. On a timeout, run again.
+SET lock_timeout = '5s';
+
+-- 1. The roles (cluster-wide). Created when missing; a concurrent run that
+-- created one first is fine.
+DO $roles$
+DECLARE
+    role_name text;
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY['taskqueue_migrator', 'taskqueue_api',
+                                     'taskqueue_worker', 'taskqueue_auditor']
+    LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I LOGIN', role_name);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END;
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+-- Per-role limits, applied at login. statement_timeout bounds a runaway
+-- query; idle_in_transaction_session_timeout ends a session that holds a
+-- transaction open, because an open snapshot stops vacuum from cleaning the
+-- hot tasks table. No idle_session_timeout: a worker's LISTEN connection is
+-- idle by design.
+ALTER ROLE taskqueue_migrator SET statement_timeout = '15min';  -- index builds on big tables
+ALTER ROLE taskqueue_migrator SET lock_timeout = '10s';  -- never queue DDL behind a long claim
+ALTER ROLE taskqueue_migrator SET idle_in_transaction_session_timeout = '1min';
+
+ALTER ROLE taskqueue_api SET statement_timeout = '5s';  -- an HTTP request's worth
+ALTER ROLE taskqueue_api SET idle_in_transaction_session_timeout = '10s';
+
+-- Claims and completions are batched (up to a thousand rows a statement).
+ALTER ROLE taskqueue_worker SET statement_timeout = '30s';
+ALTER ROLE taskqueue_worker SET idle_in_transaction_session_timeout = '30s';
+
+ALTER ROLE taskqueue_auditor SET statement_timeout = '1min';  -- ad hoc psql queries
+ALTER ROLE taskqueue_auditor SET idle_in_transaction_session_timeout = '1min';
+ALTER ROLE taskqueue_auditor SET default_transaction_read_only = on;  -- belt and braces
+
+-- 2. The database. The migrator creates the taskqueue schema, and yoyo keeps
+-- its bookkeeping tables (_yoyo_migration, yoyo_lock, ...) in public.
+DO $database$
+BEGIN
+    EXECUTE format('GRANT CONNECT, CREATE ON DATABASE %I TO taskqueue_migrator',
+                   current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO taskqueue_api, taskqueue_worker, '
+                   'taskqueue_auditor', current_database());
+END
+$database$;
+GRANT USAGE, CREATE ON SCHEMA public TO taskqueue_migrator;
+GRANT USAGE ON SCHEMA public TO taskqueue_api, taskqueue_auditor;
+
+-- 3. The tables, once `taskqueue migrate` has made them. Every statement the
+-- code runs is in taskqueue/queries/*.sql; the grants below are exactly what
+-- those statements need. The task_events id is an identity column: inserting
+-- needs no privilege on its sequence.
+DO $tables$
+BEGIN
+    IF to_regclass('taskqueue.tasks') IS NULL THEN
+        RAISE NOTICE 'taskqueue is not migrated yet: the roles are ready. Run '
+                     '`taskqueue migrate` as taskqueue_migrator, then this file again.';
+        RETURN;
+    END IF;
+
+    REVOKE ALL ON ALL TABLES IN SCHEMA taskqueue
+        FROM taskqueue_api, taskqueue_worker, taskqueue_auditor;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA taskqueue
+        FROM taskqueue_api, taskqueue_worker, taskqueue_auditor;
+    GRANT USAGE ON SCHEMA taskqueue TO taskqueue_api, taskqueue_worker, taskqueue_auditor;
+
+    -- API: enqueue_tasks, find_tasks_by_idempotency_key, get_task, list_tasks,
+    -- queue_stats, task_history, cancel_task, retry_task. A new task's status,
+    -- attempts, lease and result are left to their defaults: not grantable.
+    GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
+    GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
+                  run_at, idempotency_key)
+        ON taskqueue.tasks TO taskqueue_api;
+    GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until)
+        ON taskqueue.tasks TO taskqueue_api;
+    GRANT SELECT, INSERT (task_id, event_type, status, attempt, error)
+        ON taskqueue.task_events TO taskqueue_api;
+
+    -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired. It
+    -- never inserts or deletes a task and never reads the history.
+    GRANT SELECT ON taskqueue.tasks TO taskqueue_worker;
+    GRANT UPDATE (status, attempts, run_at, locked_by, locked_until, started_at, result,
+                  last_error, completed_at)
+        ON taskqueue.tasks TO taskqueue_worker;
+    GRANT INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
+        ON taskqueue.task_events TO taskqueue_worker;
+
+    -- Auditor: every table and view of the schema (tasks, task_events,
+    -- task_history), nothing else.
+    GRANT SELECT ON ALL TABLES IN SCHEMA taskqueue TO taskqueue_auditor;
+
+    -- /ready compares the migrations yoyo recorded with the ones shipped.
+    IF to_regclass('public._yoyo_migration') IS NOT NULL THEN
+        REVOKE ALL ON public._yoyo_migration
+            FROM taskqueue_api, taskqueue_worker, taskqueue_auditor;
+        GRANT SELECT ON public._yoyo_migration TO taskqueue_api, taskqueue_auditor;
+    END IF;
+
+    -- Row-level security on tasks. Policies are permissive and per role; a
+    -- role with no policy for a command sees no rows for it.
+    ALTER TABLE taskqueue.tasks ENABLE ROW LEVEL SECURITY;
+
+    -- The API reads everything, creates only queued tasks, and changes only
+    -- tasks that no worker holds: cancel (queued -> cancelled) and retry
+    -- (failed/cancelled -> queued). A running or succeeded task is invisible
+    -- to its UPDATE: the statement matches no row.
+    DROP POLICY IF EXISTS taskqueue_api_read ON taskqueue.tasks;
+    CREATE POLICY taskqueue_api_read ON taskqueue.tasks
+        FOR SELECT TO taskqueue_api USING (true);
+    DROP POLICY IF EXISTS taskqueue_api_enqueue ON taskqueue.tasks;
+    CREATE POLICY taskqueue_api_enqueue ON taskqueue.tasks
+        FOR INSERT TO taskqueue_api
+        WITH CHECK (status = 'queued' AND locked_by IS NULL AND locked_until IS NULL);
+    DROP POLICY IF EXISTS taskqueue_api_cancel_retry ON taskqueue.tasks;
+    CREATE POLICY taskqueue_api_cancel_retry ON taskqueue.tasks
+        FOR UPDATE TO taskqueue_api
+        USING (status IN ('queued', 'failed', 'cancelled'))
+        WITH CHECK (status IN ('queued', 'cancelled')
+                    AND locked_by IS NULL AND locked_until IS NULL);
+
+    -- The worker reaches every row and writes only the states a run produces
+    -- (never cancelled). Its policy deliberately has no USING condition: a
+    -- policy condition is a security barrier, and PostgreSQL then evaluates the
+    -- statement's own non-leakproof conditions after it, so the rescuer's
+    -- `locked_until < coalesce($1, now())` would stop being an index condition
+    -- and every pass would read all running rows. Claim and rescue stay
+    -- exactly as fast as for the owner.
+    DROP POLICY IF EXISTS taskqueue_worker_read ON taskqueue.tasks;
+    CREATE POLICY taskqueue_worker_read ON taskqueue.tasks
+        FOR SELECT TO taskqueue_worker USING (true);
+    DROP POLICY IF EXISTS taskqueue_worker_run ON taskqueue.tasks;
+    CREATE POLICY taskqueue_worker_run ON taskqueue.tasks
+        FOR UPDATE TO taskqueue_worker
+        USING (true)
+        WITH CHECK (status IN ('queued', 'running', 'succeeded', 'failed'));
+
+    DROP POLICY IF EXISTS taskqueue_auditor_read ON taskqueue.tasks;
+    CREATE POLICY taskqueue_auditor_read ON taskqueue.tasks
+        FOR SELECT TO taskqueue_auditor USING (true);
+END
+$tables$;

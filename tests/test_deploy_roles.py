@@ -1,0 +1,569 @@
+"""deploy/postgres/roles.sql on a real server, applied the way an operator
+applies it (psql, before and after `taskqueue migrate` run as the migrator):
+each role can do its part of the job and nothing else, and the API and a
+worker run end to end under their own roles."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psycopg
+import pytest
+from psycopg import sql
+
+from taskqueue import db, store
+from taskqueue.client import TaskQueue
+from taskqueue.embedded import find_bin_dir
+from taskqueue.errors import TaskStateConflict
+from taskqueue.maintenance import Rescuer
+from taskqueue.models import NewTask, Outcome, OutcomeKind
+from tests.api_helpers import api_client
+from tests.helpers import all_in_status, event_types, running_worker, wait_until
+from tests.test_deploy_kubernetes import keda_queries
+
+POSTGRES = Path(__file__).resolve().parent.parent / "deploy" / "postgres"
+ROLES = ("taskqueue_migrator", "taskqueue_api", "taskqueue_worker", "taskqueue_auditor")
+DENIED = asyncpg.InsufficientPrivilegeError
+
+
+@dataclass(frozen=True)
+class Dsns:
+    admin: str
+    migrator: str
+    api: str
+    worker: str
+    auditor: str
+
+
+def as_role(dsn: str, role: str, password: str) -> str:
+    parts = urlsplit(dsn)
+    netloc = f"{role}:{password}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def psql(dsn: str, *args: str, single_transaction: bool = True) -> str:
+    """psql as the documented command runs it; returns what it printed on stderr."""
+    options = ["--single-transaction"] if single_transaction else []
+    result = subprocess.run(
+        [
+            str(find_bin_dir() / "psql"),
+            "--no-psqlrc",
+            "--quiet",
+            "-v",
+            "ON_ERROR_STOP=1",
+            *options,
+            *args,
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def apply_roles(admin: str, passwords: dict[str, str]) -> str:
+    """roles.sql, then the compose step's passwords, exactly as compose.yaml runs them."""
+    return psql(
+        admin,
+        "-v",
+        f"api_password={passwords['taskqueue_api']}",
+        "-v",
+        f"worker_password={passwords['taskqueue_worker']}",
+        "-f",
+        str(POSTGRES / "roles.sql"),
+        "-f",
+        str(POSTGRES / "compose-passwords.sql"),
+    )
+
+
+def set_passwords(admin: str, passwords: dict[str, str]) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for role, password in passwords.items():
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+
+
+def set_up(admin: str, passwords: dict[str, str]) -> tuple[Dsns, str]:
+    """A new database the operator's way: roles.sql, migrate as the migrator,
+    roles.sql again. Returns the DSNs and what the first pass said."""
+    first_pass = psql(admin, "-f", str(POSTGRES / "roles.sql"))
+    set_passwords(admin, passwords)  # works on servers with password auth too
+    dsns = Dsns(admin, *(as_role(admin, role, passwords[role]) for role in ROLES))
+    assert db.migrate(dsns.migrator) == db.known_migrations()
+    apply_roles(admin, passwords)
+    return dsns, first_pass
+
+
+@pytest.fixture(scope="session")
+def passwords() -> dict[str, str]:
+    return {role: secrets.token_hex(16) for role in ROLES}
+
+
+@pytest.fixture
+def dsns(empty_database_url: str, passwords: dict[str, str]) -> Dsns:
+    return set_up(empty_database_url, passwords)[0]
+
+
+@pytest.fixture
+async def admin(dsns: Dsns) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(dsns.admin, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def api_pool(dsns: Dsns) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(dsns.api, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def worker_pool(dsns: Dsns) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(dsns.worker, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def auditor(dsns: Dsns) -> AsyncIterator[asyncpg.Connection]:
+    conn = await db.connect(dsns.auditor)
+    yield conn
+    await conn.close()
+
+
+def privileges(admin: str) -> set[tuple[object, ...]]:
+    """Every grant and policy that concerns the taskqueue roles."""
+    with psycopg.connect(admin) as conn:
+        tables = conn.execute(
+            "SELECT grantee, table_schema, table_name, privilege_type"
+            " FROM information_schema.role_table_grants WHERE grantee LIKE 'taskqueue\\_%'"
+        ).fetchall()
+        columns = conn.execute(
+            "SELECT grantee, table_name, column_name, privilege_type"
+            " FROM information_schema.column_privileges WHERE grantee LIKE 'taskqueue\\_%'"
+        ).fetchall()
+        policies = conn.execute(
+            "SELECT policyname, cmd, roles::text, qual, with_check FROM pg_policies"
+        ).fetchall()
+    return (
+        {("table", *r) for r in tables}
+        | {("column", *r) for r in columns}
+        | {("policy", *r) for r in policies}
+    )
+
+
+def test_roles_sql_sets_up_a_new_database_in_two_passes_and_is_idempotent(
+    empty_database_url: str, passwords: dict[str, str]
+) -> None:
+    dsns, first_pass = set_up(empty_database_url, passwords)
+    assert "not migrated yet" in first_pass
+    with psycopg.connect(dsns.admin) as conn:
+        attributes = conn.execute(
+            "SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls,"
+            " rolreplication FROM pg_roles WHERE rolname LIKE 'taskqueue\\_%' ORDER BY rolname"
+        ).fetchall()
+        owners = conn.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'taskqueue'"
+        ).fetchall()
+        security = conn.execute(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class"
+            " WHERE oid = 'taskqueue.tasks'::regclass"
+        ).fetchone()
+    assert attributes == [(role, True, False, False, False, False, False) for role in sorted(ROLES)]
+    assert owners == [("taskqueue_migrator",)]
+    assert security == (True, False)  # the owner (the migrator) is not subject to it
+
+    granted = privileges(dsns.admin)
+    apply_roles(dsns.admin, passwords)
+    apply_roles(dsns.admin, passwords)
+    assert privileges(dsns.admin) == granted
+    # A privilege given by hand is taken away by the next run.
+    with psycopg.connect(dsns.admin, autocommit=True) as conn:
+        conn.execute("GRANT DELETE, TRUNCATE ON taskqueue.tasks TO taskqueue_api")
+        conn.execute("GRANT SELECT ON taskqueue.task_events TO taskqueue_worker")
+    assert privileges(dsns.admin) != granted
+    apply_roles(dsns.admin, passwords)
+    assert privileges(dsns.admin) == granted
+
+    # The migrator can take the schema down and up again; roles.sql follows.
+    assert db.rollback(dsns.migrator) == db.known_migrations()[::-1]
+    assert db.migrate(dsns.migrator) == db.known_migrations()
+    apply_roles(dsns.admin, passwords)
+    assert privileges(dsns.admin) == granted
+
+
+async def test_each_role_logs_in_with_its_own_timeouts(dsns: Dsns) -> None:
+    expected = {
+        "migrator": ("15min", "1min", "off"),
+        "api": ("5s", "10s", "off"),
+        "worker": ("30s", "30s", "off"),
+        "auditor": ("1min", "1min", "on"),
+    }
+    for name, settings in expected.items():
+        conn = await asyncpg.connect(getattr(dsns, name))
+        try:
+            found = tuple(
+                [
+                    await conn.fetchval(f"SHOW {setting}")
+                    for setting in (
+                        "statement_timeout",
+                        "idle_in_transaction_session_timeout",
+                        "default_transaction_read_only",
+                    )
+                ]
+            )
+        finally:
+            await conn.close()
+        assert found == settings, name
+
+
+async def test_the_api_role_enqueues_reads_cancels_and_retries_but_cannot_change_a_running_task(
+    dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    tq = TaskQueue(api_pool)
+    first = await tq.enqueue("noop", {"n": 1}, idempotency_key="once")
+    again = await tq.submit([NewTask(type="noop", idempotency_key="once")])
+    assert (again[0].task.id, again[0].created) == (first.id, False)
+    cancelled = await tq.cancel((await tq.enqueue("noop")).id)
+    assert cancelled.status == "cancelled"
+    assert (await tq.retry(cancelled.id)).status == "queued"
+    assert (await tq.get(first.id)).payload == {"n": 1}
+    assert len(await tq.list(limit=10)) == 2
+    assert [e.event_type for e in await tq.history(cancelled.id)] == [
+        "task_queued",
+        "task_cancelled",
+        "task_requeued",
+    ]
+    assert (await tq.stats()).queued_tasks == 2
+    await store.ping(api_pool)
+    assert await store.applied_migrations(api_pool) == db.known_migrations()  # /ready
+
+    running = await tq.enqueue("noop", priority=100)
+    (claimed,) = await store.claim_tasks(worker_pool, ["default"], 1, "worker-1", 300)
+    assert claimed.id == running.id
+    before = await admin.fetchrow("SELECT * FROM taskqueue.tasks WHERE id = $1", running.id)
+    assert before is not None
+
+    with pytest.raises(TaskStateConflict):
+        await tq.cancel(running.id)
+    with pytest.raises(TaskStateConflict):
+        await tq.retry(running.id)
+    # Row-level security: a running task is out of reach of the API's UPDATE.
+    assert (
+        await api_pool.execute(
+            "UPDATE taskqueue.tasks SET status = 'queued', locked_by = NULL,"
+            " locked_until = NULL WHERE id = $1",
+            running.id,
+        )
+        == "UPDATE 0"
+    )
+    assert await store.extend_leases(api_pool, [running.id], "worker-1", 3600) == set()
+    # ... and it may not make one: no queued task becomes running through it.
+    with pytest.raises(DENIED, match="row-level security"):
+        await api_pool.execute(
+            "UPDATE taskqueue.tasks SET status = 'succeeded' WHERE id = $1", first.id
+        )
+    # What only a worker does needs columns the API was not granted.
+    outcome = Outcome(task_id=running.id, attempt=1, kind=OutcomeKind.SUCCEEDED)
+    with pytest.raises(DENIED):
+        await store.complete_tasks(api_pool, [outcome], "worker-1")
+    with pytest.raises(DENIED):
+        await store.claim_tasks(api_pool, ["default"], 10, "api", 30)
+    with pytest.raises(DENIED):
+        await store.rescue_expired(api_pool, "api", now=before["locked_until"] + timedelta(1))
+    for statement in (
+        "INSERT INTO taskqueue.tasks (id, type, status) VALUES (gen_random_uuid(), 'x', 'running')",
+        "UPDATE taskqueue.tasks SET payload = '{}'",
+        "DELETE FROM taskqueue.tasks",
+        "TRUNCATE taskqueue.tasks",
+        "UPDATE taskqueue.task_events SET error = 'rewritten'",
+        "DELETE FROM taskqueue.task_events",
+        "INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id)"
+        " VALUES (gen_random_uuid(), 'task_succeeded', 'succeeded', 1, 'forged')",
+        "CREATE TABLE taskqueue.mine (id int)",
+        "CREATE TABLE public.mine (id int)",
+    ):
+        with pytest.raises(DENIED):
+            await api_pool.execute(statement)
+    after = await admin.fetchrow("SELECT * FROM taskqueue.tasks WHERE id = $1", running.id)
+    assert after is not None
+    assert dict(after.items()) == dict(before.items())
+    assert after["status"] == "running"
+
+
+async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_more(
+    admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    tq = TaskQueue(api_pool)
+    ok, retried, released, failed, abandoned = await tq.enqueue_many(
+        [
+            NewTask(type="noop", priority=5),
+            NewTask(type="noop", priority=4, max_retries=3),
+            NewTask(type="noop", priority=3),
+            NewTask(type="noop", priority=2, max_retries=0),
+            NewTask(type="noop", priority=1),
+        ]
+    )
+    claimed = await store.claim_tasks(worker_pool, ["default"], 10, "worker-1", 30)
+    assert [c.id for c in claimed] == [ok.id, retried.id, released.id, failed.id, abandoned.id]
+    held = [c.id for c in claimed]
+    assert await store.extend_leases(worker_pool, held, "worker-1", 60) == set(held)
+    outcomes = [
+        Outcome(task_id=ok.id, attempt=1, kind=OutcomeKind.SUCCEEDED, result={"done": True}),
+        Outcome(task_id=retried.id, attempt=1, kind=OutcomeKind.ERROR, error="boom"),
+        Outcome(task_id=released.id, attempt=1, kind=OutcomeKind.RELEASED),
+        Outcome(task_id=failed.id, attempt=1, kind=OutcomeKind.TIMEOUT, error="slow"),
+    ]
+    recorded = await store.complete_tasks(worker_pool, outcomes, "worker-1")
+    assert recorded == {ok.id, retried.id, released.id, failed.id}
+    # The worker holding `abandoned` dies; another worker's rescuer takes it back.
+    later = await admin.fetchval("SELECT now() + interval '2 minutes'")
+    rescued = await Rescuer(worker_pool, worker_id="worker-2", interval=60).run_once(now=later)
+    assert rescued == [(abandoned.id, "queued")]
+
+    rows = await admin.fetch(
+        "SELECT id, status::text FROM taskqueue.tasks WHERE id = ANY($1)",
+        [ok.id, retried.id, released.id, failed.id, abandoned.id],
+    )
+    statuses = {row["id"]: row["status"] for row in rows}
+    assert statuses == {
+        ok.id: "succeeded",
+        retried.id: "queued",
+        released.id: "queued",
+        failed.id: "failed",
+        abandoned.id: "queued",
+    }
+    assert await event_types(admin, ok.id) == ["task_queued", "task_started", "task_succeeded"]
+    assert await event_types(admin, retried.id) == [
+        "task_queued",
+        "task_started",
+        "task_retry_scheduled",
+    ]
+    assert (await event_types(admin, released.id))[-1] == "task_released"
+    assert (await event_types(admin, failed.id))[-1] == "task_failed"
+    assert (await event_types(admin, abandoned.id))[-1] == "task_lease_expired"
+
+    # Producing, cancelling, retrying and reading history are not its job.
+    with pytest.raises(DENIED):
+        await TaskQueue(worker_pool).enqueue("noop")
+    with pytest.raises(DENIED, match="row-level security"):
+        await store.cancel_task(worker_pool, released.id)  # it may never cancel
+    for statement in (
+        "SELECT * FROM taskqueue.task_events",
+        "SELECT * FROM taskqueue.task_history",
+        "SELECT * FROM _yoyo_migration",
+        "UPDATE taskqueue.tasks SET payload = '{}'",
+        "UPDATE taskqueue.tasks SET priority = 1000",
+        "DELETE FROM taskqueue.tasks",
+        "DELETE FROM taskqueue.task_events",
+        "CREATE TABLE taskqueue.mine (id int)",
+    ):
+        with pytest.raises(DENIED):
+            await worker_pool.execute(statement)
+    assert (
+        await admin.fetchval("SELECT status::text FROM taskqueue.tasks WHERE id = $1", released.id)
+    ) == "queued"
+
+
+async def test_row_level_security_leaves_the_worker_statements_on_their_indexes(
+    admin: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    # Mostly finished tasks, a backlog, some running: as in production.
+    await admin.execute(
+        "INSERT INTO taskqueue.tasks (id, type, status, completed_at)"
+        " SELECT gen_random_uuid(), 'noop', 'succeeded', now() FROM generate_series(1, 20000)"
+    )
+    await admin.execute(
+        "INSERT INTO taskqueue.tasks (id, type) SELECT gen_random_uuid(), 'noop'"
+        " FROM generate_series(1, 200)"
+    )
+    await store.claim_tasks(admin, ["default"], 100, "worker-1", 30)
+    await admin.execute("ANALYZE taskqueue.tasks")
+    async with worker_pool.acquire() as conn, conn.transaction():
+        claim = await conn.fetch(
+            "EXPLAIN " + store.query("claim_tasks"), ["default"], 10, "worker-2", 30.0
+        )
+        rescue = await conn.fetch("EXPLAIN " + store.query("rescue_expired"), None, 100, "w")
+    claim_plan = "\n".join(r[0] for r in claim)
+    rescue_plan = "\n".join(r[0] for r in rescue)
+    assert "Index Scan using tasks_claim_idx" in claim_plan
+    assert "Index Cond: ((queue = q.queue) AND (run_at <= now()))" in claim_plan
+    assert "Index Scan using tasks_lease_idx" in rescue_plan
+    assert "Index Cond: (locked_until <" in rescue_plan
+    assert "Seq Scan" not in claim_plan + rescue_plan
+
+
+async def test_the_auditor_reads_everything_and_changes_nothing(
+    admin: asyncpg.Pool,
+    api_pool: asyncpg.Pool,
+    worker_pool: asyncpg.Pool,
+    auditor: asyncpg.Connection,
+) -> None:
+    tq = TaskQueue(api_pool)
+    task = await tq.enqueue("noop", name="audited")
+    await tq.enqueue("noop", delay=3600)
+    await store.claim_tasks(worker_pool, ["default"], 1, "worker-1", 30)
+
+    history = await auditor.fetch(
+        "SELECT task_name, event_type, worker_id FROM taskqueue.task_history"
+        " WHERE task_id = $1 ORDER BY event_id",
+        task.id,
+    )
+    assert [tuple(r) for r in history] == [
+        ("audited", "task_queued", None),
+        ("audited", "task_started", "worker-1"),
+    ]
+    assert await auditor.fetchval("SELECT count(*) FROM taskqueue.tasks") == 2
+    assert await auditor.fetchval("SELECT count(*) FROM taskqueue.task_events") == 3
+    assert await auditor.fetchval("SELECT count(*) FROM _yoyo_migration") == len(
+        db.known_migrations()
+    )
+    assert (await store.get_task(auditor, task.id)) is not None
+    assert len(await store.task_history(auditor, task.id)) == 2
+    assert (await store.stats(auditor)).running_tasks == 1
+    # The KEDA scaler logs in as the auditor.
+    counts = {name: await auditor.fetchval(query) for name, query in keda_queries().items()}
+    assert counts == {"due-queued": 0, "in-flight": 1}
+
+    writes: list[Callable[[], Awaitable[object]]] = [
+        lambda: TaskQueue(api_pool).enqueue("noop", connection=auditor),
+        lambda: store.claim_tasks(auditor, ["default"], 1, "auditor", 30),
+        lambda: store.cancel_task(auditor, task.id),
+        lambda: store.rescue_expired(auditor, "auditor"),
+        lambda: store.extend_leases(auditor, [task.id], "worker-1", 30),
+        lambda: auditor.execute("UPDATE taskqueue.task_events SET error = 'x'"),
+        lambda: auditor.execute("DELETE FROM taskqueue.task_events"),
+        lambda: auditor.execute("DELETE FROM taskqueue.tasks"),
+        lambda: auditor.execute("CREATE TABLE taskqueue.mine (id int)"),
+    ]
+    # Read-only sessions by default...
+    for write in writes:
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await write()
+    # ... and without the privileges even when the session is switched back.
+    await auditor.execute("SET default_transaction_read_only = off")
+    for write in writes:
+        with pytest.raises(DENIED):
+            await write()
+    status = await admin.fetchval("SELECT status::text FROM taskqueue.tasks WHERE id = $1", task.id)
+    assert status == "running"
+
+
+async def test_the_api_and_a_worker_run_end_to_end_under_their_own_roles(
+    dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool
+) -> None:
+    async with (
+        running_worker(dsns.worker, concurrency=4) as worker,
+        api_client(dsns.api) as client,
+    ):
+        assert (await client.get("/ready")).status_code == 200
+        created = await client.post("/api/tasks", json={"type": "noop", "name": "via http"})
+        assert created.status_code == 201
+        failing = await client.post(
+            "/api/tasks", json={"type": "fail", "payload": {"message": "no"}, "max_retries": 1}
+        )
+        assert failing.status_code == 201
+        later = await client.post(
+            "/api/tasks", json={"type": "noop", "run_at": "2999-01-01T00:00:00Z"}
+        )
+        assert later.status_code == 201
+        batch = await TaskQueue(api_pool).enqueue_many([NewTask(type="noop") for _ in range(20)])
+        done_ids = [uuid.UUID(created.json()["id"]), *(t.id for t in batch)]
+        failing_id = uuid.UUID(failing.json()["id"])
+        await wait_until(lambda: all_in_status(admin, done_ids, "succeeded"))
+        await wait_until(lambda: all_in_status(admin, [failing_id], "failed"))
+
+        cancel = await client.post(f"/api/tasks/{later.json()['id']}/cancel")
+        assert (cancel.status_code, cancel.json()["status"]) == (200, "cancelled")
+        retry = await client.post(f"/api/tasks/{failing_id}/retry")
+        assert (retry.status_code, retry.json()["status"]) == (200, "queued")
+        await wait_until(lambda: all_in_status(admin, [failing_id], "failed"))
+        history = (await client.get(f"/api/tasks/{failing_id}/history")).json()
+        stats = (await client.get("/api/stats")).json()
+
+    assert [e["event_type"] for e in history] == [
+        "task_queued",
+        "task_started",
+        "task_retry_scheduled",
+        "task_started",
+        "task_failed",
+        "task_requeued",
+        "task_started",
+        "task_retry_scheduled",
+        "task_started",
+        "task_failed",
+    ]
+    assert {e["worker_id"] for e in history if e["event_type"] == "task_started"} == {
+        worker.worker_id
+    }
+    assert stats["succeeded_tasks"] == 21
+    assert stats["failed_tasks"] == 1
+
+
+async def test_retention_deletes_old_history_and_finished_tasks_as_the_migrator(
+    dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool
+) -> None:
+    tq = TaskQueue(api_pool)
+    old_done, old_failed, old_waiting, recent_done, *recent = await tq.enqueue_many(
+        [NewTask(type="noop") for _ in range(8)]
+    )
+    old_ids = [old_done.id, old_failed.id, old_waiting.id]
+    await admin.execute(
+        "UPDATE taskqueue.tasks SET created_at = now() - interval '41 days' WHERE id = ANY($1)",
+        old_ids,
+    )
+    for task_id, status, finished in (
+        (old_done.id, "succeeded", timedelta(days=40)),
+        (old_failed.id, "failed", timedelta(days=40)),
+        (recent_done.id, "succeeded", timedelta(days=1)),
+    ):
+        await admin.execute(
+            "UPDATE taskqueue.tasks SET status = $2::taskqueue.task_status,"
+            " completed_at = now() - $3::interval WHERE id = $1",
+            task_id,
+            status,
+            finished,
+        )
+    await admin.execute(
+        "UPDATE taskqueue.task_events SET at = now() - interval '100 days' WHERE task_id = ANY($1)",
+        old_ids,
+    )
+
+    said = psql(
+        dsns.migrator,
+        "-v",
+        "keep_events_days=90",
+        "-v",
+        "keep_tasks_days=30",
+        "-v",
+        "batch_size=2",  # several batches, walked oldest first
+        "-f",
+        str(POSTGRES / "retention.sql"),
+        single_transaction=False,
+    )
+
+    assert "deleted 3 events" in said
+    assert "and 2 finished tasks" in said
+    left = {r["id"] for r in await admin.fetch("SELECT id FROM taskqueue.tasks")}
+    assert left == {old_waiting.id, recent_done.id, *(t.id for t in recent)}
+    events = {r["task_id"] for r in await admin.fetch("SELECT task_id FROM taskqueue.task_events")}
+    assert events == {recent_done.id, *(t.id for t in recent)}
+    # Nobody but the owner may delete.
+    for role in (dsns.api, dsns.worker, dsns.auditor):
+        with pytest.raises(AssertionError, match=r"permission denied|read-only transaction"):
+            psql(role, "-f", str(POSTGRES / "retention.sql"), single_transaction=False)
