@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from taskqueue import db
-from taskqueue.api.auth import Authenticator
+from taskqueue.api.auth import Authenticator, auth_middleware
 from taskqueue.api.errors import handle_exception
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.health import health, ready
@@ -64,8 +64,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     return Litestar(
         route_handlers=[TaskController, get_stats, health, ready],
         lifespan=[lifespan],
-        state=State({"settings": settings, "authenticator": authenticator}),
+        state=State({"settings": settings}),
         dependencies={"tq": Provide(_task_queue, sync_to_thread=False)},
+        middleware=[auth_middleware(authenticator)],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),

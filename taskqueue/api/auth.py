@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import jwt
-from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from taskqueue.config import ConfigError, Settings
 
@@ -73,12 +71,11 @@ class Authenticator:
         scopes = raw.split() if isinstance(raw, str) else raw
         return frozenset(str(s) for s in scopes if isinstance(s, str)) & ALL_SCOPES
 
-    def check(self, connection: ASGIConnection[Any, Any, Any, Any], scope: str) -> None:
+    def check(self, authorization: str, scope: str) -> None:
         """Raise 401 without a valid token, 403 without ``scope``."""
         if not self.enabled:
             return
-        header = connection.headers.get("authorization", "")
-        kind, _, presented = header.partition(" ")
+        kind, _, presented = authorization.partition(" ")
         if kind.lower() != "bearer" or not presented.strip():
             raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)")
         scopes = self.scopes_of(presented.strip())
@@ -88,17 +85,30 @@ class Authenticator:
             raise PermissionDeniedException(f"this token lacks the '{scope}' scope")
 
 
-def guard_for(scope: str) -> Guard:
-    """A route guard that asks the app's Authenticator for ``scope``. Async on
-    purpose: Litestar runs synchronous guards in a thread pool."""
+def auth_middleware(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp]:
+    """Everything under /api/ needs a token: ``read`` to GET, ``write`` to POST.
+    /health, /ready and /schema stay open. One check per request in
+    middleware, rather than a per-route guard (which Litestar invokes on a
+    copy of the route handler, every request)."""
 
-    async def guard(
-        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-    ) -> None:
-        authenticator: Authenticator = connection.app.state.authenticator
-        authenticator.check(connection, scope)
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if authenticator.enabled and scope["type"] == ScopeType.HTTP:
+                path: str = scope["path"]
+                if path.startswith("/api/"):
+                    header = b""
+                    for name, value in scope["headers"]:
+                        if name == b"authorization":
+                            header = value
+                            break
+                    method = scope.get("method", "GET")
+                    needed = READ if method in ("GET", "HEAD") else WRITE
+                    authenticator.check(header.decode("latin-1"), needed)
+            await app(scope, receive, send)
 
-    return guard
+        return middleware
+
+    return wrap
 
 
 def _parse_entry(entry: str) -> tuple[bytes, frozenset[str]]:
