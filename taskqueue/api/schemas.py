@@ -17,7 +17,7 @@ from taskqueue.client import (
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT_SECONDS,
 )
-from taskqueue.models import NewTask, QueueStats, Status, Task, TaskEvent
+from taskqueue.models import NewTask, Status, Task, TaskEvent
 
 
 class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -132,19 +132,6 @@ class EventOut(msgspec.Struct, kw_only=True):
             detail=event.detail,
             created_at=event.at,
         )
-
-
-class StatsOut(msgspec.Struct, kw_only=True):
-    total_tasks: int
-    queued_tasks: int
-    due_tasks: int
-    running_tasks: int
-    succeeded_tasks: int
-    failed_tasks: int
-    cancelled_tasks: int
-    avg_retry_count: float
-    tasks_with_retries: int
-    queues: list[QueueStats]
 
 
 class Health(msgspec.Struct):

@@ -21,12 +21,11 @@ from taskqueue.api.schemas import (
     CreateTasks,
     ErrorBody,
     EventOut,
-    StatsOut,
     TaskOut,
     TaskPage,
 )
 from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
-from taskqueue.models import Status
+from taskqueue.models import Stats, Status
 
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
@@ -195,7 +194,5 @@ class TaskController(Controller):
     tags=["tasks"],
     summary="Task counts, in total and per queue",
 )
-async def get_stats(state: State) -> StatsOut:
-    tq: NamedDependency[TaskQueue] = state.tq
-    stats = await tq.stats()
-    return StatsOut(**msgspec.structs.asdict(stats))
+async def get_stats(tq: NamedDependency[TaskQueue]) -> Stats:
+    return await tq.stats()
