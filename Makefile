@@ -48,3 +48,6 @@ run-api: $(STAMP) ## serve only the REST API (HOST/PORT via TASKQUEUE_HOST/TASKQ
 
 psql: $(STAMP) ## psql on the database `make run` uses
 	@exec $(BIN)/taskqueue psql
+
+bench: $(STAMP) ## benchmark on DATABASE_URL (or an embedded PostgreSQL); BENCH_ARGS="--reps 1 --json"
+	@$(BIN)/taskqueue bench $(BENCH_ARGS)

@@ -32,7 +32,8 @@ def _configure_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    for chatty in ("yoyo", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -210,6 +211,36 @@ def cmd_embedded(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.benchmark.runner import PHASES, Options, render_table, run_benchmark
+
+    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise ConfigError(
+            f"--phases: unknown {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}"
+        )
+    options = Options(
+        single_n=args.single_n,
+        bulk_n=args.bulk_n,
+        drain_n=args.drain_n,
+        pickup_n=args.pickup_n,
+        depth_n=args.depth_n,
+        depth_drain=args.depth_drain,
+        rest_seconds=args.rest_seconds,
+        reps=args.reps,
+        phases=phases,
+        database_url=settings.database_url,
+        quiet=args.quiet or args.json,
+    )
+    report = asyncio.run(run_benchmark(options))
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    else:
+        print(render_table(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskqueue", description="A task queue whose only infrastructure is PostgreSQL."
@@ -269,6 +300,24 @@ def build_parser() -> argparse.ArgumentParser:
     psql = sub.add_parser("psql", help="psql on the database `make run` uses")
     psql.add_argument("psql_args", nargs=argparse.REMAINDER)
     psql.set_defaults(func=cmd_psql)
+
+    bench = sub.add_parser(
+        "bench", help="measure throughput, latency and memory (DATABASE_URL or embedded)"
+    )
+    bench.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported")
+    bench.add_argument("--phases", default="single,bulk,rest,drain,pickup,depth")
+    bench.add_argument("--single-n", type=int, default=5_000)
+    bench.add_argument("--bulk-n", type=int, default=100_000)
+    bench.add_argument("--drain-n", type=int, default=50_000)
+    bench.add_argument("--pickup-n", type=int, default=500)
+    bench.add_argument("--depth-n", type=int, default=1_000_000, help="tasks waiting, deep case")
+    bench.add_argument(
+        "--depth-drain", type=int, default=20_000, help="shallow depth, and tasks drained"
+    )
+    bench.add_argument("--rest-seconds", type=float, default=10.0)
+    bench.add_argument("--json", action="store_true", help="JSON with every rep's value")
+    bench.add_argument("--quiet", action="store_true", help="no progress output")
+    bench.set_defaults(func=cmd_bench)
 
     stats = sub.add_parser("stats", help="print task counts per queue")
     stats.set_defaults(func=cmd_stats)

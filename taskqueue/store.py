@@ -3,6 +3,7 @@ one per file, loaded once; this module binds parameters and shapes rows."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -275,3 +276,53 @@ async def listen(conn: Connection, callback: Callable[[str], None]) -> None:
         callback(str(payload))
 
     await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+
+
+# -- benchmark support (taskqueue bench; only ever run on its own database) ----
+
+
+async def bench_reset(conn: Executor) -> None:
+    await conn.execute(query("bench_reset"))
+
+
+async def bench_create_reference_table(conn: Executor) -> None:
+    await conn.execute(query("bench_reference_table"))
+
+
+async def bench_reference_insert(conn: Executor, row_id: uuid.UUID, payload: Any) -> None:
+    await conn.execute(query("bench_reference_insert"), row_id, payload)
+
+
+async def bench_last_event_id(conn: Executor) -> int:
+    return int(await conn.fetchval(query("bench_last_event_id")))
+
+
+async def bench_drain_progress(conn: Executor, after_event_id: int) -> tuple[int, float]:
+    """(tasks succeeded, seconds from first start to last success) since an event id."""
+    row = await conn.fetchrow(query("bench_drain_progress"), after_event_id)
+    assert row is not None
+    return int(row["succeeded"]), float(row["seconds"] or 0.0)
+
+
+async def bench_probe_latencies(conn: Executor) -> list[int]:
+    return [int(r["latency_ns"]) for r in await conn.fetch(query("bench_probe_latencies"))]
+
+
+async def bench_count_tasks(conn: Executor) -> int:
+    return int(await conn.fetchval(query("bench_count_tasks")))
+
+
+_BENCH_DATABASE = re.compile(r"^taskqueue_bench_[0-9a-f]{8}$")
+
+
+async def bench_create_database(conn: Executor, name: str) -> None:
+    # Identifiers cannot be parameters; the name is ours, made and checked here.
+    if not _BENCH_DATABASE.match(name):
+        raise ValueError(f"not a bench database name: {name!r}")
+    await conn.execute(f'CREATE DATABASE "{name}"')
+
+
+async def bench_drop_database(conn: Executor, name: str) -> None:
+    if not _BENCH_DATABASE.match(name):
+        raise ValueError(f"not a bench database name: {name!r}")
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,2 @@
+"""``taskqueue bench``: throughput, latency and memory of this queue on your
+own PostgreSQL, each figure next to a reference measured in the same run."""

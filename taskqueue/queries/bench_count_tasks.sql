@@ -1,0 +1,2 @@
+-- taskqueue bench: rows in taskqueue.tasks.
+SELECT count(*) FROM taskqueue.tasks;

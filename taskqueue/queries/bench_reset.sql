@@ -1,0 +1,2 @@
+-- taskqueue bench: empty the queue between measurements (bench database only).
+TRUNCATE taskqueue.tasks, taskqueue.task_events;
