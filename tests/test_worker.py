@@ -203,3 +203,39 @@ async def test_worker_rides_out_lost_connections_and_keeps_every_outcome(
 async def _claimed_some(worker: object) -> bool:
     dispatcher = getattr(worker, "dispatcher", None)
     return dispatcher is not None and dispatcher.claimed > 0
+
+
+async def test_a_handlers_own_backoff_overrides_the_global_one(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    from datetime import timedelta
+
+    from taskqueue.backoff import Backoff, Jitter
+
+    registry = Registry()
+
+    @registry.task("flaky", backoff=Backoff(base=30, cap=30, jitter=Jitter.EQUAL))
+    async def flaky(payload: object, ctx: TaskContext) -> None:
+        raise RuntimeError("not yet")
+
+    tq = TaskQueue(pool, registry)
+    task = await tq.enqueue("flaky", {}, max_retries=1)
+    async with running_worker(database_url, registry):  # global backoff: 0.01-0.05 s
+        await wait_until(lambda: _retried(pool, task.id))
+    row = await pool.fetchrow(
+        "SELECT at, (detail->>'retry_at')::timestamptz AS retry_at FROM taskqueue.task_events"
+        " WHERE task_id = $1 AND event_type = 'task_retry_scheduled'",
+        task.id,
+    )
+    assert row is not None
+    assert timedelta(seconds=15) <= row["retry_at"] - row["at"] <= timedelta(seconds=30)
+
+
+async def _retried(pool: asyncpg.Pool, task_id: object) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.task_events"
+            " WHERE task_id = $1 AND event_type = 'task_retry_scheduled'",
+            task_id,
+        )
+    )
