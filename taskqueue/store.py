@@ -68,7 +68,10 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     come back as the task that owns the key, with ``created=False``."""
     if not rows:
         return []
-    records = await conn.fetch(query("enqueue_tasks"), _encode_json(rows))
+    if len(rows) == 1:
+        records = await conn.fetch(query("enqueue_task"), *_task_row_params(rows[0]))
+    else:
+        records = await conn.fetch(query("enqueue_tasks"), _encode_json(rows))
     inserted = {rec["id"]: rec for rec in records}
     existing: dict[str, Task] = {}
     if len(inserted) < len(rows):
@@ -86,6 +89,22 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
     return results
+
+
+def _task_row_params(row: TaskRow) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.queue,
+        row.type,
+        row.name,
+        row.payload,
+        row.priority,
+        row.max_retries,
+        row.timeout_seconds,
+        row.run_at,
+        row.delay_seconds,
+        row.idempotency_key,
+    )
 
 
 def _new_task(row: TaskRow, run_at: datetime, created_at: datetime) -> Task:

@@ -331,7 +331,7 @@ class Bench:
     async def pickup(self) -> None:
         n = self.o.pickup_n
         await store.bench_reset(self.pool)
-        tq = TaskQueue(self.pool, load_registry(["taskqueue.benchmark.handlers"]))
+        tq = self.tq
         env = self.env(TASKQUEUE_HANDLERS="taskqueue.benchmark.handlers")
         with _process(["worker"], env, self.log):
             # A first probe proves the worker listens; it is not measured.
@@ -374,7 +374,12 @@ class Bench:
     async def run(self) -> None:
         pool = await db.create_pool(self.dsn, min_size=1, max_size=4)
         self.pool = pool
-        self.tq = TaskQueue(pool)
+        # One awaited call at a time, as a producer script would: the
+        # TaskQueue keeps a connection rather than going through the pool for
+        # each call, as TaskQueue.connect() does.
+        self.tq = TaskQueue(
+            pool, load_registry(["taskqueue.benchmark.handlers"]), reuse_connection=True
+        )
         try:
             await store.bench_create_reference_table(pool)
             steps: dict[str, list[Callable[[], Any]]] = {
@@ -398,7 +403,7 @@ class Bench:
                     self._say(f"rep {rep + 1}/{self.o.reps}: depth {self.o.depth_n:,}")
                     await self.depth_deep()
         finally:
-            await pool.close()
+            await self.tq.close()
 
     def _say(self, text: str) -> None:
         if not self.o.quiet:
