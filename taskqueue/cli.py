@@ -232,6 +232,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         phases=phases,
         database_url=settings.database_url,
         quiet=args.quiet or args.json,
+        load=args.load,
     )
     report = asyncio.run(run_benchmark(options))
     if args.json:
@@ -315,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth-drain", type=int, default=20_000, help="shallow depth, and tasks drained"
     )
     bench.add_argument("--rest-seconds", type=float, default=10.0)
+    bench.add_argument(
+        "--load",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="REST load generator (auto: wrk when installed, else a Python process)",
+    )
     bench.add_argument("--json", action="store_true", help="JSON with every rep's value")
     bench.add_argument("--quiet", action="store_true", help="no progress output")
     bench.set_defaults(func=cmd_bench)

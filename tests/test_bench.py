@@ -9,6 +9,8 @@ import sys
 import asyncpg
 import msgspec
 
+from taskqueue.benchmark.http_load import build_request, read_response
+
 
 async def test_bench_runs_every_phase_and_drops_its_database(pg_server: str) -> None:
     env = {**os.environ, "DATABASE_URL": pg_server}
@@ -34,6 +36,10 @@ async def test_bench_runs_every_phase_and_drops_its_database(pg_server: str) -> 
         "500",
         "--rest-seconds",
         "1",
+        # The built-in load generator, which is what runs wherever wrk is not
+        # installed (CI among them).
+        "--load",
+        "python",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -54,6 +60,7 @@ async def test_bench_runs_every_phase_and_drops_its_database(pg_server: str) -> 
     single = figures[("1 enqueue, single", "tasks/s")]
     assert single["met"] in (True, False)
     assert "PostgreSQL" in report["server"]
+    assert report["options"]["load"] == "python"
 
     conn = await asyncpg.connect(pg_server)
     try:
@@ -63,3 +70,19 @@ async def test_bench_runs_every_phase_and_drops_its_database(pg_server: str) -> 
     finally:
         await conn.close()
     assert left == 0
+
+
+async def test_the_load_generator_reads_keep_alive_responses_back_to_back() -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(
+        b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
+        b'Content-Length: 11\r\n\r\n{"id": "a"}'
+        b"HTTP/1.1 413 Request Entity Too Large\r\ncontent-length: 2\r\n\r\n{}"
+    )
+    assert await read_response(reader) == 201
+    assert await read_response(reader) == 413
+    request = build_request("http://127.0.0.1:8000/api/tasks", b"{}", "secret")
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n")
+    assert b"Content-Length: 2" in head and b"Authorization: Bearer secret" in head
+    assert body == b"{}"

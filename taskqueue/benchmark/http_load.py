@@ -10,9 +10,10 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import msgspec
+import uvloop
 
 
 class LoadResult(msgspec.Struct):
@@ -22,28 +23,63 @@ class LoadResult(msgspec.Struct):
     latencies_ms: list[float]
 
 
-async def run(url: str, body: bytes, connections: int, seconds: float, token: str) -> LoadResult:
-    headers = {"content-type": "application/json"}
+def build_request(url: str, body: bytes, token: str) -> bytes:
+    """One keep-alive HTTP/1.1 POST, encoded once and sent as is every time."""
+    parts = urlsplit(url)
+    lines = [
+        f"POST {parts.path or '/'} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     if token:
-        headers["authorization"] = f"Bearer {token}"
+        lines.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one response; returns its status code. A plain reader rather than
+    an HTTP client library: those cost more CPU per request than the server
+    under test, and this process shares the machine with it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+        elif name.strip().lower() == b"transfer-encoding":
+            raise ValueError("chunked responses are not supported by this load generator")
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def run(url: str, body: bytes, connections: int, seconds: float, token: str) -> LoadResult:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = build_request(url, body, token)
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        deadline = time.perf_counter() + seconds
+    deadline = time.perf_counter() + seconds
 
-        async def loop() -> None:
-            nonlocal errors
+    async def loop() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
+                writer.write(request)
+                status = await read_response(reader)
                 latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code >= 300:
+                if status >= 300:
                     errors += 1
+        finally:
+            writer.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(connections)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
     return LoadResult(
         requests=len(latencies), errors=errors, seconds=elapsed, latencies_ms=latencies
     )
@@ -58,7 +94,7 @@ def main() -> None:
     parser.add_argument("--token", default="")
     args = parser.parse_args()
     body = Path(args.body_file).read_bytes()
-    result = asyncio.run(run(args.url, body, args.connections, args.seconds, args.token))
+    result = uvloop.run(run(args.url, body, args.connections, args.seconds, args.token))
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
 
 

@@ -54,6 +54,7 @@ class Options(msgspec.Struct, kw_only=True):
     phases: tuple[str, ...] = PHASES
     database_url: str = ""
     quiet: bool = False
+    load: str = "auto"  # REST load generator: wrk, python, or auto (wrk when installed)
 
 
 class Figure(msgspec.Struct, kw_only=True):
@@ -265,7 +266,7 @@ class Bench:
         seconds = self.o.rest_seconds
         ticker = asyncio.create_task(self._tick(label, seconds))
         try:
-            if shutil.which("wrk"):
+            if rest_load_generator(self.o) == "wrk":
                 return await asyncio.to_thread(
                     _wrk, url, body_file, connections, seconds, self.workdir
                 )
@@ -573,6 +574,12 @@ async def run_benchmark(options: Options) -> Report:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def rest_load_generator(options: Options) -> str:
+    if options.load == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    return options.load
+
+
 def _machine() -> str:
     import platform
 
@@ -729,5 +736,8 @@ def render_table(report: Report) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
-    footer = f"{report.server}; {report.machine}; medians of {report.options.reps} reps"
+    footer = (
+        f"{report.server}; {report.machine}; medians of {report.options.reps} reps; "
+        f"REST load from {rest_load_generator(report.options)}"
+    )
     return "\n".join([*lines, "", footer])
