@@ -8,7 +8,7 @@ import builtins
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
@@ -31,6 +31,7 @@ MAX_PRIORITY = 1000
 MAX_RETRIES_LIMIT = 100
 MAX_TIMEOUT_SECONDS = 86400.0
 MAX_PAGE_SIZE = 1000
+MAX_DELAY_SECONDS = 10 * 365 * 86400.0
 
 _NOT_SET: Any = msgspec.UNSET
 P = ParamSpec("P")
@@ -188,9 +189,9 @@ class TaskQueue:
         if new.run_at is not None and new.run_at.tzinfo is None:
             raise invalid("run_at", "must include a time zone")
         if new.delay_seconds is not None and not (
-            math.isfinite(new.delay_seconds) and new.delay_seconds >= 0
+            math.isfinite(new.delay_seconds) and 0 <= new.delay_seconds <= MAX_DELAY_SECONDS
         ):
-            raise invalid("delay", "must be a finite number of seconds >= 0")
+            raise invalid("delay", f"must be between 0 and {MAX_DELAY_SECONDS:g} seconds")
         key = new.idempotency_key
         if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
             raise invalid("idempotency_key", f"1 to {MAX_KEY_LENGTH} characters")
@@ -203,8 +204,8 @@ class TaskQueue:
             priority=priority,
             max_retries=max_retries,
             timeout_seconds=float(timeout),
-            run_at=new.run_at,
-            delay_seconds=new.delay_seconds,
+            run_at=None if new.run_at is None else new.run_at.astimezone(UTC),
+            delay_us=0 if new.delay_seconds is None else round(new.delay_seconds * 1_000_000),
             idempotency_key=key,
         )
 

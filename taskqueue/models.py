@@ -186,4 +186,18 @@ def uuid7() -> uuid.UUID:
         counter = _last_counter + 1
     _last_counter = counter
     timestamp, rand_a, rand_b = counter >> 74, (counter >> 62) & 0xFFF, counter & (2**62 - 1)
-    return uuid.UUID(int=timestamp << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b)
+    return _uuid_from_int(timestamp << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b)
+
+
+_new_object = object.__new__
+_set_slot = object.__setattr__
+
+
+def _uuid_from_int(value: int) -> uuid.UUID:
+    # uuid.UUID(int=...) re-validates its argument in Python code: 0.75 us,
+    # half the client's cost of preparing a bulk insert. Our value is a
+    # 128-bit int by construction, so fill the two slots directly (0.3 us).
+    made: uuid.UUID = _new_object(uuid.UUID)
+    _set_slot(made, "int", value)
+    _set_slot(made, "is_safe", uuid.SafeUUID.unknown)
+    return made

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import msgspec
@@ -171,6 +171,23 @@ async def test_run_at_and_delay_use_the_database_clock(tq: TaskQueue, pool: asyn
     delayed = await tq.enqueue("noop", delay=3600)
     db_now = await pool.fetchval("SELECT now()")
     assert timedelta(minutes=59) < delayed.run_at - db_now <= timedelta(hours=1)
+
+
+async def test_returned_tasks_equal_the_committed_rows(tq: TaskQueue) -> None:
+    # The client builds returned tasks from what it sent and the statement's
+    # now(); they must match the rows exactly, delays and time zones included.
+    plus_two = timezone(timedelta(hours=2))
+    new = [
+        NewTask(type="noop", payload={"i": 1}),
+        NewTask(type="noop", delay_seconds=1.2345678, name="delayed"),
+        NewTask(type="noop", run_at=datetime(2030, 1, 2, 3, 4, 5, 6789, tzinfo=plus_two)),
+        NewTask(type="noop", delay_seconds=0.0000005, idempotency_key="k", priority=-3),
+    ]
+    returned = [*await tq.enqueue_many(new), await tq.enqueue("noop", delay=86400.5)]
+    returned.append(await tq.enqueue("noop", run_at=datetime(2020, 5, 6, tzinfo=plus_two)))
+    for task in returned:
+        assert task == await tq.get(task.id)
+    assert returned[2].run_at.utcoffset() == timedelta(0)
 
 
 async def test_cancel_only_queued_tasks(tq: TaskQueue, pool: asyncpg.Pool) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import pickle
 import time
+import uuid
 
 from taskqueue import models
 from taskqueue.models import uuid7
@@ -14,6 +16,15 @@ def test_uuid7_is_version_7_time_ordered_and_strictly_increasing() -> None:
     assert len(set(ids)) == len(ids)
     assert all(u.version == 7 and u.variant == "specified in RFC 4122" for u in ids)
     assert before <= ids[0].int >> 80 <= ids[-1].int >> 80 <= after
+
+
+def test_uuid7_makes_ordinary_uuid_objects() -> None:
+    made = uuid7()
+    rebuilt = uuid.UUID(str(made))
+    assert made == rebuilt and hash(made) == hash(rebuilt)
+    assert pickle.loads(pickle.dumps(made)) == made  # noqa: S301 - our own bytes
+    assert made.is_safe is uuid.SafeUUID.unknown
+    assert made.bytes == rebuilt.bytes and made.hex == rebuilt.hex
 
 
 def test_uuid7_counts_across_the_random_bits_without_breaking_the_layout() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import msgspec
 
 from taskqueue.client import (
+    MAX_DELAY_SECONDS,
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,
     MAX_PRIORITY,
@@ -31,7 +32,7 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=MAX_RETRIES_LIMIT)] | None = None
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT_SECONDS)] | None = None
     run_at: datetime | None = None  # in the past: runs now
-    delay_seconds: Annotated[float, msgspec.Meta(ge=0, le=10 * 365 * 86400)] | None = None
+    delay_seconds: Annotated[float, msgspec.Meta(ge=0, le=MAX_DELAY_SECONDS)] | None = None
     idempotency_key: (
         Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | None
     ) = None

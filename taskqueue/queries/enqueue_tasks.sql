@@ -5,8 +5,10 @@
 -- that it sees a row a concurrent transaction has just committed.
 --   $1 json: an array of objects, one per task, with the keys
 --      id (UUIDv7, made by the client), queue, type, name, payload, priority,
---      max_retries, timeout_seconds, run_at (NULL: now() + delay_seconds),
---      delay_seconds (from the database's now(); NULL: 0), idempotency_key.
+--      max_retries, timeout_seconds, run_at (NULL: now() + delay_us),
+--      delay_us (microseconds after the database's now()), idempotency_key.
+-- Returns one row: the ids inserted and now() (every task's created_at), so
+-- the client builds the tasks from what it sent instead of decoding a row each.
 -- One JSON document rather than eleven arrays: the client encodes it in one
 -- call and the server parses it in one pass, which is what bulk loads need.
 WITH input AS (
@@ -14,17 +16,17 @@ WITH input AS (
     FROM json_to_recordset($1::json)
         AS i(id uuid, queue text, type text, name text, payload jsonb, priority int,
              max_retries int, timeout_seconds float8, run_at timestamptz,
-             delay_seconds float8, idempotency_key text)
+             delay_us bigint, idempotency_key text)
 ),
 inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key)
     SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-           coalesce(run_at, now() + make_interval(secs => coalesce(delay_seconds, 0))),
+           coalesce(run_at, now() + delay_us * interval '1 microsecond'),
            idempotency_key
     FROM input
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, run_at, created_at
+    RETURNING id, queue, run_at
 ),
 queued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
@@ -35,7 +37,6 @@ queued_events AS (
 due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM inserted WHERE run_at <= now()
 )
-SELECT inserted.id, inserted.run_at, inserted.created_at,
+SELECT (SELECT array_agg(id) FROM inserted) AS ids, now() AS created_at,
        (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
-        FROM due_queues WHERE queues IS NOT NULL) AS notified
-FROM inserted;
+        FROM due_queues WHERE queues IS NOT NULL) AS notified;
