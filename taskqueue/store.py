@@ -312,6 +312,10 @@ async def bench_reset(conn: Executor) -> None:
     await conn.execute(query("bench_reset"))
 
 
+async def bench_vacuum_tasks(conn: Executor) -> None:
+    await conn.execute(query("bench_vacuum_tasks"))
+
+
 async def bench_create_reference_table(conn: Executor) -> None:
     await conn.execute(query("bench_reference_table"))
 

@@ -373,6 +373,7 @@ class Bench:
         count = self.o.depth_drain
         await store.bench_reset(self.pool)
         await self.fill(count, f"depth {count:,}: enqueue")
+        await store.bench_vacuum_tasks(self.pool)
         self.record(
             "depth_shallow", await self._drain_with_worker(count, f"depth {count:,}: drain")
         )
@@ -384,6 +385,7 @@ class Bench:
     async def depth_deep(self) -> None:
         count = self.o.depth_drain
         label = f"depth {self.o.depth_n:,}: drain"
+        await store.bench_vacuum_tasks(self.pool)
         self.record("depth_deep", await self._drain_with_worker(count, label, rss_key="worker_rss"))
         await self.fill(count, f"depth {self.o.depth_n:,}: top up")
 
