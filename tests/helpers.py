@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from taskqueue import store
 from taskqueue.config import Settings
 from taskqueue.registry import Registry, load_registry
 from taskqueue.worker import Worker
@@ -71,3 +72,19 @@ async def all_in_status(pool: asyncpg.Pool, ids: list[uuid.UUID], status: str) -
         "SELECT count(*) FROM taskqueue.tasks WHERE id = ANY($1) AND status = $2", ids, status
     )
     return bool(count == len(ids))
+
+
+async def seed_production_shape(pool: asyncpg.Pool, *, backlog: int, claimed: int) -> None:
+    """A tasks table the way production sees it: 20,000 finished tasks, a
+    queued backlog, ``claimed`` of it running; analysed, so plans are real."""
+    await pool.execute(
+        "INSERT INTO taskqueue.tasks (id, type, status, completed_at)"
+        " SELECT gen_random_uuid(), 'noop', 'succeeded', now() FROM generate_series(1, 20000)"
+    )
+    await pool.execute(
+        "INSERT INTO taskqueue.tasks (id, type) SELECT gen_random_uuid(), 'noop'"
+        " FROM generate_series(1, $1)",
+        backlog,
+    )
+    await store.claim_tasks(pool, ["default"], claimed, "worker-1", 30)
+    await pool.execute("ANALYZE taskqueue.tasks")

@@ -21,6 +21,7 @@ from taskqueue.api.auth import Authenticator, check_binding
 from taskqueue.client import TaskQueue
 from taskqueue.config import ConfigError, Settings
 from taskqueue.worker import INTERRUPT_GRACE_SECONDS
+from tests.helpers import seed_production_shape
 from tests.test_deploy_compose import subcommand
 
 REPO = Path(__file__).resolve().parent.parent
@@ -357,16 +358,7 @@ async def test_the_keda_queries_count_due_queued_and_running_tasks(
 async def test_the_keda_queries_walk_the_partial_indexes(pool: asyncpg.Pool) -> None:
     # A table the way production sees it: mostly finished tasks, a backlog, a
     # few running. The scaler's cost must follow the backlog, not the history.
-    await pool.execute(
-        "INSERT INTO taskqueue.tasks (id, type, status, completed_at)"
-        " SELECT gen_random_uuid(), 'noop', 'succeeded', now() FROM generate_series(1, 20000)"
-    )
-    await pool.execute(
-        "INSERT INTO taskqueue.tasks (id, type) SELECT gen_random_uuid(), 'noop'"
-        " FROM generate_series(1, 50)"
-    )
-    await store.claim_tasks(pool, ["default"], 10, "worker-1", 30)
-    await pool.execute("ANALYZE taskqueue.tasks")
+    await seed_production_shape(pool, backlog=50, claimed=10)
     plans = {
         name: "\n".join(r[0] for r in await pool.fetch(f"EXPLAIN {query}"))
         for name, query in keda_queries().items()

@@ -26,7 +26,13 @@ from taskqueue.errors import TaskStateConflict
 from taskqueue.maintenance import Rescuer
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 from tests.api_helpers import api_client
-from tests.helpers import all_in_status, event_types, running_worker, wait_until
+from tests.helpers import (
+    all_in_status,
+    event_types,
+    running_worker,
+    seed_production_shape,
+    wait_until,
+)
 from tests.test_deploy_kubernetes import keda_queries
 
 POSTGRES = Path(__file__).resolve().parent.parent / "deploy" / "postgres"
@@ -384,16 +390,7 @@ async def test_row_level_security_leaves_the_worker_statements_on_their_indexes(
     admin: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:
     # Mostly finished tasks, a backlog, some running: as in production.
-    await admin.execute(
-        "INSERT INTO taskqueue.tasks (id, type, status, completed_at)"
-        " SELECT gen_random_uuid(), 'noop', 'succeeded', now() FROM generate_series(1, 20000)"
-    )
-    await admin.execute(
-        "INSERT INTO taskqueue.tasks (id, type) SELECT gen_random_uuid(), 'noop'"
-        " FROM generate_series(1, 200)"
-    )
-    await store.claim_tasks(admin, ["default"], 100, "worker-1", 30)
-    await admin.execute("ANALYZE taskqueue.tasks")
+    await seed_production_shape(admin, backlog=200, claimed=100)
     async with worker_pool.acquire() as conn, conn.transaction():
         claim = await conn.fetch(
             "EXPLAIN " + store.query("claim_tasks"), ["default"], 10, "worker-2", 30.0

@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -16,11 +18,15 @@ from taskqueue.models import NewTask
 from tests.helpers import all_in_status, event_types, status_of, wait_until
 
 
-async def start_worker(database_url: str, log: Path, **env: str) -> asyncio.subprocess.Process:
+@asynccontextmanager
+async def worker_process(
+    database_url: str, log: Path, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real worker process; killed on the way out if a test left it running."""
     variables = {**os.environ, "DATABASE_URL": database_url, "TASKQUEUE_POLL_INTERVAL": "0.1"}
     variables.update({f"TASKQUEUE_{k.upper()}": v for k, v in env.items()})
     with log.open("wb") as stderr:  # the child keeps its own copy of the descriptor
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "taskqueue.cli",
@@ -29,6 +35,12 @@ async def start_worker(database_url: str, log: Path, **env: str) -> asyncio.subp
             stdout=asyncio.subprocess.DEVNULL,
             stderr=stderr,
         )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def test_sigterm_finishes_short_tasks_and_releases_long_ones(
@@ -39,16 +51,11 @@ async def test_sigterm_finishes_short_tasks_and_releases_long_ones(
     )
     slow = await tq.enqueue_many([NewTask(type="sleep", payload={"seconds": 60}) for _ in range(2)])
     log = Path(tempfile.mkstemp(suffix=".log")[1])
-    proc = await start_worker(database_url, log, shutdown_timeout="2", concurrency="10")
-    try:
+    async with worker_process(database_url, log, shutdown_timeout="2", concurrency="10") as proc:
         everything = [t.id for t in quick + slow]
         await wait_until(lambda: all_in_status(pool, everything, "running"))
         proc.send_signal(signal.SIGTERM)
         returncode = await asyncio.wait_for(proc.wait(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert returncode == 0, log.read_text()
     for task in quick:
         assert await event_types(pool, task.id) == [
@@ -72,10 +79,9 @@ async def test_sigint_stops_claiming_at_once_and_releases_waiting_tasks(
 ) -> None:
     held = await tq.enqueue_many([NewTask(type="sleep", payload={"seconds": 60}) for _ in range(3)])
     log = Path(tempfile.mkstemp(suffix=".log")[1])
-    proc = await start_worker(
+    async with worker_process(
         database_url, log, shutdown_timeout="0.5", concurrency="1", prefetch="5"
-    )
-    try:
+    ) as proc:
         ids = [t.id for t in held]
 
         # One runs, one waits in the worker's prefetch buffer (a worker that
@@ -88,10 +94,6 @@ async def test_sigint_stops_claiming_at_once_and_releases_waiting_tasks(
         proc.send_signal(signal.SIGINT)
         late = await tq.enqueue("noop")  # arrives after the signal: must not be claimed
         returncode = await asyncio.wait_for(proc.wait(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert returncode == 0, log.read_text()
     assert await all_in_status(pool, ids, "queued")
     assert (

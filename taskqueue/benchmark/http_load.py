@@ -46,9 +46,10 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     length = 0
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-        elif name.strip().lower() == b"transfer-encoding":
+        elif name == b"transfer-encoding":
             raise ValueError("chunked responses are not supported by this load generator")
     if length:
         await reader.readexactly(length)

@@ -347,15 +347,14 @@ class Bench:
     async def pickup(self) -> None:
         n = self.o.pickup_n
         await store.bench_reset(self.pool)
-        tq = self.tq
         env = self.env(TASKQUEUE_HANDLERS="taskqueue.benchmark.handlers")
         with _process(["worker"], env, self.log):
             # A first probe proves the worker listens; it is not measured.
-            warmup = await tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
-            await _until(lambda: _succeeded(tq, warmup.id), 60, "the worker's first pickup")
+            warmup = await self.tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
+            await _until(lambda: _succeeded(self.tq, warmup.id), 60, "the worker's first pickup")
             await store.bench_reset(self.pool)
             for i in range(n):
-                await tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
+                await self.tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
                 self.progress.show("pickup latency", i + 1, n)
                 await asyncio.sleep(0.01)
 
