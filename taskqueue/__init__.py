@@ -7,6 +7,8 @@ from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.errors import (
     InvalidTask,
+    Permanent,
+    Snooze,
     TaskNotFound,
     TaskQueueError,
     TaskStateConflict,
@@ -20,8 +22,10 @@ __all__ = [
     "InvalidTask",
     "Jitter",
     "NewTask",
+    "Permanent",
     "Registry",
     "Settings",
+    "Snooze",
     "Status",
     "Task",
     "TaskContext",

@@ -11,6 +11,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import asyncpg
 import msgspec
 
+from taskqueue.errors import TaskQueueError
+
 _JSONB_VERSION = b"\x01"  # jsonb's binary wire format is a version byte, then JSON text
 _encode_json = msgspec.json.Encoder().encode
 _decode_json = msgspec.json.Decoder().decode
@@ -132,12 +134,21 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     return conn
 
 
+class MigrationsNotFound(TaskQueueError):
+    """No migration files where they should be: a broken install."""
+
+
 def migrations_dir() -> Path:
-    """TASKQUEUE_MIGRATIONS_DIR, else the checkout's top-level migrations/."""
+    """TASKQUEUE_MIGRATIONS_DIR, else the migrations shipped inside the package
+    (taskqueue/migrations/, package data in every install, editable or not)."""
     configured = os.environ.get("TASKQUEUE_MIGRATIONS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent / "migrations"
+    folder = Path(configured) if configured else Path(__file__).resolve().parent / "migrations"
+    if not any(folder.glob("*.sql")):
+        raise MigrationsNotFound(
+            f"no migrations in {folder}: the install is incomplete"
+            + (" (check TASKQUEUE_MIGRATIONS_DIR)" if configured else "")
+        )
+    return folder
 
 
 def _yoyo_url(dsn: str) -> str:

@@ -46,6 +46,24 @@ class TaskStateConflict(TaskQueueError):
         self.action = action
 
 
+class Permanent(TaskQueueError):
+    """Raise from a handler when retrying cannot help (a request the receiver
+    refuses, a record that no longer exists): the task fails now, whatever
+    retries it has left. The message becomes the task's ``last_error``."""
+
+
+class Snooze(TaskQueueError):
+    """Raise from a handler to try again later without using up an attempt:
+    the task goes back to ``queued`` due in ``seconds`` (event ``task_snoozed``)."""
+
+    def __init__(self, seconds: float, reason: str = "") -> None:
+        if not 0 <= seconds <= 366 * 86400:
+            raise ValueError("Snooze(seconds): between 0 and 366 days")
+        super().__init__(reason or f"snoozed for {seconds:g}s")
+        self.seconds = float(seconds)
+        self.reason = reason
+
+
 def locate_validation_error(text: str, root: str = "") -> tuple[str, str]:
     """Split a msgspec validation message into (field path, message).
 
