@@ -28,12 +28,9 @@ logger = logging.getLogger("taskqueue")
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("yoyo", "httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from taskqueue import logs
+
+    logs.configure(verbose)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -31,13 +31,17 @@ class EventType(enum.StrEnum):
     LEASE_EXPIRED = "task_lease_expired"
     RELEASED = "task_released"
     REQUEUED = "task_requeued"
+    SNOOZED = "task_snoozed"
+    DELETED = "task_deleted"
 
 
 class OutcomeKind(enum.StrEnum):
     SUCCEEDED = "succeeded"
-    ERROR = "error"
-    TIMEOUT = "timeout"
-    RELEASED = "released"  # graceful shutdown: back to the queue, attempt not charged
+    ERROR = "error"  # retried while retries are left
+    TIMEOUT = "timeout"  # like an error, recorded as a timeout
+    PERMANENT = "permanent"  # fails now: retrying cannot help
+    SNOOZED = "snoozed"  # back to the queue after a delay, attempt not charged
+    RELEASED = "released"  # back to the queue now, attempt not charged (never ran to the end)
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -131,7 +135,12 @@ class Outcome(msgspec.Struct, kw_only=True, gc=False):
     kind: OutcomeKind
     error: str | None = None
     result: Any = None
+    # Seconds until the task is due again: the retry delay of a failure with
+    # retries left, or the length of a snooze.
     retry_delay: float = 0.0
+    # Why, for the event's detail: released ("shutdown", "lease_deadline"),
+    # permanent ("invalid_payload"), snoozed (the handler's reason).
+    reason: str | None = None
 
 
 class QueueStats(msgspec.Struct, kw_only=True):

@@ -22,7 +22,7 @@ from taskqueue.errors import InvalidTask, UnknownTaskType, locate_validation_err
 class TaskContext:
     """What a handler knows about the attempt it is running."""
 
-    __slots__ = ("_logger", "attempt", "max_retries", "queue", "task_id", "type", "worker_id")
+    __slots__ = ("attempt", "max_retries", "queue", "task_id", "type", "worker_id")
 
     def __init__(
         self,
@@ -40,18 +40,13 @@ class TaskContext:
         self.attempt = attempt
         self.max_retries = max_retries
         self.worker_id = worker_id
-        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry the task id, type and attempt (made on
-        first use: most handlers of short tasks never log)."""
-        if self._logger is None:
-            self._logger = logging.LoggerAdapter(
-                _handler_logger,
-                {"task_id": str(self.task_id), "task_type": self.type, "attempt": self.attempt},
-            )
-        return self._logger
+    def logger(self) -> logging.Logger:
+        """The ``taskqueue.task`` logger. While the handler runs, every record
+        (of this logger or any other) carries the task's id, type, queue,
+        attempt and worker (see ``taskqueue.logs``)."""
+        return _handler_logger
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id}, type={self.type!r}, attempt={self.attempt})"

@@ -3,7 +3,6 @@ one per file, loaded once; this module binds parameters and shapes rows."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -145,9 +144,26 @@ def _new_task(row: TaskRow, created_at: datetime) -> Task:
 
 
 async def claim_tasks(
-    conn: Executor, queues: Sequence[str], limit: int, worker_id: str, lease_seconds: float
+    conn: Executor,
+    queues: Sequence[str],
+    limit: int,
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    types: Sequence[str],
+    statement_timeout: float | None = None,
 ) -> list[ClaimedTask]:
-    records = await conn.fetch(query("claim_tasks"), list(queues), limit, worker_id, lease_seconds)
+    """Claim up to ``limit`` due tasks of ``types`` (the ones the worker has
+    handlers for) from ``queues``, under a lease of ``lease_seconds``."""
+    records = await conn.fetch(
+        query("claim_tasks"),
+        list(queues),
+        limit,
+        worker_id,
+        lease_seconds,
+        list(types),
+        timeout=statement_timeout,
+    )
     return [
         ClaimedTask(
             id=r["id"],
@@ -179,18 +195,38 @@ async def complete_tasks(
         [o.error for o in outcomes],
         [o.result for o in outcomes],
         [o.retry_delay for o in outcomes],
+        [o.reason for o in outcomes],
         worker_id,
     )
     return {r["id"] for r in records}
 
 
 async def extend_leases(
-    conn: Executor, task_ids: Sequence[uuid.UUID], worker_id: str, lease_seconds: float
+    conn: Executor,
+    task_ids: Sequence[uuid.UUID],
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    statement_timeout: float | None = None,
 ) -> set[uuid.UUID]:
     if not task_ids:
         return set()
-    records = await conn.fetch(query("extend_leases"), list(task_ids), worker_id, lease_seconds)
+    records = await conn.fetch(
+        query("extend_leases"),
+        list(task_ids),
+        worker_id,
+        lease_seconds,
+        timeout=statement_timeout,
+    )
     return {r["id"] for r in records}
+
+
+async def find_unhandled_types(
+    conn: Executor, queue: str, known_types: Sequence[str], *, limit: int = 50
+) -> list[str]:
+    """Types of tasks queued in ``queue`` that are not among ``known_types``."""
+    records = await conn.fetch(query("find_unhandled_types"), queue, list(known_types), limit)
+    return [r["type"] for r in records]
 
 
 async def rescue_expired(
@@ -303,57 +339,3 @@ async def listen(conn: Connection, callback: Callable[[str], None]) -> None:
         callback(str(payload))
 
     await conn.add_listener(NOTIFY_CHANNEL, on_notify)
-
-
-# -- benchmark support (taskqueue bench; only ever run on its own database) ----
-
-
-async def bench_reset(conn: Executor) -> None:
-    await conn.execute(query("bench_reset"))
-
-
-async def bench_vacuum_tasks(conn: Executor) -> None:
-    await conn.execute(query("bench_vacuum_tasks"))
-
-
-async def bench_create_reference_table(conn: Executor) -> None:
-    await conn.execute(query("bench_reference_table"))
-
-
-async def bench_reference_insert(conn: Executor, row_id: uuid.UUID, payload: Any) -> None:
-    await conn.execute(query("bench_reference_insert"), row_id, payload)
-
-
-async def bench_last_event_id(conn: Executor) -> int:
-    return int(await conn.fetchval(query("bench_last_event_id")))
-
-
-async def bench_drain_progress(conn: Executor, after_event_id: int) -> tuple[int, float]:
-    """(tasks succeeded, seconds from first start to last success) since an event id."""
-    row = await conn.fetchrow(query("bench_drain_progress"), after_event_id)
-    assert row is not None
-    return int(row["succeeded"]), float(row["seconds"] or 0.0)
-
-
-async def bench_probe_latencies(conn: Executor) -> list[int]:
-    return [int(r["latency_ns"]) for r in await conn.fetch(query("bench_probe_latencies"))]
-
-
-async def bench_count_tasks(conn: Executor) -> int:
-    return int(await conn.fetchval(query("bench_count_tasks")))
-
-
-_BENCH_DATABASE = re.compile(r"^taskqueue_bench_[0-9a-f]{8}$")
-
-
-async def bench_create_database(conn: Executor, name: str) -> None:
-    # Identifiers cannot be parameters; the name is ours, made and checked here.
-    if not _BENCH_DATABASE.match(name):
-        raise ValueError(f"not a bench database name: {name!r}")
-    await conn.execute(f'CREATE DATABASE "{name}"')
-
-
-async def bench_drop_database(conn: Executor, name: str) -> None:
-    if not _BENCH_DATABASE.match(name):
-        raise ValueError(f"not a bench database name: {name!r}")
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

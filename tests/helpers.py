@@ -86,5 +86,5 @@ async def seed_production_shape(pool: asyncpg.Pool, *, backlog: int, claimed: in
         " FROM generate_series(1, $1)",
         backlog,
     )
-    await store.claim_tasks(pool, ["default"], claimed, "worker-1", 30)
+    await store.claim_tasks(pool, ["default"], claimed, "worker-1", 30, types=["noop"])
     await pool.execute("ANALYZE taskqueue.tasks")

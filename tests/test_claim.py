@@ -20,7 +20,9 @@ async def test_four_concurrent_claimers_claim_each_task_exactly_once(
 
     async def claimer(worker_id: str) -> list[uuid.UUID]:
         claimed: list[uuid.UUID] = []
-        while batch := await store.claim_tasks(pool, ["default"], 37, worker_id, 30):
+        while batch := await store.claim_tasks(
+            pool, ["default"], 37, worker_id, 30, types=["noop"]
+        ):
             claimed.extend(t.id for t in batch)
         return claimed
 
@@ -50,14 +52,14 @@ async def test_claim_order_is_priority_then_run_at_then_id(
     high_new = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=1))
     high_old = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=5))
     low_new_a = await tq.enqueue("noop", priority=0, run_at=now - timedelta(minutes=2))
-    claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30)
+    claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
     assert [t.id for t in claimed] == [high_old.id, high_new.id, low_old.id, low_new_a.id]
     one_at_a_time = [high_old.id, high_new.id, low_old.id, low_new_a.id]
     await pool.execute(
         "UPDATE taskqueue.tasks SET status = 'queued', locked_by = NULL, locked_until = NULL"
     )
     for expected in one_at_a_time:
-        (task,) = await store.claim_tasks(pool, ["default"], 1, "w", 30)
+        (task,) = await store.claim_tasks(pool, ["default"], 1, "w", 30, types=["noop"])
         assert task.id == expected
 
 
@@ -66,13 +68,15 @@ async def test_delayed_tasks_are_not_claimed_before_run_at(
 ) -> None:
     later = await tq.enqueue("noop", delay=3600)
     due = await tq.enqueue("noop", run_at=datetime.now(UTC) - timedelta(seconds=1))
-    claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30)
+    claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
     assert [t.id for t in claimed] == [due.id]
     # Once its time has come (moved back here rather than waiting an hour) it is claimed.
     await pool.execute(
         "UPDATE taskqueue.tasks SET run_at = now() - interval '1 second' WHERE id = $1", later.id
     )
-    assert [t.id for t in await store.claim_tasks(pool, ["default"], 10, "w", 30)] == [later.id]
+    assert [
+        t.id for t in await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
+    ] == [later.id]
 
 
 async def test_claim_takes_only_the_named_queues_and_orders_across_them(
@@ -81,7 +85,7 @@ async def test_claim_takes_only_the_named_queues_and_orders_across_them(
     critical = await tq.enqueue("noop", queue="critical", priority=10)
     default = await tq.enqueue("noop", queue="default", priority=1)
     await tq.enqueue("noop", queue="reports", priority=100)
-    claimed = await store.claim_tasks(pool, ["critical", "default"], 10, "w", 30)
+    claimed = await store.claim_tasks(pool, ["critical", "default"], 10, "w", 30, types=["noop"])
     assert [t.id for t in claimed] == [critical.id, default.id]
 
 
@@ -89,7 +93,7 @@ async def test_claim_batch_is_limited_and_sets_a_database_lease(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     await tq.enqueue_many([NewTask(type="noop") for _ in range(10)])
-    claimed = await store.claim_tasks(pool, ["default"], 4, "w-1", 12.5)
+    claimed = await store.claim_tasks(pool, ["default"], 4, "w-1", 12.5, types=["noop"])
     assert len(claimed) == 4
     leases = await pool.fetch(
         "SELECT locked_by, locked_until - started_at AS lease FROM taskqueue.tasks"
@@ -108,7 +112,12 @@ async def test_claim_uses_its_index_even_with_a_deep_backlog(
     await pool.execute("ANALYZE taskqueue.tasks")
     # Plain EXPLAIN plans the statement without running it.
     plan_json = await pool.fetchval(
-        "EXPLAIN (FORMAT JSON) " + store.query("claim_tasks"), ["default"], 100, "w", 30.0
+        "EXPLAIN (FORMAT JSON) " + store.query("claim_tasks"),
+        ["default"],
+        100,
+        "w",
+        30.0,
+        ["noop", "sleep", "webhook"],
     )
     plan = json.dumps(plan_json if isinstance(plan_json, list) else json.loads(plan_json))
     assert "tasks_claim_idx" in plan

@@ -20,7 +20,7 @@ import yaml
 from taskqueue.api.auth import Authenticator, check_binding
 from taskqueue.cli import build_parser
 from taskqueue.config import ConfigError, Settings
-from taskqueue.worker import INTERRUPT_GRACE_SECONDS
+from taskqueue.worker.process import INTERRUPT_GRACE_SECONDS
 from tests.api_helpers import api_process, free_port
 
 REPO = Path(__file__).resolve().parent.parent

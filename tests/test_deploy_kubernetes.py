@@ -20,7 +20,7 @@ from taskqueue import store
 from taskqueue.api.auth import Authenticator, check_binding
 from taskqueue.client import TaskQueue
 from taskqueue.config import ConfigError, Settings
-from taskqueue.worker import INTERRUPT_GRACE_SECONDS
+from taskqueue.worker.process import INTERRUPT_GRACE_SECONDS
 from tests.helpers import seed_production_shape
 from tests.test_deploy_compose import subcommand
 
@@ -338,9 +338,9 @@ async def test_the_keda_queries_count_due_queued_and_running_tasks(
     await tq.cancel((await tq.enqueue("noop")).id)
     other = [await tq.enqueue("noop", queue="other") for _ in range(2)]  # not our queue
     running = [await tq.enqueue("noop", priority=10) for _ in range(2)]
-    claimed = await store.claim_tasks(pool, ["default"], 2, "worker-1", 30)
+    claimed = await store.claim_tasks(pool, ["default"], 2, "worker-1", 30, types=["noop"])
     assert {c.id for c in claimed} == {t.id for t in running}
-    assert len(await store.claim_tasks(pool, ["other"], 1, "worker-2", 30)) == 1
+    assert len(await store.claim_tasks(pool, ["other"], 1, "worker-2", 30, types=["noop"])) == 1
     assert len(due) == 3
     assert len(other) == 2
 

@@ -23,8 +23,8 @@ from taskqueue import db, store
 from taskqueue.client import TaskQueue
 from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import TaskStateConflict
-from taskqueue.maintenance import Rescuer
 from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.worker.leases import Rescuer
 from tests.api_helpers import api_client
 from tests.helpers import (
     all_in_status,
@@ -260,7 +260,9 @@ async def test_the_api_role_enqueues_reads_cancels_and_retries_but_cannot_change
     assert await store.applied_migrations(api_pool) == db.known_migrations()  # /ready
 
     running = await tq.enqueue("noop", priority=100)
-    (claimed,) = await store.claim_tasks(worker_pool, ["default"], 1, "worker-1", 300)
+    (claimed,) = await store.claim_tasks(
+        worker_pool, ["default"], 1, "worker-1", 300, types=["noop"]
+    )
     assert claimed.id == running.id
     before = await admin.fetchrow("SELECT * FROM taskqueue.tasks WHERE id = $1", running.id)
     assert before is not None
@@ -289,7 +291,7 @@ async def test_the_api_role_enqueues_reads_cancels_and_retries_but_cannot_change
     with pytest.raises(DENIED):
         await store.complete_tasks(api_pool, [outcome], "worker-1")
     with pytest.raises(DENIED):
-        await store.claim_tasks(api_pool, ["default"], 10, "api", 30)
+        await store.claim_tasks(api_pool, ["default"], 10, "api", 30, types=["noop"])
     with pytest.raises(DENIED):
         await store.rescue_expired(api_pool, "api", now=before["locked_until"] + timedelta(1))
     for statement in (
@@ -325,7 +327,7 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
             NewTask(type="noop", priority=1),
         ]
     )
-    claimed = await store.claim_tasks(worker_pool, ["default"], 10, "worker-1", 30)
+    claimed = await store.claim_tasks(worker_pool, ["default"], 10, "worker-1", 30, types=["noop"])
     assert [c.id for c in claimed] == [ok.id, retried.id, released.id, failed.id, abandoned.id]
     held = [c.id for c in claimed]
     assert await store.extend_leases(worker_pool, held, "worker-1", 60) == set(held)
@@ -372,7 +374,7 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
     for statement in (
         "SELECT * FROM taskqueue.task_events",
         "SELECT * FROM taskqueue.task_history",
-        "SELECT * FROM _yoyo_migration",
+        "DELETE FROM _yoyo_migration",
         "UPDATE taskqueue.tasks SET payload = '{}'",
         "UPDATE taskqueue.tasks SET priority = 1000",
         "DELETE FROM taskqueue.tasks",
@@ -393,13 +395,18 @@ async def test_row_level_security_leaves_the_worker_statements_on_their_indexes(
     await seed_production_shape(admin, backlog=200, claimed=100)
     async with worker_pool.acquire() as conn, conn.transaction():
         claim = await conn.fetch(
-            "EXPLAIN " + store.query("claim_tasks"), ["default"], 10, "worker-2", 30.0
+            "EXPLAIN " + store.query("claim_tasks"),
+            ["default"],
+            10,
+            "worker-2",
+            30.0,
+            ["noop", "sleep"],
         )
         rescue = await conn.fetch("EXPLAIN " + store.query("rescue_expired"), None, 100, "w")
     claim_plan = "\n".join(r[0] for r in claim)
     rescue_plan = "\n".join(r[0] for r in rescue)
     assert "Index Scan using tasks_claim_idx" in claim_plan
-    assert "Index Cond: ((queue = q.queue) AND (run_at <= now()))" in claim_plan
+    assert "Index Cond: ((queue = q.queue) AND (type = k.type) AND (run_at <= now()))" in claim_plan
     assert "Index Scan using tasks_lease_idx" in rescue_plan
     assert "Index Cond: (locked_until <" in rescue_plan
     assert "Seq Scan" not in claim_plan + rescue_plan
@@ -414,7 +421,7 @@ async def test_the_auditor_reads_everything_and_changes_nothing(
     tq = TaskQueue(api_pool)
     task = await tq.enqueue("noop", name="audited")
     await tq.enqueue("noop", delay=3600)
-    await store.claim_tasks(worker_pool, ["default"], 1, "worker-1", 30)
+    await store.claim_tasks(worker_pool, ["default"], 1, "worker-1", 30, types=["noop"])
 
     history = await auditor.fetch(
         "SELECT task_name, event_type, worker_id FROM taskqueue.task_history"
@@ -439,7 +446,7 @@ async def test_the_auditor_reads_everything_and_changes_nothing(
 
     writes: list[Callable[[], Awaitable[object]]] = [
         lambda: TaskQueue(api_pool).enqueue("noop", connection=auditor),
-        lambda: store.claim_tasks(auditor, ["default"], 1, "auditor", 30),
+        lambda: store.claim_tasks(auditor, ["default"], 1, "auditor", 30, types=["noop"]),
         lambda: store.cancel_task(auditor, task.id),
         lambda: store.rescue_expired(auditor, "auditor"),
         lambda: store.extend_leases(auditor, [task.id], "worker-1", 30),

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from taskqueue.config import Settings
-from taskqueue.worker import INTERRUPT_GRACE_SECONDS
+from taskqueue.worker.process import INTERRUPT_GRACE_SECONDS
 from tests.test_deploy_compose import subcommand
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "deploy" / "systemd"

@@ -3,6 +3,7 @@ writing the rows (or by pinning the rescuer's clock), then one pass is run."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -10,8 +11,8 @@ import asyncpg
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
-from taskqueue.maintenance import LeaseKeeper, Rescuer
 from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from tests.helpers import event_types
 
 
@@ -73,7 +74,7 @@ async def test_rescuer_judges_leases_by_the_time_it_is_given(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     task = await tq.enqueue("noop")
-    (claimed,) = await store.claim_tasks(pool, ["default"], 1, "w", 30)
+    (claimed,) = await store.claim_tasks(pool, ["default"], 1, "w", 30, types=["noop"])
     rescuer = Rescuer(pool, worker_id="rescuer", interval=60)
     db_now = await pool.fetchval("SELECT now()")
     assert await rescuer.run_once(now=db_now + timedelta(seconds=29)) == []
@@ -89,11 +90,11 @@ async def test_a_stale_workers_completion_changes_nothing_and_writes_no_event(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     task = await tq.enqueue("noop")
-    (first,) = await store.claim_tasks(pool, ["default"], 1, "worker-a", 30)
+    (first,) = await store.claim_tasks(pool, ["default"], 1, "worker-a", 30, types=["noop"])
     # worker-a stalls; its lease runs out and the task goes to worker-b.
     db_now = await pool.fetchval("SELECT now()")
     await Rescuer(pool, worker_id="r", interval=60).run_once(now=db_now + timedelta(minutes=1))
-    (second,) = await store.claim_tasks(pool, ["default"], 1, "worker-b", 30)
+    (second,) = await store.claim_tasks(pool, ["default"], 1, "worker-b", 30, types=["noop"])
     assert (first.id, first.attempt, second.attempt) == (task.id, 1, 2)
 
     stale = Outcome(task_id=task.id, attempt=1, kind=OutcomeKind.SUCCEEDED)
@@ -115,7 +116,7 @@ async def test_one_flush_records_mixed_outcomes_in_one_statement(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     await tq.enqueue_many([NewTask(type="noop", max_retries=1) for _ in range(4)])
-    a, b, c, d = await store.claim_tasks(pool, ["default"], 4, "w", 30)
+    a, b, c, d = await store.claim_tasks(pool, ["default"], 4, "w", 30, types=["noop"])
     outcomes = [
         Outcome(task_id=a.id, attempt=1, kind=OutcomeKind.SUCCEEDED),
         Outcome(task_id=b.id, attempt=1, kind=OutcomeKind.ERROR, error="x", retry_delay=60),
@@ -151,11 +152,14 @@ async def test_one_flush_records_mixed_outcomes_in_one_statement(
 async def test_lease_keeper_extends_held_leases_in_one_statement_and_spots_lost_ones(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
-    from taskqueue.executor import Attempt
+    from taskqueue.worker.inflight import InFlight
 
     await tq.enqueue_many([NewTask(type="noop") for _ in range(3)])
-    claimed = await store.claim_tasks(pool, ["default"], 3, "w", 1)
-    held = {t.id: Attempt(t) for t in claimed}
+    inflight = InFlight(concurrency=10, max_prefetch=0, lease_seconds=30)
+    sent_at = time.monotonic()
+    claimed = await store.claim_tasks(pool, ["default"], 3, "w", 1, types=["noop"])
+    inflight.add(claimed, sent_at)
+    held = {a.task.id: a for a in inflight.leased()}
     # One of them is taken away by the rescuer.
     db_now = await pool.fetchval("SELECT now()")
     lost_id = claimed[0].id
@@ -164,9 +168,14 @@ async def test_lease_keeper_extends_held_leases_in_one_statement_and_spots_lost_
         lost_id,
     )
     await Rescuer(pool, worker_id="r", interval=60).run_once(now=db_now)
-    keeper = LeaseKeeper(pool, worker_id="w", lease_seconds=30, held=held)
+    keeper = LeaseKeeper(pool, inflight, worker_id="w", lease_seconds=30)
+    renewing_at = time.monotonic()
     assert await keeper.run_once() == {lost_id}
-    assert held[lost_id].interrupted is not None
+    assert held[lost_id].stop_reason == "lease_lost"
+    # The others' local deadlines moved to the renewal's send time + lease - margin.
+    for task_id, attempt in held.items():
+        if task_id != lost_id:
+            assert attempt.deadline >= renewing_at + 30 - inflight.margin
     leases = await pool.fetch(
         "SELECT locked_until - now() AS left FROM taskqueue.tasks WHERE status = 'running'"
     )

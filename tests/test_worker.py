@@ -6,11 +6,13 @@ import asyncio
 
 import asyncpg
 import msgspec
+import pytest
 
 from taskqueue.client import TaskQueue
-from taskqueue.maintenance import Rescuer
 from taskqueue.models import NewTask
 from taskqueue.registry import Registry, TaskContext, load_registry
+from taskqueue.worker import Worker
+from taskqueue.worker.leases import Rescuer
 from tests.helpers import all_in_status, event_types, running_worker, status_of, wait_until
 
 
@@ -131,15 +133,56 @@ async def test_delayed_task_runs_no_earlier_than_run_at(
     assert started_at >= task.run_at
 
 
-async def test_a_task_of_a_type_the_worker_lacks_fails_clearly(
-    pool: asyncpg.Pool, database_url: str
+async def test_tasks_of_a_type_the_worker_lacks_stay_queued_for_one_that_has_it(
+    pool: asyncpg.Pool, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tq = TaskQueue(pool, registry=None)  # a producer that does not check types
-    task = await tq.enqueue("unknown_type", {}, max_retries=0)
-    async with running_worker(database_url):
-        await wait_until(lambda: all_in_status(pool, [task.id], "failed"))
-    error = (await tq.get(task.id)).last_error or ""
-    assert "no handler for task type 'unknown_type'" in error
+    producer = TaskQueue(pool, registry=None)  # a producer that does not check types
+    unknown = await producer.enqueue_many(
+        [NewTask(type="send_email", payload={"to": f"u{i}"}) for i in range(20)]
+    )
+    known = await producer.enqueue("noop")
+    ids = [t.id for t in unknown]
+    async with running_worker(database_url) as worker:  # built-in types only
+        await wait_until(lambda: all_in_status(pool, [known.id], "succeeded"))
+        await wait_until(lambda: _warned_about(caplog, "send_email"))
+        # Time passes and the worker keeps claiming: it never takes them.
+        await wait_until(lambda: _claims_made(worker, 3))
+    rows = await pool.fetch("SELECT status, attempts FROM taskqueue.tasks WHERE id = ANY($1)", ids)
+    assert {(r["status"], r["attempts"]) for r in rows} == {("queued", 0)}
+    assert await pool.fetchval(
+        "SELECT count(*) FROM taskqueue.task_events WHERE task_id = ANY($1)", ids
+    ) == len(ids)  # only task_queued: never started, never charged
+
+    registry = Registry()
+    ran: list[str] = []
+
+    @registry.task("send_email")
+    async def send_email(payload: dict[str, str], ctx: TaskContext) -> None:
+        ran.append(payload["to"])
+
+    async with running_worker(database_url, registry):
+        await wait_until(lambda: all_in_status(pool, ids, "succeeded"))
+    assert sorted(ran) == sorted(f"u{i}" for i in range(20))
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.task_events WHERE event_type = 'task_failed'"
+        )
+        == 0
+    )
+
+
+async def _warned_about(caplog: pytest.LogCaptureFixture, task_type: str) -> bool:
+    return any(
+        r.levelname == "WARNING" and f"type {task_type!r}" in r.getMessage() for r in caplog.records
+    )
+
+
+async def _claims_made(worker: Worker, at_least: int) -> bool:
+    return (
+        worker.inflight.claimed >= 1
+        and worker.dispatcher is not None
+        and (worker.dispatcher.claims >= at_least)
+    )
 
 
 async def test_lease_renewal_keeps_a_long_task_from_rescue(
@@ -200,9 +243,8 @@ async def test_worker_rides_out_lost_connections_and_keeps_every_outcome(
     assert duplicates == 0
 
 
-async def _claimed_some(worker: object) -> bool:
-    dispatcher = getattr(worker, "dispatcher", None)
-    return dispatcher is not None and dispatcher.claimed > 0
+async def _claimed_some(worker: Worker) -> bool:
+    return worker.inflight.claimed > 0
 
 
 async def test_a_handlers_own_backoff_overrides_the_global_one(

@@ -87,7 +87,7 @@ BEGIN
 END
 $database$;
 GRANT USAGE, CREATE ON SCHEMA public TO taskqueue_migrator;
-GRANT USAGE ON SCHEMA public TO taskqueue_api, taskqueue_auditor;
+GRANT USAGE ON SCHEMA public TO taskqueue_api, taskqueue_worker, taskqueue_auditor;
 
 -- 3. The tables, once `taskqueue migrate` has made them. Every statement the
 -- code runs is in taskqueue/queries/*.sql; the grants below are exactly what
@@ -132,11 +132,13 @@ BEGIN
     -- task_history), nothing else.
     GRANT SELECT ON ALL TABLES IN SCHEMA taskqueue TO taskqueue_auditor;
 
-    -- /ready compares the migrations yoyo recorded with the ones shipped.
+    -- /ready and a starting worker compare the migrations yoyo recorded with
+    -- the ones shipped (a worker refuses to run on an older schema).
     IF to_regclass('public._yoyo_migration') IS NOT NULL THEN
         REVOKE ALL ON public._yoyo_migration
             FROM taskqueue_api, taskqueue_worker, taskqueue_auditor;
-        GRANT SELECT ON public._yoyo_migration TO taskqueue_api, taskqueue_auditor;
+        GRANT SELECT ON public._yoyo_migration
+            TO taskqueue_api, taskqueue_worker, taskqueue_auditor;
     END IF;
 
     -- Row-level security on tasks. Policies are permissive and per role; a

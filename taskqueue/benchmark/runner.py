@@ -31,6 +31,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, store
+from taskqueue.benchmark import store as bench_store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
@@ -198,11 +199,11 @@ class Bench:
     # phase 1 -------------------------------------------------------------------
     async def single(self) -> None:
         n = self.o.single_n
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         async with self.pool.acquire() as conn:
             started = time.perf_counter()
             for i in range(n):
-                await store.bench_reference_insert(conn, uuid.uuid4(), {"i": i})
+                await bench_store.reference_insert(conn, uuid.uuid4(), {"i": i})
                 if i % 100 == 0:
                     self.progress.show("commit ceiling (reference)", i, n)
             self.record("single_ref", n / (time.perf_counter() - started))
@@ -225,7 +226,7 @@ class Bench:
 
     async def _bulk_rate(self, producers: int, label: str) -> float:
         n = self.o.bulk_n
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         batches = [
             [
                 NewTask(type="noop", payload={"i": i})
@@ -248,7 +249,7 @@ class Bench:
 
     # phases 3 and 4 ----------------------------------------------------------
     async def rest(self) -> None:
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         with _process(["api"], self.env(TASKQUEUE_PORT=str(port)), self.log) as api:
@@ -299,17 +300,19 @@ class Bench:
     # phase 5 -------------------------------------------------------------------
     async def drain(self) -> None:
         n = self.o.drain_n
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         await self.fill(n, "drain: enqueue (untimed)")
         self.record("drain", await self._drain_with_worker(n, "drain: worker"))
 
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         await self.fill(n, "SQL ceiling: enqueue (untimed)")
-        since = await store.bench_last_event_id(self.pool)
+        since = await bench_store.last_event_id(self.pool)
+        # The same claim a worker with the built-in types sends.
+        types = load_registry([]).names()
         async with self.pool.acquire() as conn:
             done = 0
             while claimed := await store.claim_tasks(
-                conn, ["default"], REFERENCE_CLAIM_BATCH, "bench-reference", 30
+                conn, ["default"], REFERENCE_CLAIM_BATCH, "bench-reference", 30, types=types
             ):
                 outcomes = [
                     Outcome(task_id=t.id, attempt=t.attempt, kind=OutcomeKind.SUCCEEDED)
@@ -318,7 +321,7 @@ class Bench:
                 await store.complete_tasks(conn, outcomes, "bench-reference")
                 done += len(claimed)
                 self.progress.show("SQL ceiling (reference)", done, n)
-        succeeded, seconds = await store.bench_drain_progress(self.pool, since)
+        succeeded, seconds = await bench_store.drain_progress(self.pool, since)
         self.record("drain_ref", succeeded / seconds)
 
     async def _drain_with_worker(
@@ -326,43 +329,43 @@ class Bench:
     ) -> float:
         """Start a worker, wait until ``count`` more tasks succeeded, stop it;
         tasks/s from the database's event timestamps."""
-        since = await store.bench_last_event_id(self.pool)
+        since = await bench_store.last_event_id(self.pool)
         with (
             _process(["worker"], env or self.env(), self.log) as worker,
             PeakRss(worker.pid) as rss,
         ):
 
             async def finished() -> bool:
-                succeeded, _ = await store.bench_drain_progress(self.pool, since)
+                succeeded, _ = await bench_store.drain_progress(self.pool, since)
                 self.progress.show(label, succeeded, count)
                 return succeeded >= count
 
             await _until(finished, 600, f"{label} of {count} tasks")
         if rss_key:
             self.record(rss_key, rss.megabytes)
-        succeeded, seconds = await store.bench_drain_progress(self.pool, since)
+        succeeded, seconds = await bench_store.drain_progress(self.pool, since)
         return succeeded / seconds
 
     # phase 6 -------------------------------------------------------------------
     async def pickup(self) -> None:
         n = self.o.pickup_n
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         env = self.env(TASKQUEUE_HANDLERS="taskqueue.benchmark.handlers")
         with _process(["worker"], env, self.log):
             # A first probe proves the worker listens; it is not measured.
             warmup = await self.tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
             await _until(lambda: _succeeded(self.tq, warmup.id), 60, "the worker's first pickup")
-            await store.bench_reset(self.pool)
+            await bench_store.reset(self.pool)
             for i in range(n):
                 await self.tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
                 self.progress.show("pickup latency", i + 1, n)
                 await asyncio.sleep(0.01)
 
             async def all_done() -> bool:
-                return len(await store.bench_probe_latencies(self.pool)) >= n
+                return len(await bench_store.probe_latencies(self.pool)) >= n
 
             await _until(all_done, 120, "every probe's pickup")
-        latencies = [ns / 1e6 for ns in await store.bench_probe_latencies(self.pool)]
+        latencies = [ns / 1e6 for ns in await bench_store.probe_latencies(self.pool)]
         for key, share in (("pickup_p50", 0.5), ("pickup_p95", 0.95), ("pickup_p99", 0.99)):
             self.record(key, _percentile(latencies, share))
         self.record("pickup_max", max(latencies))
@@ -370,21 +373,21 @@ class Bench:
     # phase 7 and 8 -----------------------------------------------------------
     async def depth_shallow(self) -> None:
         count = self.o.depth_drain
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         await self.fill(count, f"depth {count:,}: enqueue")
-        await store.bench_vacuum_tasks(self.pool)
+        await bench_store.vacuum_tasks(self.pool)
         self.record(
             "depth_shallow", await self._drain_with_worker(count, f"depth {count:,}: drain")
         )
 
     async def depth_deep_fill(self) -> None:
-        await store.bench_reset(self.pool)
+        await bench_store.reset(self.pool)
         await self.fill(self.o.depth_n, f"depth {self.o.depth_n:,}: enqueue")
 
     async def depth_deep(self) -> None:
         count = self.o.depth_drain
         label = f"depth {self.o.depth_n:,}: drain"
-        await store.bench_vacuum_tasks(self.pool)
+        await bench_store.vacuum_tasks(self.pool)
         self.record("depth_deep", await self._drain_with_worker(count, label, rss_key="worker_rss"))
         await self.fill(count, f"depth {self.o.depth_n:,}: top up")
 
@@ -398,7 +401,7 @@ class Bench:
             pool, load_registry(["taskqueue.benchmark.handlers"]), reuse_connection=True
         )
         try:
-            await store.bench_create_reference_table(pool)
+            await bench_store.create_reference_table(pool)
             steps: dict[str, list[Callable[[], Any]]] = {
                 "single": [self.single],
                 "bulk": [self.bulk],
@@ -564,14 +567,14 @@ async def bench_database(options: Options, workdir: Path) -> AsyncIterator[tuple
     conn = await db.connect(admin)
     try:
         version = str(await conn.fetchval("SHOW server_version"))
-        await store.bench_create_database(conn, name)
+        await bench_store.create_database(conn, name)
         dsn = _with_database(admin, name)
         await asyncio.to_thread(db.migrate, dsn)
         kind = "embedded" if server else "DATABASE_URL"
         yield dsn, f"PostgreSQL {version} ({kind})"
     finally:
         with contextlib.suppress(Exception):
-            await store.bench_drop_database(conn, name)
+            await bench_store.drop_database(conn, name)
         await conn.close()
         if server is not None:
             await asyncio.to_thread(server.destroy)

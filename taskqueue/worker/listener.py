@@ -11,6 +11,8 @@ from collections.abc import Callable
 from taskqueue import db, store
 from taskqueue.retrying import ReconnectDelay, is_transient
 
+APPLICATION_NAME = "taskqueue-worker-listen"
+
 logger = logging.getLogger("taskqueue.listener")
 
 
@@ -34,7 +36,11 @@ class Listener:
         while not self._stopping.is_set():
             lost = asyncio.Event()
             try:
-                conn = await db.connect(self._dsn)
+                conn = await db.connect(
+                    self._dsn,
+                    timeout=10,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
             except Exception as exc:
                 if not is_transient(exc):
                     raise

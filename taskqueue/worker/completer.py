@@ -2,7 +2,8 @@
 
 Outcomes wait a couple of milliseconds (or until a batch fills) so that many
 share one statement and one commit. On connection loss they are kept and the
-flush is retried with backoff; none is dropped."""
+flush is retried with backoff; none is dropped. What it recorded is reported
+to ``on_recorded`` as values (the in-flight ledger lets go of those attempts)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,11 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from taskqueue import store
-from taskqueue.executor import describe_error
 from taskqueue.models import Outcome, OutcomeKind
 from taskqueue.retrying import ReconnectDelay, is_transient
+from taskqueue.worker.executor import describe_error
 
 logger = logging.getLogger("taskqueue.completer")
-
-FlushedCallback = Callable[[Sequence[Outcome], set[uuid.UUID]], None]
 
 
 class Completer:
@@ -31,17 +30,18 @@ class Completer:
         *,
         batch_size: int = 1000,
         interval: float = 0.002,
-        on_flushed: FlushedCallback | None = None,
+        on_recorded: Callable[[Sequence[Outcome]], None] | None = None,
     ) -> None:
         self._pool = pool
         self._worker_id = worker_id
         self._batch_size = batch_size
         self._interval = interval
-        self._on_flushed = on_flushed
+        self._on_recorded = on_recorded
         self._pending: list[Outcome] = []
         self._has_work = asyncio.Event()
         self._closing = False
         self.stale = 0  # outcomes fenced out: the lease had been lost
+        self.recorded = 0
 
     @property
     def pending(self) -> int:
@@ -101,8 +101,9 @@ class Completer:
         if stale:
             self.stale += stale
             logger.warning("%d outcomes arrived after their lease was lost; ignored", stale)
-        if self._on_flushed is not None:
-            self._on_flushed(batch, done)
+        self.recorded += len(done)
+        if self._on_recorded is not None:
+            self._on_recorded(batch)
         return len(batch)
 
     async def _flush_singly(self, batch: list[Outcome]) -> set[uuid.UUID]:

@@ -1,0 +1,110 @@
+"""The claim loop: asks PostgreSQL for as many due tasks of the types this
+worker can run as the ledger has room for, in one statement, and hands them
+to the ledger.
+
+It claims again at once while claims come back full, and otherwise sleeps
+until a NOTIFY (enqueue wakeup) or a jittered poll interval, whichever is first.
+The claim has a timeout shorter than a third of the lease: it is on the lease
+path, and a claim stuck behind a broken network must not hold up the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+
+import asyncpg
+
+from taskqueue import store
+from taskqueue.retrying import ReconnectDelay, is_transient
+from taskqueue.worker.inflight import InFlight
+
+logger = logging.getLogger("taskqueue.dispatcher")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        inflight: InFlight,
+        *,
+        queues: Sequence[str],
+        types: Sequence[str],
+        worker_id: str,
+        lease_seconds: float,
+        poll_interval: float,
+    ) -> None:
+        self._pool = pool
+        self._inflight = inflight
+        self._queues = list(queues)
+        self._types = list(types)
+        self._worker_id = worker_id
+        self._lease_seconds = lease_seconds
+        self._timeout = lease_seconds / 4
+        self._poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.claims = 0  # claim statements sent
+
+    def wake(self) -> None:
+        """New tasks may be due (a NOTIFY arrived, or the listener reconnected)."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+        self._inflight.wake_claimer()
+
+    async def run_once(self) -> int:
+        """One claim for all free capacity; returns how many tasks it got."""
+        free = self._inflight.free
+        if free <= 0:
+            return 0
+        self._wakeup.clear()
+        timeout = self._timeout
+        sent_at = time.monotonic()
+        async with self._pool.acquire(timeout=timeout) as conn:
+            tasks = await store.claim_tasks(
+                conn,
+                self._queues,
+                free,
+                self._worker_id,
+                self._lease_seconds,
+                types=self._types,
+                statement_timeout=timeout,
+            )
+        self.claims += 1
+        self._inflight.add(tasks, sent_at)
+        return len(tasks)
+
+    async def run(self) -> None:
+        retry = ReconnectDelay()
+        inflight = self._inflight
+        while not self._stopping:
+            if not inflight.worth_claiming():
+                await inflight.wait_for_room()
+                continue
+            free = inflight.free
+            try:
+                got = await self.run_once()
+                retry.reset()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = retry.next_delay()
+                logger.warning("claim failed (%s); retrying in %.2fs", type(exc).__name__, delay)
+                await self._sleep(delay)
+                continue
+            if got < free:
+                # Nothing more is due right now.
+                await self._sleep(self._poll_interval * random.uniform(0.5, 1.0))
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake early for a NOTIFY or stop()."""
+        if self._wakeup.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)

@@ -1,0 +1,86 @@
+"""Leases: the keeper renews this worker's, the rescuer takes back everyone's
+that ran out.
+
+Renewal is the lease path: its statement has a timeout shorter than a third
+of the lease, and a renewal that fails extends nothing, so the ledger's
+deadlines run out and handlers stop before the database could give their
+tasks to another worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from taskqueue import store
+from taskqueue.models import Status
+from taskqueue.worker.inflight import InFlight
+from taskqueue.worker.loop import PeriodicLoop
+
+logger = logging.getLogger("taskqueue.leases")
+
+
+class LeaseKeeper(PeriodicLoop):
+    """Extends the lease of every task this worker holds, in one statement,
+    every lease/3; attempts whose lease was lost to the rescuer are stopped."""
+
+    name = "lease keeper"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        inflight: InFlight,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+    ) -> None:
+        super().__init__(lease_seconds / 3)
+        self._pool = pool
+        self._inflight = inflight
+        self._worker_id = worker_id
+        self._lease_seconds = lease_seconds
+        self._timeout = lease_seconds / 4
+        self.renewals = 0
+
+    async def run_once(self) -> set[uuid.UUID]:
+        """Returns the ids whose lease was lost."""
+        attempts = self._inflight.leased()
+        if not attempts:
+            return set()
+        ids = [a.task.id for a in attempts]
+        timeout = self._timeout
+        sent_at = time.monotonic()
+        async with self._pool.acquire(timeout=timeout) as conn:
+            kept = await store.extend_leases(
+                conn, ids, self._worker_id, self._lease_seconds, statement_timeout=timeout
+            )
+        self.renewals += 1
+        lost = self._inflight.renewed(attempts, kept, sent_at)
+        if lost:
+            logger.warning(
+                "the leases of %d tasks were lost (taken back by a rescuer); stopped them: %s",
+                len(lost),
+                ", ".join(str(a.task.id) for a in lost[:10]),
+            )
+        return {a.task.id for a in lost}
+
+
+class Rescuer(PeriodicLoop):
+    """Takes back tasks whose worker stopped renewing their lease (crashed,
+    killed, partitioned): queued again if retries are left, else failed."""
+
+    name = "rescuer"
+
+    def __init__(self, pool: asyncpg.Pool, *, worker_id: str, interval: float) -> None:
+        super().__init__(interval)
+        self._pool = pool
+        self._worker_id = worker_id
+
+    async def run_once(self, now: datetime | None = None) -> list[tuple[uuid.UUID, Status]]:
+        rescued = await store.rescue_expired(self._pool, self._worker_id, now=now)
+        if rescued:
+            logger.warning("rescued %d tasks whose lease had expired", len(rescued))
+        return rescued
