@@ -184,6 +184,43 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    """Check every task's event trail against the state machine; exit 1 on
+    any violation."""
+    from datetime import datetime
+
+    from taskqueue.audit import audit
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise ConfigError(f"--since: not an ISO 8601 time: {args.since!r}") from None
+        if since.tzinfo is None:
+            raise ConfigError("--since: give a time zone (e.g. 2026-01-31T12:00:00Z)")
+
+    async def main() -> int:
+        pool = await db.create_pool(settings.require_database_url(), max_size=1)
+        try:
+            report = await audit(pool, since)
+        finally:
+            await pool.close()
+        shown = report.violations[: args.max_shown]
+        for violation in shown:
+            print(f"task {violation.task_id}: {violation.problem}")
+        if len(report.violations) > len(shown):
+            print(f"… and {len(report.violations) - len(shown)} more")
+        bad = len({v.task_id for v in report.violations})
+        print(
+            f"audit: {report.tasks} tasks, {report.events} events checked; "
+            + (f"{len(report.violations)} violation(s) in {bad} task(s)" if bad else "all sound")
+        )
+        return 1 if bad else 0
+
+    return asyncio.run(main())
+
+
 def embedded_server() -> EmbeddedPostgres:
     """The development server `make run` uses: data kept in .taskqueue/pgdata."""
     from taskqueue.embedded import EmbeddedPostgres
@@ -322,6 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="JSON with every rep's value")
     bench.add_argument("--quiet", action="store_true", help="no progress output")
     bench.set_defaults(func=cmd_bench)
+
+    audit = sub.add_parser(
+        "audit", help="check every task's event trail against the state machine (exit 1 if not)"
+    )
+    audit.add_argument("--since", help="only tasks created at or after this ISO 8601 time")
+    audit.add_argument(
+        "--max-shown", type=int, default=100, help="violations to print (default 100)"
+    )
+    audit.set_defaults(func=cmd_audit)
 
     stats = sub.add_parser("stats", help="print task counts per queue")
     stats.set_defaults(func=cmd_stats)

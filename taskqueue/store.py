@@ -4,7 +4,7 @@ one per file, loaded once; this module binds parameters and shapes rows."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -317,6 +317,15 @@ async def stats(conn: Executor) -> Stats:
         tasks_with_retries=total_of("tasks_with_retries"),
         queues=per_queue,
     )
+
+
+async def audit_trails(
+    conn: Connection, since: datetime | None, *, batch: int = 5000
+) -> AsyncIterator[asyncpg.Record]:
+    """Stream every event trail (see audit_trails.sql) through a cursor;
+    ``conn`` must be a connection in a transaction."""
+    async for record in conn.cursor(query("audit_trails"), since, prefetch=batch):
+        yield record
 
 
 async def ping(conn: Executor) -> None:

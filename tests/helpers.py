@@ -1,13 +1,19 @@
-"""Shared test helpers: run a worker in-process, poll with a deadline, read events."""
+"""Shared test helpers: run a worker in-process or as a real process, poll
+with a deadline, read events, cut a process off from PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -88,3 +94,109 @@ async def seed_production_shape(pool: asyncpg.Pool, *, backlog: int, claimed: in
     )
     await store.claim_tasks(pool, ["default"], claimed, "worker-1", 30, types=["noop"])
     await pool.execute("ANALYZE taskqueue.tasks")
+
+
+@asynccontextmanager
+async def worker_process(
+    database_url: str, log: Path, *args: str, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real `taskqueue worker` process (``args`` after the subcommand,
+    ``env`` as TASKQUEUE_* variables), its stderr in ``log``; killed on the
+    way out if a test left it running."""
+    variables = {**os.environ, "DATABASE_URL": database_url, "TASKQUEUE_POLL_INTERVAL": "0.1"}
+    variables.pop("TASKQUEUE_DATABASE_URL", None)
+    variables.update({f"TASKQUEUE_{k.upper()}": v for k, v in env.items()})
+    with log.open("ab") as stderr:  # the child keeps its own copy of the descriptor
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "taskqueue.cli",
+            "worker",
+            *args,
+            env=variables,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=Path(__file__).resolve().parent.parent,  # so that tests.* modules import
+        )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+class HoldingProxy:
+    """A TCP proxy in front of PostgreSQL that can stop forwarding (both ways)
+    and later resume, delivering what it held: a network partition that
+    heals, as TCP retransmission would see it. Connections are accepted
+    during a hold, but nothing reaches the other side until it ends."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._open = asyncio.Event()
+        self._open.set()
+        self._server: asyncio.Server | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    @classmethod
+    async def in_front_of(cls, dsn: str) -> HoldingProxy:
+        parts = urlsplit(dsn)
+        proxy = cls(parts.hostname or "127.0.0.1", parts.port or 5432)
+        proxy._server = await asyncio.start_server(proxy._connected, "127.0.0.1", 0)
+        proxy.port = proxy._server.sockets[0].getsockname()[1]
+        return proxy
+
+    def dsn(self, dsn: str) -> str:
+        parts = urlsplit(dsn)
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{self.port}"
+        return urlunsplit(
+            parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host)
+        )
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pump in list(self._pumps):
+            pump.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._open.wait()
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            pump = asyncio.create_task(self._pump(source, sink))
+            self._pumps.add(pump)
+            pump.add_done_callback(self._pumps.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                await self._open.wait()
+                sink.write(data)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                sink.close()
+
+
+async def run_audit(pool: asyncpg.Pool) -> list[str]:
+    """Every violation `taskqueue audit` finds, as text (empty: all sound)."""
+    from taskqueue.audit import audit
+
+    report = await audit(pool)
+    return [f"{v.task_id}: {v.problem}" for v in report.violations]

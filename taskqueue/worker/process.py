@@ -278,7 +278,8 @@ async def _check_schema(pool: asyncpg.Pool) -> None:
         applied = set(await store.applied_migrations(pool))
     except asyncpg.InsufficientPrivilegeError:
         raise DatabaseUnusable(
-            "cannot read which migrations are applied (public._yoyo_migration):"
+            "cannot use the database: cannot read which migrations are applied"
+            " (public._yoyo_migration):"
             " grant the worker's role SELECT on it (deploy/postgres/roles.sql does)"
         ) from None
     missing = [m for m in known_migrations() if m not in applied]
@@ -286,7 +287,7 @@ async def _check_schema(pool: asyncpg.Pool) -> None:
         what = (
             "has no taskqueue schema" if not applied else f"lacks migrations {', '.join(missing)}"
         )
-        raise DatabaseUnusable(f"the database {what}: run `taskqueue migrate` first")
+        raise DatabaseUnusable(f"cannot use the database: it {what}: run `taskqueue migrate` first")
 
 
 def _permanent_reason(exc: BaseException) -> str | None:
