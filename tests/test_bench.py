@@ -49,7 +49,7 @@ async def test_bench_runs_every_phase_and_drops_its_database(pg_server: str) -> 
     report = msgspec.json.decode(stdout)
     figures = {(f["phase"], f["figure"]): f for f in report["figures"]}
     phases = {phase.split(" ", 1)[0] for phase, _ in figures}
-    assert phases == {"1", "2", "3", "4", "5", "6", "7", "8"}
+    assert phases == {"1", "2", "3", "4", "5", "6", "7", "8", "9"}
     for figure in figures.values():
         assert figure["median"] > 0, figure
         assert len(figure["reps"]) == 1
@@ -57,6 +57,8 @@ async def test_bench_runs_every_phase_and_drops_its_database(pg_server: str) -> 
     assert drain["reference"] == "SQL ceiling, batch 100"
     assert drain["reference_median"] > 0
     assert drain["ratio"] == drain["median"] / drain["reference_median"]
+    unknown = figures[("7 unknown types", "drain, 10,000 unknown ahead")]
+    assert unknown["reference"] == "drain, none ahead"
     single = figures[("1 enqueue, single", "tasks/s")]
     assert single["met"] in (True, False)
     assert "PostgreSQL" in report["server"]

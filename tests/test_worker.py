@@ -6,7 +6,6 @@ import asyncio
 
 import asyncpg
 import msgspec
-import pytest
 
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
@@ -131,58 +130,6 @@ async def test_delayed_task_runs_no_earlier_than_run_at(
         task.id,
     )
     assert started_at >= task.run_at
-
-
-async def test_tasks_of_a_type_the_worker_lacks_stay_queued_for_one_that_has_it(
-    pool: asyncpg.Pool, database_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    producer = TaskQueue(pool, registry=None)  # a producer that does not check types
-    unknown = await producer.enqueue_many(
-        [NewTask(type="send_email", payload={"to": f"u{i}"}) for i in range(20)]
-    )
-    known = await producer.enqueue("noop")
-    ids = [t.id for t in unknown]
-    async with running_worker(database_url) as worker:  # built-in types only
-        await wait_until(lambda: all_in_status(pool, [known.id], "succeeded"))
-        await wait_until(lambda: _warned_about(caplog, "send_email"))
-        # Time passes and the worker keeps claiming: it never takes them.
-        await wait_until(lambda: _claims_made(worker, 3))
-    rows = await pool.fetch("SELECT status, attempts FROM taskqueue.tasks WHERE id = ANY($1)", ids)
-    assert {(r["status"], r["attempts"]) for r in rows} == {("queued", 0)}
-    assert await pool.fetchval(
-        "SELECT count(*) FROM taskqueue.task_events WHERE task_id = ANY($1)", ids
-    ) == len(ids)  # only task_queued: never started, never charged
-
-    registry = Registry()
-    ran: list[str] = []
-
-    @registry.task("send_email")
-    async def send_email(payload: dict[str, str], ctx: TaskContext) -> None:
-        ran.append(payload["to"])
-
-    async with running_worker(database_url, registry):
-        await wait_until(lambda: all_in_status(pool, ids, "succeeded"))
-    assert sorted(ran) == sorted(f"u{i}" for i in range(20))
-    assert (
-        await pool.fetchval(
-            "SELECT count(*) FROM taskqueue.task_events WHERE event_type = 'task_failed'"
-        )
-        == 0
-    )
-
-
-async def _warned_about(caplog: pytest.LogCaptureFixture, task_type: str) -> bool:
-    return any(
-        r.levelname == "WARNING" and f"type {task_type!r}" in r.getMessage() for r in caplog.records
-    )
-
-
-async def _claims_made(worker: Worker, at_least: int) -> bool:
-    return (
-        worker.inflight.claimed >= 1
-        and worker.dispatcher is not None
-        and (worker.dispatcher.claims >= at_least)
-    )
 
 
 async def test_lease_renewal_keeps_a_long_task_from_rescue(

@@ -36,7 +36,8 @@ from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
 
-PHASES = ("single", "bulk", "rest", "drain", "pickup", "depth")
+PHASES = ("single", "bulk", "rest", "drain", "pickup", "unknown", "depth")
+UNKNOWN_AHEAD = 10_000  # tasks of a type the worker has no handler for, ahead in line
 BULK_BATCH = 1000
 REST_CONNECTIONS = 32
 BATCH_CONNECTIONS = 4
@@ -178,6 +179,7 @@ class Bench:
         self.log = workdir / "processes.log"
         self.pool: asyncpg.Pool
         self.tq: TaskQueue
+        self.unchecked: TaskQueue  # untimed fills, of any type (no registry check)
 
     def record(self, key: str, value: float) -> None:
         self.results.setdefault(key, []).append(value)
@@ -188,11 +190,15 @@ class Bench:
         variables.update(extra)
         return variables
 
-    async def fill(self, count: int, label: str) -> None:
+    async def fill(
+        self, count: int, label: str, *, task_type: str = "noop", priority: int = 0
+    ) -> None:
         done = 0
         while done < count:
             size = min(BULK_BATCH, count - done)
-            await self.tq.enqueue_many([NewTask(type="noop") for _ in range(size)])
+            await self.unchecked.enqueue_many(
+                [NewTask(type=task_type, priority=priority) for _ in range(size)]
+            )
             done += size
             self.progress.show(label, done, count)
 
@@ -370,7 +376,24 @@ class Bench:
             self.record(key, _percentile(latencies, share))
         self.record("pickup_max", max(latencies))
 
-    # phase 7 and 8 -----------------------------------------------------------
+    # phase 7 -------------------------------------------------------------------
+    async def unknown(self) -> None:
+        """Drain a queue with a backlog of a type the worker cannot run ahead
+        of the tasks it can (it must walk past them for free), against the
+        same drain with no such backlog."""
+        count = self.o.depth_drain
+        await bench_store.reset(self.pool)
+        await self.fill(count, "no unknown types: enqueue")
+        await bench_store.vacuum_tasks(self.pool)
+        self.record("unknown_ref", await self._drain_with_worker(count, "no unknown types: drain"))
+        await bench_store.reset(self.pool)
+        label = f"{UNKNOWN_AHEAD:,} unknown ahead"
+        await self.fill(UNKNOWN_AHEAD, f"{label}: enqueue", task_type="bench_unknown", priority=1)
+        await self.fill(count, f"{label}: enqueue")
+        await bench_store.vacuum_tasks(self.pool)
+        self.record("unknown", await self._drain_with_worker(count, f"{label}: drain"))
+
+    # phase 8 and 9 -----------------------------------------------------------
     async def depth_shallow(self) -> None:
         count = self.o.depth_drain
         await bench_store.reset(self.pool)
@@ -400,6 +423,7 @@ class Bench:
         self.tq = TaskQueue(
             pool, load_registry(["taskqueue.benchmark.handlers"]), reuse_connection=True
         )
+        self.unchecked = TaskQueue(pool, registry=None)
         try:
             await bench_store.create_reference_table(pool)
             steps: dict[str, list[Callable[[], Any]]] = {
@@ -408,6 +432,7 @@ class Bench:
                 "rest": [self.rest],
                 "drain": [self.drain],
                 "pickup": [self.pickup],
+                "unknown": [self.unknown],
             }
             for rep in range(self.o.reps):
                 for phase in self.o.phases:
@@ -687,8 +712,18 @@ _ROWS: list[
     ("pickup_p99", "6 pickup latency", "p99", "ms", None, None, "<= 4 ms", lambda v, r: v <= 4),
     ("pickup_max", "6 pickup latency", "max", "ms", None, None, None, None),
     (
+        "unknown",
+        "7 unknown types",
+        f"drain, {UNKNOWN_AHEAD:,} unknown ahead",
+        "tasks/s",
+        "unknown_ref",
+        "drain, none ahead",
+        ">= 90% of reference",
+        lambda v, r: r is not None and v >= 0.9 * r,
+    ),
+    (
         "depth_deep",
-        "7 depth",
+        "8 depth",
         "drain, deep queue",
         "tasks/s",
         "depth_shallow",
@@ -698,8 +733,8 @@ _ROWS: list[
     ),
     (
         "worker_rss",
-        "8 memory",
-        "worker peak RSS (phase 7)",
+        "9 memory",
+        "worker peak RSS (phase 8)",
         "MB",
         None,
         None,
@@ -708,7 +743,7 @@ _ROWS: list[
     ),
     (
         "api_rss",
-        "8 memory",
+        "9 memory",
         "API peak RSS (phase 3)",
         "MB",
         None,
