@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     complete_batch_size: PositiveInt = 1000
     complete_interval: NonNegativeFloat = 0.0
     worker_id: str = ""
+    heartbeat_seconds: PositiveFloat = 5.0
     # API
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000

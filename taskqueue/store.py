@@ -27,6 +27,7 @@ from taskqueue.models import (
 )
 
 NOTIFY_CHANNEL = "taskqueue"
+CONTROL_CHANNEL = "taskqueue_control"  # messages to one worker: {"worker", "cancel"}
 _encode_json = msgspec.json.Encoder().encode
 
 # A pool and a connection both run statements; a connection also joins the
@@ -328,6 +329,37 @@ async def audit_trails(
         yield record
 
 
+async def register_worker(
+    conn: Executor,
+    worker_id: str,
+    *,
+    host: str,
+    pid: int,
+    queues: Sequence[str],
+    types: Sequence[str],
+    concurrency: int,
+    version: str,
+    heartbeat_seconds: float,
+) -> None:
+    await conn.execute(
+        query("register_worker"),
+        worker_id,
+        host,
+        pid,
+        list(queues),
+        list(types),
+        concurrency,
+        version,
+        heartbeat_seconds,
+    )
+
+
+async def heartbeat_worker(
+    conn: Executor, worker_id: str, in_flight: int, state: str, prune_after: float
+) -> None:
+    await conn.execute(query("heartbeat_worker"), worker_id, in_flight, state, prune_after)
+
+
 async def ping(conn: Executor) -> None:
     await conn.execute(query("ping"))
 
@@ -348,3 +380,12 @@ async def listen(conn: Connection, callback: Callable[[str], None]) -> None:
         callback(str(payload))
 
     await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+
+
+async def listen_control(conn: Connection, callback: Callable[[str], None]) -> None:
+    """LISTEN for control messages (JSON) addressed to workers."""
+
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        callback(str(payload))
+
+    await conn.add_listener(CONTROL_CHANNEL, on_notify)

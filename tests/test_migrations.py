@@ -16,17 +16,20 @@ async def tables(dsn: str) -> set[str]:
     return {r["table_name"] for r in rows}
 
 
+TABLES = {"tasks", "task_events", "task_history", "queues", "workers", "operator_actions"}
+
+
 async def test_migrations_apply_roll_back_and_apply_again(empty_database_url: str) -> None:
     dsn = empty_database_url
     assert db.migrate(dsn) == db.known_migrations()
-    assert await tables(dsn) == {"tasks", "task_events", "task_history"}
+    assert await tables(dsn) == TABLES
     assert db.migrate(dsn) == []  # idempotent
 
     assert db.rollback(dsn) == list(reversed(db.known_migrations()))
     assert await tables(dsn) == set()
 
     assert db.migrate(dsn) == db.known_migrations()
-    assert await tables(dsn) == {"tasks", "task_events", "task_history"}
+    assert await tables(dsn) == TABLES
 
 
 async def test_every_migration_has_a_rollback() -> None:

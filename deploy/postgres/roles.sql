@@ -108,25 +108,38 @@ BEGIN
     GRANT USAGE ON SCHEMA taskqueue TO taskqueue_api, taskqueue_worker, taskqueue_auditor;
 
     -- API: enqueue_tasks, find_tasks_by_idempotency_key, get_task, list_tasks,
-    -- queue_stats, task_history, cancel_task, retry_task. A new task's status,
-    -- attempts, lease and result are left to their defaults: not grantable.
+    -- queue_stats, task_history, cancel (also of a running task: it ends the
+    -- lease and counts the queue's running tasks down), retry, bulk actions
+    -- (delete only finished tasks), queue settings, the worker list and the
+    -- operator log. A new task's status, attempts, lease and result are left
+    -- to their defaults: not grantable.
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
                   run_at, idempotency_key)
         ON taskqueue.tasks TO taskqueue_api;
     GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until)
         ON taskqueue.tasks TO taskqueue_api;
-    GRANT SELECT, INSERT (task_id, event_type, status, attempt, error)
+    GRANT DELETE ON taskqueue.tasks TO taskqueue_api;
+    GRANT SELECT, INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
         ON taskqueue.task_events TO taskqueue_api;
+    GRANT SELECT, INSERT, UPDATE ON taskqueue.queues TO taskqueue_api;
+    GRANT SELECT ON taskqueue.workers TO taskqueue_api;
+    GRANT SELECT, INSERT ON taskqueue.operator_actions TO taskqueue_api;
 
-    -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired. It
-    -- never inserts or deletes a task and never reads the history.
+    -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired, its
+    -- row in the registry. It never inserts or deletes a task, never reads
+    -- the history and never changes a queue's settings (only the counts a
+    -- limited queue keeps).
     GRANT SELECT ON taskqueue.tasks TO taskqueue_worker;
     GRANT UPDATE (status, attempts, run_at, locked_by, locked_until, started_at, result,
                   last_error, completed_at)
         ON taskqueue.tasks TO taskqueue_worker;
     GRANT INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
         ON taskqueue.task_events TO taskqueue_worker;
+    GRANT SELECT ON taskqueue.queues TO taskqueue_worker;
+    GRANT UPDATE (running, rate_window_at, rate_window_n) ON taskqueue.queues
+        TO taskqueue_worker;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.workers TO taskqueue_worker;
 
     -- Auditor: every table and view of the schema (tasks, task_events,
     -- task_history), nothing else.
@@ -145,10 +158,13 @@ BEGIN
     -- role with no policy for a command sees no rows for it.
     ALTER TABLE taskqueue.tasks ENABLE ROW LEVEL SECURITY;
 
-    -- The API reads everything, creates only queued tasks, and changes only
-    -- tasks that no worker holds: cancel (queued -> cancelled) and retry
-    -- (failed/cancelled -> queued). A running or succeeded task is invisible
-    -- to its UPDATE: the statement matches no row.
+    -- The API reads everything, creates only queued tasks, changes tasks by
+    -- cancel (queued or running -> cancelled, which also ends the lease) and
+    -- retry (failed/cancelled -> queued), and deletes only finished tasks. A
+    -- succeeded task is invisible to its UPDATE: the statement matches no row.
+    -- Policies cannot tell a cancel of a running task from other changes to
+    -- it; what keeps a run safe is the fence: once the API has changed a
+    -- running row, that worker's outcome matches nothing and writes nothing.
     DROP POLICY IF EXISTS taskqueue_api_read ON taskqueue.tasks;
     CREATE POLICY taskqueue_api_read ON taskqueue.tasks
         FOR SELECT TO taskqueue_api USING (true);
@@ -159,7 +175,7 @@ BEGIN
     DROP POLICY IF EXISTS taskqueue_api_cancel_retry ON taskqueue.tasks;
     CREATE POLICY taskqueue_api_cancel_retry ON taskqueue.tasks
         FOR UPDATE TO taskqueue_api
-        USING (status IN ('queued', 'failed', 'cancelled'))
+        USING (status IN ('queued', 'running', 'failed', 'cancelled'))
         WITH CHECK (status IN ('queued', 'cancelled')
                     AND locked_by IS NULL AND locked_until IS NULL);
 
@@ -170,6 +186,11 @@ BEGIN
     -- `locked_until < coalesce($1, now())` would stop being an index condition
     -- and every pass would read all running rows. Claim and rescue stay
     -- exactly as fast as for the owner.
+    DROP POLICY IF EXISTS taskqueue_api_delete_finished ON taskqueue.tasks;
+    CREATE POLICY taskqueue_api_delete_finished ON taskqueue.tasks
+        FOR DELETE TO taskqueue_api
+        USING (status IN ('succeeded', 'failed', 'cancelled'));
+
     DROP POLICY IF EXISTS taskqueue_worker_read ON taskqueue.tasks;
     CREATE POLICY taskqueue_worker_read ON taskqueue.tasks
         FOR SELECT TO taskqueue_worker USING (true);

@@ -1,14 +1,38 @@
--- Cancel a task that is still waiting; running and finished tasks are left
--- alone (zero rows: the caller reports why).
+-- Cancel a task that is queued or running; finished tasks are left alone
+-- (zero rows: the caller reports why). A running task is cancelled here, in
+-- the database, like any other finish: its worker's outcome will fail the
+-- fence and change nothing. The worker is told to stop the handler (a NOTIFY
+-- naming it; failing that, its next lease renewal finds the task gone).
 --   $1 uuid task id
-WITH cancelled AS (
-    UPDATE taskqueue.tasks
-    SET status = 'cancelled', completed_at = now()
-    WHERE id = $1 AND status = 'queued'
-    RETURNING *
+WITH target AS MATERIALIZED (
+    SELECT id, status, locked_by, attempts, queue
+    FROM taskqueue.tasks
+    WHERE id = $1 AND status IN ('queued', 'running')
+    FOR UPDATE
+),
+cancelled AS (
+    UPDATE taskqueue.tasks t
+    SET status = 'cancelled', completed_at = now(), locked_by = NULL, locked_until = NULL
+    FROM target
+    WHERE t.id = target.id
+    RETURNING t.*, target.status AS was, target.locked_by AS worker
 ),
 cancelled_events AS (
-    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
-    SELECT id, 'task_cancelled', 'cancelled', attempts FROM cancelled
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, detail)
+    SELECT id, 'task_cancelled', 'cancelled', attempts,
+           CASE WHEN was = 'running' THEN worker END,
+           jsonb_build_object('was', was)
+    FROM cancelled
+),
+running_counted AS (
+    UPDATE taskqueue.queues s
+    SET running = greatest(s.running - 1, 0)
+    FROM cancelled c
+    WHERE s.name = c.queue AND c.was = 'running' AND s.concurrency_limit IS NOT NULL
 )
-SELECT * FROM cancelled;
+SELECT cancelled.*,
+       CASE WHEN was = 'running'
+            THEN pg_notify('taskqueue_control',
+                           json_build_object('worker', worker, 'cancel', id)::text)
+       END AS notified
+FROM cancelled;

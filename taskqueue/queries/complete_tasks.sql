@@ -84,6 +84,13 @@ finished_events AS (
            END
     FROM finished
 ),
+running_counted AS (
+    -- Queues with a concurrency limit count their running tasks down.
+    UPDATE taskqueue.queues s
+    SET running = greatest(s.running - f.n, 0)
+    FROM (SELECT queue, count(*)::int AS n FROM finished GROUP BY queue) AS f
+    WHERE s.name = f.queue AND s.concurrency_limit IS NOT NULL
+),
 due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues
     FROM finished

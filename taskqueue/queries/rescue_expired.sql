@@ -32,6 +32,13 @@ rescued_events AS (
            jsonb_build_object('rescued_by', $3::text)
     FROM rescued
 ),
+running_counted AS (
+    -- Queues with a concurrency limit count their running tasks down.
+    UPDATE taskqueue.queues s
+    SET running = greatest(s.running - r.n, 0)
+    FROM (SELECT queue, count(*)::int AS n FROM rescued GROUP BY queue) AS r
+    WHERE s.name = r.queue AND s.concurrency_limit IS NOT NULL
+),
 requeued_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM rescued WHERE status = 'queued'
 )

@@ -24,7 +24,7 @@ from taskqueue.errors import Permanent, Snooze
 from taskqueue.logs import running_task
 from taskqueue.models import Outcome, OutcomeKind
 from taskqueue.registry import Registry, TaskContext
-from taskqueue.worker.inflight import LEASE_DEADLINE, Attempt, InFlight
+from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, SHUTDOWN, Attempt, InFlight
 
 logger = logging.getLogger("taskqueue.executor")
 
@@ -231,7 +231,11 @@ class ExecutorPool:
         if cut == "timeout":
             error = f"timed out after {task.timeout_seconds:g} seconds"
             return self._failed(attempt, OutcomeKind.TIMEOUT, error)
-        if cut != "shutdown":
+        if cut == CANCELLED:
+            logger.info(
+                "task %s (%s): cancelled by an operator; handler stopped", task.id, task.type
+            )
+        elif cut != SHUTDOWN:
             logger.warning(
                 "task %s (%s): stopped the handler, its lease could not be kept (%s)",
                 task.id,

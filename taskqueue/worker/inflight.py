@@ -35,6 +35,7 @@ LEASE_MARGIN_SHARE = 0.1
 LEASE_DEADLINE = "lease_deadline"  # the lease could not be confirmed in time
 LEASE_LOST = "lease_lost"  # the database says another worker may have it
 SHUTDOWN = "shutdown"
+CANCELLED = "cancelled"  # an operator cancelled the task while it ran
 
 
 class Attempt:
@@ -194,6 +195,15 @@ class InFlight:
         attempt.stop_reason = reason
         attempt.deadline = 0.0
         self.on_stop(attempt)
+
+    def cancel(self, task_id: uuid.UUID) -> bool:
+        """An operator cancelled this task (the database already says so):
+        stop it if this worker holds it."""
+        attempt = self._held.get(task_id)
+        if attempt is None or attempt.stop_reason is not None:
+            return False
+        self.stop(attempt, CANCELLED)
+        return True
 
     # -- the completer's side -----------------------------------------------------
 

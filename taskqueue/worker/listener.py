@@ -1,12 +1,16 @@
-"""Holds the LISTEN connection that turns enqueue NOTIFYs into dispatcher
-wakeups, and reconnects (then re-LISTENs) when the connection drops."""
+"""Holds the LISTEN connection: enqueue NOTIFYs become dispatcher wakeups,
+and control messages naming this worker (cancel a running task) go to the
+process. Reconnects (then re-LISTENs) when the connection drops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
+
+import msgspec
 
 from taskqueue import db, store
 from taskqueue.retrying import ReconnectDelay, is_transient
@@ -16,17 +20,47 @@ APPLICATION_NAME = "taskqueue-worker-listen"
 logger = logging.getLogger("taskqueue.listener")
 
 
+class ControlMessage(msgspec.Struct):
+    """A message on the control channel: ``cancel`` names a task running on
+    the worker ``worker``."""
+
+    worker: str
+    cancel: uuid.UUID | None = None
+
+
+_decode_control = msgspec.json.Decoder(ControlMessage).decode
+
+
 class Listener:
-    def __init__(self, dsn: str, queues: tuple[str, ...], wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        queues: tuple[str, ...],
+        wake: Callable[[], None],
+        *,
+        worker_id: str = "",
+        cancel: Callable[[uuid.UUID], object] | None = None,
+    ) -> None:
         self._dsn = dsn
         self._queues = frozenset(queues)
         self._wake = wake
+        self._worker_id = worker_id
+        self._cancel = cancel
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
 
     def _on_notify(self, payload: str) -> None:
         if payload == "*" or not self._queues.isdisjoint(payload.split(",")):
             self._wake()
+
+    def _on_control(self, payload: str) -> None:
+        try:
+            message = _decode_control(payload)
+        except msgspec.DecodeError:
+            logger.warning("ignoring a malformed control message")
+            return
+        if message.worker == self._worker_id and message.cancel and self._cancel is not None:
+            self._cancel(message.cancel)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -52,6 +86,8 @@ class Listener:
             try:
                 conn.add_termination_listener(_setter(lost))
                 await store.listen(conn, self._on_notify)
+                if self._cancel is not None:
+                    await store.listen_control(conn, self._on_control)
                 retry.reset()
                 self.connected.set()
                 # Tasks may have arrived while we were not listening.

@@ -34,6 +34,7 @@ from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
 from taskqueue.worker.dispatcher import Dispatcher
 from taskqueue.worker.executor import ExecutorPool
+from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
@@ -123,8 +124,20 @@ class Worker:
             lease_seconds=s.lease_seconds,
             poll_interval=s.poll_interval,
         )
-        listener = Listener(dsn, s.queues, dispatcher.wake)
+        listener = Listener(
+            dsn, s.queues, dispatcher.wake, worker_id=self.worker_id, cancel=inflight.cancel
+        )
+        heartbeat = Heartbeat(
+            pool,
+            inflight,
+            worker_id=self.worker_id,
+            queues=s.queues,
+            types=self.types,
+            interval=s.heartbeat_seconds,
+        )
+        await heartbeat.announce("running")  # registers the worker
         loops = [
+            heartbeat,
             LeaseKeeper(pool, inflight, worker_id=self.worker_id, lease_seconds=s.lease_seconds),
             Rescuer(pool, worker_id=self.worker_id, interval=s.lease_seconds / 2),
             UnhandledTypes(pool, queues=s.queues, types=self.types),
@@ -153,6 +166,7 @@ class Worker:
             if crashed is not None:
                 raise crashed
         finally:
+            await heartbeat.announce("stopping")
             await self._shut_down(claiming, running, completer, completing)
             listener.stop()
             for loop in loops:
@@ -161,6 +175,7 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await heartbeat.announce("stopped")
 
     async def _shut_down(
         self,
