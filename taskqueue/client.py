@@ -4,10 +4,11 @@ calls ``store``; it runs no SQL itself."""
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -15,8 +16,31 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, store
-from taskqueue.errors import InvalidTask, TaskNotFound, TaskStateConflict
-from taskqueue.models import Enqueued, NewTask, Stats, Status, Task, TaskEvent, uuid7
+from taskqueue.errors import (
+    InvalidArgument,
+    InvalidTask,
+    QueueNotFound,
+    TaskNotFound,
+    TaskStateConflict,
+)
+from taskqueue.events import EventTail, matches
+from taskqueue.models import (
+    BulkResult,
+    Enqueued,
+    FailureGroup,
+    NewTask,
+    OperatorAction,
+    QueueInfo,
+    RateLimit,
+    Stats,
+    Status,
+    StreamEvent,
+    Task,
+    TaskEvent,
+    TaskFilter,
+    WorkerInfo,
+    uuid7,
+)
 from taskqueue.registry import Registry, TaskSpec, load_registry
 
 DEFAULT_QUEUE = "default"
@@ -32,6 +56,8 @@ MAX_RETRIES_LIMIT = 100
 MAX_TIMEOUT_SECONDS = 86400.0
 MAX_PAGE_SIZE = 1000
 MAX_DELAY_SECONDS = 10 * 365 * 86400.0
+MAX_BULK = 10_000  # tasks one bulk action changes in one statement
+MAX_LIMIT = 1_000_000  # the largest concurrency or rate limit
 
 _NOT_SET: Any = msgspec.UNSET
 P = ParamSpec("P")
@@ -260,17 +286,19 @@ class TaskQueue:
             raise TaskNotFound(task_id)
         return events
 
-    async def cancel(self, task_id: uuid.UUID) -> Task:
-        """Cancel a queued task; running or finished tasks raise TaskStateConflict."""
-        task = await self._run(store.cancel_task, task_id)
+    async def cancel(self, task_id: uuid.UUID, *, actor: str = "local") -> Task:
+        """Cancel a queued or running task (a running one's worker is told to
+        stop its handler, and its outcome is discarded); finished tasks raise
+        TaskStateConflict. ``actor`` names who did it in the operator log."""
+        task = await self._run(store.cancel_task, task_id, actor)
         if task is None:
             current = await self.get(task_id)
-            raise TaskStateConflict(task_id, current.status, "cancel", "queued")
+            raise TaskStateConflict(task_id, current.status, "cancel", "queued or running")
         return task
 
-    async def retry(self, task_id: uuid.UUID) -> Task:
+    async def retry(self, task_id: uuid.UUID, *, actor: str = "local") -> Task:
         """Put a failed or cancelled task back in its queue (event task_requeued)."""
-        task = await self._run(store.retry_task, task_id)
+        task = await self._run(store.retry_task, task_id, actor)
         if task is None:
             current = await self.get(task_id)
             raise TaskStateConflict(task_id, current.status, "retry", "failed or cancelled")
@@ -278,3 +306,211 @@ class TaskQueue:
 
     async def stats(self) -> Stats:
         return await self._run(store.stats)
+
+    # -- operating the queues ----------------------------------------------------
+
+    async def queues(self) -> builtins.list[QueueInfo]:
+        """Every queue that has tasks, settings or live workers."""
+        return await self._run(store.queue_overview)
+
+    async def queue(self, name: str) -> QueueInfo:
+        found = await self._run(store.queue_overview, name)
+        if not found:
+            raise QueueNotFound(name)
+        return found[0]
+
+    async def pause(self, queue: str, *, actor: str = "local") -> QueueInfo:
+        """No worker claims the queue's tasks from its next claim on (running
+        ones finish). Takes effect for every worker within a poll interval."""
+        await self._run(store.set_queue_paused, _queue_name(queue), True, actor)
+        return await self.queue(queue)
+
+    async def resume(self, queue: str, *, actor: str = "local") -> QueueInfo:
+        await self._run(store.set_queue_paused, _queue_name(queue), False, actor)
+        return await self.queue(queue)
+
+    async def set_limits(
+        self,
+        queue: str,
+        *,
+        concurrency: int | None = _NOT_SET,
+        rate: tuple[int, float] | RateLimit | None = _NOT_SET,
+        actor: str = "local",
+    ) -> QueueInfo:
+        """At most ``concurrency`` of the queue's tasks running at once, and
+        at most ``rate = (n, seconds)`` task starts per rolling period, across
+        every worker and host. None removes a limit; leaving one out keeps it."""
+        asked: dict[str, Any] = {}
+        if concurrency is not _NOT_SET:
+            if concurrency is not None and (
+                isinstance(concurrency, bool)
+                or not isinstance(concurrency, int)
+                or not 1 <= concurrency <= MAX_LIMIT
+            ):
+                raise InvalidArgument(
+                    "concurrency_limit", f"an integer from 1 to {MAX_LIMIT}, or null"
+                )
+            asked["concurrency_limit"] = concurrency
+        limit: RateLimit | None = None
+        if rate is not _NOT_SET:
+            if rate is not None:
+                limit = (
+                    rate
+                    if isinstance(rate, RateLimit)
+                    else RateLimit(limit=rate[0], period_seconds=rate[1])
+                )
+                _check_rate(limit)
+            asked["rate_limit"] = None if limit is None else msgspec.to_builtins(limit)
+        if not asked:
+            raise InvalidArgument("body", "give concurrency_limit, rate_limit or both")
+        async with self.pool.acquire() as conn:
+            await store.set_queue_limits(
+                conn,
+                _queue_name(queue),
+                concurrency=None if concurrency is _NOT_SET else concurrency,
+                change_concurrency=concurrency is not _NOT_SET,
+                rate=limit,
+                change_rate=rate is not _NOT_SET,
+                actor=actor,
+                asked=asked,
+            )
+        return await self.queue(queue)
+
+    async def workers(self) -> builtins.list[WorkerInfo]:
+        """The worker registry: running, stopping, stopped and lost workers."""
+        return await self._run(store.list_workers)
+
+    async def failures(
+        self,
+        *,
+        queue: str | None = None,
+        type: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> builtins.list[FailureGroup]:
+        """Failed tasks grouped by queue, type and error, biggest groups first."""
+        if since is not None and since.tzinfo is None:
+            raise InvalidArgument("since", "must include a time zone")
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        return await self._run(
+            store.failure_groups, queue=queue, task_type=type, since=since, limit=limit
+        )
+
+    async def retry_many(
+        self,
+        ids: Sequence[uuid.UUID] | None = None,
+        *,
+        where: TaskFilter | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = MAX_BULK,
+        actor: str = "local",
+    ) -> BulkResult:
+        """Failed or cancelled tasks, by ``ids`` or matching ``where``, back to
+        their queues: one statement for up to ``limit`` tasks; continue with
+        ``after=result.next`` while it is not None."""
+        return await self._bulk("retry", ids, where, after, limit, actor)
+
+    async def cancel_many(
+        self,
+        ids: Sequence[uuid.UUID] | None = None,
+        *,
+        where: TaskFilter | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = MAX_BULK,
+        actor: str = "local",
+    ) -> BulkResult:
+        """Cancel queued and running tasks, by ``ids`` or matching ``where``."""
+        return await self._bulk("cancel", ids, where, after, limit, actor)
+
+    async def delete_many(
+        self,
+        ids: Sequence[uuid.UUID] | None = None,
+        *,
+        where: TaskFilter | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = MAX_BULK,
+        actor: str = "local",
+    ) -> BulkResult:
+        """Delete finished tasks (their history stays, with task_deleted)."""
+        return await self._bulk("delete", ids, where, after, limit, actor)
+
+    async def _bulk(
+        self,
+        action: str,
+        ids: Sequence[uuid.UUID] | None,
+        where: TaskFilter | None,
+        after: uuid.UUID | None,
+        limit: int,
+        actor: str,
+    ) -> BulkResult:
+        if (ids is None) == (where is None):
+            raise InvalidArgument("ids", "give ids or a filter, not both and not neither")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BULK:
+            raise InvalidArgument("limit", f"an integer from 1 to {MAX_BULK}")
+        asked: dict[str, Any] = {"limit": limit}
+        if ids is not None:
+            if len(ids) > MAX_BULK:
+                raise InvalidArgument("ids", f"at most {MAX_BULK} per call")
+            asked["ids"] = len(ids)
+        else:
+            assert where is not None
+            if where.created_before is not None and where.created_before.tzinfo is None:
+                raise InvalidArgument("filter.created_before", "must include a time zone")
+            asked["filter"] = msgspec.to_builtins(where)
+        if after is not None:
+            asked["after"] = str(after)
+        return await self._run(
+            store.bulk_action,
+            action,
+            ids=ids,
+            where=where,
+            after=after,
+            limit=limit,
+            actor=actor,
+            asked=asked,
+        )
+
+    async def actions(
+        self, *, before: int | None = None, limit: int = 100
+    ) -> builtins.list[OperatorAction]:
+        """The operator log, newest first; ``before`` an id for the next page."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        return await self._run(store.list_actions, before_id=before, limit=limit)
+
+    async def events(
+        self,
+        *,
+        queue: str | None = None,
+        type: str | None = None,
+        task_id: uuid.UUID | None = None,
+        after: int | None = None,
+        poll_interval: float = 0.25,
+    ) -> AsyncIterator[StreamEvent]:
+        """Task events as they happen (from ``after``, an event id, or from
+        now), filtered; runs until the caller stops iterating."""
+        tail = await EventTail.from_now(self.pool) if after is None else EventTail(self.pool, after)
+        while True:
+            for event in await tail.poll():
+                if matches(event, queue=queue, task_type=type, task_id=task_id):
+                    yield event
+            await asyncio.sleep(poll_interval)
+
+
+def _queue_name(queue: str) -> str:
+    if not isinstance(queue, str) or not 0 < len(queue) <= MAX_QUEUE_LENGTH:
+        raise InvalidArgument("queue", f"1 to {MAX_QUEUE_LENGTH} characters")
+    return queue
+
+
+def _check_rate(rate: RateLimit) -> None:
+    if isinstance(rate.limit, bool) or not isinstance(rate.limit, int):
+        raise InvalidArgument("rate_limit.limit", "must be an integer")
+    if not 1 <= rate.limit <= MAX_LIMIT:
+        raise InvalidArgument("rate_limit.limit", f"must be between 1 and {MAX_LIMIT}")
+    period = rate.period_seconds
+    if isinstance(period, bool) or not isinstance(period, int | float):
+        raise InvalidArgument("rate_limit.period_seconds", "must be a number")
+    if not (math.isfinite(period) and 0.001 <= period <= 86400 * 7):
+        raise InvalidArgument("rate_limit.period_seconds", "must be > 0 and at most 7 days")

@@ -34,6 +34,23 @@ class TaskNotFound(TaskQueueError, LookupError):
         self.task_id = task_id
 
 
+class QueueNotFound(TaskQueueError, LookupError):
+    """No tasks, settings or workers under that queue name."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"queue {queue!r} not found")
+        self.queue = queue
+
+
+class InvalidArgument(TaskQueueError, ValueError):
+    """An argument of an operator action is unacceptable; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 class TaskStateConflict(TaskQueueError):
     """The requested change is not allowed from the task's current status."""
 

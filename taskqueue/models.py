@@ -210,3 +210,106 @@ def _uuid_from_int(value: int) -> uuid.UUID:
     _set_slot(made, "int", value)
     _set_slot(made, "is_safe", uuid.SafeUUID.unknown)
     return made
+
+
+# -- operating the queue ---------------------------------------------------------
+
+
+class RateLimit(msgspec.Struct, kw_only=True):
+    """At most ``limit`` task starts per rolling ``period_seconds``."""
+
+    limit: int
+    period_seconds: float
+
+
+class QueueInfo(msgspec.Struct, kw_only=True):
+    """A queue's settings and, right now, its tasks by state."""
+
+    name: str
+    paused: bool
+    concurrency_limit: int | None
+    rate_limit: RateLimit | None
+    queued: int
+    due: int
+    scheduled: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    oldest_due_age_seconds: float
+    finished_last_minute: int
+    failed_last_minute: int
+    workers: int
+
+
+class WorkerInfo(msgspec.Struct, kw_only=True):
+    """A row of the worker registry; ``state`` is running, stopping,
+    stopped or lost (no heartbeat for three intervals)."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    types: list[str]
+    concurrency: int
+    in_flight: int
+    version: str
+    started_at: datetime
+    last_heartbeat_at: datetime
+    stopped_at: datetime | None
+    state: str
+
+
+class FailureGroup(msgspec.Struct, kw_only=True):
+    """Failed tasks of one queue and type whose errors read the same (ids
+    and numbers masked)."""
+
+    queue: str
+    type: str
+    error: str
+    count: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    sample_task_id: uuid.UUID
+
+
+class TaskFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which tasks a bulk action takes: every given field must match."""
+
+    status: Status | None = None
+    queue: str | None = None
+    type: str | None = None
+    error: str | None = None  # a failure group's error, as failures() shows it
+    created_before: datetime | None = None
+
+
+class BulkResult(msgspec.Struct, kw_only=True):
+    """What a bulk action matched and changed; ``next``: pass it back as
+    ``after`` for the next chunk (None when this was the last one)."""
+
+    matched: int
+    changed: int
+    next: uuid.UUID | None
+
+
+class OperatorAction(msgspec.Struct, kw_only=True):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    scope: Any
+    result: Any
+
+
+class StreamEvent(msgspec.Struct, kw_only=True):
+    """One task event as the live stream sends it."""
+
+    id: int
+    task_id: uuid.UUID
+    at: datetime
+    event_type: str
+    status: str
+    attempt: int
+    worker_id: str | None
+    queue: str | None  # None once the task is deleted
+    type: str | None

@@ -16,14 +16,22 @@ from asyncpg.pool import PoolConnectionProxy
 
 from taskqueue.models import (
     TASK_FIELDS,
+    BulkResult,
     ClaimedTask,
     Enqueued,
+    FailureGroup,
+    OperatorAction,
     Outcome,
+    QueueInfo,
     QueueStats,
+    RateLimit,
     Stats,
     Status,
+    StreamEvent,
     Task,
     TaskEvent,
+    TaskFilter,
+    WorkerInfo,
 )
 
 NOTIFY_CHANNEL = "taskqueue"
@@ -271,15 +279,15 @@ async def task_history(conn: Executor, task_id: uuid.UUID) -> list[TaskEvent]:
     return [TaskEvent(**{**dict(r.items()), "status": Status(r["status"])}) for r in records]
 
 
-async def cancel_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
-    """The cancelled task, or None when it was not queued (or does not exist)."""
-    record = await conn.fetchrow(query("cancel_task"), task_id)
+async def cancel_task(conn: Executor, task_id: uuid.UUID, actor: str = "local") -> Task | None:
+    """The cancelled task, or None when it was not queued or running (or does not exist)."""
+    record = await conn.fetchrow(query("cancel_task"), task_id, actor)
     return None if record is None else _task(record)
 
 
-async def retry_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
+async def retry_task(conn: Executor, task_id: uuid.UUID, actor: str = "local") -> Task | None:
     """The requeued task, or None when it was not failed/cancelled (or does not exist)."""
-    record = await conn.fetchrow(query("retry_task"), task_id)
+    record = await conn.fetchrow(query("retry_task"), task_id, actor)
     return None if record is None else _task(record)
 
 
@@ -389,3 +397,151 @@ async def listen_control(conn: Connection, callback: Callable[[str], None]) -> N
         callback(str(payload))
 
     await conn.add_listener(CONTROL_CHANNEL, on_notify)
+
+
+# -- operating the queue ---------------------------------------------------------
+
+
+async def set_queue_paused(conn: Executor, queue: str, paused: bool, actor: str) -> None:
+    await conn.execute(query("set_queue_paused"), queue, paused, actor)
+
+
+async def set_queue_limits(
+    conn: Connection,
+    queue: str,
+    *,
+    concurrency: int | None,
+    change_concurrency: bool,
+    rate: RateLimit | None,
+    change_rate: bool,
+    actor: str,
+    asked: Any,
+) -> None:
+    """Change a queue's limits and count its running tasks afresh, in one
+    transaction (the first statement locks the row the recount relies on)."""
+    async with conn.transaction():
+        await conn.execute(
+            query("set_queue_limits"),
+            queue,
+            change_concurrency,
+            concurrency,
+            change_rate,
+            None if rate is None else rate.limit,
+            None if rate is None else rate.period_seconds,
+            actor,
+            asked,
+        )
+        await conn.execute(query("recount_running"), [queue])
+
+
+async def recount_running(conn: Connection) -> dict[str, int]:
+    """Count the running tasks of every limited queue afresh, under their
+    locks: what a claim raced with a limit being set is put right."""
+    async with conn.transaction():
+        if not await conn.fetch(query("lock_limited_queues")):
+            return {}
+        records = await conn.fetch(query("recount_running"), None)
+    return {r["name"]: r["running"] for r in records}
+
+
+def _queue_info(r: asyncpg.Record) -> QueueInfo:
+    rate = None
+    if r["rate_limit"] is not None:
+        rate = RateLimit(limit=r["rate_limit"], period_seconds=r["rate_period_seconds"])
+    return QueueInfo(
+        name=r["name"],
+        paused=r["paused"],
+        concurrency_limit=r["concurrency_limit"],
+        rate_limit=rate,
+        queued=r["queued"],
+        due=r["due"],
+        scheduled=r["scheduled"],
+        running=r["running"],
+        succeeded=r["succeeded"],
+        failed=r["failed"],
+        cancelled=r["cancelled"],
+        oldest_due_age_seconds=r["oldest_due_age_seconds"],
+        finished_last_minute=r["finished_last_minute"],
+        failed_last_minute=r["failed_last_minute"],
+        workers=r["workers"],
+    )
+
+
+async def queue_overview(conn: Executor, queue: str | None = None) -> list[QueueInfo]:
+    return [_queue_info(r) for r in await conn.fetch(query("queue_overview"), queue)]
+
+
+async def list_workers(conn: Executor) -> list[WorkerInfo]:
+    return [WorkerInfo(**dict(r.items())) for r in await conn.fetch(query("list_workers"))]
+
+
+async def failure_groups(
+    conn: Executor,
+    *,
+    queue: str | None = None,
+    task_type: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[FailureGroup]:
+    records = await conn.fetch(query("failure_groups"), queue, task_type, since, limit)
+    return [FailureGroup(**dict(r.items())) for r in records]
+
+
+BULK_ACTIONS = {"retry": "retry_tasks", "cancel": "cancel_tasks", "delete": "delete_tasks"}
+
+
+async def bulk_action(
+    conn: Executor,
+    action: str,
+    *,
+    ids: Sequence[uuid.UUID] | None,
+    where: TaskFilter | None,
+    after: uuid.UUID | None,
+    limit: int,
+    actor: str,
+    asked: Any,
+) -> BulkResult:
+    """Retry, cancel or delete a chunk of tasks in one statement (see
+    retry_tasks.sql, cancel_tasks.sql, delete_tasks.sql)."""
+    where = where or TaskFilter()
+    record = await conn.fetchrow(
+        query(BULK_ACTIONS[action]),
+        None if ids is None else list(ids),
+        None if where.status is None else where.status.value,
+        where.queue,
+        where.type,
+        where.error,
+        where.created_before,
+        after,
+        limit,
+        actor,
+        asked,
+    )
+    assert record is not None  # the statement always returns its summary
+    more = record["matched"] == limit and record["last_id"] is not None
+    return BulkResult(
+        matched=record["matched"],
+        changed=record["changed"],
+        next=record["last_id"] if more else None,
+    )
+
+
+async def list_actions(
+    conn: Executor, *, before_id: int | None = None, limit: int = 100
+) -> list[OperatorAction]:
+    records = await conn.fetch(query("list_actions"), before_id, limit)
+    return [OperatorAction(**dict(r.items())) for r in records]
+
+
+async def events_after(conn: Executor, after_id: int, limit: int = 1000) -> list[StreamEvent]:
+    records = await conn.fetch(query("events_after"), after_id, limit)
+    return [StreamEvent(**dict(r.items())) for r in records]
+
+
+async def last_event_id(conn: Executor) -> int:
+    return int(await conn.fetchval(query("last_event_id")))
+
+
+async def events_by_id(conn: Executor, ids: Sequence[int]) -> list[StreamEvent]:
+    records = await conn.fetch(query("events_by_id"), list(ids))
+    return [StreamEvent(**dict(r.items())) for r in records]

@@ -368,7 +368,7 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
     # Producing, cancelling, retrying and reading history are not its job.
     with pytest.raises(DENIED):
         await TaskQueue(worker_pool).enqueue("noop")
-    with pytest.raises(DENIED, match="row-level security"):
+    with pytest.raises(DENIED):
         await store.cancel_task(worker_pool, released.id)  # it may never cancel
     for statement in (
         "SELECT * FROM taskqueue.task_events",

@@ -57,6 +57,25 @@ CREATE TABLE taskqueue.operator_actions (
     result jsonb
 );
 
+-- How the dead-letter view groups failures: the error's first line, with
+-- what varies from task to task (ids, numbers, quoted values, long hex
+-- tokens) masked, so that "order 17 not found" and "order 42 not found" are
+-- one group. Bulk actions filter by the same text.
+CREATE FUNCTION taskqueue.error_group(error text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN left(
+    regexp_replace(
+        regexp_replace(
+            regexp_replace(
+                regexp_replace(
+                    split_part(coalesce(error, ''), E'\n', 1),
+                    '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}',
+                    '<id>', 'g'),
+                '''[^'']*''|"[^"]*"', '<value>', 'g'),
+            '\m[0-9a-fA-F]{16,}\M', '<hex>', 'g'),
+        '\d+(\.\d+)?', '<n>', 'g'),
+    300);
+
 -- The dead-letter view and bulk actions on failed tasks read only failed
 -- rows; being partial, the index costs nothing until a task fails for good.
 CREATE INDEX tasks_failed_idx ON taskqueue.tasks (queue, type, completed_at)

@@ -4,6 +4,7 @@
 -- fence and change nothing. The worker is told to stop the handler (a NOTIFY
 -- naming it; failing that, its next lease renewal finds the task gone).
 --   $1 uuid task id
+--   $2 text who, for the operator log
 WITH target AS MATERIALIZED (
     SELECT id, status, locked_by, attempts, queue
     FROM taskqueue.tasks
@@ -29,10 +30,15 @@ running_counted AS (
     SET running = greatest(s.running - 1, 0)
     FROM cancelled c
     WHERE s.name = c.queue AND c.was = 'running' AND s.concurrency_limit IS NOT NULL
+),
+logged AS (
+    INSERT INTO taskqueue.operator_actions (actor, action, scope, result)
+    SELECT $2, 'cancel', jsonb_build_object('task_id', id), jsonb_build_object('was', was)
+    FROM cancelled
 )
 SELECT cancelled.*,
        CASE WHEN was = 'running'
             THEN pg_notify('taskqueue_control',
-                           json_build_object('worker', worker, 'cancel', id)::text)
+                           json_build_object('worker', worker, 'cancel', json_build_array(id))::text)
        END AS notified
 FROM cancelled;

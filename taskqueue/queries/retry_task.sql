@@ -1,6 +1,8 @@
 -- Put a failed or cancelled task back in its queue, due now, with its retry
--- budget renewed (attempts back to 0; the history keeps every earlier attempt).
+-- budget renewed (attempts back to 0; the history keeps every earlier
+-- attempt), and log the action.
 --   $1 uuid task id
+--   $2 text who, for the operator log
 WITH requeued AS (
     UPDATE taskqueue.tasks
     SET status = 'queued', attempts = 0, run_at = now(), completed_at = NULL,
@@ -11,5 +13,9 @@ WITH requeued AS (
 requeued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, error)
     SELECT id, 'task_requeued', 'queued', 0, NULL FROM requeued
+),
+logged AS (
+    INSERT INTO taskqueue.operator_actions (actor, action, scope)
+    SELECT $2, 'retry', jsonb_build_object('task_id', id) FROM requeued
 )
 SELECT requeued.*, pg_notify('taskqueue', requeued.queue) AS notified FROM requeued;

@@ -70,7 +70,10 @@ class LeaseKeeper(PeriodicLoop):
 
 class Rescuer(PeriodicLoop):
     """Takes back tasks whose worker stopped renewing their lease (crashed,
-    killed, partitioned): queued again if retries are left, else failed."""
+    killed, partitioned): queued again if retries are left, else failed.
+    Each pass also counts the running tasks of queues with a concurrency
+    limit afresh, under their locks, which puts right the one count a claim
+    can get wrong: a claim already in flight when the limit was set."""
 
     name = "rescuer"
 
@@ -83,4 +86,6 @@ class Rescuer(PeriodicLoop):
         rescued = await store.rescue_expired(self._pool, self._worker_id, now=now)
         if rescued:
             logger.warning("rescued %d tasks whose lease had expired", len(rescued))
+        async with self._pool.acquire() as conn:
+            await store.recount_running(conn)
         return rescued

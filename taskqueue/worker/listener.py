@@ -21,11 +21,11 @@ logger = logging.getLogger("taskqueue.listener")
 
 
 class ControlMessage(msgspec.Struct):
-    """A message on the control channel: ``cancel`` names a task running on
-    the worker ``worker``."""
+    """A message on the control channel: ``cancel`` names tasks running on
+    the worker ``worker`` that an operator cancelled."""
 
     worker: str
-    cancel: uuid.UUID | None = None
+    cancel: list[uuid.UUID] = msgspec.field(default_factory=list)
 
 
 _decode_control = msgspec.json.Decoder(ControlMessage).decode
@@ -59,8 +59,9 @@ class Listener:
         except msgspec.DecodeError:
             logger.warning("ignoring a malformed control message")
             return
-        if message.worker == self._worker_id and message.cancel and self._cancel is not None:
-            self._cancel(message.cancel)
+        if message.worker == self._worker_id and self._cancel is not None:
+            for task_id in message.cancel:
+                self._cancel(task_id)
 
     def stop(self) -> None:
         self._stopping.set()

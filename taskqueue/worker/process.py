@@ -160,6 +160,10 @@ class Worker:
             s.concurrency,
             ",".join(self.types),
         )
+        # Started means listening too: a wakeup or a cancel sent before the
+        # LISTEN is up would wait for the poll or the next lease renewal.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listener.connected.wait(), 5)
         self.started.set()
         try:
             crashed = await _until_stop_or_crash(self._stop, [claiming, *background, *running])

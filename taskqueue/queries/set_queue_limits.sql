@@ -1,0 +1,28 @@
+-- Set or clear a queue's concurrency and rate limits (creating its settings
+-- row if it has none), and log the change. Runs in a transaction with
+-- recount_running.sql: this statement takes the row's lock, so that the
+-- recount that follows sees every claim of the queue that came before.
+--   $1 text   queue
+--   $2 bool   change the concurrency limit?
+--   $3 int    the new concurrency limit (NULL: none)
+--   $4 bool   change the rate limit?
+--   $5 int    tasks per period (NULL: no rate limit)
+--   $6 float8 the period in seconds (NULL with $5)
+--   $7 text   who
+--   $8 jsonb  the change as asked, for the log
+WITH changed AS (
+    INSERT INTO taskqueue.queues AS q (name, concurrency_limit, rate_limit, rate_period_seconds)
+    VALUES ($1, CASE WHEN $2 THEN $3::int END, CASE WHEN $4 THEN $5::int END,
+            CASE WHEN $4 THEN $6::float8 END)
+    ON CONFLICT (name) DO UPDATE
+    SET concurrency_limit = CASE WHEN $2 THEN $3::int ELSE q.concurrency_limit END,
+        rate_limit = CASE WHEN $4 THEN $5::int ELSE q.rate_limit END,
+        rate_period_seconds = CASE WHEN $4 THEN $6::float8 ELSE q.rate_period_seconds END,
+        updated_at = now()
+    RETURNING name
+),
+logged AS (
+    INSERT INTO taskqueue.operator_actions (actor, action, scope)
+    SELECT $7, 'limit', jsonb_build_object('queue', name) || $8::jsonb FROM changed
+)
+SELECT name FROM changed;
