@@ -8,7 +8,7 @@ import builtins
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
@@ -23,7 +23,6 @@ from taskqueue.validation import (
     as_task_id,
     json_problem,
     queue_problem,
-    run_at_problem,
     text_problem,
     zoned_problem,
 )
@@ -42,7 +41,6 @@ MAX_RETRIES_LIMIT = 100
 MAX_TIMEOUT_SECONDS = 86400.0
 MAX_PAGE_SIZE = 1000
 MAX_DELAY_SECONDS = 10 * 365 * 86400.0
-MAX_AHEAD = timedelta(seconds=MAX_DELAY_SECONDS)
 
 _NOT_SET: Any = msgspec.UNSET
 _encode_json = msgspec.json.Encoder().encode
@@ -249,11 +247,13 @@ class TaskQueue:
         if run_at is not None:
             if delay is not None:
                 raise invalid("delay", "give run_at or delay, not both")
-            problem = run_at_problem(run_at, MAX_AHEAD)
+            problem = zoned_problem(run_at)
             if problem is not None:
                 raise invalid("run_at", problem)
             # In the past (or now): due at the database's now(), so that it
             # does not jump ahead of tasks queued earlier with the same priority.
+            # (Aware datetimes compare without leaving the year range, unlike
+            # astimezone(UTC) of 9999-12-31T23:59:59-14:00, refused above.)
             if run_at > datetime.now(UTC):
                 run_at_utc = run_at.astimezone(UTC)
         elif delay is not None:

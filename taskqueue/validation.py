@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -186,19 +186,6 @@ def zoned_problem(value: object) -> str | None:
         return "must include a time zone (e.g. 2030-01-01T09:00:00Z)"
     if not EARLIEST <= value < LATEST:
         return "must lie between the years 1970 and 9998"
-    return None
-
-
-def run_at_problem(value: object, max_ahead: timedelta) -> str | None:
-    """Why ``value`` is no time to run a task at, or None. Times in the past
-    are fine (the task is due now)."""
-    problem = zoned_problem(value)
-    if problem is not None or not isinstance(value, datetime):
-        return problem
-    # Aware datetimes compare and subtract without leaving the year range,
-    # unlike astimezone(UTC) of 9999-12-31T23:59:59-14:00.
-    if value - datetime.now(UTC) > max_ahead:
-        return f"at most {max_ahead.days // 365} years ahead"
     return None
 
 
