@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -101,3 +102,20 @@ def _explain(message: str) -> str:
     field = path.split("`")[0].split("[")[0]
     head = head.replace(", got `str`", "").replace("`", "")
     return f"TASKQUEUE_{field.upper()}: {head[:1].lower()}{head[1:]}"
+
+
+def mask_password(url: str) -> str:
+    """A database URL fit for a banner, a log or an error: any password
+    (``user:secret@`` or ``?password=secret``) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    credentials, at, location = rest.rpartition("@")
+    if at:
+        user, colon, _ = credentials.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{location}"
+    return f"{scheme}://{_PASSWORD_PARAMETER.sub(_MASKED, rest)}"
+
+
+_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&])password=)[^&]*", re.IGNORECASE)
+_MASKED = r"\1***"
