@@ -627,3 +627,74 @@ async def test_the_docs_page_works_offline(database_url: str) -> None:
         assert script.headers["content-type"].startswith("application/javascript")
         assert len(script.content) > 500_000
         assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
+ODD_JSON_VALUES = [
+    "1" + "0" * 400,  # an integer far past 64 bits
+    "1" * 5000,  # past Python's int-from-text limit
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "9223372036854775808",
+    "-9223372036854775809",
+    '"\\ud800"',  # lone surrogates
+    '"\\udfff x"',
+    '"\\u0000"',
+    '"' + "x" * 10_000 + '"',
+    "[" * 3000 + "]" * 3000,
+    "null",
+    "true",
+    "{}",
+]
+ODD_QUERY_VALUES = ["%00", "%ED%A0%80", "1" + "0" * 400, "1e400", "-1", "%FF%FE", "x" * 5000]
+
+
+async def test_odd_values_in_every_field_and_parameter_never_give_a_server_error(
+    database_url: str,
+) -> None:
+    fields = [
+        "type",
+        "name",
+        "queue",
+        "priority",
+        "max_retries",
+        "timeout_seconds",
+        "run_at",
+        "delay_seconds",
+        "idempotency_key",
+        "payload",
+    ]
+    parameters = [
+        "status",
+        "queue",
+        "type",
+        "created_after",
+        "created_before",
+        "cursor",
+        "limit",
+    ]
+    headers = {"Content-Type": "application/json"}
+    async with api_client(database_url) as client:
+        statuses: set[int] = set()
+        for value in ODD_JSON_VALUES:
+            for field in fields:
+                task = f'{{"type": "noop", "{field}": {value}}}'
+                for path, body in (
+                    ("/api/tasks", task),
+                    ("/api/tasks/batch", f'{{"tasks": [{task}]}}'),
+                    ("/api/tasks", f'{{"type": "noop", "payload": {{"{field}": {value}}}}}'),
+                ):
+                    response = await client.post(path, content=body.encode(), headers=headers)
+                    statuses.add(response.status_code)
+                    assert response.status_code < 500, (path, field, value[:40], response.text)
+        for value in ODD_QUERY_VALUES:
+            for parameter in parameters:
+                response = await client.get(f"/api/tasks?{parameter}={value}")
+                assert response.status_code < 500, (parameter, value[:40], response.text)
+            for path in ("/api/tasks/{}", "/api/tasks/{}/history"):
+                response = await client.get(path.format(value))
+                assert response.status_code < 500, (path, value[:40], response.text)
+            for action in ("cancel", "retry"):
+                response = await client.post(f"/api/tasks/{value}/{action}")
+                assert response.status_code < 500, (action, value[:40], response.text)
+    assert {201, 400, 422} <= statuses
