@@ -46,6 +46,9 @@ _NOT_SET: Any = msgspec.UNSET
 _encode_json = msgspec.json.Encoder().encode
 _NUMBER = (int, float)
 _NUL_ESCAPE = b"\\u0000"
+_TOO_DEEP = (
+    f"nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects (or contains itself)"
+)
 # A JSON document nests at most half its length deep.
 _SHORT_JSON = 2 * MAX_PAYLOAD_DEPTH + 1
 P = ParamSpec("P")
@@ -172,11 +175,8 @@ class TaskQueue:
             raise InvalidTask(field, f"PostgreSQL refused it ({exc.sqlstate}: {exc})") from None
 
     def _resolve(self, new: NewTask, index: int, count: int) -> store.TaskRow:
-        def invalid(field: str, message: str) -> InvalidTask:
-            return InvalidTask(field if count == 1 else f"tasks[{index}].{field}", message)
-
         if type(new) is not NewTask:
-            raise invalid("task", f"must be a NewTask, not {type(new).__name__}")
+            raise _invalid(index, count, "task", f"must be a NewTask, not {type(new).__name__}")
         task_type = new.type
         registry = self.registry
         # A registered type's name is the registry's; any other must pass the text rule.
@@ -184,7 +184,7 @@ class TaskQueue:
         if spec is None and (
             problem := text_problem(task_type, max_length=MAX_TYPE_LENGTH, min_length=1)
         ):
-            raise invalid("type", problem)
+            raise _invalid(index, count, "type", problem)
         payload = new.payload
         if registry is not None:
             try:
@@ -197,24 +197,26 @@ class TaskQueue:
                     exc.field = f"tasks[{index}].{exc.field}"
                     exc.args = (f"{exc.field}: {exc.message}",)
                 raise
+            except RecursionError:
+                raise _invalid(index, count, "payload", _TOO_DEEP) from None
         # Encoded once, here: what is checked is what PostgreSQL receives, and
         # what enqueue returns is that JSON decoded, so it equals what get() reads.
         try:
             encoded = _encode_json(payload)
         except RecursionError:
-            raise invalid(
-                "payload", f"nested deeper than {MAX_PAYLOAD_DEPTH} levels (or contains itself)"
-            ) from None
+            raise _invalid(index, count, "payload", _TOO_DEEP) from None
         except UnicodeEncodeError:
-            raise invalid("payload", "strings must be valid Unicode (no lone surrogates)") from None
+            raise _invalid(
+                index, count, "payload", "strings must be valid Unicode (no lone surrogates)"
+            ) from None
         except (TypeError, ValueError, msgspec.EncodeError) as exc:
-            raise invalid("payload", f"not JSON-serialisable: {exc}") from None
+            raise _invalid(index, count, "payload", f"not JSON-serialisable: {exc}") from None
         # Most payloads are too short to nest deeply and hold no NUL escape:
         # two C-speed tests, and the closer look only for the others.
         if (len(encoded) > _SHORT_JSON or _NUL_ESCAPE in encoded) and (
             problem := json_problem(encoded)
         ):
-            raise invalid("payload", problem)
+            raise _invalid(index, count, "payload", problem)
 
         default_queue, default_priority, default_retries, default_timeout = self._defaults(spec)
         queue = default_queue if new.queue is None else new.queue
@@ -228,28 +230,37 @@ class TaskQueue:
             and " " not in queue
             and "," not in queue
         ):
-            raise invalid("queue", queue_problem(queue, max_length=MAX_QUEUE_LENGTH) or "invalid")
+            raise _invalid(
+                index,
+                count,
+                "queue",
+                queue_problem(queue, max_length=MAX_QUEUE_LENGTH) or "invalid",
+            )
         name = new.name
         if not (type(name) is str and len(name) <= MAX_NAME_LENGTH and name.isprintable()):
-            raise invalid("name", _text(name, MAX_NAME_LENGTH, 0))
+            raise _invalid(index, count, "name", _text(name, MAX_NAME_LENGTH, 0))
         if type(priority) is not int or not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
-            raise invalid("priority", f"an integer from -{MAX_PRIORITY} to {MAX_PRIORITY}")
+            raise _invalid(
+                index, count, "priority", f"an integer from -{MAX_PRIORITY} to {MAX_PRIORITY}"
+            )
         if type(max_retries) is not int or not 0 <= max_retries <= MAX_RETRIES_LIMIT:
-            raise invalid("max_retries", f"an integer from 0 to {MAX_RETRIES_LIMIT}")
+            raise _invalid(index, count, "max_retries", f"an integer from 0 to {MAX_RETRIES_LIMIT}")
         if type(timeout) not in _NUMBER or not (
             math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_SECONDS
         ):
-            raise invalid("timeout_seconds", f"a number > 0 and <= {MAX_TIMEOUT_SECONDS:g}")
+            raise _invalid(
+                index, count, "timeout_seconds", f"a number > 0 and <= {MAX_TIMEOUT_SECONDS:g}"
+            )
         run_at = new.run_at
         delay = new.delay_seconds
         run_at_utc = None
         delay_us = 0
         if run_at is not None:
             if delay is not None:
-                raise invalid("delay", "give run_at or delay, not both")
+                raise _invalid(index, count, "delay", "give run_at or delay, not both")
             problem = zoned_problem(run_at)
             if problem is not None:
-                raise invalid("run_at", problem)
+                raise _invalid(index, count, "run_at", problem)
             # In the past (or now): due at the database's now(), so that it
             # does not jump ahead of tasks queued earlier with the same priority.
             # (Aware datetimes compare without leaving the year range, unlike
@@ -260,13 +271,15 @@ class TaskQueue:
             if type(delay) not in _NUMBER or not (
                 math.isfinite(delay) and 0 <= delay <= MAX_DELAY_SECONDS
             ):
-                raise invalid("delay", f"a number of seconds from 0 to {MAX_DELAY_SECONDS:g}")
+                raise _invalid(
+                    index, count, "delay", f"a number of seconds from 0 to {MAX_DELAY_SECONDS:g}"
+                )
             delay_us = round(delay * 1_000_000)
         key = new.idempotency_key
         if key is not None and not (
             type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()
         ):
-            raise invalid("idempotency_key", _text(key, MAX_KEY_LENGTH, 1))
+            raise _invalid(index, count, "idempotency_key", _text(key, MAX_KEY_LENGTH, 1))
         return store.TaskRow(
             id=uuid7(),
             queue=queue,
@@ -388,3 +401,8 @@ def _task_id(value: object) -> uuid.UUID:
 
 def _text(value: object, max_length: int, min_length: int) -> str:
     return text_problem(value, max_length=max_length, min_length=min_length) or "invalid"
+
+
+def _invalid(index: int, count: int, field: str, message: str) -> InvalidTask:
+    """InvalidTask naming ``field``, as ``tasks[i].field`` in a batch."""
+    return InvalidTask(field if count == 1 else f"tasks[{index}].{field}", message)

@@ -400,6 +400,11 @@ POISONS: list[tuple[str, bytes, str | None]] = [
     ("run_at year 0", b'{"type": "noop", "run_at": "0001-01-01T00:00:00+14:00"}', "run_at"),
     ("run_at year 10000", b'{"type": "noop", "run_at": "9999-12-31T23:59:59-14:00"}', "run_at"),
     ("deep nesting", b'{"type": "noop", "payload": {"d": ' + DEEP.encode() + b"}}", "payload"),
+    (
+        "nesting past 64",
+        b'{"type": "noop", "payload": {"d": ' + b"[" * 70 + b"]" * 70 + b"}}",
+        "payload",
+    ),
     ("huge number", b'{"type": "noop", "payload": {"n": 1e400}}', "payload"),
 ]
 

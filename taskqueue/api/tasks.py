@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -29,6 +30,7 @@ from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
 from taskqueue.models import Stats, Status
 from taskqueue.validation import MAX_PAYLOAD_DEPTH, text_problem, too_deep_at
 
+T = TypeVar("T")
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
 
@@ -51,18 +53,21 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-def refuse_deep_nesting(body: bytes, envelope: int) -> None:
-    """422 naming the field when a body nests deeper than its envelope plus
-    MAX_PAYLOAD_DEPTH, before decoding it: decoding a deep enough document
-    would exhaust the stack."""
-    where = too_deep_at(body, MAX_PAYLOAD_DEPTH + envelope, name_levels=envelope)
-    if where is not None:
+def decode_body(decode: Callable[[bytes], T], raw: bytes, envelope: int) -> T:
+    """``decode(raw)``, or a 422 naming the field when the body nests so deep
+    that decoding exhausts the stack. (Payloads nested deeper than
+    MAX_PAYLOAD_DEPTH but not that deep are refused per task, with the same
+    message, by TaskQueue.prepare; no body pays for a scan beforehand.)"""
+    try:
+        return decode(raw)
+    except RecursionError:
+        where = too_deep_at(raw, MAX_PAYLOAD_DEPTH + envelope, name_levels=envelope) or "body"
         raise ApiError(
             422,
             "invalid_field",
             f"{where}: nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects",
             where,
-        )
+        ) from None
 
 
 def parse_task_id(raw: str) -> uuid.UUID:
@@ -137,9 +142,7 @@ class TaskController(Controller):
     async def create_task(
         self, request: Request[Any, Any, State], state: State, tq: NamedDependency[TaskQueue]
     ) -> Response[TaskOut]:
-        raw = await request.body()
-        refuse_deep_nesting(raw, envelope=1)
-        body = _decode_task(raw)
+        body = decode_body(_decode_task, await request.body(), envelope=1)
         key = _idempotency_key(request, body)
         committer: GroupCommitter = state.group_committer
         (row,) = tq.prepare([body.to_new_task(key)])
@@ -162,9 +165,7 @@ class TaskController(Controller):
     async def create_tasks(
         self, request: Request[Any, Any, State], state: State, tq: NamedDependency[TaskQueue]
     ) -> Response[list[BatchTaskOut]]:
-        raw = await request.body()
-        refuse_deep_nesting(raw, envelope=3)
-        body = _decode_tasks(raw)
+        body = decode_body(_decode_tasks, await request.body(), envelope=3)
         limit: int = state.settings.max_batch_size
         if not 0 < len(body.tasks) <= limit:
             raise ApiError(422, "invalid_field", f"tasks: 1 to {limit} tasks per batch", "tasks")
