@@ -11,7 +11,6 @@ server it started itself (``started_here``)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import importlib.util
 import os
@@ -85,6 +84,8 @@ class EmbeddedPostgres:
     def claim(self, owner: str) -> None:
         """Mark this server as used by the calling process until ``release()``
         or its exit; raises EmbeddedServerBusy naming the live claimant."""
+        import fcntl  # POSIX, like the rest of running PostgreSQL from here
+
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
