@@ -8,7 +8,11 @@ import json
 import logging
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from taskqueue import db
-from taskqueue.config import ConfigError, Settings
-from taskqueue.embedded import find_bin_dir
+from taskqueue.config import ConfigError, Settings, mask_password
+from taskqueue.embedded import EmbeddedPostgresError, find_bin_dir
 from taskqueue.errors import TaskQueueError
 from taskqueue.registry import load_registry
 
@@ -36,6 +40,12 @@ def _configure_logging(verbose: bool) -> None:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     dsn = settings.require_database_url()
     if args.rollback is not None:
+        if not args.yes:
+            what = "every migration" if args.rollback == 0 else f"the newest {args.rollback}"
+            raise ConfigError(
+                f"--rollback undoes {what}, dropping their tables and data "
+                f"on {mask_password(dsn)}: add --yes to go ahead"
+            )
         undone = db.rollback(dsn, None if args.rollback == 0 else args.rollback)
         print(f"rolled back: {', '.join(undone) or 'nothing'}")
     else:
@@ -83,10 +93,19 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from taskqueue.serve import api_server, on_signal, run_loop
     from taskqueue.worker import Worker
 
+    require_free_port(settings.host, settings.port)
     server_db = None
     if not settings.database_url:
         server_db = embedded_server()
-        print(f"starting PostgreSQL (data in {server_db.data_dir}) …", flush=True)
+        server_db.claim("taskqueue run")  # refused while another run uses it
+        if server_db.running_port() is None:
+            print(f"starting PostgreSQL (data in {server_db.data_dir}) …", flush=True)
+        else:
+            print(
+                f"using the PostgreSQL already running in {server_db.data_dir} "
+                "(left running at exit; `taskqueue embedded stop` stops it)",
+                flush=True,
+            )
         settings = msgspec.structs.replace(settings, database_url=server_db.start())
     try:
         dsn = settings.require_database_url()
@@ -112,9 +131,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         run_loop(main)
     finally:
         if server_db is not None:
-            server_db.stop()
-            print("stopped PostgreSQL", flush=True)
+            if server_db.started_here:  # never a server someone else started
+                server_db.stop()
+                print("stopped PostgreSQL", flush=True)
+            server_db.release()
     return 0
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Fail before touching anything when the API's port is taken (by another
+    `make run`, say), rather than after starting a database."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"{host}:{port} is in use ({exc.strerror or exc}): is another `make run` or "
+            "`taskqueue api` running? Stop it, or set TASKQUEUE_PORT"
+        ) from None
 
 
 async def _announce(server: Any, settings: Settings, dsn: str) -> None:
@@ -129,7 +167,7 @@ async def _announce(server: Any, settings: Settings, dsn: str) -> None:
 taskqueue is running  (Ctrl-C stops everything)
   API       {base}/api/tasks      docs {base}/schema
   health    {base}/health   {base}/ready
-  database  {dsn}   (make psql)
+  database  {mask_password(dsn)}   (make psql)
   worker    queues={",".join(settings.queues)} concurrency={settings.concurrency}
 
 try:
@@ -142,10 +180,26 @@ try:
 
 
 def cmd_psql(args: argparse.Namespace, settings: Settings) -> int:
-    """psql on the database `make run` uses."""
-    dsn = settings.database_url or embedded_server().start()
+    """psql on the database `make run` uses. An embedded server this command
+    had to start is stopped again when psql exits."""
     psql = shutil.which("psql") or str(find_bin_dir() / "psql")
-    os.execvp(psql, [psql, dsn, *args.psql_args])  # noqa: S606 - becomes psql, by design
+    server = None if settings.database_url else embedded_server()
+    if server is None or server.running_port() is not None:
+        dsn = settings.database_url or embedded_server().start()
+        os.execvp(psql, [psql, dsn, *args.psql_args])  # noqa: S606 - becomes psql, by design
+    server.claim("taskqueue psql")
+    try:
+        dsn = server.start()
+        # Ctrl-C belongs to psql (it cancels a query); this process waits.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return subprocess.call([psql, dsn, *args.psql_args])
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    finally:
+        if server.started_here:
+            server.stop()
+        server.release()
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
@@ -291,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--rollback",
         type=int,
         metavar="N",
-        help="roll back the newest N migrations instead (0: all of them)",
+        help="roll back the newest N migrations instead (0: all of them); needs --yes",
+    )
+    migrate.add_argument(
+        "--yes", action="store_true", help="confirm a --rollback (it drops tables and data)"
     )
     migrate.set_defaults(func=cmd_migrate)
 
@@ -332,9 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--handlers", help="modules exposing `registry`")
     run.set_defaults(func=cmd_run)
 
-    psql = sub.add_parser("psql", help="psql on the database `make run` uses")
-    psql.add_argument("psql_args", nargs=argparse.REMAINDER)
-    psql.set_defaults(func=cmd_psql)
+    psql = sub.add_parser(
+        "psql",
+        help="psql on the database `make run` uses; arguments after it go to psql",
+        usage="taskqueue psql [psql arguments, e.g. -c 'SELECT 1']",
+        add_help=False,
+    )
+    psql.set_defaults(func=cmd_psql, psql_args=[])
 
     bench = sub.add_parser(
         "bench", help="measure throughput, latency and memory (DATABASE_URL or embedded)"
@@ -405,17 +466,58 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    ours, psql_args = _split_psql(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(ours)
+    if psql_args is not None:
+        args.psql_args = psql_args
     _configure_logging(args.verbose)
+    # `--handlers myapp.tasks` finds modules in the current directory, as
+    # `python -m` would (the console script's own directory is bin/).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         settings = Settings.from_env(**_overrides(args))
         result: int = args.func(args, settings)
-    except (ConfigError, TaskQueueError, ValueError) as exc:
-        print(f"taskqueue: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # One line for people; the traceback with -v.
+        if args.verbose:
+            traceback.print_exc()
+        print(f"taskqueue: error: {_one_line(exc, args)}", file=sys.stderr)
+        expected = (ConfigError, TaskQueueError, EmbeddedPostgresError, ValueError)
+        return 2 if isinstance(exc, expected) else 1
     return result
+
+
+def _split_psql(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Everything after the `psql` command is psql's own (`-c 'SELECT 1'`)."""
+    for index, word in enumerate(argv):
+        if word.startswith("-"):
+            continue
+        if index > 0 and argv[index - 1] == "--database-url":
+            continue
+        if word == "psql":
+            return argv[: index + 1], argv[index + 1 :]
+        break
+    return argv, None
+
+
+def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, ConfigError | TaskQueueError | EmbeddedPostgresError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        if not args.verbose:
+            text += " (-v shows the traceback)"
+    # Whatever the message quotes, never the database password.
+    for url in (
+        args.database_url,
+        os.environ.get("DATABASE_URL"),
+        os.environ.get("TASKQUEUE_DATABASE_URL"),
+    ):
+        if url:
+            text = text.replace(url, mask_password(url))
+    return text
 
 
 if __name__ == "__main__":

@@ -42,6 +42,14 @@ from taskqueue.models import (
     uuid7,
 )
 from taskqueue.registry import Registry, TaskSpec, load_registry
+from taskqueue.validation import (
+    MAX_PAYLOAD_DEPTH,
+    as_task_id,
+    json_problem,
+    queue_problem,
+    text_problem,
+    zoned_problem,
+)
 
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3
@@ -49,6 +57,7 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 
 # Bounds that keep one producer from hurting everyone else.
 MAX_NAME_LENGTH = 200
+MAX_TYPE_LENGTH = 100
 MAX_QUEUE_LENGTH = 100
 MAX_KEY_LENGTH = 200
 MAX_PRIORITY = 1000
@@ -60,6 +69,14 @@ MAX_BULK = 10_000  # tasks one bulk action changes in one statement
 MAX_LIMIT = 1_000_000  # the largest concurrency or rate limit
 
 _NOT_SET: Any = msgspec.UNSET
+_encode_json = msgspec.json.Encoder().encode
+_NUMBER = (int, float)
+_NUL_ESCAPE = b"\\u0000"
+_TOO_DEEP = (
+    f"nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects (or contains itself)"
+)
+# A JSON document nests at most half its length deep.
+_SHORT_JSON = 2 * MAX_PAYLOAD_DEPTH + 1
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -173,65 +190,133 @@ class TaskQueue:
         self, rows: Sequence[store.TaskRow], *, connection: store.Connection | None = None
     ) -> builtins.list[Enqueued]:
         """Insert prepared tasks in one statement."""
-        if connection is not None:
-            return await store.enqueue_tasks(connection, rows)
-        return await self._run(store.enqueue_tasks, rows)
+        try:
+            if connection is not None:
+                return await store.enqueue_tasks(connection, rows)
+            return await self._run(store.enqueue_tasks, rows)
+        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
+            # prepare() refuses everything known to upset PostgreSQL; should a
+            # value still get through, it is the input's fault, not the caller's.
+            field = "task" if len(rows) == 1 else "tasks"
+            raise InvalidTask(field, f"PostgreSQL refused it ({exc.sqlstate}: {exc})") from None
 
     def _resolve(self, new: NewTask, index: int, count: int) -> store.TaskRow:
-        def invalid(field: str, message: str) -> InvalidTask:
-            return InvalidTask(field if count == 1 else f"tasks[{index}].{field}", message)
-
-        spec = None
+        if type(new) is not NewTask:
+            raise _invalid(index, count, "task", f"must be a NewTask, not {type(new).__name__}")
+        task_type = new.type
+        registry = self.registry
+        # A registered type's name is the registry's; any other must pass the text rule.
+        spec = registry.get(task_type) if registry is not None and type(task_type) is str else None
+        if spec is None and (
+            problem := text_problem(task_type, max_length=MAX_TYPE_LENGTH, min_length=1)
+        ):
+            raise _invalid(index, count, "type", problem)
         payload = new.payload
-        if self.registry is not None:
+        if registry is not None:
             try:
-                spec = self.registry.require(new.type)
-                payload = spec.validate_payload(payload)
+                if spec is None:
+                    spec = registry.require(task_type)
+                if spec.payload_type is not Any:
+                    payload = spec.validate_payload(payload)
             except InvalidTask as exc:
                 if count > 1:
                     exc.field = f"tasks[{index}].{exc.field}"
                     exc.args = (f"{exc.field}: {exc.message}",)
                 raise
-        elif not new.type:
-            raise invalid("type", "must not be empty")
+            except RecursionError:
+                raise _invalid(index, count, "payload", _TOO_DEEP) from None
+        # Encoded once, here: what is checked is what PostgreSQL receives, and
+        # what enqueue returns is that JSON decoded, so it equals what get() reads.
+        try:
+            encoded = _encode_json(payload)
+        except RecursionError:
+            raise _invalid(index, count, "payload", _TOO_DEEP) from None
+        except UnicodeEncodeError:
+            raise _invalid(
+                index, count, "payload", "strings must be valid Unicode (no lone surrogates)"
+            ) from None
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:
+            raise _invalid(index, count, "payload", f"not JSON-serialisable: {exc}") from None
+        # Most payloads are too short to nest deeply and hold no NUL escape:
+        # two C-speed tests, and the closer look only for the others.
+        if (len(encoded) > _SHORT_JSON or _NUL_ESCAPE in encoded) and (
+            problem := json_problem(encoded)
+        ):
+            raise _invalid(index, count, "payload", problem)
 
         default_queue, default_priority, default_retries, default_timeout = self._defaults(spec)
-        queue = new.queue or default_queue
+        queue = default_queue if new.queue is None else new.queue
         priority = default_priority if new.priority is None else new.priority
         max_retries = default_retries if new.max_retries is None else new.max_retries
         timeout = default_timeout if new.timeout_seconds is None else new.timeout_seconds
-        if len(queue) > MAX_QUEUE_LENGTH or "," in queue or queue.strip() != queue:
-            raise invalid("queue", f"at most {MAX_QUEUE_LENGTH} characters, no commas or spaces")
-        if len(new.name) > MAX_NAME_LENGTH:
-            raise invalid("name", f"at most {MAX_NAME_LENGTH} characters")
-        if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
-            raise invalid("priority", f"must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
-        if not 0 <= max_retries <= MAX_RETRIES_LIMIT:
-            raise invalid("max_retries", f"must be between 0 and {MAX_RETRIES_LIMIT}")
-        if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_SECONDS):
-            raise invalid("timeout_seconds", f"must be > 0 and <= {MAX_TIMEOUT_SECONDS:g}")
-        if new.run_at is not None and new.delay_seconds is not None:
-            raise invalid("delay", "give run_at or delay, not both")
-        if new.run_at is not None and new.run_at.tzinfo is None:
-            raise invalid("run_at", "must include a time zone")
-        if new.delay_seconds is not None and not (
-            math.isfinite(new.delay_seconds) and 0 <= new.delay_seconds <= MAX_DELAY_SECONDS
+        if not (
+            type(queue) is str
+            and 0 < len(queue) <= MAX_QUEUE_LENGTH
+            and queue.isprintable()
+            and " " not in queue
+            and "," not in queue
         ):
-            raise invalid("delay", f"must be between 0 and {MAX_DELAY_SECONDS:g} seconds")
+            raise _invalid(
+                index,
+                count,
+                "queue",
+                queue_problem(queue, max_length=MAX_QUEUE_LENGTH) or "invalid",
+            )
+        name = new.name
+        if not (type(name) is str and len(name) <= MAX_NAME_LENGTH and name.isprintable()):
+            raise _invalid(index, count, "name", _text(name, MAX_NAME_LENGTH, 0))
+        if type(priority) is not int or not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+            raise _invalid(
+                index, count, "priority", f"an integer from -{MAX_PRIORITY} to {MAX_PRIORITY}"
+            )
+        if type(max_retries) is not int or not 0 <= max_retries <= MAX_RETRIES_LIMIT:
+            raise _invalid(index, count, "max_retries", f"an integer from 0 to {MAX_RETRIES_LIMIT}")
+        if type(timeout) not in _NUMBER or not (
+            math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_SECONDS
+        ):
+            raise _invalid(
+                index, count, "timeout_seconds", f"a number > 0 and <= {MAX_TIMEOUT_SECONDS:g}"
+            )
+        run_at = new.run_at
+        delay = new.delay_seconds
+        run_at_utc = None
+        delay_us = 0
+        if run_at is not None:
+            if delay is not None:
+                raise _invalid(index, count, "delay", "give run_at or delay, not both")
+            problem = zoned_problem(run_at)
+            if problem is not None:
+                raise _invalid(index, count, "run_at", problem)
+            # In the past (or now): due at the database's now(), so that it
+            # does not jump ahead of tasks queued earlier with the same priority.
+            # (Aware datetimes compare without leaving the year range, unlike
+            # astimezone(UTC) of 9999-12-31T23:59:59-14:00, refused above.)
+            if run_at > datetime.now(UTC):
+                run_at_utc = run_at.astimezone(UTC)
+        elif delay is not None:
+            if type(delay) not in _NUMBER or not (
+                math.isfinite(delay) and 0 <= delay <= MAX_DELAY_SECONDS
+            ):
+                raise _invalid(
+                    index, count, "delay", f"a number of seconds from 0 to {MAX_DELAY_SECONDS:g}"
+                )
+            delay_us = round(delay * 1_000_000)
         key = new.idempotency_key
-        if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise invalid("idempotency_key", f"1 to {MAX_KEY_LENGTH} characters")
+        if key is not None and not (
+            type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()
+        ):
+            raise _invalid(index, count, "idempotency_key", _text(key, MAX_KEY_LENGTH, 1))
         return store.TaskRow(
             id=uuid7(),
             queue=queue,
-            type=new.type,
-            name=new.name,
-            payload=payload,
+            type=task_type,
+            name=name,
+            payload=msgspec.Raw(encoded),
             priority=priority,
             max_retries=max_retries,
             timeout_seconds=float(timeout),
-            run_at=None if new.run_at is None else new.run_at.astimezone(UTC),
-            delay_us=0 if new.delay_seconds is None else round(new.delay_seconds * 1_000_000),
+            run_at=run_at_utc,
+            delay_us=delay_us,
             idempotency_key=key,
         )
 
@@ -249,10 +334,11 @@ class TaskQueue:
 
     # -- inspecting and managing -----------------------------------------------
 
-    async def get(self, task_id: uuid.UUID) -> Task:
-        task = await self._run(store.get_task, task_id)
+    async def get(self, task_id: uuid.UUID | str) -> Task:
+        found = _task_id(task_id)
+        task = await self._run(store.get_task, found)
         if task is None:
-            raise TaskNotFound(task_id)
+            raise TaskNotFound(found)
         return task
 
     async def list(
@@ -263,12 +349,29 @@ class TaskQueue:
         type: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
-        cursor: uuid.UUID | None = None,
+        cursor: uuid.UUID | str | None = None,
         limit: int = 100,
     ) -> builtins.list[Task]:
-        """Newest first. For the next page pass ``cursor=`` the last task's id."""
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidTask("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        """Newest first. For the next page pass ``cursor=`` the last task's id.
+        Raises InvalidTask naming the argument that cannot be a filter."""
+        if builtins.type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidTask("limit", f"an integer from 1 to {MAX_PAGE_SIZE}")
+        if status is not None and status not in _STATUSES:
+            raise InvalidTask("status", f"one of {', '.join(_STATUSES)}")
+        if queue is not None and (problem := queue_problem(queue, max_length=MAX_QUEUE_LENGTH)):
+            raise InvalidTask("queue", problem)
+        if type is not None and (
+            problem := text_problem(type, max_length=MAX_TYPE_LENGTH, min_length=1)
+        ):
+            raise InvalidTask("type", problem)
+        for field, value in (("created_after", created_after), ("created_before", created_before)):
+            if value is not None and (problem := zoned_problem(value)):
+                raise InvalidTask(field, problem)
+        before = None
+        if cursor is not None:
+            before = as_task_id(cursor)
+            if before is None:
+                raise InvalidTask("cursor", "not a task id")
         return await self._run(
             store.list_tasks,
             status=None if status is None else Status(status),
@@ -276,32 +379,35 @@ class TaskQueue:
             task_type=type,
             created_after=created_after,
             created_before=created_before,
-            before_id=cursor,
+            before_id=before,
             limit=limit,
         )
 
-    async def history(self, task_id: uuid.UUID) -> builtins.list[TaskEvent]:
-        events = await self._run(store.task_history, task_id)
-        if not events and await self._run(store.get_task, task_id) is None:
-            raise TaskNotFound(task_id)
+    async def history(self, task_id: uuid.UUID | str) -> builtins.list[TaskEvent]:
+        found = _task_id(task_id)
+        events = await self._run(store.task_history, found)
+        if not events and await self._run(store.get_task, found) is None:
+            raise TaskNotFound(found)
         return events
 
-    async def cancel(self, task_id: uuid.UUID, *, actor: str = "local") -> Task:
+    async def cancel(self, task_id: uuid.UUID | str, *, actor: str = "local") -> Task:
         """Cancel a queued or running task (a running one's worker is told to
         stop its handler, and its outcome is discarded); finished tasks raise
         TaskStateConflict. ``actor`` names who did it in the operator log."""
-        task = await self._run(store.cancel_task, task_id, actor)
+        found = _task_id(task_id)
+        task = await self._run(store.cancel_task, found, actor)
         if task is None:
-            current = await self.get(task_id)
-            raise TaskStateConflict(task_id, current.status, "cancel", "queued or running")
+            current = await self.get(found)
+            raise TaskStateConflict(found, current.status, "cancel", "queued or running")
         return task
 
-    async def retry(self, task_id: uuid.UUID, *, actor: str = "local") -> Task:
+    async def retry(self, task_id: uuid.UUID | str, *, actor: str = "local") -> Task:
         """Put a failed or cancelled task back in its queue (event task_requeued)."""
-        task = await self._run(store.retry_task, task_id, actor)
+        found = _task_id(task_id)
+        task = await self._run(store.retry_task, found, actor)
         if task is None:
-            current = await self.get(task_id)
-            raise TaskStateConflict(task_id, current.status, "retry", "failed or cancelled")
+            current = await self.get(found)
+            raise TaskStateConflict(found, current.status, "retry", "failed or cancelled")
         return task
 
     async def stats(self) -> Stats:
@@ -499,8 +605,9 @@ class TaskQueue:
 
 
 def _queue_name(queue: str) -> str:
-    if not isinstance(queue, str) or not 0 < len(queue) <= MAX_QUEUE_LENGTH:
-        raise InvalidArgument("queue", f"1 to {MAX_QUEUE_LENGTH} characters")
+    problem = queue_problem(queue, max_length=MAX_QUEUE_LENGTH)
+    if problem is not None:
+        raise InvalidArgument("queue", problem)
     return queue
 
 
@@ -514,3 +621,25 @@ def _check_rate(rate: RateLimit) -> None:
         raise InvalidArgument("rate_limit.period_seconds", "must be a number")
     if not (math.isfinite(period) and 0.001 <= period <= 86400 * 7):
         raise InvalidArgument("rate_limit.period_seconds", "must be > 0 and at most 7 days")
+
+
+_STATUSES = tuple(status.value for status in Status)
+
+
+def _task_id(value: object) -> uuid.UUID:
+    """A malformed id is a task that cannot exist; something else entirely is a mistake."""
+    found = as_task_id(value)
+    if found is not None:
+        return found
+    if isinstance(value, str):
+        raise TaskNotFound(repr(value[:64]))
+    raise InvalidTask("id", f"must be a UUID or its text, not {type(value).__name__}")
+
+
+def _text(value: object, max_length: int, min_length: int) -> str:
+    return text_problem(value, max_length=max_length, min_length=min_length) or "invalid"
+
+
+def _invalid(index: int, count: int, field: str, message: str) -> InvalidTask:
+    """InvalidTask naming ``field``, as ``tasks[i].field`` in a batch."""
+    return InvalidTask(field if count == 1 else f"tasks[{index}].{field}", message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -48,6 +49,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: PositiveInt = 256 * 1024
     max_batch_size: PositiveInt = 1000
     api_pool_size: PositiveInt = 10
+    jwt_audience: str = ""  # when set, JWTs must carry this `aud`
+    jwt_issuer: str = ""  # when set, JWTs must carry this `iss`
+    # Webhook destinations opened beyond the public internet: CIDRs and host
+    # names, comma-separated (read by workers; see taskqueue.handlers).
+    webhook_allow: str = ""
+
+    def __post_init__(self) -> None:
+        if self.webhook_allow:
+            from taskqueue.destinations import DestinationPolicy
+
+            DestinationPolicy.parse(self.webhook_allow)  # a ValueError names the variable
 
     @property
     def backoff(self) -> Backoff:
@@ -83,9 +95,28 @@ def _split(value: str) -> list[str]:
 
 
 def _explain(message: str) -> str:
-    # msgspec says "... - at `$.concurrency`"; name the environment variable.
-    if "`$." in message:
-        head, _, path = message.partition("`$.")
-        field = path.split("`")[0].split("[")[0]
-        return f"TASKQUEUE_{field.upper()}: {head.rstrip(' -')}"
-    return message
+    # msgspec says "Expected `int`, got `str` - at `$.concurrency`"; name the
+    # environment variable, and say what was expected without msgspec's notation.
+    head, sep, path = message.rpartition(" - at `$.")
+    if not sep:
+        return message.removesuffix(" - at `$`")
+    field = path.split("`")[0].split("[")[0]
+    head = head.replace(", got `str`", "").replace("`", "")
+    return f"TASKQUEUE_{field.upper()}: {head[:1].lower()}{head[1:]}"
+
+
+def mask_password(url: str) -> str:
+    """A database URL fit for a banner, a log or an error: any password
+    (``user:secret@`` or ``?password=secret``) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    credentials, at, location = rest.rpartition("@")
+    if at:
+        user, colon, _ = credentials.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{location}"
+    return f"{scheme}://{_PASSWORD_PARAMETER.sub(_MASKED, rest)}"
+
+
+_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&])password=)[^&]*", re.IGNORECASE)
+_MASKED = r"\1***"

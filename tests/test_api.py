@@ -381,3 +381,325 @@ async def test_openapi_documents_every_operation_error_and_the_auth_scheme(
     assert {"type", "payload", "priority", "run_at"} <= set(body["properties"])
     assert {"201", "400", "401", "403", "413", "422", "503"} <= set(create["responses"])
     assert "ErrorBody" in spec["components"]["schemas"]
+
+
+# -- one bad request never fails another; no 500 from input -----------------------
+
+DEEP = "[" * 2000 + "]" * 2000
+POISONS: list[tuple[str, bytes, str | None]] = [
+    ("NUL in a payload string", b'{"type": "noop", "payload": {"s": "bad\\u0000"}}', "payload"),
+    ("NUL in a payload key", b'{"type": "noop", "payload": {"k\\u0000": 1}}', "payload"),
+    ("NUL in name", b'{"type": "noop", "name": "bad\\u0000"}', "name"),
+    ("NUL in queue", b'{"type": "noop", "queue": "q\\u0000"}', "queue"),
+    (
+        "NUL in idempotency_key",
+        b'{"type": "noop", "idempotency_key": "k\\u0000"}',
+        "idempotency_key",
+    ),
+    ("lone surrogate", b'{"type": "noop", "payload": {"s": "\\ud800"}}', None),
+    ("run_at year 0", b'{"type": "noop", "run_at": "0001-01-01T00:00:00+14:00"}', "run_at"),
+    ("run_at year 10000", b'{"type": "noop", "run_at": "9999-12-31T23:59:59-14:00"}', "run_at"),
+    ("deep nesting", b'{"type": "noop", "payload": {"d": ' + DEEP.encode() + b"}}", "payload"),
+    (
+        "nesting past 64",
+        b'{"type": "noop", "payload": {"d": ' + b"[" * 70 + b"]" * 70 + b"}}",
+        "payload",
+    ),
+    ("huge number", b'{"type": "noop", "payload": {"n": 1e400}}', "payload"),
+]
+
+
+async def test_poisoned_requests_never_fail_valid_ones_sharing_their_statement(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    async with (
+        api_process(database_url, tmp_path / "api.log") as (base, _),
+        httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=64)) as client,
+    ):
+
+        async def send(i: int) -> tuple[int, httpx.Response]:
+            if i % 10 == 9:
+                _, body, _ = POISONS[(i // 10) % len(POISONS)]
+            else:
+                body = f'{{"type": "noop", "name": "valid-{i}", "payload": {{"i": {i}}}}}'.encode()
+            response = await client.post(
+                "/api/tasks", content=body, headers={"Content-Type": "application/json"}
+            )
+            return i, response
+
+        results = await asyncio.gather(*(send(i) for i in range(200)))
+    valid = [(i, r) for i, r in results if i % 10 != 9]
+    poisoned = [(i, r) for i, r in results if i % 10 == 9]
+    assert [r.status_code for _, r in valid] == [201] * 180
+    for i, response in poisoned:
+        label, _, field = POISONS[(i // 10) % len(POISONS)]
+        assert 400 <= response.status_code < 500, (label, response.text)
+        assert response.json().get("field") == field, (label, response.text)
+    assert all(r.status_code < 500 for _, r in results)
+    names = {r["name"] for r in await pool.fetch("SELECT name FROM taskqueue.tasks")}
+    assert names == {f"valid-{i}" for i, _ in valid}
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.task_events") == 180
+
+
+@pytest.mark.parametrize(("label", "body", "field"), POISONS)
+async def test_each_poison_is_a_4xx_naming_the_field_alone_and_in_a_batch(
+    database_url: str, pool: asyncpg.Pool, label: str, body: bytes, field: str | None
+) -> None:
+    task = body.decode()
+    batch = f'{{"tasks": [{{"type": "noop"}}, {task}]}}'.encode()
+    async with api_client(database_url) as client:
+        headers = {"Content-Type": "application/json"}
+        alone = await client.post("/api/tasks", content=body, headers=headers)
+        together = await client.post("/api/tasks/batch", content=batch, headers=headers)
+    for response in (alone, together):
+        assert 400 <= response.status_code < 500, (label, response.text)
+        assert "Traceback" not in response.text
+    assert alone.json().get("field") == field
+    if field is not None:
+        assert together.json()["field"] == f"tasks[1].{field}", together.text
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+
+
+async def test_queries_with_bad_values_are_422_naming_the_parameter(database_url: str) -> None:
+    async with api_client(database_url) as client:
+        for query, field in [
+            ("queue=%00", "queue"),
+            ("type=%00abc", "type"),
+            ("queue=a%20b", "queue"),
+            ("created_after=2020-01-01T00:00:00", "created_after"),
+            ("created_before=0001-01-01T00:00:00Z", "created_before"),
+            ("status=bogus", "status"),
+            ("stauts=queued", "stauts"),
+            ("limit=50&Queue=x&extra=1", "Queue"),
+        ]:
+            response = await client.get(f"/api/tasks?{query}")
+            assert response.status_code == 422, (query, response.text)
+            assert response.json()["field"] == field, (query, response.text)
+            assert field in response.json()["message"]
+        unknown = await client.get("/api/tasks?stauts=queued")
+        assert "status, queue, type" in unknown.json()["message"]
+        for path in ("/api/stats?x=1", f"/api/tasks/{uuid.uuid4()}?verbose=1", "/health?x=1"):
+            response = await client.get(path)
+            assert (response.status_code, response.json()["field"]) == (
+                422,
+                "x" if "x=" in path else "verbose",
+            ), path
+        odd = await client.get("/api/tasks?created_after=0001-01-01Z")
+        assert 400 <= odd.status_code < 500
+
+
+async def test_run_at_in_the_past_is_stored_as_now_not_as_given(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    async with api_client(database_url) as client:
+        response = await client.post(
+            "/api/tasks", json={"type": "noop", "run_at": "1970-01-01T00:00:00Z"}
+        )
+    assert response.status_code == 201
+    row = await pool.fetchrow("SELECT run_at, created_at FROM taskqueue.tasks")
+    assert row is not None and row["run_at"] == row["created_at"]
+    assert response.json()["run_at"] == response.json()["created_at"]
+
+
+async def test_405_says_which_methods_are_allowed(database_url: str) -> None:
+    async with api_client(database_url) as client:
+        response = await client.delete("/api/tasks")
+        assert response.status_code == 405
+        assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+        assert response.json()["error"] == "method_not_allowed"
+
+
+async def test_bodies_must_be_json_and_cross_site_requests_are_refused(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    body = b'{"type": "webhook", "payload": {"url": "http://127.0.0.1:9/"}}'
+    async with api_client(database_url) as client:
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+            plain: dict[str, str] = {} if content_type is None else {"Content-Type": content_type}
+            response = await client.post("/api/tasks", content=body, headers=plain)
+            assert response.status_code == 415, (content_type, response.text)
+            assert response.json()["error"] == "unsupported_media_type"
+        for headers in (
+            {"Origin": "http://evil.example"},
+            {"Origin": "null"},
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost:3000"},
+        ):
+            response = await client.post(
+                "/api/tasks", content=body, headers={"Content-Type": "application/json", **headers}
+            )
+            assert (response.status_code, response.json()["error"]) == (403, "forbidden"), headers
+        task_id = uuid.uuid4()
+        cancel = await client.post(
+            f"/api/tasks/{task_id}/cancel", headers={"Origin": "http://evil.example"}
+        )
+        assert cancel.status_code == 403
+        assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+        same = await client.post(
+            "/api/tasks",
+            json={"type": "noop"},
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Sec-Fetch-Site": "same-origin",
+            },
+        )
+        assert same.status_code == 201
+        assert (await client.post(f"/api/tasks/{task_id}/cancel")).status_code == 404
+
+
+async def test_batch_idempotency_key_returns_the_original_tasks(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    batch = {"tasks": [{"type": "noop", "name": "a"}, {"type": "noop", "name": "b"}]}
+    async with api_client(database_url) as client:
+        first = await client.post(
+            "/api/tasks/batch", json=batch, headers={"Idempotency-Key": "b-1"}
+        )
+        again = await client.post(
+            "/api/tasks/batch", json=batch, headers={"Idempotency-Key": "b-1"}
+        )
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert [t["id"] for t in first.json()] == [t["id"] for t in again.json()]
+        assert [t["created"] for t in first.json()] == [True, True]
+        assert [t["created"] for t in again.json()] == [False, False]
+        assert [t["idempotency_key"] for t in first.json()] == ["b-1/0", "b-1/1"]
+
+        longer = {"tasks": [*batch["tasks"], {"type": "noop", "name": "c"}]}
+        grown = await client.post(
+            "/api/tasks/batch", json=longer, headers={"Idempotency-Key": "b-1"}
+        )
+        assert grown.status_code == 201
+        assert [t["created"] for t in grown.json()] == [False, False, True]
+
+        per_task = {"tasks": [{"type": "noop", "idempotency_key": "own"}, {"type": "noop"}]}
+        one = await client.post("/api/tasks/batch", json=per_task)
+        two = await client.post("/api/tasks/batch", json=per_task)
+        assert (one.status_code, two.status_code) == (201, 201)
+        assert [t["created"] for t in two.json()] == [False, True]
+
+        both = await client.post(
+            "/api/tasks/batch", json=per_task, headers={"Idempotency-Key": "x"}
+        )
+        assert (both.status_code, both.json()["field"]) == (422, "tasks[0].idempotency_key")
+        too_long = await client.post(
+            "/api/tasks/batch", json=batch, headers={"Idempotency-Key": "k" * 200}
+        )
+        assert (too_long.status_code, too_long.json()["field"]) == (422, "idempotency_key")
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 3 + 3
+
+
+async def test_jwt_secret_length_audience_issuer_and_malformed_claims(database_url: str) -> None:
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        Authenticator.from_settings(Settings(jwt_secret="x"))
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        Authenticator.from_settings(Settings(jwt_secret="s" * 31))
+
+    def token(**claims: object) -> dict[str, str]:
+        claims = {"scope": "read write", "exp": int(time.time() + 60), **claims}
+        return bearer(jwt.encode(claims, JWT_SECRET, algorithm="HS256"))
+
+    async with api_client(
+        database_url, jwt_secret=JWT_SECRET, jwt_audience="taskqueue", jwt_issuer="https://idp"
+    ) as client:
+        good = token(aud="taskqueue", iss="https://idp")
+        assert (await client.get("/api/tasks", headers=good)).status_code == 200
+        for bad in (
+            token(iss="https://idp"),  # no audience
+            token(aud="other", iss="https://idp"),
+            token(aud="taskqueue"),  # no issuer
+            token(aud="taskqueue", iss="https://evil"),
+            token(aud="taskqueue", iss="https://idp", scope=5),
+            token(aud="taskqueue", iss="https://idp", scope=None, scopes=[1, 2]),
+            token(aud="taskqueue", iss="https://idp", scope={"read": True}),
+            token(aud="taskqueue", iss="https://idp", exp="soon"),
+        ):
+            response = await client.get("/api/tasks", headers=bad)
+            assert response.status_code == 401, response.text
+            assert response.json()["error"] == "unauthorized"
+    async with api_client(database_url, jwt_secret=JWT_SECRET) as client:
+        assert (await client.get("/api/tasks", headers=token(scope=5))).status_code == 401
+        assert (await client.get("/api/tasks", headers=token(scopes=["read"]))).status_code == 200
+
+
+async def test_the_docs_page_works_offline(database_url: str) -> None:
+    async with api_client(database_url) as client:
+        page = await client.get("/schema")
+        assert page.status_code == 200
+        assert "/schema/redoc.standalone.js" in page.text
+        assert "http://" not in page.text and "https://" not in page.text
+        script = await client.get("/schema/redoc.standalone.js")
+        assert script.status_code == 200
+        assert script.headers["content-type"].startswith("application/javascript")
+        assert len(script.content) > 500_000
+        assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
+ODD_JSON_VALUES = [
+    "1" + "0" * 400,  # an integer far past 64 bits
+    "1" * 5000,  # past Python's int-from-text limit
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "9223372036854775808",
+    "-9223372036854775809",
+    '"\\ud800"',  # lone surrogates
+    '"\\udfff x"',
+    '"\\u0000"',
+    '"' + "x" * 10_000 + '"',
+    "[" * 3000 + "]" * 3000,
+    "null",
+    "true",
+    "{}",
+]
+ODD_QUERY_VALUES = ["%00", "%ED%A0%80", "1" + "0" * 400, "1e400", "-1", "%FF%FE", "x" * 5000]
+
+
+async def test_odd_values_in_every_field_and_parameter_never_give_a_server_error(
+    database_url: str,
+) -> None:
+    fields = [
+        "type",
+        "name",
+        "queue",
+        "priority",
+        "max_retries",
+        "timeout_seconds",
+        "run_at",
+        "delay_seconds",
+        "idempotency_key",
+        "payload",
+    ]
+    parameters = [
+        "status",
+        "queue",
+        "type",
+        "created_after",
+        "created_before",
+        "cursor",
+        "limit",
+    ]
+    headers = {"Content-Type": "application/json"}
+    async with api_client(database_url) as client:
+        statuses: set[int] = set()
+        for value in ODD_JSON_VALUES:
+            for field in fields:
+                task = f'{{"type": "noop", "{field}": {value}}}'
+                for path, body in (
+                    ("/api/tasks", task),
+                    ("/api/tasks/batch", f'{{"tasks": [{task}]}}'),
+                    ("/api/tasks", f'{{"type": "noop", "payload": {{"{field}": {value}}}}}'),
+                ):
+                    response = await client.post(path, content=body.encode(), headers=headers)
+                    statuses.add(response.status_code)
+                    assert response.status_code < 500, (path, field, value[:40], response.text)
+        for value in ODD_QUERY_VALUES:
+            for parameter in parameters:
+                response = await client.get(f"/api/tasks?{parameter}={value}")
+                assert response.status_code < 500, (parameter, value[:40], response.text)
+            for path in ("/api/tasks/{}", "/api/tasks/{}/history"):
+                response = await client.get(path.format(value))
+                assert response.status_code < 500, (path, value[:40], response.text)
+            for action in ("cancel", "retry"):
+                response = await client.post(f"/api/tasks/{value}/{action}")
+                assert response.status_code < 500, (action, value[:40], response.text)
+    assert {201, 400, 422} <= statuses

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from taskqueue import db
 from taskqueue.embedded import EmbeddedPostgres
@@ -51,8 +52,18 @@ async def test_database_down_gives_503_and_never_a_false_201(tmp_path: Path) -> 
         server.destroy()
 
 
+@pytest.mark.parametrize(
+    "strategies",
+    [
+        [],
+        # NUL in every string, and any code point a JSON or URL escape can
+        # carry, lone surrogates included (the unicode_escape codec encodes all).
+        ["--generation-allow-x00", "true", "--generation-codec", "unicode_escape"],
+    ],
+    ids=["default", "nul-and-surrogates"],
+)
 async def test_fuzzing_every_operation_from_the_openapi_document_finds_no_server_error(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, strategies: list[str]
 ) -> None:
     async with api_process(database_url, tmp_path / "api.log") as (base, _):
         result = await asyncio.to_thread(
@@ -68,6 +79,7 @@ async def test_fuzzing_every_operation_from_the_openapi_document_finds_no_server
                 "--seed",
                 "1",
                 "--no-color",
+                *strategies,
             ],
             capture_output=True,
             text=True,

@@ -52,6 +52,13 @@ async def test_claim_order_is_priority_then_run_at_then_id(
     high_new = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=1))
     high_old = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=5))
     low_new_a = await tq.enqueue("noop", priority=0, run_at=now - timedelta(minutes=2))
+    # enqueue() makes a past run_at due now; backdate the rows to order them by run_at.
+    for enqueued, minutes in ((low_old, 10), (high_new, 1), (high_old, 5), (low_new_a, 2)):
+        await pool.execute(
+            "UPDATE taskqueue.tasks SET run_at = $2 WHERE id = $1",
+            enqueued.id,
+            now - timedelta(minutes=minutes),
+        )
     claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
     assert [t.id for t in claimed] == [high_old.id, high_new.id, low_old.id, low_new_a.id]
     one_at_a_time = [high_old.id, high_new.id, low_old.id, low_new_a.id]

@@ -246,3 +246,169 @@ async def test_stats_count_per_queue(tq: TaskQueue) -> None:
     stats = await tq.stats()
     assert (stats.total_tasks, stats.queued_tasks, stats.cancelled_tasks) == (4, 3, 1)
     assert [(q.queue, q.total_tasks) for q in stats.queues] == [("default", 3), ("other", 1)]
+
+
+# -- strictness: every bad input is an InvalidTask naming the field ---------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"priority": 1.5}, "priority"),
+        ({"priority": True}, "priority"),
+        ({"priority": "5"}, "priority"),
+        ({"max_retries": 2.7}, "max_retries"),
+        ({"max_retries": False}, "max_retries"),
+        ({"timeout_seconds": True}, "timeout_seconds"),
+        ({"timeout_seconds": "30"}, "timeout_seconds"),
+        ({"timeout_seconds": float("nan")}, "timeout_seconds"),
+        ({"delay": True}, "delay"),
+        ({"delay": float("inf")}, "delay"),
+        ({"name": 5}, "name"),
+        ({"name": "bad\x00"}, "name"),
+        ({"name": "evil\u202etxt.exe"}, "name"),
+        ({"queue": "q\x00"}, "queue"),
+        ({"queue": "two words"}, "queue"),
+        ({"queue": "\x1b[31mred"}, "queue"),
+        ({"queue": "zero\u200bwidth"}, "queue"),
+        ({"queue": ""}, "queue"),
+        ({"queue": 7}, "queue"),
+        ({"idempotency_key": "k\x00"}, "idempotency_key"),
+        ({"idempotency_key": 42}, "idempotency_key"),
+        ({"run_at": "2030-01-01T00:00:00Z"}, "run_at"),
+        (
+            {"run_at": datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14)))},
+            "run_at",
+        ),
+        ({"run_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))}, "run_at"),
+    ],
+)
+async def test_wrong_types_and_unprintable_text_are_refused_by_name(
+    tq: TaskQueue, pool: asyncpg.Pool, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidTask) as info:
+        await tq.enqueue("noop", {}, **kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"to": "bad\x00"}, "NUL"),
+        ({"bad\x00key": 1}, "NUL"),
+        ({"nested": [{"deeper": "x\x00"}]}, "NUL"),
+        ({"lone": "\ud800"}, "lone surrogates"),
+        ({"when": object()}, "not JSON-serialisable"),
+        ({"big": 10**5000}, "not JSON-serialisable"),
+    ],
+)
+async def test_payloads_postgresql_would_refuse_are_invalid_before_any_statement(
+    tq: TaskQueue, pool: asyncpg.Pool, payload: object, message: str
+) -> None:
+    with pytest.raises(InvalidTask) as info:
+        await tq.enqueue("noop", payload)
+    assert info.value.field == "payload"
+    assert message in info.value.message
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+
+
+async def test_nesting_is_capped_and_cycles_are_refused(tq: TaskQueue) -> None:
+    deep: list[object] = []
+    inner = deep
+    for _ in range(2000):
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    with pytest.raises(InvalidTask, match="nested deeper than 64 levels"):
+        await tq.enqueue("noop", {"deep": deep})
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    with pytest.raises(InvalidTask, match="contains itself"):
+        await tq.enqueue("noop", loop)
+    just_so: object = {}
+    for _ in range(62):  # with the payload and the innermost object: 64 levels
+        just_so = [just_so]
+    assert (await tq.enqueue("noop", {"ok": just_so})).status is Status.QUEUED
+    with pytest.raises(InvalidTask, match="nested deeper than 64 levels"):
+        await tq.enqueue("noop", {"ok": [just_so]})
+
+
+async def test_a_bad_task_in_a_batch_rejects_the_batch_naming_it(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    with pytest.raises(InvalidTask) as info:
+        await tq.enqueue_many([NewTask(type="noop"), NewTask(type="noop", name="x\x00")])
+    assert info.value.field == "tasks[1].name"
+    with pytest.raises(InvalidTask) as not_a_task:
+        await tq.enqueue_many([NewTask(type="noop"), {"type": "noop"}])  # type: ignore[list-item]
+    assert not_a_task.value.field == "tasks[1].task"
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+
+
+async def test_payloads_round_trip_exactly(tq: TaskQueue) -> None:
+    # What enqueue returns is what was stored: JSON, as get() reads it back.
+    payload = {
+        "set": {3, 1, 2},
+        "when": datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "tuple": (1, "a"),
+        1: "int key",
+        "uuid": uuid.UUID("01234567-89ab-cdef-0123-456789abcdef"),
+        "inf": float("inf"),
+        "big": 10**30,
+        "nested": {"x": [1.5, None, True]},
+    }
+    returned = await tq.enqueue("noop", payload)
+    stored = await tq.get(returned.id)
+    assert returned == stored
+    assert sorted(stored.payload["set"]) == [1, 2, 3]
+    assert stored.payload["when"] == "2030-01-02T03:04:05Z"
+    assert stored.payload["tuple"] == [1, "a"]
+    assert stored.payload["1"] == "int key"
+    assert stored.payload["inf"] is None
+    many = await tq.enqueue_many([NewTask(type="noop", payload={"t": (i,)}) for i in range(3)])
+    assert [t.payload for t in many] == [(await tq.get(t.id)).payload for t in many]
+
+
+async def test_typed_payloads_round_trip_with_their_defaults(pool: asyncpg.Pool) -> None:
+    tq = TaskQueue(pool, email_registry())
+    returned = await tq.enqueue("send_email", {"to": "a@example.com"})
+    assert returned == await tq.get(returned.id)
+    assert returned.payload == {"to": "a@example.com", "subject": "hello"}
+
+
+async def test_run_at_in_the_past_is_stored_as_now(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    for past in (datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC) - timedelta(seconds=1)):
+        task = await tq.enqueue("noop", run_at=past)
+        assert task.run_at == task.created_at
+        assert task == await tq.get(task.id)
+    stored = await pool.fetchval("SELECT min(run_at) FROM taskqueue.tasks")
+    assert stored.year >= 2020  # neither 1970 nor -infinity
+
+
+async def test_malformed_ids_and_filters_raise_taskqueue_errors(tq: TaskQueue) -> None:
+    task = await tq.enqueue("noop")
+    assert (await tq.get(str(task.id))).id == task.id
+    for call in (tq.get, tq.history, tq.cancel, tq.retry):
+        with pytest.raises(TaskNotFound):
+            await call("not-a-uuid")
+        with pytest.raises(InvalidTask) as info:
+            await call(123)  # type: ignore[arg-type]
+        assert info.value.field == "id"
+    bad_filters: list[tuple[dict[str, object], str]] = [
+        ({"status": "bogus"}, "status"),
+        ({"queue": "\x00"}, "queue"),
+        ({"type": "\x00abc"}, "type"),
+        ({"created_after": datetime(2020, 1, 1)}, "created_after"),
+        ({"created_before": datetime(1, 1, 1, tzinfo=UTC)}, "created_before"),
+        ({"cursor": "zzz"}, "cursor"),
+        ({"limit": 10.0}, "limit"),
+        ({"limit": True}, "limit"),
+    ]
+    for kwargs, field in bad_filters:
+        with pytest.raises(InvalidTask) as info:
+            await tq.list(**kwargs)  # type: ignore[arg-type]
+        assert info.value.field == field, kwargs
+    assert [t.id for t in await tq.list(status="queued", cursor=str(uuid.uuid4()))] in (
+        [],
+        [task.id],
+    )

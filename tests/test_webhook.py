@@ -1,8 +1,11 @@
-"""The built-in webhook type makes a real HTTP POST to a real local server."""
+"""The built-in webhook type: a real HTTP POST to a real local server, the
+destination policy (loopback refused unless TASKQUEUE_WEBHOOK_ALLOW opens
+it), header rules and redaction of secrets in errors, events and logs."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,7 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import asyncpg
 import pytest
 
+from taskqueue import handlers
 from taskqueue.client import TaskQueue
+from taskqueue.destinations import Address
+from taskqueue.errors import InvalidTask, Permanent
+from tests.api_helpers import api_client
 from tests.helpers import all_in_status, event_types, running_worker, wait_until
 
 
@@ -20,8 +27,7 @@ class Receiver:
         self.status_for: dict[str, int] = {}
 
 
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, Receiver]]:
+def serve(host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, Receiver]:
     received = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -30,23 +36,33 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
             received.requests.append(
                 (self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(body))
             )
-            self.send_response(received.status_for.get(self.path, 200))
+            self.send_response(received.status_for.get(self.path.split("?")[0], 200))
             self.end_headers()
 
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, Receiver]]:
+    server, received = serve()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", received
     finally:
         server.shutdown()
         server.server_close()
-        thread.join()
 
 
+@pytest.fixture
+def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKQUEUE_WEBHOOK_ALLOW", "127.0.0.1")
+
+
+@pytest.mark.usefixtures("allow_loopback")
 async def test_webhook_posts_json_and_succeeds_on_2xx(
     tq: TaskQueue, pool: asyncpg.Pool, database_url: str, receiver: tuple[str, Receiver]
 ) -> None:
@@ -65,6 +81,7 @@ async def test_webhook_posts_json_and_succeeds_on_2xx(
     assert (await tq.get(task.id)).result == {"status_code": 200}
 
 
+@pytest.mark.usefixtures("allow_loopback")
 async def test_webhook_non_2xx_fails_and_retries(
     tq: TaskQueue, pool: asyncpg.Pool, database_url: str, receiver: tuple[str, Receiver]
 ) -> None:
@@ -82,3 +99,145 @@ async def test_webhook_non_2xx_fails_and_retries(
         "task_started",
         "task_failed",
     ]
+
+
+async def test_internal_destinations_are_refused_by_default(
+    tq: TaskQueue,
+    pool: asyncpg.Pool,
+    database_url: str,
+    receiver: tuple[str, Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TASKQUEUE_WEBHOOK_ALLOW", raising=False)
+    base, received = receiver
+    port = base.rsplit(":", 1)[1]
+    hosts = [
+        "127.0.0.1",
+        "localhost",
+        "2130706433",  # 127.0.0.1 in decimal
+        "127.1",  # short form
+        "0x7f.0.0.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",  # IPv4-mapped IPv6
+        "0.0.0.0",
+        "169.254.169.254",  # cloud metadata (refused before any packet is sent)
+        "10.1.2.3",
+        "[fe80::1]",
+    ]
+    tasks = [
+        await tq.enqueue("webhook", {"url": f"http://{host}:{port}/x"}, max_retries=0)
+        for host in hosts
+    ]
+    ids = [t.id for t in tasks]
+    async with running_worker(database_url):
+        await wait_until(lambda: all_in_status(pool, ids, "failed"))
+    assert received.requests == []
+    for host, task in zip(hosts, tasks, strict=True):
+        error = (await tq.get(task.id)).last_error or ""
+        assert error.startswith("DestinationRefused: webhook destination refused"), (host, error)
+        assert "TASKQUEUE_WEBHOOK_ALLOW" in error
+    assert issubclass(handlers.DestinationRefused, Permanent)  # fails at once, no retries
+
+
+async def test_the_address_checked_is_the_address_connected_to(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name that resolves to an allowed address once and to a refused one
+    # afterwards (DNS rebinding) gets one resolution per connection, and the
+    # connection goes to exactly the address that was checked.
+    allowed_server, allowed = serve("127.0.0.1")
+    port = allowed_server.server_address[1]
+    refused_server, refused = serve("127.0.0.2", port)
+    calls: list[str] = []
+
+    async def flipping(host: str, port: int, within: float | None) -> list[Address]:
+        import ipaddress
+
+        calls.append(host)
+        answer = "127.0.0.1" if calls.count(host) == 1 else "127.0.0.2"
+        if host == "both.test":
+            return [ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("127.0.0.1")]
+        return [ipaddress.ip_address(answer)]
+
+    monkeypatch.setattr(handlers, "resolve", flipping)
+    monkeypatch.setenv("TASKQUEUE_WEBHOOK_ALLOW", "127.0.0.1/32")
+    try:
+        first = await tq.enqueue("webhook", {"url": f"http://flip.test:{port}/a"}, max_retries=0)
+        async with running_worker(database_url):
+            await wait_until(lambda: all_in_status(pool, [first.id], "succeeded"))
+            await handlers.close_http_client()  # the next task needs a new connection
+            second = await tq.enqueue(
+                "webhook", {"url": f"http://flip.test:{port}/b"}, max_retries=0
+            )
+            mixed = await tq.enqueue(
+                "webhook", {"url": f"http://both.test:{port}/c"}, max_retries=0
+            )
+            await wait_until(lambda: all_in_status(pool, [second.id], "failed"))
+            await wait_until(lambda: all_in_status(pool, [mixed.id], "succeeded"))
+    finally:
+        for server in (allowed_server, refused_server):
+            server.shutdown()
+            server.server_close()
+    assert [path for path, _, _ in allowed.requests] == ["/a", "/c"]
+    assert refused.requests == []
+    assert allowed.requests[0][1]["host"] == f"flip.test:{port}"
+    assert calls == ["flip.test", "flip.test", "both.test"]
+    error = (await tq.get(second.id)).last_error or ""
+    assert "127.0.0.2 is a loopback address" in error
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "internal.example"},
+        {"Connection": "close"},
+        {"Transfer-Encoding": "chunked"},
+        {"Content-Length": "1"},
+        {"X-Taskqueue-Task-Id": "forged"},
+        {"Bad Name": "x"},
+        {"X-Ok": "line\r\nInjected: 1"},
+    ],
+)
+async def test_producers_cannot_set_host_hop_by_hop_or_broken_headers(
+    tq: TaskQueue, database_url: str, headers: dict[str, str]
+) -> None:
+    payload = {"url": "https://hooks.example.com/in", "headers": headers}
+    with pytest.raises(InvalidTask) as info:
+        await tq.enqueue("webhook", payload)
+    assert info.value.field == "payload"
+    assert "headers" in info.value.message
+    async with api_client(database_url) as client:
+        response = await client.post("/api/tasks", json={"type": "webhook", "payload": payload})
+    assert response.status_code == 422
+    assert response.json()["field"] == "payload"
+
+
+@pytest.mark.usefixtures("allow_loopback")
+async def test_credentials_and_query_strings_never_reach_errors_events_or_logs(
+    tq: TaskQueue,
+    pool: asyncpg.Pool,
+    database_url: str,
+    receiver: tuple[str, Receiver],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    base, received = receiver
+    received.status_for["/down"] = 500
+    port = base.rsplit(":", 1)[1]
+    secret_down = f"http://user:pw-s3cret@127.0.0.1:{port}/down?token=tok-s3cret"
+    closed = "http://user:pw-s3cret@127.0.0.1:1/in?token=tok-s3cret"  # nothing listens
+    tasks = [
+        await tq.enqueue("webhook", {"url": url}, max_retries=0) for url in (secret_down, closed)
+    ]
+    ids = [t.id for t in tasks]
+    async with running_worker(database_url):
+        await wait_until(lambda: all_in_status(pool, ids, "failed"))
+    errors = [(await tq.get(i)).last_error or "" for i in ids]
+    assert errors[0] == f"WebhookFailed: http://***@127.0.0.1:{port}/down?*** answered HTTP 500"
+    assert errors[1].startswith("WebhookFailed: http://***@127.0.0.1:1/in?***: ConnectError")
+    events = await pool.fetch("SELECT error, detail::text FROM taskqueue.task_events")
+    trail = " ".join(f"{e['error']} {e['detail']}" for e in events)
+    for text in (trail, caplog.text, *errors):
+        assert "s3cret" not in text
+    # httpx logs each request's URL: shown, but without its secrets
+    assert f"HTTP Request: POST http://***@127.0.0.1:{port}/down?***" in caplog.text

@@ -6,17 +6,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from taskqueue import db
 from taskqueue.api.auth import Authenticator, auth_middleware
-from taskqueue.api.errors import handle_exception
+from taskqueue.api.errors import ApiError, handle_exception
 from taskqueue.api.group_commit import GroupCommitter
+from taskqueue.api.guards import request_guard_middleware
 from taskqueue.api.health import health, ready
-from taskqueue.api.openapi import openapi_config
+from taskqueue.api.openapi import openapi_config, redoc_script
 from taskqueue.api.tasks import TaskController, get_stats
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
@@ -28,6 +30,24 @@ logger = logging.getLogger("taskqueue.api")
 def _task_queue(state: State) -> TaskQueue:
     tq: TaskQueue = state.tq
     return tq
+
+
+async def refuse_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
+    """A misspelt filter must not quietly return everything: every query
+    parameter has to be one the route declares in ``opt["query_parameters"]``."""
+    if not request.scope["query_string"]:
+        return
+    known: tuple[str, ...] = request.route_handler.opt.get("query_parameters", ())
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    if unknown:
+        names = ", ".join(repr(name[:64]) for name in unknown[:10])
+        takes = f"it takes {', '.join(known)}" if known else "it takes none"
+        raise ApiError(
+            422,
+            "unknown_parameter",
+            f"unknown query parameter {names}: {takes}",
+            unknown[0][:64],
+        )
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
@@ -62,11 +82,12 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             await pool.close()
 
     return Litestar(
-        route_handlers=[TaskController, get_stats, health, ready],
+        route_handlers=[TaskController, get_stats, health, ready, redoc_script],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={"tq": Provide(_task_queue, sync_to_thread=False)},
-        middleware=[auth_middleware(authenticator)],
+        middleware=[request_guard_middleware(), auth_middleware(authenticator)],
+        before_request=refuse_unknown_query_parameters,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),

@@ -2,9 +2,11 @@
 
 Tokens come from TASKQUEUE_API_TOKENS (``token:read+write,other:read``) or a
 file of such entries, one per line; a token with no scopes gets both. As an
-alternative, HS256 JWTs signed with TASKQUEUE_JWT_SECRET, carrying ``exp`` and
-``scope`` (space-separated) or ``scopes`` (a list). With neither configured
-auth is off, and the API only binds to 127.0.0.1."""
+alternative, HS256 JWTs signed with TASKQUEUE_JWT_SECRET (32 bytes or more),
+carrying ``exp`` and ``scope`` (space-separated) or ``scopes`` (a list), and the
+``aud``/``iss`` of TASKQUEUE_JWT_AUDIENCE/TASKQUEUE_JWT_ISSUER when those are
+set; any other shape of claim is an invalid token (401). With neither tokens
+nor a secret configured auth is off, and the API only binds to 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -23,14 +25,34 @@ from taskqueue.config import ConfigError, Settings
 READ = "read"
 WRITE = "write"
 ALL_SCOPES = frozenset({READ, WRITE})
+MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash are guessable offline
 
 
 class Authenticator:
-    def __init__(self, tokens: dict[bytes, frozenset[str]], jwt_secret: str = "") -> None:
+    def __init__(
+        self,
+        tokens: dict[bytes, frozenset[str]],
+        jwt_secret: str = "",
+        *,
+        jwt_audience: str = "",
+        jwt_issuer: str = "",
+    ) -> None:
         # Keyed by SHA-256 of the token: what is compared (in constant time)
         # has a fixed length, and no token is kept in memory in the clear.
         self._tokens = tokens
+        if jwt_secret and len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(
+                f"TASKQUEUE_JWT_SECRET: at least {MIN_JWT_SECRET_BYTES} bytes "
+                "(for example: openssl rand -hex 32)"
+            )
         self._jwt_secret = jwt_secret
+        self._jwt_audience = jwt_audience or None
+        self._jwt_issuer = jwt_issuer or None
+        self._jwt_required = [
+            "exp",
+            *(["aud"] if jwt_audience else []),
+            *(["iss"] if jwt_issuer else []),
+        ]
 
     @property
     def enabled(self) -> bool:
@@ -45,7 +67,12 @@ class Authenticator:
             except OSError as exc:
                 raise ConfigError(f"TASKQUEUE_API_TOKENS_FILE: {exc.strerror}") from None
             entries.extend(line for line in lines if line.strip() and not line.startswith("#"))
-        return cls(dict(_parse_entry(e) for e in entries), settings.jwt_secret)
+        return cls(
+            dict(_parse_entry(e) for e in entries),
+            settings.jwt_secret,
+            jwt_audience=settings.jwt_audience,
+            jwt_issuer=settings.jwt_issuer,
+        )
 
     def scopes_of(self, presented: str) -> frozenset[str] | None:
         digest = hashlib.sha256(presented.encode()).digest()
@@ -58,18 +85,27 @@ class Authenticator:
         return found
 
     def _jwt_scopes(self, presented: str) -> frozenset[str] | None:
+        """The token's scopes; None for a token that is invalid, expired, for
+        another audience or issuer, or whose claims have the wrong shape."""
         try:
             claims = jwt.decode(
                 presented,
                 self._jwt_secret,
                 algorithms=["HS256"],
-                options={"require": ["exp"]},
+                audience=self._jwt_audience,
+                issuer=self._jwt_issuer,
+                options={"require": self._jwt_required},
             )
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             return None
         raw = claims.get("scopes", claims.get("scope", ""))
-        scopes = raw.split() if isinstance(raw, str) else raw
-        return frozenset(str(s) for s in scopes if isinstance(s, str)) & ALL_SCOPES
+        if isinstance(raw, str):
+            scopes = raw.split()
+        elif isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+            scopes = raw
+        else:
+            return None
+        return frozenset(scopes) & ALL_SCOPES
 
     def check(self, authorization: str, scope: str) -> None:
         """Raise 401 without a valid token, 403 without ``scope``."""

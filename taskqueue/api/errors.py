@@ -101,9 +101,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
                     status=exc.status_code,
                     error=_HTTP_CODES.get(exc.status_code, "http_error"),
                     message=exc.detail,
-                )
+                ),
+                headers=exc.headers,  # e.g. Allow on a 405
             )
-    if _database_unavailable(exc):
+    if database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
         return error_response(
             ErrorBody(
@@ -117,7 +118,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     return error_response(ErrorBody(status=500, error="internal", message="internal server error"))
 
 
-def _database_unavailable(exc: BaseException) -> bool:
+def database_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached (or not in time): nobody's input is at fault."""
     unreachable = (
         asyncpg.PostgresConnectionError,
         asyncpg.CannotConnectNowError,
@@ -135,5 +137,6 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "request_header_fields_too_large",
     429: "too_many_requests",
 }

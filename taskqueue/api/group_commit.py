@@ -4,7 +4,14 @@ Each POST /api/tasks waits for the statement that carries its row to commit,
 so a 201 still means the row and its event are committed; meanwhile requests
 that arrive while a statement is in flight ride the next one together. Under
 load this turns N commits into one, without adding latency when idle (the
-first request is sent at once)."""
+first request is sent at once).
+
+One request's bad row must not fail the others that share its statement.
+Requests are validated before they get here, so that nothing PostgreSQL
+would refuse reaches a statement; should a grouped statement fail anyway
+(for any reason but an unreachable database), the group is split in halves
+and each half retried, down to the offending request alone, which gets the
+error while every other request gets its row."""
 
 from __future__ import annotations
 
@@ -12,9 +19,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from taskqueue import store
+from taskqueue.api.errors import database_unavailable
 from taskqueue.models import Enqueued
 
 Insert = Callable[[Sequence[store.TaskRow]], Awaitable[list[Enqueued]]]
+Waiter = tuple[store.TaskRow, asyncio.Future[Enqueued]]
 
 
 class GroupCommitter:
@@ -22,10 +31,11 @@ class GroupCommitter:
         self._insert = insert
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
-        self._waiting: list[tuple[store.TaskRow, asyncio.Future[Enqueued]]] = []
+        self._waiting: list[Waiter] = []
         self._in_flight = 0
         self._flushes: set[asyncio.Task[None]] = set()
         self.statements = 0  # how many statements carried inserts (for tests and stats)
+        self.splits = 0  # how often a failed group was split to isolate a bad row
 
     async def submit(self, row: store.TaskRow) -> Enqueued:
         future: asyncio.Future[Enqueued] = asyncio.get_running_loop().create_future()
@@ -42,11 +52,26 @@ class GroupCommitter:
             self._flushes.add(flush)
             flush.add_done_callback(self._flushes.discard)
 
-    async def _flush(self, batch: list[tuple[store.TaskRow, asyncio.Future[Enqueued]]]) -> None:
+    async def _flush(self, batch: list[Waiter]) -> None:
+        try:
+            await self._insert_isolating(batch)
+        finally:
+            self._in_flight -= 1
+            self._maybe_flush()
+
+    async def _insert_isolating(self, batch: list[Waiter]) -> None:
         try:
             results = await self._insert([row for row, _ in batch])
             self.statements += 1
         except Exception as exc:
+            if len(batch) > 1 and not database_unavailable(exc):
+                # A statement fails whole: find the offender by halves, so
+                # that a poisoned row costs about 2·log2(n) extra statements.
+                self.splits += 1
+                middle = len(batch) // 2
+                await self._insert_isolating(batch[:middle])
+                await self._insert_isolating(batch[middle:])
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -54,9 +79,6 @@ class GroupCommitter:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-        finally:
-            self._in_flight -= 1
-            self._maybe_flush()
 
     async def close(self) -> None:
         while self._flushes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import msgspec
 
@@ -17,21 +17,27 @@ from taskqueue.client import (
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT_SECONDS,
+    MAX_TYPE_LENGTH,
 )
 from taskqueue.models import NewTask, Status, Task, TaskEvent
 
 
 class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A task to enqueue. Unset fields take the task type's defaults."""
+    """A task to enqueue. Unset fields take the task type's defaults. Text
+    fields (type, name, queue, idempotency_key) hold printable characters only:
+    no control or format characters (NUL, newlines, bidi overrides, zero-width
+    characters); queue names have no spaces or commas either. The payload
+    nests at most 64 levels of arrays and objects and holds no NUL."""
 
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TYPE_LENGTH)]
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     name: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)] = ""
     queue: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUEUE_LENGTH)] | None = None
     priority: Annotated[int, msgspec.Meta(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] | None = None
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=MAX_RETRIES_LIMIT)] | None = None
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT_SECONDS)] | None = None
-    run_at: datetime | None = None  # in the past: runs now
+    # With a zone, at most 10 years ahead; in the past: due now.
+    run_at: datetime | None = None
     delay_seconds: Annotated[float, msgspec.Meta(ge=0, le=MAX_DELAY_SECONDS)] | None = None
     idempotency_key: (
         Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | None
@@ -81,7 +87,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
     completed_at: datetime | None
 
     @classmethod
-    def of(cls, task: Task) -> TaskOut:
+    def of(cls, task: Task, **extra: Any) -> Self:
         return cls(
             id=task.id,
             name=task.name,
@@ -103,7 +109,15 @@ class TaskOut(msgspec.Struct, kw_only=True):
             created_at=task.created_at,
             started_at=task.started_at,
             completed_at=task.completed_at,
+            **extra,
         )
+
+
+class BatchTaskOut(TaskOut, kw_only=True):
+    """A task of a batch, and whether this request created it (False: its
+    idempotency key already belonged to it)."""
+
+    created: bool
 
 
 class TaskPage(msgspec.Struct, kw_only=True):

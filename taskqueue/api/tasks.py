@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -17,6 +18,7 @@ from taskqueue.api.errors import ApiError
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.openapi import SECURITY, with_body
 from taskqueue.api.schemas import (
+    BatchTaskOut,
     CreateTask,
     CreateTasks,
     ErrorBody,
@@ -26,7 +28,9 @@ from taskqueue.api.schemas import (
 )
 from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
 from taskqueue.models import Stats, Status
+from taskqueue.validation import MAX_PAYLOAD_DEPTH, text_problem, too_deep_at
 
+T = TypeVar("T")
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
 
@@ -39,13 +43,31 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
         404: "no such task (or not a task id)",
         409: "the task's status does not allow this",
         413: "request body over the size limit",
-        422: "a field is invalid; `field` names it",
+        415: "a request body that is not application/json",
+        422: "a field or query parameter is invalid; `field` names it",
         503: "the database cannot be reached; nothing was changed",
     }
     return {
         code: ResponseSpec(data_container=ErrorBody, description=described[code])
         for code in (401, 403, 503, *codes)
     }
+
+
+def decode_body(decode: Callable[[bytes], T], raw: bytes, envelope: int) -> T:
+    """``decode(raw)``, or a 422 naming the field when the body nests so deep
+    that decoding exhausts the stack. (Payloads nested deeper than
+    MAX_PAYLOAD_DEPTH but not that deep are refused per task, with the same
+    message, by TaskQueue.prepare; no body pays for a scan beforehand.)"""
+    try:
+        return decode(raw)
+    except RecursionError:
+        where = too_deep_at(raw, MAX_PAYLOAD_DEPTH + envelope, name_levels=envelope) or "body"
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"{where}: nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects",
+            where,
+        ) from None
 
 
 def parse_task_id(raw: str) -> uuid.UUID:
@@ -56,16 +78,9 @@ def parse_task_id(raw: str) -> uuid.UUID:
 
 
 def _idempotency_key(request: Request[Any, Any, Any], body: CreateTask) -> str | None:
-    header = request.headers.get("idempotency-key")
+    header = _idempotency_header(request, MAX_KEY_LENGTH)
     if header is None:
         return body.idempotency_key
-    if not 0 < len(header) <= MAX_KEY_LENGTH:
-        raise ApiError(
-            422,
-            "invalid_field",
-            f"Idempotency-Key header: 1 to {MAX_KEY_LENGTH} characters",
-            "idempotency_key",
-        )
     if body.idempotency_key is not None and body.idempotency_key != header:
         raise ApiError(
             422,
@@ -76,6 +91,38 @@ def _idempotency_key(request: Request[Any, Any, Any], body: CreateTask) -> str |
     return header
 
 
+def _idempotency_header(request: Request[Any, Any, Any], max_length: int) -> str | None:
+    header = request.headers.get("idempotency-key")
+    if header is not None and (
+        problem := text_problem(header, max_length=max_length, min_length=1)
+    ):
+        raise ApiError(
+            422, "invalid_field", f"Idempotency-Key header: {problem}", "idempotency_key"
+        )
+    return header
+
+
+def _batch_keys(request: Request[Any, Any, Any], body: CreateTasks, limit: int) -> list[str] | None:
+    """With an Idempotency-Key header, task i of the batch gets the key
+    ``<key>/<i>``: the same batch sent again finds every task it made."""
+    header = _idempotency_header(request, MAX_KEY_LENGTH - len(f"/{limit - 1}"))
+    if header is None:
+        return None
+    for index, task in enumerate(body.tasks):
+        if task.idempotency_key is not None:
+            field = f"tasks[{index}].idempotency_key"
+            raise ApiError(
+                422,
+                "invalid_field",
+                f"{field}: give the Idempotency-Key header or per-task keys, not both",
+                field,
+            )
+    return [f"{header}/{index}" for index in range(len(body.tasks))]
+
+
+LIST_PARAMETERS = ("status", "queue", "type", "created_after", "created_before", "cursor", "limit")
+
+
 class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]  # noqa: RUF012 - Litestar reads it as a class attribute
@@ -84,7 +131,7 @@ class TaskController(Controller):
     @post(
         "/",
         operation_class=with_body(CreateTask, "the task to enqueue"),
-        responses=_errors(400, 413, 422),
+        responses=_errors(400, 413, 415, 422),
         summary="Enqueue a task",
         description=(
             "201 with the new task once it and its task_queued event are committed. "
@@ -95,7 +142,7 @@ class TaskController(Controller):
     async def create_task(
         self, request: Request[Any, Any, State], state: State, tq: NamedDependency[TaskQueue]
     ) -> Response[TaskOut]:
-        body = _decode_task(await request.body())
+        body = decode_body(_decode_task, await request.body(), envelope=1)
         key = _idempotency_key(request, body)
         committer: GroupCommitter = state.group_committer
         (row,) = tq.prepare([body.to_new_task(key)])
@@ -105,23 +152,44 @@ class TaskController(Controller):
     @post(
         "/batch",
         operation_class=with_body(CreateTasks, "tasks to enqueue, in one statement"),
-        responses=_errors(400, 413, 422),
+        responses=_errors(400, 413, 415, 422),
         summary="Enqueue many tasks in one statement",
+        description=(
+            "All or nothing: one invalid task rejects the batch (422 naming tasks[i].field). "
+            "201 when the request created any task, 200 when every task already existed; "
+            "`created` says which. With an Idempotency-Key header K, task i gets the key "
+            "K/i: the same batch sent again returns the original tasks with 200. Per-task "
+            "idempotency_key fields work as for single tasks (not together with the header)."
+        ),
     )
     async def create_tasks(
         self, request: Request[Any, Any, State], state: State, tq: NamedDependency[TaskQueue]
-    ) -> Response[list[TaskOut]]:
-        body = _decode_tasks(await request.body())
+    ) -> Response[list[BatchTaskOut]]:
+        body = decode_body(_decode_tasks, await request.body(), envelope=3)
         limit: int = state.settings.max_batch_size
         if not 0 < len(body.tasks) <= limit:
             raise ApiError(422, "invalid_field", f"tasks: 1 to {limit} tasks per batch", "tasks")
-        results = await tq.submit([t.to_new_task() for t in body.tasks])
-        return Response([TaskOut.of(r.task) for r in results], status_code=201)
+        keys = _batch_keys(request, body, limit)
+        if keys is None:
+            new_tasks = [t.to_new_task() for t in body.tasks]
+        else:
+            new_tasks = [t.to_new_task(key) for t, key in zip(body.tasks, keys, strict=True)]
+        results = await tq.submit(new_tasks)
+        created = any(r.created for r in results)
+        return Response(
+            [BatchTaskOut.of(r.task, created=r.created) for r in results],
+            status_code=201 if created else 200,
+        )
 
     @get(
         "/",
         responses=_errors(422),
         summary="List tasks, newest first, with keyset pagination",
+        description=(
+            "Datetimes need a zone (2030-01-01T00:00:00Z) and a year from 1970 to 9998; "
+            "an unknown query parameter is a 422 naming it."
+        ),
+        opt={"query_parameters": LIST_PARAMETERS},
     )
     async def list_tasks(
         self,

@@ -1,0 +1,117 @@
+"""The rules a task's values follow, the same for the Python and REST APIs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from taskqueue.validation import (
+    MAX_PAYLOAD_DEPTH,
+    TEXT_RULE,
+    as_task_id,
+    json_problem,
+    nesting_depth,
+    queue_problem,
+    text_problem,
+    too_deep_at,
+    zoned_problem,
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bad\x00",  # NUL (Cc)
+        "line\nbreak",  # Cc
+        "\x1b[31mred",  # ANSI escape (Cc)
+        "admin\u202eexe.txt",  # right-to-left override (Cf)
+        "zero\u200bwidth",  # zero-width space (Cf)
+        "join\u200d",  # zero-width joiner (Cf)
+        "\ufeffbom",  # byte order mark (Cf)
+        "no\u00a0break",  # non-breaking space (Zs)
+        "lone\ud800",  # lone surrogate (Cs)
+        "tab\there",
+    ],
+)
+def test_the_text_rule_refuses_control_format_and_invisible_characters(text: str) -> None:
+    problem = text_problem(text, max_length=100)
+    assert problem is not None
+    assert TEXT_RULE in problem
+    assert "at most 100 characters" in problem
+
+
+def test_the_text_rule_accepts_printable_text_of_any_script() -> None:
+    for text in ("Welcome email", "Grüße", "письмо", "メール", "emoji 📬", "a-b_c.d/e:f", ""):
+        assert text_problem(text, max_length=100) is None, text
+    assert text_problem("", max_length=100, min_length=1) is not None
+    assert text_problem("x" * 101, max_length=100) is not None
+    assert text_problem(5, max_length=100) == "must be a string, not int"
+
+
+def test_queue_names_also_refuse_spaces_and_commas() -> None:
+    assert queue_problem("critical", max_length=100) is None
+    for bad in ("two words", "a,b", " lead", "", "x" * 101, "q\x00"):
+        problem = queue_problem(bad, max_length=100)
+        assert problem is not None and "no spaces and no commas" in problem, bad
+
+
+def encoded(value: object) -> bytes:
+    return msgspec.json.encode(value)
+
+
+def test_nul_is_found_in_values_and_keys_but_not_in_an_escaped_backslash() -> None:
+    assert json_problem(encoded({"a": "x\x00y"})) is not None
+    assert json_problem(encoded({"k\x00": 1})) is not None
+    assert json_problem(encoded(["\\\x00"])) is not None  # backslash, then NUL
+    assert json_problem(encoded({"a": "\\u0000"})) is None  # the six characters, not NUL
+    assert json_problem(encoded({"a": "\\\\u0000"})) is None
+
+
+def test_nesting_is_measured_outside_strings() -> None:
+    assert nesting_depth(b"1") == 0
+    assert nesting_depth(b'{"a": [1, {"b": []}]}') == 4
+    assert nesting_depth(encoded({"s": "[[[[{{{{" * 50})) == 1
+    deep = b"[" * (MAX_PAYLOAD_DEPTH + 1) + b"]" * (MAX_PAYLOAD_DEPTH + 1)
+    assert (
+        json_problem(deep) == f"nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects"
+    )
+    just_so = b"[" * MAX_PAYLOAD_DEPTH + b"]" * MAX_PAYLOAD_DEPTH
+    assert json_problem(just_so) is None
+    # many brackets, none deep: the count trips, the close look clears it
+    assert json_problem(encoded([[] for _ in range(500)])) is None
+
+
+def test_a_deep_body_is_named_by_the_field_that_nests() -> None:
+    deep = "[" * 2000 + "]" * 2000
+    single = f'{{"type": "noop", "payload": {{"a": {deep}}}}}'.encode()
+    assert too_deep_at(single, MAX_PAYLOAD_DEPTH + 1, name_levels=1) == "payload"
+    tasks = ", ".join(['{"type": "noop"}'] * 3 + [f'{{"payload": {{"x": {deep}}}}}'])
+    batch = f'{{"tasks": [{tasks}]}}'.encode()
+    assert too_deep_at(batch, MAX_PAYLOAD_DEPTH + 3, name_levels=3) == "tasks[3].payload"
+    fine = encoded({"tasks": [{"payload": {"a": [[1]] * 200}}]})
+    assert too_deep_at(fine, MAX_PAYLOAD_DEPTH + 3, name_levels=3) is None
+    tricky = encoded({"type": "[[[[" * 100, "payload": {}})
+    assert too_deep_at(tricky, MAX_PAYLOAD_DEPTH + 1, name_levels=1) is None
+
+
+def test_datetimes_need_a_zone_and_a_bounded_year() -> None:
+    assert zoned_problem(datetime(2030, 1, 1, tzinfo=UTC)) is None
+    assert "time zone" in (zoned_problem(datetime(2030, 1, 1)) or "")
+    assert "1970 and 9998" in (zoned_problem(datetime(1, 1, 1, tzinfo=UTC)) or "")
+    extreme = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14)))
+    assert "1970 and 9998" in (zoned_problem(extreme) or "")
+    assert zoned_problem("2030-01-01") == "must be a datetime, not str"
+    earliest = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+    assert "1970 and 9998" in (zoned_problem(earliest) or "")
+    assert zoned_problem(datetime(2999, 1, 1, tzinfo=UTC)) is None
+
+
+def test_task_ids_from_text_or_uuid() -> None:
+    made = uuid.uuid4()
+    assert as_task_id(made) is made
+    assert as_task_id(str(made)) == made
+    assert as_task_id("not-a-uuid") is None
+    assert as_task_id(123) is None
