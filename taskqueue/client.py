@@ -425,15 +425,41 @@ class TaskQueue:
             raise QueueNotFound(name)
         return found[0]
 
+    async def _settled(self, name: str) -> QueueInfo:
+        """The queue after a change of its settings; one that neither has
+        tasks nor keeps settings reads as unpaused, unlimited and empty."""
+        found = await self._run(store.queue_overview, name)
+        if found:
+            return found[0]
+        return QueueInfo(
+            name=name,
+            paused=False,
+            concurrency_limit=None,
+            rate_limit=None,
+            queued=0,
+            due=0,
+            scheduled=0,
+            running=0,
+            succeeded=0,
+            failed=0,
+            cancelled=0,
+            oldest_due_age_seconds=0.0,
+            finished_last_minute=0,
+            failed_last_minute=0,
+            workers=0,
+        )
+
     async def pause(self, queue: str, *, actor: str = "local") -> QueueInfo:
         """No worker claims the queue's tasks from its next claim on (running
         ones finish). Takes effect for every worker within a poll interval."""
-        await self._run(store.set_queue_paused, _queue_name(queue), True, actor)
-        return await self.queue(queue)
+        async with self.pool.acquire() as conn:
+            await store.set_queue_paused(conn, _queue_name(queue), True, actor)
+        return await self._settled(queue)
 
     async def resume(self, queue: str, *, actor: str = "local") -> QueueInfo:
-        await self._run(store.set_queue_paused, _queue_name(queue), False, actor)
-        return await self.queue(queue)
+        async with self.pool.acquire() as conn:
+            await store.set_queue_paused(conn, _queue_name(queue), False, actor)
+        return await self._settled(queue)
 
     async def set_limits(
         self,
@@ -480,7 +506,7 @@ class TaskQueue:
                 actor=actor,
                 asked=asked,
             )
-        return await self.queue(queue)
+        return await self._settled(queue)
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         """The worker registry: running, stopping, stopped and lost workers."""
@@ -583,6 +609,8 @@ class TaskQueue:
         """The operator log, newest first; ``before`` an id for the next page."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidArgument("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        if before is not None and not 1 <= before < 2**63:
+            raise InvalidArgument("before", "an action id")
         return await self._run(store.list_actions, before_id=before, limit=limit)
 
     async def events(

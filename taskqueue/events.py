@@ -39,7 +39,8 @@ class EventTail:
         self._clock = clock
         self._gap_seen_at: float | None = None  # when the current gap was first seen
         self._passed_over: dict[int, float] = {}  # id -> when it was passed over
-        self.polls = 0  # statements run (a subscriber never adds any)
+        self.polls = 0
+        self.statements = 0  # run by this tail (its readers never add any)
 
     @classmethod
     async def from_now(cls, conn: store.Executor) -> EventTail:
@@ -48,6 +49,7 @@ class EventTail:
     async def poll(self) -> list[StreamEvent]:
         """The events that can be returned now, in id order (late ones last)."""
         self.polls += 1
+        self.statements += 1
         # Read from the last id returned: what lies behind a gap is read again
         # until the gap fills (gaps last milliseconds; the batch is bounded).
         fresh = await store.events_after(self._conn, self.last_id, BATCH)
@@ -78,6 +80,7 @@ class EventTail:
         if not self._passed_over:
             return []
         found = await store.events_by_id(self._conn, list(self._passed_over))
+        self.statements += 1
         for event in found:
             del self._passed_over[event.id]
         return found

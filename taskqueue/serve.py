@@ -10,7 +10,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the worker process never imports the web stack
     import uvicorn
@@ -29,6 +29,14 @@ def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False)
         def capture_signals(self) -> Generator[None, None, None]:
             # Signals are handled by `on_signal` below, for every part at once.
             yield
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # uvicorn waits for open responses before the lifespan ends; live
+            # event streams never end by themselves, so end them first.
+            hub = getattr(getattr(app, "state", None), "event_hub", None)
+            if hub is not None:
+                hub.close()
+            await super().shutdown(sockets)
 
     config = uvicorn.Config(
         app,

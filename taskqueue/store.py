@@ -160,12 +160,15 @@ async def claim_tasks(
     lease_seconds: float,
     *,
     types: Sequence[str],
+    governed: bool = False,
     statement_timeout: float | None = None,
 ) -> list[ClaimedTask]:
     """Claim up to ``limit`` due tasks of ``types`` (the ones the worker has
-    handlers for) from ``queues``, under a lease of ``lease_seconds``."""
+    handlers for) from ``queues``, under a lease of ``lease_seconds``.
+    ``governed``: some of the queues have settings (pause, limits), which
+    only claim_governed_tasks.sql applies; claim_tasks.sql skips them."""
     records = await conn.fetch(
-        query("claim_tasks"),
+        query("claim_governed_tasks" if governed else "claim_tasks"),
         list(queues),
         limit,
         worker_id,
@@ -402,8 +405,14 @@ async def listen_control(conn: Connection, callback: Callable[[str], None]) -> N
 # -- operating the queue ---------------------------------------------------------
 
 
-async def set_queue_paused(conn: Executor, queue: str, paused: bool, actor: str) -> None:
-    await conn.execute(query("set_queue_paused"), queue, paused, actor)
+async def set_queue_paused(conn: Connection, queue: str, paused: bool, actor: str) -> None:
+    async with conn.transaction():
+        await conn.execute(query("set_queue_paused"), queue, paused, actor)
+        await conn.execute(query("drop_empty_queue_settings"), queue)
+
+
+async def queues_with_settings(conn: Executor, queues: Sequence[str]) -> set[str]:
+    return {r["name"] for r in await conn.fetch(query("queues_with_settings"), list(queues))}
 
 
 async def set_queue_limits(
@@ -432,6 +441,7 @@ async def set_queue_limits(
             asked,
         )
         await conn.execute(query("recount_running"), [queue])
+        await conn.execute(query("drop_empty_queue_settings"), queue)
 
 
 async def recount_running(conn: Connection) -> dict[str, int]:
@@ -545,3 +555,19 @@ async def last_event_id(conn: Executor) -> int:
 async def events_by_id(conn: Executor, ids: Sequence[int]) -> list[StreamEvent]:
     records = await conn.fetch(query("events_by_id"), list(ids))
     return [StreamEvent(**dict(r.items())) for r in records]
+
+
+async def actions_after(conn: Executor, after_id: int) -> list[OperatorAction]:
+    records = await conn.fetch(query("actions_after"), after_id)
+    return [OperatorAction(**dict(r.items())) for r in records]
+
+
+async def last_action_id(conn: Executor) -> int:
+    return int(await conn.fetchval(query("last_action_id")))
+
+
+async def health_snapshot(conn: Executor) -> tuple[int, int]:
+    """(live workers, due queued tasks)."""
+    record = await conn.fetchrow(query("health_snapshot"))
+    assert record is not None
+    return int(record["workers"]), int(record["queue_depth"])

@@ -48,13 +48,14 @@ async def wait_for_http(url: str, timeout: float = 30.0) -> None:
 
 @asynccontextmanager
 async def api_process(
-    database_url: str, log: Path, **env: str
+    database_url: str, log: Path, *, port: int | None = None, **env: str
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """`taskqueue api` in a subprocess on a free port; yields its base URL."""
-    port = free_port()
+    """`taskqueue api` in a subprocess on ``port`` (default: a free one);
+    yields its base URL. Its output is appended to ``log``."""
+    port = port or free_port()
     variables = {**os.environ, "DATABASE_URL": database_url, "TASKQUEUE_PORT": str(port)}
     variables.update({f"TASKQUEUE_{k.upper()}": v for k, v in env.items()})
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "taskqueue.cli", "api", env=variables, stdout=out, stderr=out
         )

@@ -129,3 +129,24 @@ async def test_claim_uses_its_index_even_with_a_deep_backlog(
     plan = json.dumps(plan_json if isinstance(plan_json, list) else json.loads(plan_json))
     assert "tasks_claim_idx" in plan
     assert '"Node Type": "Seq Scan"' not in plan
+
+
+async def test_the_plain_claim_skips_queues_with_settings_and_the_governed_one_applies_them(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue_many([NewTask(type="noop", queue=q) for q in ("free", "held", "narrow")])
+    await tq.pause("held")
+    await tq.set_limits("narrow", concurrency=1)
+    queues = ["free", "held", "narrow"]
+    plain = await store.claim_tasks(pool, queues, 10, "w", 30, types=["noop"])
+    assert {t.queue for t in plain} == {"free"}  # whatever the worker believes
+    governed = await store.claim_tasks(pool, queues, 10, "w", 30, types=["noop"], governed=True)
+    assert {t.queue for t in governed} == {"narrow"}
+    assert await store.queues_with_settings(pool, queues) == {"held", "narrow"}
+    # A queue whose settings no longer pause or limit anything loses its row.
+    await tq.resume("held")
+    await tq.set_limits("narrow", concurrency=None)
+    assert await store.queues_with_settings(pool, queues) == set()
+    assert [
+        t.queue for t in await store.claim_tasks(pool, queues, 10, "w", 30, types=["noop"])
+    ] == ["held"]

@@ -161,18 +161,21 @@ async def test_setting_a_limit_counts_the_tasks_already_running(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     await tq.enqueue_many([NewTask(type="noop", queue="busy") for _ in range(6)])
-    claimed = await store.claim_tasks(pool, ["busy"], 4, "w", 30, types=["noop"])
+    claimed = await store.claim_tasks(pool, ["busy"], 4, "w", 30, types=["noop"], governed=True)
     assert len(claimed) == 4
     info = await tq.set_limits("busy", concurrency=4)
     assert (info.concurrency_limit, info.running) == (4, 4)
     assert await pool.fetchval("SELECT running FROM taskqueue.queues WHERE name = 'busy'") == 4
     # Full: the next claim gets nothing until one finishes.
-    assert await store.claim_tasks(pool, ["busy"], 10, "w", 30, types=["noop"]) == []
+    assert await store.claim_tasks(pool, ["busy"], 10, "w", 30, types=["noop"], governed=True) == []
     from taskqueue.models import Outcome, OutcomeKind
 
     done = Outcome(task_id=claimed[0].id, attempt=1, kind=OutcomeKind.SUCCEEDED)
     await store.complete_tasks(pool, [done], "w")
-    assert len(await store.claim_tasks(pool, ["busy"], 10, "w", 30, types=["noop"])) == 1
+    assert (
+        len(await store.claim_tasks(pool, ["busy"], 10, "w", 30, types=["noop"], governed=True))
+        == 1
+    )
     # A count that went wrong (here: by hand) is put right by the rescuer's pass.
     await pool.execute("UPDATE taskqueue.queues SET running = 0 WHERE name = 'busy'")
     async with pool.acquire() as conn:
@@ -180,7 +183,10 @@ async def test_setting_a_limit_counts_the_tasks_already_running(
     # Removing the limit lets the rest go; leaving the rate out keeps it unset.
     info = await tq.set_limits("busy", concurrency=None)
     assert (info.concurrency_limit, info.rate_limit) == (None, None)
-    assert len(await store.claim_tasks(pool, ["busy"], 10, "w", 30, types=["noop"])) == 1
+    assert (
+        len(await store.claim_tasks(pool, ["busy"], 10, "w", 30, types=["noop"], governed=True))
+        == 1
+    )
 
 
 async def test_queue_settings_are_checked_and_reported(tq: TaskQueue, pool: asyncpg.Pool) -> None:

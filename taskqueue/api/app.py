@@ -3,6 +3,7 @@ opened in a lifespan and handed to handlers through ``app.state``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,13 +14,20 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from taskqueue import db
+from taskqueue.api.actions import get_actions
 from taskqueue.api.auth import Authenticator, auth_middleware
+from taskqueue.api.bulk import BulkController
 from taskqueue.api.errors import ApiError, handle_exception
+from taskqueue.api.events import get_events
+from taskqueue.api.failures import get_failures
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.guards import request_guard_middleware
-from taskqueue.api.health import health, ready
+from taskqueue.api.health import HealthSnapshot, health, ready
 from taskqueue.api.openapi import openapi_config, redoc_script
+from taskqueue.api.queues import QueueController
+from taskqueue.api.stream import EventHub
 from taskqueue.api.tasks import TaskController, get_stats
+from taskqueue.api.workers import get_workers
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.registry import Registry, load_registry
@@ -73,16 +81,36 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         )
         tq = TaskQueue(pool, types)
         committer = GroupCommitter(lambda rows: tq.insert(rows), max_batch=settings.max_batch_size)
+        hub = EventHub(pool)
+        snapshot = HealthSnapshot(tq)
         app.state.tq = tq
         app.state.group_committer = committer
+        app.state.event_hub = hub
+        app.state.health = snapshot
+        refreshing = asyncio.create_task(snapshot.run(), name="health snapshot")
         try:
             yield
         finally:
+            hub.close()
+            refreshing.cancel()
+            await asyncio.gather(refreshing, return_exceptions=True)
             await committer.close()
             await pool.close()
 
     return Litestar(
-        route_handlers=[TaskController, get_stats, health, ready, redoc_script],
+        route_handlers=[
+            TaskController,
+            BulkController,
+            QueueController,
+            get_stats,
+            get_failures,
+            get_workers,
+            get_actions,
+            get_events,
+            health,
+            ready,
+            redoc_script,
+        ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={"tq": Provide(_task_queue, sync_to_thread=False)},

@@ -1,7 +1,10 @@
 """Bearer-token auth with ``read`` and ``write`` scopes.
 
 Tokens come from TASKQUEUE_API_TOKENS (``token:read+write,other:read``) or a
-file of such entries, one per line; a token with no scopes gets both. As an
+file of such entries, one per line; a token with no scopes gets both. An
+entry may end with a name (``token:read+write:deploy-bot``) that the operator
+log records as who acted; without one, the name is ``token-`` and the first
+8 hex digits of the token's SHA-256 (not enough to guess the token). As an
 alternative, HS256 JWTs signed with TASKQUEUE_JWT_SECRET (32 bytes or more),
 carrying ``exp`` and ``scope`` (space-separated) or ``scopes`` (a list), and the
 ``aud``/``iss`` of TASKQUEUE_JWT_AUDIENCE/TASKQUEUE_JWT_ISSUER when those are
@@ -14,8 +17,10 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import jwt
+from litestar import Request
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -25,13 +30,15 @@ from taskqueue.config import ConfigError, Settings
 READ = "read"
 WRITE = "write"
 ALL_SCOPES = frozenset({READ, WRITE})
+LOCAL_ACTOR = "local"  # who acts when auth is off (the API only listens on 127.0.0.1)
+ACTOR_STATE_KEY = "taskqueue_actor"  # where the middleware leaves it in scope["state"]
 MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash are guessable offline
 
 
 class Authenticator:
     def __init__(
         self,
-        tokens: dict[bytes, frozenset[str]],
+        tokens: dict[bytes, tuple[str, frozenset[str]]],
         jwt_secret: str = "",
         *,
         jwt_audience: str = "",
@@ -75,18 +82,24 @@ class Authenticator:
         )
 
     def scopes_of(self, presented: str) -> frozenset[str] | None:
+        found = self.identify(presented)
+        return None if found is None else found[1]
+
+    def identify(self, presented: str) -> tuple[str, frozenset[str]] | None:
+        """(name, scopes) of a valid token, else None."""
         digest = hashlib.sha256(presented.encode()).digest()
-        found: frozenset[str] | None = None
-        for known, scopes in self._tokens.items():
+        found: tuple[str, frozenset[str]] | None = None
+        for known, entry in self._tokens.items():
             if hmac.compare_digest(known, digest):
-                found = scopes
+                found = entry
         if found is None and self._jwt_secret and presented.count(".") == 2:
-            found = self._jwt_scopes(presented)
+            found = self._jwt_identity(presented)
         return found
 
-    def _jwt_scopes(self, presented: str) -> frozenset[str] | None:
-        """The token's scopes; None for a token that is invalid, expired, for
-        another audience or issuer, or whose claims have the wrong shape."""
+    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str]] | None:
+        """The token's subject and scopes; None for a token that is invalid,
+        expired, for another audience or issuer, or whose claims have the
+        wrong shape."""
         try:
             claims = jwt.decode(
                 presented,
@@ -105,20 +118,25 @@ class Authenticator:
             scopes = raw
         else:
             return None
-        return frozenset(scopes) & ALL_SCOPES
+        subject = claims.get("sub")
+        name = f"jwt:{subject[:100]}" if isinstance(subject, str) and subject else "jwt"
+        return name, frozenset(scopes) & ALL_SCOPES
 
-    def check(self, authorization: str, scope: str) -> None:
-        """Raise 401 without a valid token, 403 without ``scope``."""
+    def check(self, authorization: str, scope: str) -> str:
+        """The name of who presented ``authorization``; raise 401 without a
+        valid token, 403 without ``scope``."""
         if not self.enabled:
-            return
+            return LOCAL_ACTOR
         kind, _, presented = authorization.partition(" ")
         if kind.lower() != "bearer" or not presented.strip():
             raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)")
-        scopes = self.scopes_of(presented.strip())
-        if scopes is None:
+        found = self.identify(presented.strip())
+        if found is None:
             raise NotAuthorizedException("invalid or expired token")
+        name, scopes = found
         if scope not in scopes:
             raise PermissionDeniedException(f"this token lacks the '{scope}' scope")
+        return name
 
 
 def auth_middleware(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp]:
@@ -139,7 +157,8 @@ def auth_middleware(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp
                             break
                     method = scope.get("method", "GET")
                     needed = READ if method in ("GET", "HEAD") else WRITE
-                    authenticator.check(header.decode("latin-1"), needed)
+                    actor = authenticator.check(header.decode("latin-1"), needed)
+                    scope.setdefault("state", {})[ACTOR_STATE_KEY] = actor
             await app(scope, receive, send)
 
         return middleware
@@ -147,15 +166,27 @@ def auth_middleware(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp
     return wrap
 
 
-def _parse_entry(entry: str) -> tuple[bytes, frozenset[str]]:
-    token, _, scope_text = entry.strip().partition(":")
+def _parse_entry(entry: str) -> tuple[bytes, tuple[str, frozenset[str]]]:
+    token, _, rest = entry.strip().partition(":")
+    scope_text, _, name = rest.partition(":")
     if len(token) < 16:
         raise ConfigError("TASKQUEUE_API_TOKENS: each token needs at least 16 characters")
     scopes = frozenset(s for s in scope_text.split("+") if s) or ALL_SCOPES
     unknown = scopes - ALL_SCOPES
     if unknown:
         raise ConfigError(f"TASKQUEUE_API_TOKENS: unknown scope(s) {', '.join(sorted(unknown))}")
-    return hashlib.sha256(token.encode()).digest(), scopes
+    digest = hashlib.sha256(token.encode()).digest()
+    name = name.strip()
+    if name and (len(name) > 100 or not name.isprintable()):
+        raise ConfigError("TASKQUEUE_API_TOKENS: a token's name is printable, 1-100 characters")
+    return digest, (name or f"token-{digest.hex()[:8]}", scopes)
+
+
+def actor_of(request: Request[Any, Any, Any]) -> str:
+    """Who made this request, as the auth middleware found (``local``
+    without auth)."""
+    actor = request.scope.get("state", {}).get(ACTOR_STATE_KEY)
+    return actor if isinstance(actor, str) else LOCAL_ACTOR
 
 
 def is_loopback(host: str) -> bool:

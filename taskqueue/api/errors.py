@@ -21,7 +21,9 @@ from litestar.exceptions import (
 
 from taskqueue.api.schemas import ErrorBody
 from taskqueue.errors import (
+    InvalidArgument,
     InvalidTask,
+    QueueNotFound,
     TaskNotFound,
     TaskStateConflict,
     UnknownTaskType,
@@ -71,6 +73,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             return error_response(
                 ErrorBody(status=422, error="invalid_field", message=str(exc), field=exc.field)
             )
+        case InvalidArgument():
+            return error_response(
+                ErrorBody(status=422, error="invalid_field", message=str(exc), field=exc.field)
+            )
+        case QueueNotFound():
+            return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
         case TaskNotFound():
             return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
         case TaskStateConflict():

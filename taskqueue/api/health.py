@@ -1,11 +1,14 @@
-"""/health (liveness: the process answers; no database) and /ready (the
+"""/health (the process answers, with a snapshot of the queue that the API
+refreshes every few seconds: a probe never costs a query) and /ready (the
 database answers and its migrations are the ones this version expects)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from litestar import Response, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from taskqueue import db, store
@@ -15,9 +18,43 @@ from taskqueue.client import TaskQueue
 READY_TIMEOUT_SECONDS = 2.0
 
 
-@get("/health", tags=["health"], summary="Liveness")
-async def health() -> Health:
-    return Health(status="healthy")
+SNAPSHOT_SECONDS = 5.0
+
+
+class HealthSnapshot:
+    """Live workers and due tasks, read every few seconds in the background;
+    ``database`` says whether the last read worked."""
+
+    def __init__(self, tq: TaskQueue, *, every: float = SNAPSHOT_SECONDS) -> None:
+        self._tq = tq
+        self._every = every
+        self.value = Health(status="healthy", database="unknown", workers=0, queue_depth=0)
+
+    async def refresh(self) -> None:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                workers, depth = await store.health_snapshot(self._tq.pool)
+        except Exception:
+            self.value = msgspec.structs.replace(self.value, database="unreachable")
+            return
+        self.value = Health(
+            status="healthy", database="connected", workers=workers, queue_depth=depth
+        )
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self._every)
+
+
+@get(
+    "/health",
+    tags=["health"],
+    summary="Liveness, with live workers and due tasks (refreshed every few seconds)",
+)
+async def health(state: State) -> Health:
+    snapshot: HealthSnapshot = state.health
+    return snapshot.value
 
 
 @get(

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 from litestar import Response, get
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin
 from litestar.openapi.spec import (
     Components,
@@ -24,6 +24,7 @@ from litestar.openapi.spec import (
 )
 
 from taskqueue import __version__
+from taskqueue.api.schemas import ErrorBody
 
 BEARER = "BearerToken"
 SECURITY: list[dict[str, list[str]]] = [{BEARER: []}]
@@ -116,3 +117,23 @@ def redoc_script() -> Response[bytes]:
         media_type="application/javascript",
         headers={"cache-control": "public, max-age=86400"},
     )
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """The error responses an operation documents: 401, 403 and 503 always,
+    and ``codes``."""
+    described = {
+        400: "malformed JSON",
+        401: "missing or invalid bearer token",
+        403: "the token lacks the needed scope",
+        404: "no such task, queue or schedule (or not a task id)",
+        409: "the task's status does not allow this",
+        413: "request body over the size limit",
+        415: "a request body that is not application/json",
+        422: "a field or query parameter is invalid; `field` names it",
+        503: "the database cannot be reached; nothing was changed",
+    }
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=described[code])
+        for code in (401, 403, 503, *codes)
+    }

@@ -149,8 +149,11 @@ class EventOut(msgspec.Struct, kw_only=True):
         )
 
 
-class Health(msgspec.Struct):
-    status: str
+class Health(msgspec.Struct, kw_only=True):
+    status: str  # "healthy": the process answers
+    database: str  # "connected" | "unreachable" (at the last snapshot) | "unknown"
+    workers: int  # live workers
+    queue_depth: int  # queued tasks that are due
 
 
 class Readiness(msgspec.Struct, kw_only=True):

@@ -11,17 +11,15 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from taskqueue.api.errors import ApiError
 from taskqueue.api.group_commit import GroupCommitter
-from taskqueue.api.openapi import SECURITY, with_body
+from taskqueue.api.openapi import SECURITY, error_responses, with_body
 from taskqueue.api.schemas import (
     BatchTaskOut,
     CreateTask,
     CreateTasks,
-    ErrorBody,
     EventOut,
     TaskOut,
     TaskPage,
@@ -33,24 +31,6 @@ from taskqueue.validation import MAX_PAYLOAD_DEPTH, text_problem, too_deep_at
 T = TypeVar("T")
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
-
-
-def _errors(*codes: int) -> dict[int, ResponseSpec]:
-    described = {
-        400: "malformed JSON",
-        401: "missing or invalid bearer token",
-        403: "the token lacks the needed scope",
-        404: "no such task (or not a task id)",
-        409: "the task's status does not allow this",
-        413: "request body over the size limit",
-        415: "a request body that is not application/json",
-        422: "a field or query parameter is invalid; `field` names it",
-        503: "the database cannot be reached; nothing was changed",
-    }
-    return {
-        code: ResponseSpec(data_container=ErrorBody, description=described[code])
-        for code in (401, 403, 503, *codes)
-    }
 
 
 def decode_body(decode: Callable[[bytes], T], raw: bytes, envelope: int) -> T:
@@ -131,7 +111,7 @@ class TaskController(Controller):
     @post(
         "/",
         operation_class=with_body(CreateTask, "the task to enqueue"),
-        responses=_errors(400, 413, 415, 422),
+        responses=error_responses(400, 413, 415, 422),
         summary="Enqueue a task",
         description=(
             "201 with the new task once it and its task_queued event are committed. "
@@ -152,7 +132,7 @@ class TaskController(Controller):
     @post(
         "/batch",
         operation_class=with_body(CreateTasks, "tasks to enqueue, in one statement"),
-        responses=_errors(400, 413, 415, 422),
+        responses=error_responses(400, 413, 415, 422),
         summary="Enqueue many tasks in one statement",
         description=(
             "All or nothing: one invalid task rejects the batch (422 naming tasks[i].field). "
@@ -183,7 +163,7 @@ class TaskController(Controller):
 
     @get(
         "/",
-        responses=_errors(422),
+        responses=error_responses(422),
         summary="List tasks, newest first, with keyset pagination",
         description=(
             "Datetimes need a zone (2030-01-01T00:00:00Z) and a year from 1970 to 9998; "
@@ -222,13 +202,13 @@ class TaskController(Controller):
         next_cursor = str(tasks[-1].id) if len(tasks) == limit else None
         return TaskPage(tasks=[TaskOut.of(t) for t in tasks], next_cursor=next_cursor)
 
-    @get("/{task_id:str}", responses=_errors(404), summary="One task")
+    @get("/{task_id:str}", responses=error_responses(404), summary="One task")
     async def get_task(self, tq: NamedDependency[TaskQueue], task_id: FromPath[str]) -> TaskOut:
         return TaskOut.of(await tq.get(parse_task_id(task_id)))
 
     @get(
         "/{task_id:str}/history",
-        responses=_errors(404),
+        responses=error_responses(404),
         summary="Every event of one task, oldest first",
     )
     async def get_history(
@@ -239,7 +219,7 @@ class TaskController(Controller):
     @post(
         "/{task_id:str}/cancel",
         status_code=200,
-        responses=_errors(404, 409),
+        responses=error_responses(404, 409),
         summary="Cancel a queued task",
     )
     async def cancel_task(self, tq: NamedDependency[TaskQueue], task_id: FromPath[str]) -> TaskOut:
@@ -248,7 +228,7 @@ class TaskController(Controller):
     @post(
         "/{task_id:str}/retry",
         status_code=200,
-        responses=_errors(404, 409),
+        responses=error_responses(404, 409),
         summary="Put a failed or cancelled task back in its queue",
     )
     async def retry_task(self, tq: NamedDependency[TaskQueue], task_id: FromPath[str]) -> TaskOut:
@@ -258,7 +238,7 @@ class TaskController(Controller):
 @get(
     "/api/stats",
     security=SECURITY,
-    responses=_errors(),
+    responses=error_responses(),
     tags=["tasks"],
     summary="Task counts, in total and per queue",
 )

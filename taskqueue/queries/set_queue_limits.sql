@@ -1,5 +1,6 @@
 -- Set or clear a queue's concurrency and rate limits (creating its settings
--- row if it has none), and log the change. Runs in a transaction with
+-- row if it has none), log the change and tell the workers (they switch
+-- claim statements on a queue's settings). Runs in a transaction with
 -- recount_running.sql: this statement takes the row's lock, so that the
 -- recount that follows sees every claim of the queue that came before.
 --   $1 text   queue
@@ -25,4 +26,6 @@ logged AS (
     INSERT INTO taskqueue.operator_actions (actor, action, scope)
     SELECT $7, 'limit', jsonb_build_object('queue', name) || $8::jsonb FROM changed
 )
-SELECT name FROM changed;
+SELECT name,
+       pg_notify('taskqueue_control', json_build_object('queue_settings', name)::text) AS told
+FROM changed;

@@ -1,7 +1,8 @@
 -- Pause or resume a queue (creating its settings row if it has none), log
--- the action, and on resume wake the workers of that queue: its due tasks may
--- be claimed again. Claims read the setting in their own statement, so the
--- change holds for every worker from its next claim.
+-- the action, tell the workers (they switch claim statements on a queue's
+-- settings) and on resume wake them: its due tasks may be claimed again.
+-- Claims read the setting in their own statement, so the change holds for
+-- every worker from its next claim.
 --   $1 text queue
 --   $2 bool paused
 --   $3 text who (the token's name, or "local")
@@ -15,5 +16,8 @@ logged AS (
     SELECT $3, CASE WHEN paused THEN 'pause' ELSE 'resume' END, jsonb_build_object('queue', name)
     FROM changed
 )
-SELECT name, CASE WHEN NOT paused THEN pg_notify('taskqueue', name) END AS notified
+SELECT name,
+       pg_notify('taskqueue_control', json_build_object('queue_settings', name)::text)
+           AS told,
+       CASE WHEN NOT paused THEN pg_notify('taskqueue', name) END AS woken
 FROM changed;

@@ -5,7 +5,13 @@ to the ledger.
 It claims again at once while claims come back full, and otherwise sleeps
 until a NOTIFY (enqueue wakeup) or a jittered poll interval, whichever is first.
 The claim has a timeout shorter than a third of the lease: it is on the lease
-path, and a claim stuck behind a broken network must not hold up the loop."""
+path, and a claim stuck behind a broken network must not hold up the loop.
+
+While none of its queues has settings (a pause or a limit), the worker sends
+the plain claim; once one has, the governed claim, which applies them. It
+looks which of its queues have settings once a poll interval, and at once
+when a settings change is announced. The plain claim itself skips queues
+with settings, so a worker that has not yet noticed one never oversteps it."""
 
 from __future__ import annotations
 
@@ -47,10 +53,17 @@ class Dispatcher:
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._governed = False  # some of this worker's queues have settings
+        self._settings_checked_at = float("-inf")
         self.claims = 0  # claim statements sent
 
     def wake(self) -> None:
         """New tasks may be due (a NOTIFY arrived, or the listener reconnected)."""
+        self._wakeup.set()
+
+    def settings_changed(self) -> None:
+        """A queue's pause or limits changed: look again before the next claim."""
+        self._settings_checked_at = float("-inf")
         self._wakeup.set()
 
     def stop(self) -> None:
@@ -65,8 +78,11 @@ class Dispatcher:
             return 0
         self._wakeup.clear()
         timeout = self._timeout
-        sent_at = time.monotonic()
         async with self._pool.acquire(timeout=timeout) as conn:
+            if time.monotonic() - self._settings_checked_at >= self._poll_interval:
+                self._settings_checked_at = time.monotonic()
+                self._governed = bool(await store.queues_with_settings(conn, self._queues))
+            sent_at = time.monotonic()
             tasks = await store.claim_tasks(
                 conn,
                 self._queues,
@@ -74,6 +90,7 @@ class Dispatcher:
                 self._worker_id,
                 self._lease_seconds,
                 types=self._types,
+                governed=self._governed,
                 statement_timeout=timeout,
             )
         self.claims += 1

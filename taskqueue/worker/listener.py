@@ -22,10 +22,12 @@ logger = logging.getLogger("taskqueue.listener")
 
 class ControlMessage(msgspec.Struct):
     """A message on the control channel: ``cancel`` names tasks running on
-    the worker ``worker`` that an operator cancelled."""
+    the worker ``worker`` that an operator cancelled; ``queue_settings``
+    names a queue whose pause or limits changed (for every worker)."""
 
-    worker: str
+    worker: str | None = None
     cancel: list[uuid.UUID] = msgspec.field(default_factory=list)
+    queue_settings: str | None = None
 
 
 _decode_control = msgspec.json.Decoder(ControlMessage).decode
@@ -40,12 +42,14 @@ class Listener:
         *,
         worker_id: str = "",
         cancel: Callable[[uuid.UUID], object] | None = None,
+        settings_changed: Callable[[], None] | None = None,
     ) -> None:
         self._dsn = dsn
         self._queues = frozenset(queues)
         self._wake = wake
         self._worker_id = worker_id
         self._cancel = cancel
+        self._settings_changed = settings_changed
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
 
@@ -62,6 +66,8 @@ class Listener:
         if message.worker == self._worker_id and self._cancel is not None:
             for task_id in message.cancel:
                 self._cancel(task_id)
+        if message.queue_settings in self._queues and self._settings_changed is not None:
+            self._settings_changed()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -87,12 +93,13 @@ class Listener:
             try:
                 conn.add_termination_listener(_setter(lost))
                 await store.listen(conn, self._on_notify)
-                if self._cancel is not None:
-                    await store.listen_control(conn, self._on_control)
+                await store.listen_control(conn, self._on_control)
                 retry.reset()
                 self.connected.set()
-                # Tasks may have arrived while we were not listening.
+                # Tasks may have arrived, or settings changed, while we were not listening.
                 self._wake()
+                if self._settings_changed is not None:
+                    self._settings_changed()
                 while not (lost.is_set() or self._stopping.is_set()):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(_first_of(lost, self._stopping), 5.0)

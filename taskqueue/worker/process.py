@@ -125,7 +125,12 @@ class Worker:
             poll_interval=s.poll_interval,
         )
         listener = Listener(
-            dsn, s.queues, dispatcher.wake, worker_id=self.worker_id, cancel=inflight.cancel
+            dsn,
+            s.queues,
+            dispatcher.wake,
+            worker_id=self.worker_id,
+            cancel=inflight.cancel,
+            settings_changed=dispatcher.settings_changed,
         )
         heartbeat = Heartbeat(
             pool,

@@ -1,0 +1,96 @@
+"""POST /api/tasks/retry, /cancel and /delete: one action on many tasks, by
+ids or by a filter, one statement per chunk."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from taskqueue.api.auth import actor_of
+from taskqueue.api.openapi import SECURITY, error_responses, with_body
+from taskqueue.api.tasks import decode_body
+from taskqueue.client import MAX_BULK, TaskQueue
+from taskqueue.models import BulkResult, TaskFilter
+
+
+class BulkRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``ids`` or ``filter`` (not both); ``after``: the ``next`` of the
+    previous chunk."""
+
+    ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=MAX_BULK)] | None = None
+    filter: TaskFilter | None = None
+    after: uuid.UUID | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_BULK)] = MAX_BULK
+
+
+_decode_bulk = msgspec.json.Decoder(BulkRequest).decode
+_DESCRIPTION = (
+    "Give `ids` (up to 10,000) or a `filter` ({status, queue, type, error, created_before}, "
+    "every given field must match; `error` is a group from GET /api/failures). One "
+    "statement changes up to `limit` tasks (default and most 10,000), each with its "
+    "event; `next` is not null when more may match: send it back as `after`. `matched` "
+    "counts the tasks found, `changed` those the action applied to."
+)
+
+
+class BulkController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = SECURITY
+
+    @post(
+        "/retry",
+        status_code=200,
+        operation_class=with_body(BulkRequest, "which tasks"),
+        responses=error_responses(400, 413, 415, 422),
+        summary="Put failed and cancelled tasks back in their queues",
+        description=_DESCRIPTION,
+    )
+    async def retry_many(
+        self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue]
+    ) -> BulkResult:
+        body = await _body(request)
+        return await tq.retry_many(
+            body.ids, where=body.filter, after=body.after, limit=body.limit, actor=actor_of(request)
+        )
+
+    @post(
+        "/cancel",
+        status_code=200,
+        operation_class=with_body(BulkRequest, "which tasks"),
+        responses=error_responses(400, 413, 415, 422),
+        summary="Cancel queued and running tasks (their workers stop the handlers)",
+        description=_DESCRIPTION,
+    )
+    async def cancel_many(
+        self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue]
+    ) -> BulkResult:
+        body = await _body(request)
+        return await tq.cancel_many(
+            body.ids, where=body.filter, after=body.after, limit=body.limit, actor=actor_of(request)
+        )
+
+    @post(
+        "/delete",
+        status_code=200,
+        operation_class=with_body(BulkRequest, "which tasks"),
+        responses=error_responses(400, 413, 415, 422),
+        summary="Delete finished tasks (their history stays, with task_deleted)",
+        description=_DESCRIPTION,
+    )
+    async def delete_many(
+        self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue]
+    ) -> BulkResult:
+        body = await _body(request)
+        return await tq.delete_many(
+            body.ids, where=body.filter, after=body.after, limit=body.limit, actor=actor_of(request)
+        )
+
+
+async def _body(request: Request[Any, Any, State]) -> BulkRequest:
+    return decode_body(_decode_bulk, await request.body(), envelope=2)

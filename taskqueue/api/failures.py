@@ -1,0 +1,38 @@
+"""/api/failures: the dead-letter view, failed tasks grouped by error."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
+
+from taskqueue.api.openapi import SECURITY, error_responses
+from taskqueue.client import MAX_PAGE_SIZE, TaskQueue
+from taskqueue.models import FailureGroup
+
+
+@get(
+    "/api/failures",
+    security=SECURITY,
+    responses=error_responses(422),
+    tags=["tasks"],
+    summary="Failed tasks grouped by queue, type and error, biggest groups first",
+    description=(
+        "The error is the first line of last_error with ids, numbers and quoted values "
+        "masked (<id>, <n>, <value>), so that one fault is one group. Pass a group's "
+        "queue, type and error as the filter of POST /api/tasks/retry (or cancel, delete) "
+        "to act on the whole group."
+    ),
+    opt={"query_parameters": ("queue", "type", "since", "limit")},
+)
+async def get_failures(
+    tq: NamedDependency[TaskQueue],
+    queue: FromQuery[str | None] = None,
+    task_type: Annotated[str | None, QueryParameter(name="type")] = None,
+    since: FromQuery[datetime | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)] = 100,
+) -> list[FailureGroup]:
+    return await tq.failures(queue=queue, type=task_type, since=since, limit=limit)

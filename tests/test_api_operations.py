@@ -1,0 +1,152 @@
+"""The operations endpoints over HTTP: queues, workers, failures, bulk
+actions, the operator log with who acted, and /health's snapshot."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from taskqueue.client import TaskQueue
+from taskqueue.models import NewTask
+from tests.api_helpers import api_client
+from tests.helpers import running_worker, wait_until
+from tests.test_bulk import fail_tasks
+
+WRITER = "writer-token-0123456789"
+READER = "reader-token-0123456789"
+TOKENS = f"{WRITER}:read+write:deploy-bot,{READER}:read"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_queues_pause_resume_and_limits_over_http(database_url: str, tq: TaskQueue) -> None:
+    await tq.enqueue_many([NewTask(type="noop", queue="mail") for _ in range(3)])
+    async with api_client(database_url, api_tokens=TOKENS) as client:
+        listed = (await client.get("/api/queues", headers=bearer(READER))).json()
+        (mail,) = [q for q in listed if q["name"] == "mail"]
+        assert (mail["queued"], mail["due"], mail["paused"], mail["rate_limit"]) == (
+            3,
+            3,
+            False,
+            None,
+        )
+        assert set(mail) == {
+            "name", "paused", "concurrency_limit", "rate_limit", "queued", "due", "scheduled",
+            "running", "succeeded", "failed", "cancelled", "oldest_due_age_seconds",
+            "finished_last_minute", "failed_last_minute", "workers",
+        }  # fmt: skip
+        # A read token sees but may not act.
+        refused = await client.post("/api/queues/mail/pause", headers=bearer(READER))
+        assert refused.status_code == 403
+        paused = await client.post("/api/queues/mail/pause", headers=bearer(WRITER))
+        assert (paused.status_code, paused.json()["paused"]) == (200, True)
+        limited = await client.patch(
+            "/api/queues/mail",
+            json={"concurrency_limit": 2, "rate_limit": {"limit": 5, "period_seconds": 60}},
+            headers=bearer(WRITER),
+        )
+        assert limited.status_code == 200, limited.text
+        assert (limited.json()["concurrency_limit"], limited.json()["rate_limit"]) == (
+            2,
+            {"limit": 5, "period_seconds": 60.0},
+        )
+        # A field left out is kept; null removes it.
+        kept = await client.patch(
+            "/api/queues/mail", json={"rate_limit": None}, headers=bearer(WRITER)
+        )
+        assert (kept.json()["concurrency_limit"], kept.json()["rate_limit"]) == (2, None)
+        for body, field in (
+            ({"concurrency_limit": -1}, "concurrency_limit"),
+            ({"concurrency_limit": 0}, "concurrency_limit"),
+            ({"rate_limit": {"limit": 5, "period_seconds": 0}}, "rate_limit.period_seconds"),
+            ({"rate_limit": {"limit": 0, "period_seconds": 1}}, "rate_limit.limit"),
+            ({"concurrency": 3}, "concurrency"),
+            ({}, "body"),
+        ):
+            bad = await client.patch("/api/queues/mail", json=body, headers=bearer(WRITER))
+            assert (bad.status_code, bad.json().get("field")) == (422, field), (body, bad.text)
+        bad_name = await client.post("/api/queues/a%20b/pause", headers=bearer(WRITER))
+        assert (bad_name.status_code, bad_name.json()["field"]) == (422, "queue")
+        missing = await client.get("/api/queues/nowhere", headers=bearer(READER))
+        assert missing.status_code == 404
+        resumed = await client.post("/api/queues/mail/resume", headers=bearer(WRITER))
+        assert resumed.json()["paused"] is False
+        actions = (await client.get("/api/actions", headers=bearer(READER))).json()
+        assert [(a["action"], a["actor"]) for a in actions] == [
+            ("resume", "deploy-bot"),
+            ("limit", "deploy-bot"),
+            ("limit", "deploy-bot"),
+            ("pause", "deploy-bot"),
+        ]
+        older = await client.get(
+            f"/api/actions?before={actions[1]['id']}&limit=1", headers=bearer(READER)
+        )
+        assert [a["id"] for a in older.json()] == [actions[2]["id"]]
+
+
+async def test_failures_and_bulk_actions_over_http(database_url: str, pool: asyncpg.Pool) -> None:
+    await fail_tasks(pool, [f"Refused: order {n}" for n in range(7)])
+    async with api_client(database_url) as client:
+        (group,) = (await client.get("/api/failures")).json()
+        assert (group["error"], group["count"], group["queue"]) == (
+            "Refused: order <n>",
+            7,
+            "default",
+        )
+        by_group = {"queue": group["queue"], "type": group["type"], "error": group["error"]}
+        retried = await client.post(
+            "/api/tasks/retry", json={"filter": {**by_group, "status": "failed"}, "limit": 5}
+        )
+        assert retried.status_code == 200, retried.text
+        first = retried.json()
+        assert (first["matched"], first["changed"]) == (5, 5)
+        rest = await client.post(
+            "/api/tasks/retry", json={"filter": by_group, "after": first["next"]}
+        )
+        assert (rest.json()["changed"], rest.json()["next"]) == (2, None)
+        queued = (await client.get("/api/tasks?status=queued")).json()["tasks"]
+        cancelled = await client.post(
+            "/api/tasks/cancel", json={"ids": [t["id"] for t in queued[:3]]}
+        )
+        assert cancelled.json() == {"matched": 3, "changed": 3, "next": None}
+        deleted = await client.post("/api/tasks/delete", json={"filter": {"status": "cancelled"}})
+        assert deleted.json()["changed"] == 3
+        for body, field in (
+            ({}, "ids"),
+            ({"ids": [], "filter": {}}, "ids"),
+            ({"filter": {"status": "exploded"}}, "filter.status"),
+            ({"filter": {"colour": "red"}}, "filter.colour"),
+            ({"ids": ["not-a-uuid"]}, "ids[0]"),
+            ({"filter": {}, "limit": 10_001}, "limit"),
+            ({"filter": {"created_before": "2030-01-01T00:00:00"}}, "filter.created_before"),
+        ):
+            bad = await client.post("/api/tasks/retry", json=body)
+            assert (bad.status_code, bad.json().get("field")) == (422, field), (body, bad.text)
+        (workers_page, health) = (await client.get("/api/workers"), await client.get("/health"))
+        assert workers_page.json() == []
+        assert set(health.json()) == {"status", "database", "workers", "queue_depth"}
+
+
+async def test_health_reports_live_workers_and_due_tasks_from_a_snapshot(
+    database_url: str, tq: TaskQueue
+) -> None:
+    await tq.pause("default")
+    await tq.enqueue_many([NewTask(type="noop") for _ in range(4)])
+    async with (
+        api_client(database_url) as client,
+        running_worker(database_url, worker_id="w-health"),
+    ):
+
+        async def reported() -> bool:  # the snapshot is refreshed every 5 s
+            body = (await client.get("/health")).json()
+            return bool(body == {
+                "status": "healthy", "database": "connected", "workers": 1, "queue_depth": 4,
+            })  # fmt: skip
+
+        await wait_until(reported, timeout=20, interval=0.2)
+        (worker,) = (await client.get("/api/workers")).json()
+        assert (worker["id"], worker["state"]) == ("w-health", "running")
+        assert uuid.UUID(int=0) != worker["id"]
