@@ -19,14 +19,26 @@ async def tables(dsn: str) -> set[str]:
 async def test_migrations_apply_roll_back_and_apply_again(empty_database_url: str) -> None:
     dsn = empty_database_url
     assert db.migrate(dsn) == db.known_migrations()
-    assert await tables(dsn) == {"tasks", "task_events", "task_history"}
+    assert await tables(dsn) == {
+        "tasks",
+        "task_events",
+        "task_history",
+        "schedules",
+        "schedule_fires",
+    }
     assert db.migrate(dsn) == []  # idempotent
 
     assert db.rollback(dsn) == list(reversed(db.known_migrations()))
     assert await tables(dsn) == set()
 
     assert db.migrate(dsn) == db.known_migrations()
-    assert await tables(dsn) == {"tasks", "task_events", "task_history"}
+    assert await tables(dsn) == {
+        "tasks",
+        "task_events",
+        "task_history",
+        "schedules",
+        "schedule_fires",
+    }
 
 
 async def test_every_migration_has_a_rollback() -> None:
