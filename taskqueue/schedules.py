@@ -336,12 +336,17 @@ class FireResult:
 
 
 async def fire_due(
-    conn: store.Executor, *, now: datetime | None = None, limit: int = DUE_BATCH
+    conn: store.Executor,
+    *,
+    now: datetime | None = None,
+    limit: int = DUE_BATCH,
+    worker_id: str | None = None,
 ) -> tuple[list[FireResult], bool]:
     """One check: fire every due slot of up to ``limit`` due schedules at
-    ``now`` (the database's clock when None). Returns what this caller fired
-    (slots another worker fired first are not in it) and whether the check
-    was full (more may be due)."""
+    ``now`` (the database's clock when None); ``worker_id`` goes into the
+    fired tasks' task_queued events. Returns what this caller fired (slots
+    another worker fired first are not in it) and whether the check was full
+    (more may be due)."""
     due = await store.due_schedules(conn, now=now, limit=limit)
     # Workers that see the same due schedules start at different ones, so
     # that with many due they share the work instead of queueing on one row.
@@ -364,6 +369,7 @@ async def fire_due(
             slots=plan.slots,
             task_ids=[uuid7() for _ in plan.slots],
             missed=plan.missed,
+            worker_id=worker_id,
         )
         if not fired.advanced:
             continue

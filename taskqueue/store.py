@@ -532,6 +532,7 @@ async def fire_schedule(
     slots: Sequence[datetime],
     task_ids: Sequence[uuid.UUID],
     missed: Any = None,
+    worker_id: str | None = None,
 ) -> Fired:
     """Fire ``slots`` of a schedule whose next_run_at is still ``expected``
     (see fire_schedule.sql); ``missed`` (JSON) describes slots left unfired."""
@@ -543,6 +544,7 @@ async def fire_schedule(
         list(slots),
         list(task_ids),
         missed,
+        worker_id,
     )
     assert record is not None  # the statement always returns one row
     return Fired(

@@ -20,6 +20,7 @@
 --   $5 uuid[]        a task id for each slot (UUIDv7, made by the client)
 --   $6 jsonb         slots left unfired by the catch-up policy: count and
 --                    range (NULL: none), recorded as one 'missed' row
+--   $7 text          the firing worker, for the task_queued events (NULL: none)
 -- Returns one row: advanced (0: another worker fired these slots, or the
 -- schedule changed or was paused meanwhile), the slots fired, the slots
 -- skipped, and how many slots the ledger already held.
@@ -69,8 +70,9 @@ inserted AS (
     RETURNING id, queue, slot
 ),
 queued_events AS (
-    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, detail)
-    SELECT id, 'task_queued', 'queued', 0, jsonb_build_object('schedule', $1::text, 'slot', slot)
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, detail)
+    SELECT id, 'task_queued', 'queued', 0, $7::text,
+           jsonb_build_object('schedule', $1::text, 'slot', slot)
     FROM inserted
 ),
 advanced AS (
