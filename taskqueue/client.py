@@ -260,6 +260,8 @@ class TaskQueue:
         ``schedule``: only tasks that schedule fired."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidTask("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        if schedule is not None and not schedules.could_exist(schedule):
+            return []  # no task can name it, and it must not reach SQL as an error
         return await self._run(
             store.list_tasks,
             status=None if status is None else Status(status),
@@ -367,10 +369,12 @@ class TaskQueue:
         """By name; for the next page pass ``after=`` the last one's name."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidSchedule("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        if after is not None and not schedules.could_exist(after):
+            raise InvalidSchedule("cursor", "not a schedule name")
         return await self._run(store.list_schedules, after=after, limit=limit)
 
     async def get_schedule(self, name: str) -> Schedule:
-        schedule = await self._run(store.get_schedule, name)
+        schedule = await self._run(store.get_schedule, _existing(name))
         if schedule is None:
             raise ScheduleNotFound(name)
         return schedule
@@ -434,7 +438,7 @@ class TaskQueue:
 
     async def pause_schedule(self, name: str) -> Schedule:
         """Stop it firing until resumed; a paused one raises ScheduleConflict."""
-        paused = await self._run(store.pause_schedule, name)
+        paused = await self._run(store.pause_schedule, _existing(name))
         if paused is None:
             await self.get_schedule(name)
             raise ScheduleConflict(f"schedule {name!r} is already paused")
@@ -456,7 +460,7 @@ class TaskQueue:
 
     async def trigger_schedule(self, name: str) -> Task:
         """Enqueue one task of the schedule now (paused or not), outside its slots."""
-        task = await self._run(store.trigger_schedule, name, uuid7())
+        task = await self._run(store.trigger_schedule, _existing(name), uuid7())
         if task is None:
             raise ScheduleNotFound(name)
         return task
@@ -464,7 +468,7 @@ class TaskQueue:
     async def delete_schedule(self, name: str) -> None:
         """Remove it; the tasks it fired and their history stay. A schedule
         defined in code comes back when a worker that defines it starts."""
-        if not await self._run(store.delete_schedule, name):
+        if not await self._run(store.delete_schedule, _existing(name)):
             raise ScheduleNotFound(name)
 
     @staticmethod
@@ -503,6 +507,14 @@ class TaskQueue:
             overlap=new.overlap,
             next_run_at=first_slot,
         )
+
+
+def _existing(name: str) -> str:
+    # A name no schedule can have (a NUL byte, say) is not looked up at all:
+    # it is simply not found, and never reaches the database as an error.
+    if not schedules.could_exist(name):
+        raise ScheduleNotFound(name)
+    return name
 
 
 E = TypeVar("E", CatchUp, Overlap)

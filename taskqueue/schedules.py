@@ -230,13 +230,18 @@ def parse_timing(cron: str | None, every_seconds: int | None, timezone: str) -> 
 
 
 def validate_name(name: str) -> str:
-    if not 0 < len(name) <= MAX_NAME_LENGTH or not re.match(NAME_PATTERN, name):
+    if not could_exist(name):
         raise InvalidSchedule(
             "name",
             f"1 to {MAX_NAME_LENGTH} characters: letters, digits and _ . : -,"
             " starting with a letter or digit",
         )
     return name
+
+
+def could_exist(name: str) -> bool:
+    """Whether a schedule may have this name."""
+    return 0 < len(name) <= MAX_NAME_LENGTH and re.match(NAME_PATTERN, name) is not None
 
 
 def first_after(timing: Timing, moment: datetime) -> datetime:

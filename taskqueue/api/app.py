@@ -17,6 +17,7 @@ from taskqueue.api.errors import handle_exception
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.health import health, ready
 from taskqueue.api.openapi import openapi_config
+from taskqueue.api.schedules import ScheduleController
 from taskqueue.api.tasks import TaskController, get_stats
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
@@ -62,7 +63,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             await pool.close()
 
     return Litestar(
-        route_handlers=[TaskController, get_stats, health, ready],
+        route_handlers=[TaskController, get_stats, health, ready, ScheduleController],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={"tq": Provide(_task_queue, sync_to_thread=False)},

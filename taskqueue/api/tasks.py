@@ -26,6 +26,8 @@ from taskqueue.api.schemas import (
 )
 from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
 from taskqueue.models import Stats, Status
+from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
+from taskqueue.schedules import NAME_PATTERN
 
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
@@ -135,6 +137,14 @@ class TaskController(Controller):
             str | None, QueryParameter(description="next_cursor of the previous page")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        schedule: Annotated[
+            str | None,
+            QueryParameter(
+                description="only tasks this schedule fired",
+                pattern=NAME_PATTERN,
+                max_length=MAX_SCHEDULE_NAME_LENGTH,
+            ),
+        ] = None,
     ) -> TaskPage:
         before: uuid.UUID | None = None
         if cursor:
@@ -150,6 +160,7 @@ class TaskController(Controller):
             created_before=created_before,
             cursor=before,
             limit=limit,
+            schedule=schedule,
         )
         next_cursor = str(tasks[-1].id) if len(tasks) == limit else None
         return TaskPage(tasks=[TaskOut.of(t) for t in tasks], next_cursor=next_cursor)

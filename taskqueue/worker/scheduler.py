@@ -41,9 +41,7 @@ class Scheduler(PeriodicLoop):
             self._undefined = False
         fired: list[schedules.FireResult] = []
         while True:
-            results, full = await schedules.fire_due(
-                self._pool, now=now, worker_id=self._worker_id
-            )
+            results, full = await schedules.fire_due(self._pool, now=now, worker_id=self._worker_id)
             fired.extend(results)
             # A full check that fired nothing means others hold those rows:
             # the next check comes soon enough.
