@@ -6,10 +6,12 @@ read then."""
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -583,3 +585,23 @@ async def test_the_check_reads_only_due_rows_of_ten_thousand_schedules_in_under_
         f" 4 workers at once, round trip median {median_ms:.3f} ms, p99 {p99_ms:.3f} ms"
     )
     assert median_ms < 5.0
+
+
+async def test_the_readme_ledger_query_shows_what_became_of_each_slot(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Recurring tasks", 1)[1].split("\n## ", 1)[0]
+    (sql,) = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    await tq.add_schedule("digest", cron="* * * * *", type="noop", overlap="skip")
+    due = await next_run_at(pool, "digest")
+    await fire_due(pool, now=due + timedelta(seconds=1))
+    await fire_due(pool, now=due + timedelta(minutes=1, seconds=1))
+    triggered = await tq.trigger_schedule("digest")
+    rows = await pool.fetch(sql)
+    assert [(r["outcome"], r["status"]) for r in rows] == [
+        ("triggered", "queued"),
+        ("skipped", None),
+        ("fired", "queued"),
+    ]
+    assert rows[0]["task_id"] == triggered.id
