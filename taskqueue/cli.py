@@ -232,7 +232,11 @@ def cmd_schedules(args: argparse.Namespace, settings: Settings) -> int:
         registry = load_registry(settings.handlers)
         async with await TaskQueue.connect(settings.require_database_url(), registry) as tq:
             if args.action == "list":
-                rows = await tq.list_schedules(limit=1000)
+                page = await tq.list_schedules(limit=1000)
+                rows = list(page)
+                while len(page) == 1000:
+                    page = await tq.list_schedules(after=page[-1].name, limit=1000)
+                    rows.extend(page)
                 print(_schedule_table(rows) if rows else "no schedules")
             elif args.action == "show":
                 emit(await tq.schedule_details(args.name))

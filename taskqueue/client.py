@@ -397,7 +397,7 @@ class TaskQueue:
             recent_fires=await self._run(store.recent_schedule_fires, name, limit=recent),
         )
 
-    async def update_schedule(self, name: str, **changes: Any) -> Schedule:
+    async def update_schedule(self, name: str, /, **changes: Any) -> Schedule:
         """Change fields of a schedule defined at run time (any of
         NewSchedule's but ``name``; ``None`` task settings mean the type's
         default). Giving ``cron`` drops ``every_seconds`` and the other way
@@ -411,13 +411,7 @@ class TaskQueue:
                 f"schedule {name!r} is defined in code: change it there (workers re-assert it"
                 " when they start); pause and resume work here"
             )
-        merged = {
-            field: getattr(current, field)
-            for field in NewSchedule.__struct_fields__
-            if field not in ("catch_up", "overlap")
-        }
-        merged["catch_up"] = current.catch_up
-        merged["overlap"] = current.overlap
+        merged = {field: getattr(current, field) for field in NewSchedule.__struct_fields__}
         if changes.get("cron") is not None and "every_seconds" not in changes:
             merged["every_seconds"] = None
         if changes.get("every_seconds") is not None and "cron" not in changes:

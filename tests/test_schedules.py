@@ -25,6 +25,8 @@ from taskqueue.models import CatchUp, uuid7
 from taskqueue.schedules import (
     CATCH_UP_CAP,
     InvalidSchedule,
+    ScheduleConflict,
+    ScheduleNotFound,
     fire_due,
     first_after,
     parse_timing,
@@ -605,3 +607,25 @@ async def test_the_readme_ledger_query_shows_what_became_of_each_slot(
         ("fired", "queued"),
     ]
     assert rows[0]["task_id"] == triggered.id
+
+
+async def test_the_python_api_names_the_field_and_the_conflict(tq: TaskQueue) -> None:
+    with pytest.raises(InvalidSchedule) as bad_zone:
+        await tq.add_schedule("x", cron="@daily", timezone="Moon/Base", type="noop")
+    assert bad_zone.value.field == "timezone"
+    with pytest.raises(InvalidSchedule) as bad_policy:
+        await tq.add_schedule("x", cron="@daily", type="noop", catch_up="sometimes")
+    assert bad_policy.value.field == "catch_up"
+    await tq.add_schedule("x", cron="@daily", type="noop")
+    with pytest.raises(ScheduleConflict, match="already exists"):
+        await tq.add_schedule("x", every_seconds=5, type="noop")
+    with pytest.raises(InvalidSchedule) as renamed:
+        await tq.update_schedule("x", name="y")
+    assert renamed.value.field == "name"
+    with pytest.raises(ScheduleNotFound):
+        await tq.update_schedule("missing", priority=1)
+    with pytest.raises(ScheduleNotFound):
+        await tq.get_schedule("bad\x00name")
+    assert await tq.list(schedule="bad\x00name") == []
+    changed = await tq.update_schedule("x", every_seconds=5, priority=9)
+    assert (changed.cron, changed.every_seconds, changed.priority) == (None, 5, 9)
