@@ -275,6 +275,82 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def cmd_schedules(args: argparse.Namespace, settings: Settings) -> int:
+    """List, add, pause, resume, trigger, show and delete recurring tasks."""
+    from taskqueue.client import TaskQueue
+
+    def emit(value: object) -> None:
+        print(msgspec.json.format(msgspec.json.encode(value)).decode())
+
+    async def main() -> None:
+        registry = load_registry(settings.handlers)
+        async with await TaskQueue.connect(settings.require_database_url(), registry) as tq:
+            if args.action == "list":
+                page = await tq.list_schedules(limit=1000)
+                rows = list(page)
+                while len(page) == 1000:
+                    page = await tq.list_schedules(after=page[-1].name, limit=1000)
+                    rows.extend(page)
+                print(_schedule_table(rows) if rows else "no schedules")
+            elif args.action == "show":
+                emit(await tq.schedule_details(args.name))
+            elif args.action == "add":
+                try:
+                    payload = json.loads(args.payload)
+                except ValueError as exc:
+                    raise ConfigError(f"payload: not JSON: {exc}") from None
+                emit(
+                    await tq.add_schedule(
+                        args.name,
+                        type=args.type,
+                        cron=args.cron,
+                        every_seconds=args.every,
+                        timezone=args.timezone,
+                        payload=payload,
+                        queue=args.queue,
+                        priority=args.priority,
+                        max_retries=args.max_retries,
+                        timeout_seconds=args.timeout,
+                        catch_up=args.catch_up,
+                        overlap=args.overlap,
+                    )
+                )
+            elif args.action == "pause":
+                emit(await tq.pause_schedule(args.name))
+            elif args.action == "resume":
+                emit(await tq.resume_schedule(args.name))
+            elif args.action == "trigger":
+                emit(await tq.trigger_schedule(args.name))
+            else:
+                await tq.delete_schedule(args.name)
+                print(f"deleted schedule {args.name!r} (the tasks it fired stay)")
+
+    asyncio.run(main())
+    return 0
+
+
+def _schedule_table(rows: Sequence[Any]) -> str:
+    header = ("name", "when", "timezone", "type", "queue", "state", "source", "next run (UTC)")
+    lines = [header] + [
+        (
+            s.name,
+            s.cron if s.cron is not None else f"every {s.every_seconds}s",
+            s.timezone,
+            s.type,
+            s.queue,
+            "paused" if s.paused else "active",
+            s.source,
+            s.next_run_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+        for s in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
 def embedded_server() -> EmbeddedPostgres:
     """The development server `make run` uses: data kept in .taskqueue/pgdata."""
     from taskqueue.embedded import EmbeddedPostgres
@@ -438,6 +514,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embedded.add_argument("action", choices=["start", "stop", "url"])
     embedded.set_defaults(func=cmd_embedded)
+
+    schedules = sub.add_parser("schedules", help="recurring tasks: list, add, pause, resume, ...")
+    schedules.add_argument("--handlers", help="modules whose task types schedules may fire")
+    actions = schedules.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every schedule, by name")
+    for action, text in (
+        ("show", "one schedule as JSON: its next 5 fire times and its last 10 fires"),
+        ("pause", "stop it firing"),
+        ("resume", "fire again from the next slot after now"),
+        ("trigger", "enqueue one task of it now"),
+        ("delete", "remove it (the tasks it fired stay)"),
+    ):
+        actions.add_parser(action, help=text).add_argument("name")
+    add = actions.add_parser("add", help="add a schedule and print it as JSON")
+    add.add_argument("name")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help="5 fields, 6 with leading seconds, or @hourly and the like")
+    when.add_argument("--every", type=int, metavar="SECONDS", help="a fixed interval instead")
+    add.add_argument("--type", required=True, help="the task type to enqueue")
+    add.add_argument("--payload", default="{}", help="JSON payload of each task")
+    add.add_argument("--timezone", default="UTC", help="IANA zone the cron expression is in")
+    add.add_argument("--queue")
+    add.add_argument("--priority", type=int)
+    add.add_argument("--max-retries", type=int)
+    add.add_argument("--timeout", type=float, help="each task's timeout in seconds")
+    add.add_argument("--catch-up", choices=["none", "latest", "all"], default="latest")
+    add.add_argument("--overlap", choices=["allow", "skip"], default="allow")
+    schedules.set_defaults(func=cmd_schedules)
     return parser
 
 

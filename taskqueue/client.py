@@ -15,7 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import asyncpg
 import msgspec
 
-from taskqueue import db, store
+from taskqueue import db, schedules, store
 from taskqueue.errors import (
     InvalidArgument,
     InvalidTask,
@@ -26,12 +26,18 @@ from taskqueue.errors import (
 from taskqueue.events import EventTail, matches
 from taskqueue.models import (
     BulkResult,
+    CatchUp,
     Enqueued,
     FailureGroup,
+    FireTime,
+    NewSchedule,
     NewTask,
     OperatorAction,
+    Overlap,
     QueueInfo,
     RateLimit,
+    Schedule,
+    ScheduleDetails,
     Stats,
     Status,
     StreamEvent,
@@ -42,6 +48,7 @@ from taskqueue.models import (
     uuid7,
 )
 from taskqueue.registry import Registry, TaskSpec, load_registry
+from taskqueue.schedules import InvalidSchedule, ScheduleConflict, ScheduleNotFound
 from taskqueue.validation import (
     MAX_PAYLOAD_DEPTH,
     as_task_id,
@@ -351,8 +358,10 @@ class TaskQueue:
         created_before: datetime | None = None,
         cursor: uuid.UUID | str | None = None,
         limit: int = 100,
+        schedule: str | None = None,
     ) -> builtins.list[Task]:
         """Newest first. For the next page pass ``cursor=`` the last task's id.
+        ``schedule``: only tasks that schedule fired.
         Raises InvalidTask naming the argument that cannot be a filter."""
         if builtins.type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidTask("limit", f"an integer from 1 to {MAX_PAGE_SIZE}")
@@ -372,6 +381,8 @@ class TaskQueue:
             before = as_task_id(cursor)
             if before is None:
                 raise InvalidTask("cursor", "not a task id")
+        if schedule is not None and not schedules.could_exist(schedule):
+            return []  # no task can name it, and it must not reach SQL as an error
         return await self._run(
             store.list_tasks,
             status=None if status is None else Status(status),
@@ -381,6 +392,7 @@ class TaskQueue:
             created_before=created_before,
             before_id=before,
             limit=limit,
+            schedule=schedule,
         )
 
     async def history(self, task_id: uuid.UUID | str) -> builtins.list[TaskEvent]:
@@ -631,6 +643,209 @@ class TaskQueue:
                     yield event
             await asyncio.sleep(poll_interval)
 
+    # -- schedules -----------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        name: str,
+        *,
+        type: str,
+        cron: str | None = None,
+        every_seconds: int | None = None,
+        timezone: str = "UTC",
+        payload: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int | None = None,
+        timeout_seconds: float | None = None,
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        overlap: Overlap | str = Overlap.ALLOW,
+    ) -> Schedule:
+        """Add a recurring task: ``cron`` (5 fields, 6 with leading seconds, or
+        an @alias, in ``timezone``) or ``every_seconds``. Its first slot is the
+        first after the database's now. A name in use raises ScheduleConflict;
+        a bad field raises InvalidSchedule (InvalidTask) naming it."""
+        return await self.create_schedule(
+            NewSchedule(
+                name=name,
+                type=type,
+                cron=cron,
+                every_seconds=every_seconds,
+                timezone=timezone,
+                payload={} if payload is None else payload,
+                queue=queue,
+                priority=priority,
+                max_retries=max_retries,
+                timeout_seconds=timeout_seconds,
+                catch_up=_choice(CatchUp, catch_up, "catch_up"),
+                overlap=_choice(Overlap, overlap, "overlap"),
+            )
+        )
+
+    async def create_schedule(self, new: NewSchedule) -> Schedule:
+        timing = self._timing_of(new)
+        now = await self._run(store.schedule_now)
+        row = self._resolve_schedule(new, schedules.first_after(timing, now))
+        created = await self._run(store.insert_schedule, row)
+        if created is None:
+            raise ScheduleConflict(
+                f"schedule {new.name!r} already exists: change it (PATCH) or delete it first"
+            )
+        return created
+
+    async def define_schedules(self, defined: Sequence[NewSchedule]) -> builtins.list[Schedule]:
+        """Make sure schedules defined in code exist as the code says, keeping
+        an operator's pause (workers call this at start). Returns the ones
+        added or changed."""
+        if not defined:
+            return []
+        now = await self._run(store.schedule_now)
+        rows = [
+            self._resolve_schedule(new, schedules.first_after(self._timing_of(new), now))
+            for new in defined
+        ]
+        changed = [await self._run(store.define_schedule, row) for row in rows]
+        return [schedule for schedule in changed if schedule is not None]
+
+    async def list_schedules(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> builtins.list[Schedule]:
+        """By name; for the next page pass ``after=`` the last one's name."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidSchedule("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        if after is not None and not schedules.could_exist(after):
+            raise InvalidSchedule("cursor", "not a schedule name")
+        return await self._run(store.list_schedules, after=after, limit=limit)
+
+    async def get_schedule(self, name: str) -> Schedule:
+        schedule = await self._run(store.get_schedule, _existing(name))
+        if schedule is None:
+            raise ScheduleNotFound(name)
+        return schedule
+
+    async def schedule_details(
+        self, name: str, *, upcoming: int = 5, recent: int = 10
+    ) -> ScheduleDetails:
+        """The schedule, its next ``upcoming`` slots after now (in its zone and
+        in UTC) and its newest ``recent`` ledger rows with their tasks' status."""
+        schedule = await self.get_schedule(name)
+        now = await self._run(store.schedule_now)
+        zone = schedules.zone_of(schedule.timezone)
+        timing = schedules.parse_timing(schedule.cron, schedule.every_seconds, schedule.timezone)
+        return ScheduleDetails(
+            schedule=schedule,
+            next_fires=[
+                FireTime(local=slot.astimezone(zone), utc=slot)
+                for slot in schedules.upcoming(timing, now, upcoming)
+            ],
+            recent_fires=await self._run(store.recent_schedule_fires, name, limit=recent),
+        )
+
+    async def update_schedule(self, name: str, /, **changes: Any) -> Schedule:
+        """Change fields of a schedule defined at run time (any of
+        NewSchedule's but ``name``; ``None`` task settings mean the type's
+        default). Giving ``cron`` drops ``every_seconds`` and the other way
+        round. The next slot moves only if the timing changed."""
+        unknown = set(changes) - set(NewSchedule.__struct_fields__) | ({"name"} & set(changes))
+        if unknown:
+            raise InvalidSchedule(sorted(unknown)[0], "not a field that can be changed")
+        current = await self.get_schedule(name)
+        if current.source == "code":
+            raise ScheduleConflict(
+                f"schedule {name!r} is defined in code: change it there (workers re-assert it"
+                " when they start); pause and resume work here"
+            )
+        merged = {field: getattr(current, field) for field in NewSchedule.__struct_fields__}
+        if changes.get("cron") is not None and "every_seconds" not in changes:
+            merged["every_seconds"] = None
+        if changes.get("every_seconds") is not None and "cron" not in changes:
+            merged["cron"] = None
+        merged.update(changes)
+        merged["catch_up"] = _choice(CatchUp, merged["catch_up"], "catch_up")
+        merged["overlap"] = _choice(Overlap, merged["overlap"], "overlap")
+        new = NewSchedule(**merged)
+        timing = self._timing_of(new)
+        now = await self._run(store.schedule_now)
+        updated = await self._run(
+            store.update_schedule, self._resolve_schedule(new, schedules.first_after(timing, now))
+        )
+        if updated is None:  # deleted, or taken over by code, meanwhile
+            await self.get_schedule(name)
+            raise ScheduleConflict(f"schedule {name!r} is defined in code: change it there")
+        return updated
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Stop it firing until resumed; a paused one raises ScheduleConflict."""
+        paused = await self._run(store.pause_schedule, _existing(name))
+        if paused is None:
+            await self.get_schedule(name)
+            raise ScheduleConflict(f"schedule {name!r} is already paused")
+        return paused
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Fire again from the first slot after now (slots passed while paused
+        are not fired); one that is not paused raises ScheduleConflict."""
+        current = await self.get_schedule(name)
+        if not current.paused:
+            raise ScheduleConflict(f"schedule {name!r} is not paused")
+        timing = schedules.parse_timing(current.cron, current.every_seconds, current.timezone)
+        now = await self._run(store.schedule_now)
+        resumed = await self._run(store.resume_schedule, name, schedules.first_after(timing, now))
+        if resumed is None:
+            await self.get_schedule(name)
+            raise ScheduleConflict(f"schedule {name!r} is not paused")
+        return resumed
+
+    async def trigger_schedule(self, name: str) -> Task:
+        """Enqueue one task of the schedule now (paused or not), outside its slots."""
+        task = await self._run(store.trigger_schedule, _existing(name), uuid7())
+        if task is None:
+            raise ScheduleNotFound(name)
+        return task
+
+    async def delete_schedule(self, name: str) -> None:
+        """Remove it; the tasks it fired and their history stay. A schedule
+        defined in code comes back when a worker that defines it starts."""
+        if not await self._run(store.delete_schedule, _existing(name)):
+            raise ScheduleNotFound(name)
+
+    @staticmethod
+    def _timing_of(new: NewSchedule) -> schedules.Timing:
+        schedules.validate_name(new.name)
+        return schedules.parse_timing(new.cron, new.every_seconds, new.timezone)
+
+    def _resolve_schedule(self, new: NewSchedule, first_slot: datetime) -> store.ScheduleRow:
+        """Validate a definition's task settings as a task's (against the
+        registry) and fill in the type's defaults."""
+        (task,) = self.prepare(
+            [
+                NewTask(
+                    type=new.type,
+                    payload=new.payload,
+                    queue=new.queue,
+                    name=new.name,
+                    priority=new.priority,
+                    max_retries=new.max_retries,
+                    timeout_seconds=new.timeout_seconds,
+                )
+            ]
+        )
+        return store.ScheduleRow(
+            name=new.name,
+            cron=None if new.cron is None else new.cron.strip(),
+            every_seconds=new.every_seconds,
+            timezone=new.timezone,
+            type=task.type,
+            payload=task.payload,
+            queue=task.queue,
+            priority=task.priority,
+            max_retries=task.max_retries,
+            timeout_seconds=task.timeout_seconds,
+            catch_up=new.catch_up,
+            overlap=new.overlap,
+            next_run_at=first_slot,
+        )
+
 
 def _queue_name(queue: str) -> str:
     problem = queue_problem(queue, max_length=MAX_QUEUE_LENGTH)
@@ -671,3 +886,23 @@ def _text(value: object, max_length: int, min_length: int) -> str:
 def _invalid(index: int, count: int, field: str, message: str) -> InvalidTask:
     """InvalidTask naming ``field``, as ``tasks[i].field`` in a batch."""
     return InvalidTask(field if count == 1 else f"tasks[{index}].{field}", message)
+
+
+def _existing(name: str) -> str:
+    # A name no schedule can have (a NUL byte, say) is not looked up at all:
+    # it is simply not found, and never reaches the database as an error.
+    if not schedules.could_exist(name):
+        raise ScheduleNotFound(name)
+    return name
+
+
+E = TypeVar("E", CatchUp, Overlap)
+
+
+def _choice(kind: builtins.type[E], value: E | str, field: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidSchedule(
+            field, f"one of {', '.join(repr(k.value) for k in kind)}, not {str(value)[:50]!r}"
+        ) from None

@@ -66,6 +66,8 @@ class Task(msgspec.Struct, kw_only=True):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    schedule: str | None = None  # the schedule that fired it
+    slot: datetime | None = None  # the slot it was fired for (None: triggered by hand)
 
     @property
     def retry_count(self) -> int:
@@ -167,6 +169,87 @@ class Stats(msgspec.Struct, kw_only=True):
     avg_retry_count: float
     tasks_with_retries: int
     queues: list[QueueStats]
+
+
+class CatchUp(enum.StrEnum):
+    """What a schedule does with slots that passed while no worker fired them."""
+
+    NONE = "none"  # skip them
+    LATEST = "latest"  # fire only the most recent one
+    ALL = "all"  # fire each, up to a cap; the rest are reported as missed
+
+
+class Overlap(enum.StrEnum):
+    ALLOW = "allow"  # fire every slot
+    SKIP = "skip"  # skip a slot (and record it) while the previous task is queued or running
+
+
+class NewSchedule(msgspec.Struct, kw_only=True):
+    """A recurring task to define: ``cron`` or ``every_seconds``; unset task
+    settings take the task type's defaults."""
+
+    name: str
+    type: str
+    cron: str | None = None
+    every_seconds: int | None = None
+    timezone: str = "UTC"
+    payload: Any = msgspec.field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    max_retries: int | None = None
+    timeout_seconds: float | None = None
+    catch_up: CatchUp = CatchUp.LATEST
+    overlap: Overlap = Overlap.ALLOW
+
+
+class Schedule(msgspec.Struct, kw_only=True):
+    """A row of taskqueue.schedules."""
+
+    name: str
+    cron: str | None
+    every_seconds: int | None
+    timezone: str
+    type: str
+    payload: Any
+    queue: str
+    priority: int
+    max_retries: int
+    timeout_seconds: float
+    catch_up: CatchUp
+    overlap: Overlap
+    paused: bool
+    source: str  # "api", or "code": defined by a handler module, re-asserted by workers
+    next_run_at: datetime  # the oldest slot not fired yet
+    last_task_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+SCHEDULE_FIELDS: tuple[str, ...] = Schedule.__struct_fields__
+
+
+class ScheduleFire(msgspec.Struct, kw_only=True):
+    """What became of one slot (or one manual trigger, or one catch-up's
+    missed slots), with the status its task has now."""
+
+    id: int
+    slot: datetime | None
+    at: datetime
+    outcome: str  # fired, skipped, triggered, missed
+    task_id: uuid.UUID | None
+    task_status: Status | None
+    detail: Any
+
+
+class FireTime(msgspec.Struct, frozen=True):
+    local: datetime  # in the schedule's time zone
+    utc: datetime
+
+
+class ScheduleDetails(msgspec.Struct, kw_only=True):
+    schedule: Schedule
+    next_fires: list[FireTime]  # the next slots after now, oldest first
+    recent_fires: list[ScheduleFire]  # newest first
 
 
 _last_counter = 0

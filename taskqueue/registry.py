@@ -15,8 +15,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from taskqueue import schedules
 from taskqueue.backoff import Backoff
 from taskqueue.errors import InvalidTask, UnknownTaskType, locate_validation_error
+from taskqueue.models import CatchUp, NewSchedule, Overlap
 
 
 class TaskContext:
@@ -98,6 +100,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._specs: dict[str, TaskSpec] = {}
+        self._schedules: dict[str, NewSchedule] = {}
 
     def task(
         self,
@@ -138,6 +141,8 @@ class Registry:
     def include(self, other: Registry) -> None:
         for spec in other._specs.values():
             self.add(spec)
+        for schedule in other._schedules.values():
+            self.add_schedule(schedule)
 
     def get(self, name: str) -> TaskSpec | None:
         return self._specs.get(name)
@@ -156,6 +161,101 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._specs)
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        name: str,
+        every_seconds: int | None = None,
+        timezone: str = "UTC",
+        payload: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int | None = None,
+        timeout_seconds: float | None = None,
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        overlap: Overlap | str = Overlap.ALLOW,
+        type: str | None = None,
+    ) -> Callable[[H], H]:
+        """Run the decorated handler on a schedule named ``name``: put it
+        above ``@registry.task(...)`` to fire that type, or use it alone to
+        register the handler as a type named ``type`` (default: ``name``).
+        Workers that load the module make sure the schedule exists."""
+
+        def register(handler: H) -> H:
+            task_type = type or next(
+                (spec.name for spec in self._specs.values() if spec.handler is handler), None
+            )
+            if task_type is None or task_type not in self._specs:
+                task_type = task_type or name
+                self.add(TaskSpec(name=task_type, handler=handler))
+            self.schedule(
+                name,
+                type=task_type,
+                cron=cron,
+                every_seconds=every_seconds,
+                timezone=timezone,
+                payload=payload,
+                queue=queue,
+                priority=priority,
+                max_retries=max_retries,
+                timeout_seconds=timeout_seconds,
+                catch_up=catch_up,
+                overlap=overlap,
+            )
+            return handler
+
+        return register
+
+    def schedule(
+        self,
+        name: str,
+        *,
+        type: str,
+        cron: str | None = None,
+        every_seconds: int | None = None,
+        timezone: str = "UTC",
+        payload: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_retries: int | None = None,
+        timeout_seconds: float | None = None,
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        overlap: Overlap | str = Overlap.ALLOW,
+    ) -> NewSchedule:
+        """Define a recurring task of ``type`` in code: ``cron`` (5 fields, 6
+        with leading seconds, or an @alias, in ``timezone``) or
+        ``every_seconds``. The expression and zone are checked now, so a
+        mistake fails the import rather than a worker."""
+        schedules.validate_name(name)
+        schedules.parse_timing(cron, every_seconds, timezone)
+        new = NewSchedule(
+            name=name,
+            type=type,
+            cron=cron,
+            every_seconds=every_seconds,
+            timezone=timezone,
+            payload={} if payload is None else payload,
+            queue=queue,
+            priority=priority,
+            max_retries=max_retries,
+            timeout_seconds=timeout_seconds,
+            catch_up=CatchUp(catch_up),
+            overlap=Overlap(overlap),
+        )
+        self.add_schedule(new)
+        return new
+
+    def add_schedule(self, schedule: NewSchedule) -> None:
+        existing = self._schedules.get(schedule.name)
+        if existing is not None and existing != schedule:
+            raise ValueError(f"schedule {schedule.name!r} is already defined differently")
+        self._schedules[schedule.name] = schedule
+
+    def schedules(self) -> list[NewSchedule]:
+        """The schedules defined in code, by name."""
+        return [self._schedules[name] for name in sorted(self._schedules)]
 
 
 def load_registry(modules: Iterable[str], *, include_builtins: bool = True) -> Registry:

@@ -385,6 +385,14 @@ async def test_openapi_documents_every_operation_error_and_the_auth_scheme(
         ("GET", "/api/stats"),
         ("GET", "/health"),
         ("GET", "/ready"),
+        ("GET", "/api/schedules"),
+        ("POST", "/api/schedules"),
+        ("GET", "/api/schedules/{name}"),
+        ("PATCH", "/api/schedules/{name}"),
+        ("DELETE", "/api/schedules/{name}"),
+        ("POST", "/api/schedules/{name}/pause"),
+        ("POST", "/api/schedules/{name}/resume"),
+        ("POST", "/api/schedules/{name}/trigger"),
     }
     assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
     create = spec["paths"]["/api/tasks"]["post"]

@@ -16,7 +16,16 @@ async def tables(dsn: str) -> set[str]:
     return {r["table_name"] for r in rows}
 
 
-TABLES = {"tasks", "task_events", "task_history", "queues", "workers", "operator_actions"}
+TABLES = {
+    "tasks",
+    "task_events",
+    "task_history",
+    "queues",
+    "workers",
+    "operator_actions",
+    "schedules",
+    "schedule_fires",
+}
 
 
 async def test_migrations_apply_roll_back_and_apply_again(empty_database_url: str) -> None:

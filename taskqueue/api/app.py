@@ -25,6 +25,7 @@ from taskqueue.api.guards import request_guard_middleware
 from taskqueue.api.health import HealthSnapshot, health, ready
 from taskqueue.api.openapi import openapi_config, redoc_script
 from taskqueue.api.queues import QueueController
+from taskqueue.api.schedules import ScheduleController
 from taskqueue.api.stream import EventHub
 from taskqueue.api.tasks import TaskController, get_stats
 from taskqueue.api.workers import get_workers
@@ -102,6 +103,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             TaskController,
             BulkController,
             QueueController,
+            ScheduleController,
             get_stats,
             get_failures,
             get_workers,

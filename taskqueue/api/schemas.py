@@ -85,6 +85,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    schedule: str | None  # the schedule that fired it
+    slot: datetime | None  # the slot it was fired for (null: triggered by hand)
 
     @classmethod
     def of(cls, task: Task, **extra: Any) -> Self:
@@ -109,6 +111,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
             created_at=task.created_at,
             started_at=task.started_at,
             completed_at=task.completed_at,
+            schedule=task.schedule,
+            slot=task.slot,
             **extra,
         )
 

@@ -26,6 +26,8 @@ from taskqueue.api.schemas import (
 )
 from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
 from taskqueue.models import Stats, Status
+from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
+from taskqueue.schedules import NAME_PATTERN
 from taskqueue.validation import MAX_PAYLOAD_DEPTH, text_problem, too_deep_at
 
 T = TypeVar("T")
@@ -100,7 +102,16 @@ def _batch_keys(request: Request[Any, Any, Any], body: CreateTasks, limit: int) 
     return [f"{header}/{index}" for index in range(len(body.tasks))]
 
 
-LIST_PARAMETERS = ("status", "queue", "type", "created_after", "created_before", "cursor", "limit")
+LIST_PARAMETERS = (
+    "status",
+    "queue",
+    "type",
+    "created_after",
+    "created_before",
+    "cursor",
+    "limit",
+    "schedule",
+)
 
 
 class TaskController(Controller):
@@ -183,6 +194,14 @@ class TaskController(Controller):
             str | None, QueryParameter(description="next_cursor of the previous page")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        schedule: Annotated[
+            str | None,
+            QueryParameter(
+                description="only tasks this schedule fired",
+                pattern=NAME_PATTERN,
+                max_length=MAX_SCHEDULE_NAME_LENGTH,
+            ),
+        ] = None,
     ) -> TaskPage:
         before: uuid.UUID | None = None
         if cursor:
@@ -198,6 +217,7 @@ class TaskController(Controller):
             created_before=created_before,
             cursor=before,
             limit=limit,
+            schedule=schedule,
         )
         next_cursor = str(tasks[-1].id) if len(tasks) == limit else None
         return TaskPage(tasks=[TaskOut.of(t) for t in tasks], next_cursor=next_cursor)

@@ -8,6 +8,7 @@
 --   $5 timestamptz created before (NULL: no bound)
 --   $6 uuid        cursor: only ids below this one (NULL: from the newest)
 --   $7 int         page size
+--   $8 text        schedule filter: tasks fired by this schedule (NULL: any)
 SELECT *
 FROM taskqueue.tasks
 WHERE ($1::taskqueue.task_status IS NULL OR status = $1)
@@ -16,5 +17,6 @@ WHERE ($1::taskqueue.task_status IS NULL OR status = $1)
   AND ($4::timestamptz IS NULL OR created_at >= $4)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::uuid IS NULL OR id < $6)
+  AND ($8::text IS NULL OR schedule = $8)
 ORDER BY id DESC
 LIMIT $7;

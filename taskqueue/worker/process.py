@@ -38,6 +38,7 @@ from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
+from taskqueue.worker.scheduler import Scheduler
 from taskqueue.worker.unhandled import UnhandledTypes
 
 logger = logging.getLogger("taskqueue.worker")
@@ -146,6 +147,7 @@ class Worker:
             LeaseKeeper(pool, inflight, worker_id=self.worker_id, lease_seconds=s.lease_seconds),
             Rescuer(pool, worker_id=self.worker_id, interval=s.lease_seconds / 2),
             UnhandledTypes(pool, queues=s.queues, types=self.types),
+            Scheduler(pool, self.registry, worker_id=self.worker_id),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
