@@ -477,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="measure throughput, latency and memory (DATABASE_URL or embedded)"
     )
     bench.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported")
-    bench.add_argument("--phases", default="single,bulk,rest,drain,pickup,unknown,depth")
+    bench.add_argument("--phases", default="single,bulk,rest,drain,limited,pickup,unknown,depth")
     bench.add_argument("--single-n", type=int, default=5_000)
     bench.add_argument("--bulk-n", type=int, default=100_000)
     bench.add_argument("--drain-n", type=int, default=50_000)

@@ -36,7 +36,8 @@ from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
 
-PHASES = ("single", "bulk", "rest", "drain", "pickup", "unknown", "depth")
+PHASES = ("single", "bulk", "rest", "drain", "limited", "pickup", "unknown", "depth")
+LIMIT = 1000  # the concurrency limit of the limited-queue drain
 UNKNOWN_AHEAD = 10_000  # tasks of a type the worker has no handler for, ahead in line
 BULK_BATCH = 1000
 REST_CONNECTIONS = 32
@@ -376,6 +377,20 @@ class Bench:
             self.record(key, _percentile(latencies, share))
         self.record("pickup_max", max(latencies))
 
+    # phase 5b ------------------------------------------------------------------
+    async def limited(self) -> None:
+        """The drain of phase 5 with a concurrency limit on the queue: every
+        claim goes through the governed statement, which locks the queue's
+        row and counts what it starts and finishes."""
+        n = self.o.drain_n
+        await bench_store.reset(self.pool)
+        await self.tq.set_limits("default", concurrency=LIMIT, actor="bench")
+        try:
+            await self.fill(n, f"limit {LIMIT:,}: enqueue (untimed)")
+            self.record("limited", await self._drain_with_worker(n, f"limit {LIMIT:,}: worker"))
+        finally:
+            await self.tq.set_limits("default", concurrency=None, actor="bench")
+
     # phase 7 -------------------------------------------------------------------
     async def unknown(self) -> None:
         """Drain a queue with a backlog of a type the worker cannot run ahead
@@ -432,6 +447,7 @@ class Bench:
                 "rest": [self.rest],
                 "drain": [self.drain],
                 "pickup": [self.pickup],
+                "limited": [self.limited],
                 "unknown": [self.unknown],
             }
             for rep in range(self.o.reps):
@@ -711,6 +727,16 @@ _ROWS: list[
     ("pickup_p95", "6 pickup latency", "p95", "ms", None, None, None, None),
     ("pickup_p99", "6 pickup latency", "p99", "ms", None, None, "<= 4 ms", lambda v, r: v <= 4),
     ("pickup_max", "6 pickup latency", "max", "ms", None, None, None, None),
+    (
+        "limited",
+        "5 drain",
+        f"tasks/s, concurrency limit {LIMIT:,}",
+        "tasks/s",
+        "drain",
+        "drain, no limit",
+        ">= 90% of reference",
+        lambda v, r: r is not None and v >= 0.9 * r,
+    ),
     (
         "unknown",
         "7 unknown types",
