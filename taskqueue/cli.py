@@ -73,10 +73,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from taskqueue.api.app import create_app
     from taskqueue.api.auth import Authenticator, check_binding
-    from taskqueue.serve import api_server, on_signal, run_loop
+    from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
 
     check_binding(settings, Authenticator.from_settings(settings))
     server = api_server(create_app(settings), settings.host, settings.port)
+    tune_gc_for_throughput()
 
     async def main() -> None:
         on_signal(lambda: setattr(server, "should_exit", True))
@@ -90,7 +91,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything a newcomer needs in one process: database, API, worker."""
     from taskqueue.api.app import create_app
     from taskqueue.api.auth import Authenticator, check_binding
-    from taskqueue.serve import api_server, on_signal, run_loop
+    from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
     from taskqueue.worker import Worker
 
     require_free_port(settings.host, settings.port)
@@ -114,6 +115,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         registry = load_registry(settings.handlers)
         server = api_server(create_app(settings, registry), settings.host, settings.port)
         worker = Worker(settings, registry)
+        tune_gc_for_throughput()
 
         def stop() -> None:
             server.should_exit = True
@@ -330,8 +332,10 @@ def cmd_schedules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _schedule_table(rows: Sequence[Any]) -> str:
+    from taskqueue.operate import table
+
     header = ("name", "when", "timezone", "type", "queue", "state", "source", "next run (UTC)")
-    lines = [header] + [
+    lines = [
         (
             s.name,
             s.cron if s.cron is not None else f"every {s.every_seconds}s",
@@ -344,11 +348,7 @@ def _schedule_table(rows: Sequence[Any]) -> str:
         )
         for s in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
+    return table(header, lines)
 
 
 def embedded_server() -> EmbeddedPostgres:
@@ -542,6 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--catch-up", choices=["none", "latest", "all"], default="latest")
     add.add_argument("--overlap", choices=["allow", "skip"], default="allow")
     schedules.set_defaults(func=cmd_schedules)
+
+    from taskqueue.operate import add_commands
+
+    add_commands(sub)
     return parser
 
 

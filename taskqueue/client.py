@@ -76,6 +76,7 @@ MAX_BULK = 10_000  # tasks one bulk action changes in one statement
 MAX_LIMIT = 1_000_000  # the largest concurrency or rate limit
 
 _NOT_SET: Any = msgspec.UNSET
+_decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
 _NUMBER = (int, float)
 _NUL_ESCAPE = b"\\u0000"
@@ -186,7 +187,13 @@ class TaskQueue:
     ) -> builtins.list[Enqueued]:
         """Like ``enqueue_many``, but also says which tasks this call created
         (``created=False``: the idempotency key already belonged to that task)."""
-        return await self.insert(self.prepare(tasks), connection=connection)
+        results = await self.insert(self.prepare(tasks), connection=connection)
+        for result in results:
+            payload = result.task.payload
+            if isinstance(payload, msgspec.Raw):
+                # The JSON that was stored, decoded: what get() will read.
+                result.task.payload = _decode_json(payload)
+        return results
 
     def prepare(self, tasks: Sequence[NewTask]) -> builtins.list[store.TaskRow]:
         """Validate new tasks and fill in every default, without touching the
@@ -196,7 +203,9 @@ class TaskQueue:
     async def insert(
         self, rows: Sequence[store.TaskRow], *, connection: store.Connection | None = None
     ) -> builtins.list[Enqueued]:
-        """Insert prepared tasks in one statement."""
+        """Insert prepared tasks in one statement. The payloads of the tasks
+        it returns as created are the JSON that was sent, as ``msgspec.Raw``
+        (``submit`` decodes them)."""
         try:
             if connection is not None:
                 return await store.enqueue_tasks(connection, rows)

@@ -60,10 +60,13 @@ def on_signal(callback: Callable[[], None]) -> None:
 
 
 def tune_gc_for_throughput() -> None:
-    """For worker processes: the hot path makes many short-lived, acyclic
-    objects, and default gen-0 collections (every 700 allocations) cost more
-    than they free at tens of thousands of tasks a second. Startup objects are
-    frozen out of collection; collections still run, just less often."""
+    """For worker and API processes: their hot paths make many short-lived,
+    acyclic objects, and default gen-0 collections (every 700 allocations)
+    cost more than they free at thousands of tasks or requests a second, the
+    more so the more the process imported (each collection of an older
+    generation walks every object). Startup objects are frozen out of
+    collection; collections still run, just less often. Measured on the API:
+    about a tenth less CPU per enqueue request."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)

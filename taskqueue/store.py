@@ -128,9 +128,9 @@ def _task_row_params(row: TaskRow) -> tuple[Any, ...]:
 def _new_task(row: TaskRow, created_at: datetime) -> Task:
     # Built from what we sent and the statement's now(): the same values the
     # row holds (created_at defaults to now(); run_at is now() + delay_us).
+    # The payload stays the JSON that was sent (msgspec.Raw): the REST API
+    # writes it back out as it is, and TaskQueue.submit decodes it for Python.
     payload = row.payload
-    if isinstance(payload, msgspec.Raw):
-        payload = msgspec.json.decode(payload)
     run_at = row.run_at
     if run_at is None:
         run_at = created_at + timedelta(microseconds=row.delay_us) if row.delay_us else created_at

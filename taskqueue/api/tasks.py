@@ -165,7 +165,9 @@ class TaskController(Controller):
             new_tasks = [t.to_new_task() for t in body.tasks]
         else:
             new_tasks = [t.to_new_task(key) for t, key in zip(body.tasks, keys, strict=True)]
-        results = await tq.submit(new_tasks)
+        # insert, not submit: the payloads stay the JSON sent and are written
+        # back out as they are.
+        results = await tq.insert(tq.prepare(new_tasks))
         created = any(r.created for r in results)
         return Response(
             [BatchTaskOut.of(r.task, created=r.created) for r in results],
