@@ -118,6 +118,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         tune_gc_for_throughput()
 
         def stop() -> None:
+            # Each signal goes on to the worker: a second Ctrl-C interrupts
+            # its running tasks at once.
             server.should_exit = True
             worker.request_stop()
 
@@ -127,7 +129,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             work = asyncio.create_task(worker.run())
             await _announce(server, settings, dsn)
             await asyncio.wait([api, work], return_when=asyncio.FIRST_COMPLETED)
-            stop()  # one part ended (or failed): stop the other too
+            # One part ended (after a signal, or it failed): stop the other too,
+            # without counting as a second stop request for the worker.
+            server.should_exit = True
+            if not worker.stopping:
+                worker.request_stop()
             await asyncio.gather(api, work)
 
         run_loop(main)
@@ -351,12 +357,15 @@ def _schedule_table(rows: Sequence[Any]) -> str:
     return table(header, lines)
 
 
+def embedded_data_dir() -> Path:
+    return Path(os.environ.get("TASKQUEUE_DATA_DIR", ".taskqueue")) / "pgdata"
+
+
 def embedded_server() -> EmbeddedPostgres:
     """The development server `make run` uses: data kept in .taskqueue/pgdata."""
     from taskqueue.embedded import EmbeddedPostgres
 
-    data_dir = os.environ.get("TASKQUEUE_DATA_DIR", ".taskqueue")
-    return EmbeddedPostgres(Path(data_dir) / "pgdata")
+    return EmbeddedPostgres(embedded_data_dir())
 
 
 def cmd_embedded(args: argparse.Namespace, settings: Settings) -> int:
@@ -585,6 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.append(os.getcwd())
     try:
         settings = Settings.from_env(**_overrides(args))
+        if not settings.database_url and args.command not in _OWN_DATABASE:
+            settings = _with_running_embedded(settings)
         result: int = args.func(args, settings)
     except KeyboardInterrupt:
         return 130
@@ -596,6 +607,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         expected = (ConfigError, TaskQueueError, EmbeddedPostgresError, ValueError)
         return 2 if isinstance(exc, expected) else 1
     return result
+
+
+# Commands that start or find a database themselves, or need none.
+_OWN_DATABASE = frozenset({"run", "embedded", "bench", "psql"})
+
+
+def _with_running_embedded(settings: Settings) -> Settings:
+    """Without DATABASE_URL, the embedded server `make run` keeps in
+    .taskqueue/ when it is running: `taskqueue queues` beside `make run`
+    just works. Never starts one."""
+    if not (embedded_data_dir() / "postmaster.pid").exists():
+        return settings
+    try:
+        server = embedded_server()
+    except EmbeddedPostgresError:
+        return settings
+    port = server.running_port()
+    if port is None:
+        return settings
+    server.port = port
+    return msgspec.structs.replace(settings, database_url=server.dsn())
 
 
 def _split_psql(argv: list[str]) -> tuple[list[str], list[str] | None]:

@@ -271,6 +271,7 @@ class TaskQueue:
             and queue.isprintable()
             and " " not in queue
             and "," not in queue
+            and "\ufffd" not in queue
         ):
             raise _invalid(
                 index,
@@ -441,6 +442,8 @@ class TaskQueue:
         return await self._run(store.queue_overview)
 
     async def queue(self, name: str) -> QueueInfo:
+        if queue_problem(name, max_length=MAX_QUEUE_LENGTH) is not None:
+            raise QueueNotFound(name)  # no queue can have that name
         found = await self._run(store.queue_overview, name)
         if not found:
             raise QueueNotFound(name)
@@ -542,8 +545,9 @@ class TaskQueue:
         limit: int = 100,
     ) -> builtins.list[FailureGroup]:
         """Failed tasks grouped by queue, type and error, biggest groups first."""
-        if since is not None and since.tzinfo is None:
-            raise InvalidArgument("since", "must include a time zone")
+        _check_filter_text(queue, type)
+        if since is not None and (problem := zoned_problem(since)):
+            raise InvalidArgument("since", problem)
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidArgument("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
         return await self._run(
@@ -608,8 +612,7 @@ class TaskQueue:
             asked["ids"] = len(ids)
         else:
             assert where is not None
-            if where.created_before is not None and where.created_before.tzinfo is None:
-                raise InvalidArgument("filter.created_before", "must include a time zone")
+            _check_filter(where)
             asked["filter"] = msgspec.to_builtins(where)
         if after is not None:
             asked["after"] = str(after)
@@ -861,6 +864,37 @@ def _queue_name(queue: str) -> str:
     if problem is not None:
         raise InvalidArgument("queue", problem)
     return queue
+
+
+def _check_filter_text(queue: object, task_type: object, prefix: str = "") -> None:
+    if queue is not None and (problem := queue_problem(queue, max_length=MAX_QUEUE_LENGTH)):
+        raise InvalidArgument(f"{prefix}queue", problem)
+    if task_type is not None and (
+        problem := text_problem(task_type, max_length=MAX_TYPE_LENGTH, min_length=1)
+    ):
+        raise InvalidArgument(f"{prefix}type", problem)
+
+
+def _check_filter(where: TaskFilter) -> None:
+    """A bulk action's filter names something: an empty one (or an empty
+    string in it) would quietly match every task."""
+    if type(where) is not TaskFilter:
+        raise InvalidArgument("filter", "must be a TaskFilter")
+    fields = (where.status, where.queue, where.type, where.error, where.created_before)
+    if all(value is None for value in fields):
+        raise InvalidArgument(
+            "filter",
+            "name at least one of status, queue, type, error or created_before "
+            "(an empty filter would match every task)",
+        )
+    _check_filter_text(where.queue, where.type, "filter.")
+    error = where.error
+    if error is not None and (type(error) is not str or not error or "\x00" in error):
+        raise InvalidArgument(
+            "filter.error", "a failure group's error, as failures() shows it (not empty, no NUL)"
+        )
+    if where.created_before is not None and (problem := zoned_problem(where.created_before)):
+        raise InvalidArgument("filter.created_before", problem)
 
 
 def _check_rate(rate: RateLimit) -> None:

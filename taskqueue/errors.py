@@ -38,7 +38,7 @@ class QueueNotFound(TaskQueueError, LookupError):
     """No tasks, settings or workers under that queue name."""
 
     def __init__(self, queue: str) -> None:
-        super().__init__(f"queue {queue!r} not found")
+        super().__init__(f"queue {str(queue)[:64]!r} not found")
         self.queue = queue
 
 

@@ -26,7 +26,8 @@ TEXT_RULE: Final = (
 )
 QUEUE_RULE: Final = (
     "printable characters only: no control or format characters "
-    "(NUL, newlines, bidi overrides, zero-width characters), no spaces and no commas"
+    "(NUL, newlines, bidi overrides, zero-width characters), no spaces, no commas "
+    "and no U+FFFD (what undecodable bytes in a URL become)"
 )
 
 # Datetimes given as filters: a zone and a year PostgreSQL and Python agree on.
@@ -50,7 +51,8 @@ def text_problem(value: object, *, max_length: int, min_length: int = 0) -> str 
 
 def queue_problem(value: object, *, max_length: int) -> str | None:
     """Queue names also travel comma-separated (TASKQUEUE_QUEUES, --queues),
-    so they have no spaces or commas either."""
+    so they have no spaces or commas either; and in URL paths, where bytes
+    that are not UTF-8 decode to U+FFFD: a name with one was mangled."""
     if type(value) is not str:
         return f"must be a string, not {type(value).__name__}"
     if (
@@ -58,6 +60,7 @@ def queue_problem(value: object, *, max_length: int) -> str | None:
         and value.isprintable()
         and " " not in value
         and "," not in value
+        and "\ufffd" not in value
     ):
         return None
     return f"{_length_text(1, max_length)}, {QUEUE_RULE}"

@@ -498,12 +498,14 @@ async def test_queries_with_bad_values_are_422_naming_the_parameter(database_url
             assert field in response.json()["message"]
         unknown = await client.get("/api/tasks?stauts=queued")
         assert "status, queue, type" in unknown.json()["message"]
-        for path in ("/api/stats?x=1", f"/api/tasks/{uuid.uuid4()}?verbose=1", "/health?x=1"):
+        for path in ("/api/stats?x=1", f"/api/tasks/{uuid.uuid4()}?verbose=1"):
             response = await client.get(path)
             assert (response.status_code, response.json()["field"]) == (
                 422,
                 "x" if "x=" in path else "verbose",
             ), path
+        # A probe may add a cache-buster.
+        assert (await client.get("/health?x=1")).status_code == 200
         odd = await client.get("/api/tasks?created_after=0001-01-01Z")
         assert 400 <= odd.status_code < 500
 

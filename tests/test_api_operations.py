@@ -150,3 +150,42 @@ async def test_health_reports_live_workers_and_due_tasks_from_a_snapshot(
         (worker,) = (await client.get("/api/workers")).json()
         assert (worker["id"], worker["state"]) == ("w-health", "running")
         assert uuid.UUID(int=0) != worker["id"]
+
+
+async def test_inputs_that_reached_sql_or_matched_everything_get_a_4xx(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    await fail_tasks(pool, ["x"])
+    async with api_client(database_url) as client:
+        assert (await client.get("/api/queues/%00")).status_code == 404
+        long_name = await client.get("/api/queues/" + "q" * 10_000)
+        assert long_name.status_code == 404
+        assert len(long_name.text) < 500  # the name is not echoed back whole
+        for path, field in (
+            ("/api/failures?queue=%00", "queue"),
+            ("/api/failures?type=%00", "type"),
+            ("/api/failures?since=0001-01-01T00:00:00Z", "since"),
+            ("/api/tasks?status=queued&status=failed", "status"),
+        ):
+            response = await client.get(path)
+            assert (response.status_code, response.json().get("field")) == (422, field), path
+        assert (await client.get("/health?cache=1")).status_code == 200
+        for body, field in (
+            ({"filter": {}}, "filter"),
+            ({"filter": {"error": ""}}, "filter.error"),
+            ({"filter": {"error": "a\u0000b"}}, "filter.error"),
+            ({"filter": {"queue": "q\u0000"}}, "filter.queue"),
+        ):
+            for action in ("retry", "cancel", "delete"):
+                response = await client.post(f"/api/tasks/{action}", json=body)
+                assert (response.status_code, response.json().get("field")) == (422, field)
+        garbled = await client.post("/api/queues/%FF/pause")
+        assert (garbled.status_code, garbled.json()["field"]) == (422, "queue")
+        ten_thousand = [str(uuid.uuid4()) for _ in range(10_000)]
+        accepted = await client.post("/api/tasks/cancel", json={"ids": ten_thousand})
+        assert accepted.json() == {"matched": 0, "changed": 0, "next": None}
+        too_many = await client.post(
+            "/api/tasks/cancel", json={"ids": [*ten_thousand, str(uuid.uuid4())]}
+        )
+        assert (too_many.status_code, too_many.json()["field"]) == (422, "ids")
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'failed'") == 1

@@ -189,3 +189,34 @@ async def test_delete_removes_only_finished_tasks_and_keeps_their_history(
 
 async def _all_in(stopped: dict[uuid.UUID, float], ids: list[uuid.UUID]) -> bool:
     return all(i in stopped for i in ids)
+
+
+async def test_filters_that_would_match_everything_or_reach_sql_broken_are_refused(
+    tq: TaskQueue,
+) -> None:
+    from datetime import UTC, datetime
+
+    for where, field in (
+        (TaskFilter(), "filter"),
+        (TaskFilter(error=""), "filter.error"),
+        (TaskFilter(error="a\x00b"), "filter.error"),
+        (TaskFilter(queue=""), "filter.queue"),
+        (TaskFilter(queue="q\x00"), "filter.queue"),
+        (TaskFilter(type="t\x00"), "filter.type"),
+        (
+            TaskFilter(status=Status.FAILED, created_before=datetime(1, 1, 1, tzinfo=UTC)),
+            "filter.created_before",
+        ),
+    ):
+        for act in (tq.retry_many, tq.cancel_many, tq.delete_many):
+            with pytest.raises(InvalidArgument) as caught:
+                await act(where=where)
+            assert caught.value.field == field, (where, caught.value)
+    for kwargs, field in (
+        ({"queue": "\x00"}, "queue"),
+        ({"type": "bad\x00"}, "type"),
+        ({"since": datetime(1, 1, 1, tzinfo=UTC)}, "since"),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
+            await tq.failures(**kwargs)
+        assert caught.value.field == field

@@ -241,3 +241,54 @@ def test_psql_stops_the_server_it_started(state: Path) -> None:
     result = run("psql", "-A", "-t", "-c", "SELECT 'hello'", env=env)
     assert (result.returncode, result.stdout.strip()) == (0, "hello"), result.stderr
     assert EmbeddedPostgres(state / "pgdata").running_port() is None
+
+
+async def test_one_ctrl_c_on_run_lets_running_tasks_finish(
+    database_url: str, tmp_path: Path, pool: asyncpg.Pool
+) -> None:
+    first = Run(tmp_path / "run.log", DATABASE_URL=database_url, TASKQUEUE_SHUTDOWN_TIMEOUT="30")
+    try:
+        await first.ready()
+        async with httpx.AsyncClient(base_url=first.base) as client:
+            created = await client.post(
+                "/api/tasks", json={"type": "sleep", "payload": {"seconds": 1.5}}
+            )
+        task_id = created.json()["id"]
+
+        async def running() -> bool:
+            status = await pool.fetchval(
+                "SELECT status::text FROM taskqueue.tasks WHERE id = $1::uuid", task_id
+            )
+            return bool(status == "running")
+
+        deadline = time.monotonic() + 30
+        while not await running():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        output = await first.stop()  # one SIGINT to the process group
+    assert first.proc.returncode == 0, output
+    assert "waiting up to 30s for 1 running task(s)" in output
+    assert "interrupting" not in output and "never awaited" not in output, output
+    trail = await pool.fetch(
+        "SELECT event_type FROM taskqueue.task_events WHERE task_id = $1::uuid ORDER BY id",
+        task_id,
+    )
+    assert [r["event_type"] for r in trail][-1] == "task_succeeded"
+
+
+async def test_commands_find_the_running_embedded_server_without_database_url(
+    state: Path,
+) -> None:
+    env = {"TASKQUEUE_DATA_DIR": str(state), "DATABASE_URL": "", "TASKQUEUE_DATABASE_URL": ""}
+    without = run("queues", env=env)
+    assert without.returncode == 2  # nothing running: the usual clear error
+    assert "DATABASE_URL" in without.stderr
+    assert not (state / "pgdata").exists()  # and nothing was started
+    assert run("embedded", "start", env=env).returncode == 0
+    try:
+        assert run("migrate", env=env).returncode == 0
+        listed = run("queues", env=env)
+        assert (listed.returncode, listed.stdout.strip()) == (0, "no queues"), listed.stderr
+    finally:
+        assert run("embedded", "stop", env=env).returncode == 0

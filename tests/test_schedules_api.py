@@ -170,6 +170,7 @@ async def test_invalid_changes_are_422_and_change_nothing(database_url: str) -> 
         for change, field in (
             ({"cron": "0 25 * * *"}, "cron"),
             ({"timezone": "Nowhere/Land"}, "timezone"),
+            ({"timezone": "localtime"}, "timezone"),
             ({"every_seconds": -5}, "every_seconds"),
             ({"name": "renamed"}, "name"),
             ({"type": "nope"}, "type"),

@@ -53,9 +53,9 @@ def test_the_text_rule_accepts_printable_text_of_any_script() -> None:
 
 def test_queue_names_also_refuse_spaces_and_commas() -> None:
     assert queue_problem("critical", max_length=100) is None
-    for bad in ("two words", "a,b", " lead", "", "x" * 101, "q\x00"):
+    for bad in ("two words", "a,b", " lead", "", "x" * 101, "q\x00", "caf\ufffd"):
         problem = queue_problem(bad, max_length=100)
-        assert problem is not None and "no spaces and no commas" in problem, bad
+        assert problem is not None and "no spaces, no commas" in problem, bad
 
 
 def encoded(value: object) -> bytes:

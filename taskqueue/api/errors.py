@@ -122,7 +122,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             ),
             headers={"Retry-After": "1"},
         )
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    # The path as a repr: decoded, it may hold newlines and NULs that would
+    # forge log lines.
+    logger.exception("unexpected error on %s %r", request.method, request.url.path[:200])
     return error_response(ErrorBody(status=500, error="internal", message="internal server error"))
 
 

@@ -50,6 +50,7 @@ class HealthSnapshot:
 @get(
     "/health",
     tags=["health"],
+    opt={"query_parameters": "*"},  # a probe may add a cache-buster
     summary="Liveness, with live workers and due tasks (refreshed every few seconds)",
 )
 async def health(state: State) -> Health:
@@ -60,6 +61,7 @@ async def health(state: State) -> Health:
 @get(
     "/ready",
     tags=["health"],
+    opt={"query_parameters": "*"},
     summary="Readiness: database reachable and migrations current",
     responses={},
 )

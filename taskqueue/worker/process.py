@@ -21,7 +21,6 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -76,6 +75,10 @@ class Worker:
         self.dispatcher: Dispatcher | None = None
         self.completer: Completer | None = None
         self.executors: ExecutorPool | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def request_stop(self) -> None:
         """First call: stop gracefully. A second one: stop running handlers now."""
@@ -213,7 +216,7 @@ class Worker:
                 busy,
             )
         if running:
-            await self._until_stop_now(asyncio.wait(running), timeout)
+            await self._until_stop_now(running, timeout)
         still = [task for task in running if not task.done()]
         if still:
             logger.warning("releasing %d running task(s) unfinished", self.executors.running)
@@ -226,7 +229,7 @@ class Worker:
         completer.close()
         # Outcomes are kept while the database is away; give it a while (less
         # after a second stop request), then leave the rest to the rescuer.
-        await self._until_stop_now(asyncio.wait([completing]), timeout + 10)
+        await self._until_stop_now([completing], timeout + 10)
         if not completing.done():
             await asyncio.wait([completing], timeout=5.0)
         if not completing.done():
@@ -237,12 +240,12 @@ class Worker:
                 completer.pending,
             )
 
-    async def _until_stop_now(self, waiting: Awaitable[object], seconds: float) -> None:
-        """Wait for ``waiting`` for up to ``seconds``, or until a
+    async def _until_stop_now(self, tasks: list[asyncio.Task[None]], seconds: float) -> None:
+        """Wait for every one of ``tasks`` for up to ``seconds``, or until a
         second stop request."""
         if self._stop_now.is_set():
             return
-        work = asyncio.ensure_future(waiting)
+        work = asyncio.ensure_future(asyncio.wait(tasks))
         stop_now = asyncio.ensure_future(self._stop_now.wait())
         try:
             await asyncio.wait([work, stop_now], timeout=seconds, return_when="FIRST_COMPLETED")
