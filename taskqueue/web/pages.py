@@ -7,14 +7,14 @@ changed. Actions are the API's own endpoints, called by the page script."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
@@ -43,7 +43,7 @@ def overview_snapshot(state: State, tq: TaskQueue) -> OverviewSnapshot:
 
 @get("/", opt={"query_parameters": ()}, name="overview")
 async def overview_page(
-    state: State, tq: NamedDependency[TaskQueue], viewer: Viewer
+    state: State, tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
 ) -> Response[str]:
     data = await overview_snapshot(state, tq).get()
     peak_hour = max((b.finished for b in data.last_hour), default=0)
@@ -95,7 +95,9 @@ def _zoned(text: str, field: str, problems: list[str]) -> datetime | None:
 
 @get("/tasks", opt={"query_parameters": TASK_FILTERS}, name="tasks")
 async def tasks_page(
-    request: Request[Any, Any, State], tq: NamedDependency[TaskQueue], viewer: Viewer
+    request: Request[Any, Any, State],
+    tq: NamedDependency[TaskQueue],
+    viewer: NamedDependency[Viewer],
 ) -> Response[str]:
     params = request.query_params
     query = TaskQuery(**{name: params.get(name, "").strip()[:300] for name in TASK_FILTERS})
@@ -180,7 +182,7 @@ async def tasks_page(
 
 @get("/tasks/{task_id:str}", opt={"query_parameters": ()}, name="task")
 async def task_page(
-    tq: NamedDependency[TaskQueue], viewer: Viewer, task_id: FromPath[str]
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], task_id: FromPath[str]
 ) -> Response[str]:
     found = as_task_id(task_id)
     if found is None:
@@ -204,9 +206,12 @@ async def task_page(
 
 @get("/failures", opt={"query_parameters": ("queue", "type")}, name="failures")
 async def failures_page(
-    tq: NamedDependency[TaskQueue], viewer: Viewer, queue: str = "", type: str = ""
+    tq: NamedDependency[TaskQueue],
+    viewer: NamedDependency[Viewer],
+    queue: FromQuery[str] = "",
+    task_type: Annotated[str, QueryParameter(name="type")] = "",
 ) -> Response[str]:
-    groups = await tq.failures(queue=queue or None, type=type or None, limit=200)
+    groups = await tq.failures(queue=queue or None, type=task_type or None, limit=200)
     filters = [
         (
             group,
@@ -228,13 +233,15 @@ async def failures_page(
             stream="/api/events",
             groups=filters,
             queue=queue,
-            type=type,
+            type=task_type,
         )
     )
 
 
 @get("/queues", opt={"query_parameters": ()}, name="queues")
-async def queues_page(tq: NamedDependency[TaskQueue], viewer: Viewer) -> Response[str]:
+async def queues_page(
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
+) -> Response[str]:
     return html_response(
         render(
             "queues.html",
@@ -247,7 +254,9 @@ async def queues_page(tq: NamedDependency[TaskQueue], viewer: Viewer) -> Respons
 
 
 @get("/workers", opt={"query_parameters": ()}, name="workers")
-async def workers_page(tq: NamedDependency[TaskQueue], viewer: Viewer) -> Response[str]:
+async def workers_page(
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
+) -> Response[str]:
     return html_response(
         render(
             "workers.html",

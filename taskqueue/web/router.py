@@ -9,7 +9,7 @@ from urllib.parse import quote
 from litestar import Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from taskqueue.api.auth import Authenticator
@@ -75,7 +75,7 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 
 
 @get("/static/{name:str}", opt={"query_parameters": ("v",)}, sync_to_thread=False)
-def static_file(name: FromPath[str], v: str = "") -> Response[bytes]:
+def static_file(name: FromPath[str], v: FromQuery[str] = "") -> Response[bytes]:
     """Files of taskqueue/web/static: the page's CSS and script (the pages
     link them with their content hash as ``v``, so they may be cached for good)."""
     content = static_bytes(name)

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie, State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from taskqueue.api.tasks import decode_body
@@ -46,7 +47,7 @@ def _sessions(state: State) -> Sessions:
 
 
 @get("/login", opt={"query_parameters": ("next",)}, name="login")
-async def login_page(state: State, next: str = "/") -> Response[str]:
+async def login_page(state: State, next: FromQuery[str] = "/") -> Response[str]:
     sessions = _sessions(state)
     if not sessions.enabled:
         return Redirect(path="/", status_code=303)
