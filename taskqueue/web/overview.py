@@ -9,12 +9,12 @@ history is never read per page view:
   from tasks_cancelled_idx: their cost follows the backlog, not the history;
 - succeeded is what remains of the total, an index-only count of the
   primary key (~90 ms at a million rows): it is recounted at most every
-  ``TOTAL_COST_FACTOR`` times what it took (at least every second), and
+  ``TOTAL_COST_FACTOR`` times what it took (at least every half second), and
   between recounts the total moves with the live counts;
 - throughput is kept per minute for 24 hours in memory: read once, then
   only the last few minutes are read again (a BRIN range scan);
 - the whole snapshot is reused for ``FRESH_SECONDS``, so any number of
-  dashboards reloading on live events cost one refresh a second at most.
+  dashboards reloading on live events cost two refreshes a second at most.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from taskqueue import store
 from taskqueue.models import WorkerInfo
 from taskqueue.store import DashboardQueue, Executor, FailureGlance, MinuteCounts
 
-FRESH_SECONDS = 1.0
+FRESH_SECONDS = 0.5
 TOTAL_COST_FACTOR = 50.0  # the total's recount may take 2 % of the time, at most
 RECENT_MINUTES = 3  # minutes of throughput read again on every refresh
 DAY = timedelta(hours=24)

@@ -179,6 +179,7 @@
   // -- live updates --------------------------------------------------------------
 
   let source = null;
+  let eventsSinceRefresh = false;
   let refreshTimer = null;
   let lastRefresh = 0;
   let reconnectTimer = null;
@@ -200,6 +201,10 @@
 
   async function refresh() {
     lastRefresh = Date.now();
+    // The server may answer from a snapshot read just before the latest
+    // events: after a refresh they caused, one more settles the page.
+    const settle = eventsSinceRefresh;
+    eventsSinceRefresh = false;
     let response;
     try {
       response = await fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
@@ -229,6 +234,7 @@
     }
     countSelected();
     body.dataset.refreshed = String(Number(body.dataset.refreshed || "0") + 1);
+    if (settle) refreshSoon(MIN_REFRESH_INTERVAL_MS);
   }
 
   function refreshSoon(delay) {
@@ -252,7 +258,10 @@
       if (opened) refreshSoon(0);
       opened = true;
     };
-    const changed = () => refreshSoon(REFRESH_DELAY_MS);
+    const changed = function () {
+      eventsSinceRefresh = true;
+      refreshSoon(REFRESH_DELAY_MS);
+    };
     ["task", "queue", "action", "worker"].forEach((kind) => source.addEventListener(kind, changed));
     source.onerror = function () {
       if (!source) return;
