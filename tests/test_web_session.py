@@ -172,6 +172,13 @@ async def test_every_page_renders_with_a_strict_content_security_policy(
         script = await client.get("/static/dashboard.js")
         assert script.headers["content-type"].startswith("text/javascript")
         assert (await client.get("/static/..%2Fsession.py")).status_code == 404
+        for odd in ("q=%00", "queue=a%00b", "type=%1b[31m", "queue=a%20b"):
+            answer = await client.get(f"/tasks?{odd}")
+            assert answer.status_code == 200, (odd, answer.text[:300])
+            assert 'class="problem"' in answer.text, odd
+        odd_failures = await client.get("/failures?queue=a%00&type=%00")
+        assert odd_failures.status_code == 200
+        assert 'class="problem"' in odd_failures.text
         bad_filter = await client.get("/tasks?created_after=yesterday")
         assert bad_filter.status_code == 200
         assert "created after: not a date and time" in bad_filter.text

@@ -6,6 +6,7 @@ changed. Actions are the API's own endpoints, called by the page script."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -18,9 +19,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
-from taskqueue.errors import TaskNotFound
-from taskqueue.models import Status, TaskFilter
-from taskqueue.validation import as_task_id
+from taskqueue.errors import InvalidTask, TaskNotFound
+from taskqueue.models import Status, Task, TaskFilter
+from taskqueue.validation import as_task_id, text_problem
 from taskqueue.web import timeline
 from taskqueue.web.headers import html_response
 from taskqueue.web.overview import OverviewSnapshot
@@ -113,36 +114,21 @@ async def tasks_page(
     cursor = as_task_id(query.cursor) if query.cursor else None
     if query.cursor and cursor is None:
         problems.append("cursor: not a task id")
-    found_id = as_task_id(query.q) if query.q else None
-    tasks = []
+    for field, value in (("search", query.q), ("queue", query.queue), ("type", query.type)):
+        if value and (problem := text_problem(value, max_length=300, min_length=1)):
+            problems.append(f"{field}: {problem}")
+    found_id = as_task_id(query.q) if query.q and not problems else None
+    tasks: list[Task] = []
     if found_id is not None:
         try:
             tasks = [await tq.get(found_id)]
         except TaskNotFound:
             tasks = []
     elif not problems:
-        if query.q:
-            tasks = await store.search_tasks(
-                tq.pool,
-                query.q,
-                status=status,
-                queue=query.queue or None,
-                task_type=query.type or None,
-                created_after=after,
-                created_before=before,
-                before_id=cursor,
-                limit=PAGE_SIZE,
-            )
-        else:
-            tasks = await tq.list(
-                status=status,
-                queue=query.queue or None,
-                type=query.type or None,
-                created_after=after,
-                created_before=before,
-                cursor=cursor,
-                limit=PAGE_SIZE,
-            )
+        try:
+            tasks = await _find(tq, query, status, after, before, cursor)
+        except InvalidTask as exc:
+            problems.append(str(exc))
     # "All matching" acts through the bulk API's filter, which has no lower
     # bound on creation and no search: offered only when neither is set.
     whole_filter = None
@@ -180,6 +166,37 @@ async def tasks_page(
     )
 
 
+async def _find(
+    tq: TaskQueue,
+    query: TaskQuery,
+    status: Status | None,
+    after: datetime | None,
+    before: datetime | None,
+    cursor: uuid.UUID | None,
+) -> list[Task]:
+    if query.q:
+        return await store.search_tasks(
+            tq.pool,
+            query.q,
+            status=status,
+            queue=query.queue or None,
+            task_type=query.type or None,
+            created_after=after,
+            created_before=before,
+            before_id=cursor,
+            limit=PAGE_SIZE,
+        )
+    return await tq.list(
+        status=status,
+        queue=query.queue or None,
+        type=query.type or None,
+        created_after=after,
+        created_before=before,
+        cursor=cursor,
+        limit=PAGE_SIZE,
+    )
+
+
 @get("/tasks/{task_id:str}", opt={"query_parameters": ()}, name="task")
 async def task_page(
     tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], task_id: FromPath[str]
@@ -211,7 +228,14 @@ async def failures_page(
     queue: FromQuery[str] = "",
     task_type: Annotated[str, QueryParameter(name="type")] = "",
 ) -> Response[str]:
-    groups = await tq.failures(queue=queue or None, type=task_type or None, limit=200)
+    problems = [
+        f"{field}: {problem}"
+        for field, value in (("queue", queue), ("type", task_type))
+        if value and (problem := text_problem(value, max_length=300, min_length=1))
+    ]
+    groups = []
+    if not problems:
+        groups = await tq.failures(queue=queue or None, type=task_type or None, limit=200)
     filters = [
         (
             group,
@@ -232,6 +256,7 @@ async def failures_page(
             page="failures",
             stream="/api/events",
             groups=filters,
+            problems=problems,
             queue=queue,
             type=task_type,
         )
