@@ -841,9 +841,11 @@ async def dashboard_cancelled(conn: Executor) -> int:
     return int(await conn.fetchval(query("dashboard_cancelled")))
 
 
-async def dashboard_throughput(conn: Executor, since: datetime | None) -> list[MinuteCounts]:
-    """Per minute from ``since`` (None: the last 24 hours)."""
-    records = await conn.fetch(query("dashboard_throughput"), since)
+async def dashboard_throughput(
+    conn: Executor, since: datetime, until: datetime | None = None
+) -> list[MinuteCounts]:
+    """Per minute from ``since`` until ``until`` (None: now)."""
+    records = await conn.fetch(query("dashboard_throughput"), since, until)
     return [MinuteCounts(**dict(r.items())) for r in records]
 
 

@@ -11,8 +11,9 @@ history is never read per page view:
   primary key (~90 ms at a million rows): it is recounted at most every
   ``TOTAL_COST_FACTOR`` times what it took (at least every half second), and
   between recounts the total moves with the live counts;
-- throughput is kept per minute for 24 hours in memory: read once, then
-  only the last few minutes are read again (a BRIN range scan);
+- throughput is kept per minute for 24 hours in memory: the last hour is
+  read at once, the rest of the day in the background, then only the last
+  few minutes on each refresh (BRIN range scans);
 - the whole snapshot is reused for ``FRESH_SECONDS``, so any number of
   dashboards reloading on live events cost two refreshes a second at most.
 """
@@ -20,6 +21,7 @@ history is never read per page view:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timedelta
 
@@ -29,10 +31,13 @@ from taskqueue import store
 from taskqueue.models import WorkerInfo
 from taskqueue.store import DashboardQueue, Executor, FailureGlance, MinuteCounts
 
+logger = logging.getLogger("taskqueue.web")
+
 FRESH_SECONDS = 0.5
 TOTAL_COST_FACTOR = 50.0  # the total's recount may take 2 % of the time, at most
 RECENT_MINUTES = 3  # minutes of throughput read again on every refresh
 DAY = timedelta(hours=24)
+HOUR = timedelta(hours=1)
 FAILURE_GROUPS = 5
 
 
@@ -65,28 +70,50 @@ class Overview(msgspec.Struct, kw_only=True):
     failures: list[FailureGlance]
     last_hour: list[Bucket]  # 60 minutes, oldest first
     last_day: list[Bucket]  # 48 half hours, oldest first
+    day_complete: bool  # False while the 23 hours before the last are being read
 
 
 class Throughput:
-    """Finished tasks per minute over the last 24 hours, from task_events."""
+    """Finished tasks per minute over the last 24 hours, from task_events.
+
+    The first refresh reads the last hour and leaves the 23 hours before it
+    to a background read (at a million events a day that one takes ~100 ms:
+    no page waits for it); every later refresh reads the last few minutes."""
 
     def __init__(self) -> None:
         self._minutes: dict[datetime, MinuteCounts] = {}
-        self._loaded = False
+        self._started = False
+        self._backfill: asyncio.Task[None] | None = None
+        self.day_complete = False
 
     async def refresh(self, conn: Executor, now: datetime) -> None:
         minute = now.replace(second=0, microsecond=0)
-        since = None if not self._loaded else minute - timedelta(minutes=RECENT_MINUTES)
+        if not self._started:
+            since = minute - HOUR
+            self._backfill = asyncio.create_task(
+                self._read_day(conn, minute - DAY, since), name="dashboard throughput"
+            )
+            self._started = True
+        else:
+            since = minute - timedelta(minutes=RECENT_MINUTES)
         rows = await store.dashboard_throughput(conn, since)
-        if since is not None:
-            for start in [m for m in self._minutes if m >= since]:
-                del self._minutes[start]
+        for start in [m for m in self._minutes if m >= since]:
+            del self._minutes[start]
         for row in rows:
             self._minutes[row.minute] = row
-        oldest = minute - DAY
-        for start in [m for m in self._minutes if m < oldest]:
+        for start in [m for m in self._minutes if m < minute - DAY]:
             del self._minutes[start]
-        self._loaded = True
+
+    async def _read_day(self, conn: Executor, since: datetime, until: datetime) -> None:
+        try:
+            rows = await store.dashboard_throughput(conn, since, until)
+        except Exception as exc:
+            logger.warning("reading 24 hours of throughput failed (%s)", type(exc).__name__)
+            self._started = False  # the next refresh tries again
+            return
+        for row in rows:
+            self._minutes.setdefault(row.minute, row)
+        self.day_complete = True
 
     def buckets(self, now: datetime, *, width_minutes: int, count: int) -> list[Bucket]:
         """``count`` buckets of ``width_minutes`` ending with the current one."""
@@ -134,21 +161,20 @@ class OverviewSnapshot:
             return self._value
 
     async def _read(self) -> Overview:
+        # The two statements that read most (the total, a first day of
+        # throughput) run beside the rest, each on a connection of its own.
         now = await store.database_now(self._pool)
-        queues = await store.dashboard_queues(self._pool)
-        cancelled = await store.dashboard_cancelled(self._pool)
+        recount = time.monotonic() >= self._total_due_at
+        counted, _, (queues, cancelled, workers, failures) = await asyncio.gather(
+            self._count_total() if recount else _nothing(),
+            self._throughput.refresh(self._pool, now),
+            self._read_small(),
+        )
         queued = sum(q.queued for q in queues)
         running = sum(q.running for q in queues)
         failed = sum(q.failed for q in queues)
-        if time.monotonic() >= self._total_due_at:
-            started = time.monotonic()
-            total = await store.dashboard_total(self._pool)
-            took = time.monotonic() - started
-            self._total_due_at = time.monotonic() + max(
-                self._fresh_seconds, took * TOTAL_COST_FACTOR
-            )
-            self._succeeded = max(total - queued - running - failed - cancelled, 0)
-            self.total_recounts += 1
+        if counted is not None:
+            self._succeeded = max(counted - queued - running - failed - cancelled, 0)
         totals = Totals(
             total=self._succeeded + queued + running + failed + cancelled,
             queued=queued,
@@ -158,11 +184,6 @@ class OverviewSnapshot:
             failed=failed,
             cancelled=cancelled,
         )
-        workers = [
-            w for w in await store.list_workers(self._pool) if w.state in ("running", "stopping")
-        ]
-        failures = await store.dashboard_failures(self._pool, FAILURE_GROUPS)
-        await self._throughput.refresh(self._pool, now)
         return Overview(
             at=now,
             totals=totals,
@@ -171,4 +192,28 @@ class OverviewSnapshot:
             failures=failures,
             last_hour=self._throughput.buckets(now, width_minutes=1, count=60),
             last_day=self._throughput.buckets(now, width_minutes=30, count=48),
+            day_complete=self._throughput.day_complete,
         )
+
+    async def _count_total(self) -> int:
+        started = time.monotonic()
+        total = await store.dashboard_total(self._pool)
+        took = time.monotonic() - started
+        self._total_due_at = time.monotonic() + max(self._fresh_seconds, took * TOTAL_COST_FACTOR)
+        self.total_recounts += 1
+        return total
+
+    async def _read_small(
+        self,
+    ) -> tuple[list[DashboardQueue], int, list[WorkerInfo], list[FailureGlance]]:
+        queues = await store.dashboard_queues(self._pool)
+        cancelled = await store.dashboard_cancelled(self._pool)
+        workers = [
+            w for w in await store.list_workers(self._pool) if w.state in ("running", "stopping")
+        ]
+        failures = await store.dashboard_failures(self._pool, FAILURE_GROUPS)
+        return queues, cancelled, workers, failures
+
+
+async def _nothing() -> None:
+    return None
