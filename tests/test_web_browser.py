@@ -299,6 +299,42 @@ async def test_bulk_retry_of_a_failure_group_changes_every_task_in_it(
             await expect(row).to_have_count(0)  # the page follows: the group is gone
 
 
+async def test_bulk_actions_on_ticked_tasks_and_on_all_matching_the_filter(
+    browser: Any, database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    async with stack(database_url, tmp_path) as base:
+        # A queue no worker takes from: its tasks wait, so they can be cancelled.
+        parked = [await enqueue(base, type="noop", queue="parked") for _ in range(5)]
+        spare = await enqueue(base, type="noop", queue="elsewhere")
+        async with page_at(browser, f"{base}/tasks?queue=parked") as page:
+            rows = page.locator("table.tasks tbody tr")
+            await expect(rows).to_have_count(5)
+            for task in parked[:2]:
+                await page.locator(f'tr[data-task="{task["id"]}"] input[name="task"]').check()
+            await expect(page.locator("#selected-count")).to_have_text("2 selected")
+            await page.get_by_role("button", name="Cancel").click()
+            await expect(page.locator("#flash")).to_have_text("cancel: 2 matched, 2 changed")
+            assert [await status_of(pool, t["id"]) for t in parked] == ["cancelled"] * 2 + [
+                "queued"
+            ] * 3
+            await expect(page.locator("table.tasks .badge.s-cancelled")).to_have_count(2)
+
+            await page.get_by_label("all tasks matching this filter").check()
+            await page.get_by_role("button", name="Cancel").click()
+            await expect(page.locator("#flash")).to_have_text("cancel: 5 matched, 3 changed")
+            assert {await status_of(pool, t["id"]) for t in parked} == {"cancelled"}
+            assert await status_of(pool, spare["id"]) == "queued"  # not in the filter
+            await page.get_by_label("all tasks matching this filter").check()
+            await page.get_by_role("button", name="Delete").click()
+            await expect(page.locator("#flash")).to_have_text("delete: 5 matched, 5 changed")
+            await expect(page.locator("text=No tasks match these filters.")).to_be_visible()
+        # "All matching" is not offered where the bulk filter cannot say it.
+        async with page_at(browser, f"{base}/tasks?q=task") as page:
+            await expect(page.locator("#all-matching")).to_have_count(0)
+
+
 async def test_a_read_only_token_sees_no_controls_and_the_server_refuses_its_actions(
     browser: Any, database_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:

@@ -235,6 +235,12 @@
     countSelected();
     body.dataset.refreshed = String(Number(body.dataset.refreshed || "0") + 1);
     if (settle) refreshSoon(MIN_REFRESH_INTERVAL_MS);
+    waitForPending();
+  }
+
+  // A figure the server is still counting: ask again shortly.
+  function waitForPending() {
+    if (document.querySelector("[data-pending]")) refreshSoon(MIN_REFRESH_INTERVAL_MS / 2);
   }
 
   function refreshSoon(delay) {
@@ -301,4 +307,5 @@
 
   connect();
   countSelected();
+  waitForPending();
 })();
