@@ -257,13 +257,36 @@ async def test_pause_from_the_page_holds_new_tasks_and_resume_runs_them(
             await expect(row.locator(".badge.paused")).to_have_count(0)
             await wait_finished(pool, *held)
             assert [await status_of(pool, t["id"]) for t in held] == ["succeeded"] * 3
+            # Limits, edited in place.
+            await row.get_by_label("at once").fill("3")
+            await row.get_by_label("starts").fill("10")
+            await row.get_by_label("per seconds").fill("60")
+            await row.get_by_role("button", name="Save").click()
+            await expect(page.locator("#flash")).to_have_text("Limits saved")
+            settings = await pool.fetchrow(
+                "SELECT concurrency_limit, rate_limit, rate_period_seconds"
+                " FROM taskqueue.queues WHERE name = 'default'"
+            )
+            assert settings is not None and tuple(settings) == (3, 10, 60.0)
+            await row.get_by_label("at once").fill("")
+            await row.get_by_role("button", name="Save").click()
+            await expect(row.get_by_label("at once")).to_have_value("")
+            await wait_until(lambda: _concurrency_limit_removed(pool))
             actions = await pool.fetch(
                 "SELECT actor, action FROM taskqueue.operator_actions ORDER BY id"
             )
-            assert [(a["actor"], a["action"]) for a in actions] == [
+            assert [(a["actor"], a["action"]) for a in actions][:2] == [
                 ("local", "pause"),
                 ("local", "resume"),
             ]
+            assert len(actions) == 4  # and the two changes of limits
+
+
+async def _concurrency_limit_removed(pool: asyncpg.Pool) -> bool:
+    limit = await pool.fetchval(
+        "SELECT concurrency_limit FROM taskqueue.queues WHERE name = 'default'"
+    )
+    return limit is None
 
 
 async def test_bulk_retry_of_a_failure_group_changes_every_task_in_it(

@@ -90,14 +90,8 @@ class Throughput:
 
     async def refresh(self, conn: Executor, now: datetime) -> None:
         minute = now.replace(second=0, microsecond=0)
-        if not self._started:
-            since = minute - HOUR
-            self._backfill = asyncio.create_task(
-                self._read_day(conn, minute - DAY, since), name="dashboard throughput"
-            )
-            self._started = True
-        else:
-            since = minute - timedelta(minutes=RECENT_MINUTES)
+        first = not self._started
+        since = minute - (HOUR if first else timedelta(minutes=RECENT_MINUTES))
         rows = await store.dashboard_throughput(conn, since)
         for start in [m for m in self._minutes if m >= since]:
             del self._minutes[start]
@@ -105,6 +99,12 @@ class Throughput:
             self._minutes[row.minute] = row
         for start in [m for m in self._minutes if m < minute - DAY]:
             del self._minutes[start]
+        if first:
+            # Started after this view's own read, so as not to slow it down.
+            self._started = True
+            self._backfill = asyncio.create_task(
+                self._read_day(conn, minute - DAY, since), name="dashboard throughput"
+            )
 
     async def _read_day(self, conn: Executor, since: datetime, until: datetime) -> None:
         try:
@@ -166,10 +166,6 @@ class OverviewSnapshot:
 
     async def _read(self) -> Overview:
         now = await store.database_now(self._pool)
-        if time.monotonic() >= self._count_due_at and (
-            self._counting is None or self._counting.done()
-        ):
-            self._counting = asyncio.create_task(self._count(), name="dashboard task count")
         await self._throughput.refresh(self._pool, now)
         queues, cancelled = await self._counts()
         workers = [
@@ -189,6 +185,11 @@ class OverviewSnapshot:
             failed=failed,
             cancelled=cancelled,
         )
+        if time.monotonic() >= self._count_due_at and (
+            self._counting is None or self._counting.done()
+        ):
+            # After this view's own reads, so as not to slow them down.
+            self._counting = asyncio.create_task(self._count(), name="dashboard task count")
         return Overview(
             at=now,
             totals=totals,
