@@ -51,6 +51,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_pool_size: PositiveInt = 10
     jwt_audience: str = ""  # when set, JWTs must carry this `aud`
     jwt_issuer: str = ""  # when set, JWTs must carry this `iss`
+    # Dashboard sessions: the cookie's signing key (default: derived from the
+    # tokens and JWT secret) and how long a sign-in lasts.
+    session_secret: str = ""
+    session_hours: Annotated[float, msgspec.Meta(gt=0, le=24 * 30)] = 12.0
     # Webhook destinations opened beyond the public internet: CIDRs and host
     # names, comma-separated (read by workers; see taskqueue.handlers).
     webhook_allow: str = ""

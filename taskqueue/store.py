@@ -776,3 +776,111 @@ async def fire_schedule(
         skipped=list(record["skipped"]),
         already_recorded=record["already_recorded"],
     )
+
+
+# -- the dashboard -----------------------------------------------------------
+
+
+class DashboardQueue(msgspec.Struct, kw_only=True):
+    """A queue as the dashboard lists it (read from partial indexes only)."""
+
+    name: str
+    paused: bool
+    concurrency_limit: int | None
+    rate_limit: RateLimit | None
+    queued: int
+    due: int
+    running: int
+    failed: int
+    oldest_due_age_seconds: float
+    workers: int
+
+
+class MinuteCounts(msgspec.Struct, kw_only=True, frozen=True):
+    minute: datetime
+    succeeded: int
+    failed: int
+    retried: int
+
+
+class FailureGlance(msgspec.Struct, kw_only=True):
+    queue: str
+    type: str
+    count: int
+    last_failed_at: datetime
+    sample_task_id: uuid.UUID
+    error: str
+
+
+async def dashboard_queues(conn: Executor, queue: str | None = None) -> list[DashboardQueue]:
+    records = await conn.fetch(query("dashboard_queues"), queue)
+    return [
+        DashboardQueue(
+            name=r["name"],
+            paused=r["paused"],
+            concurrency_limit=r["concurrency_limit"],
+            rate_limit=None
+            if r["rate_limit"] is None
+            else RateLimit(limit=r["rate_limit"], period_seconds=r["rate_period_seconds"]),
+            queued=r["queued"],
+            due=r["due"],
+            running=r["running"],
+            failed=r["failed"],
+            oldest_due_age_seconds=r["oldest_due_age_seconds"],
+            workers=r["workers"],
+        )
+        for r in records
+    ]
+
+
+async def dashboard_total(conn: Executor) -> int:
+    return int(await conn.fetchval(query("dashboard_total")))
+
+
+async def dashboard_cancelled(conn: Executor) -> int:
+    return int(await conn.fetchval(query("dashboard_cancelled")))
+
+
+async def dashboard_throughput(
+    conn: Executor, since: datetime, until: datetime | None = None
+) -> list[MinuteCounts]:
+    """Per minute from ``since`` until ``until`` (None: now)."""
+    records = await conn.fetch(query("dashboard_throughput"), since, until)
+    return [MinuteCounts(**dict(r.items())) for r in records]
+
+
+async def dashboard_failures(conn: Executor, limit: int) -> list[FailureGlance]:
+    records = await conn.fetch(query("dashboard_failures"), limit)
+    return [FailureGlance(**dict(r.items())) for r in records]
+
+
+async def database_now(conn: Executor) -> datetime:
+    value: datetime = await conn.fetchval(query("schedule_now"), None)
+    return value
+
+
+async def search_tasks(
+    conn: Executor,
+    text: str,
+    *,
+    status: Status | None = None,
+    queue: str | None = None,
+    task_type: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before_id: uuid.UUID | None = None,
+    limit: int = 50,
+) -> list[Task]:
+    """Tasks whose name starts with ``text`` or whose idempotency key is ``text``."""
+    records = await conn.fetch(
+        query("search_tasks"),
+        text,
+        None if status is None else status.value,
+        queue,
+        task_type,
+        created_after,
+        created_before,
+        before_id,
+        limit,
+    )
+    return [_task(r) for r in records]

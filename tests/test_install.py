@@ -61,6 +61,7 @@ async def test_the_wheel_migrates_runs_a_worker_and_a_task(
     shipped = set(zipfile.ZipFile(wheel).namelist())
     assert "taskqueue/migrations/0001_initial.sql" in shipped
     assert "taskqueue/api/static/redoc.standalone.js" in shipped
+    assert {"taskqueue/web/templates/base.html", "taskqueue/web/static/dashboard.js"} <= shipped
 
     venv = tmp_path / "fresh"
     await asyncio.to_thread(

@@ -33,6 +33,7 @@ from taskqueue.api.workers import get_workers
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.registry import Registry, load_registry
+from taskqueue.web.router import dashboard_router
 
 logger = logging.getLogger("taskqueue.api")
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     dsn = settings.require_database_url()
     types = registry if registry is not None else load_registry(settings.handlers)
     authenticator = Authenticator.from_settings(settings)
+    dashboard, sessions = dashboard_router(settings, authenticator)
     if not authenticator.enabled:
         logger.warning("API auth is off (no TASKQUEUE_API_TOKENS): serve on 127.0.0.1 only")
 
@@ -126,11 +128,12 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             health,
             ready,
             redoc_script,
+            dashboard,
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "dashboard_sessions": sessions}),
         dependencies={"tq": Provide(_task_queue, sync_to_thread=False)},
-        middleware=[request_guard_middleware(), auth_middleware(authenticator)],
+        middleware=[request_guard_middleware(), auth_middleware(authenticator, sessions.api_actor)],
         before_request=refuse_unknown_query_parameters,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,

@@ -81,6 +81,19 @@ class Authenticator:
             jwt_issuer=settings.jwt_issuer,
         )
 
+    def digests(self) -> list[bytes]:
+        """SHA-256 of every configured token (the dashboard derives its
+        session key from them)."""
+        return list(self._tokens)
+
+    def by_digest(self, digest: bytes) -> tuple[str, frozenset[str]] | None:
+        """(name, scopes) of the configured token with this SHA-256, else None."""
+        found: tuple[str, frozenset[str]] | None = None
+        for known, entry in self._tokens.items():
+            if hmac.compare_digest(known, digest):
+                found = entry
+        return found
+
     def scopes_of(self, presented: str) -> frozenset[str] | None:
         found = self.identify(presented)
         return None if found is None else found[1]
@@ -139,11 +152,20 @@ class Authenticator:
         return name
 
 
-def auth_middleware(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp]:
+# For a request without an Authorization header: the actor of the
+# dashboard session it carries (checking scope and CSRF token, raising 403),
+# or None when it carries none.
+SessionActor = Callable[[Scope, str], str | None]
+
+
+def auth_middleware(
+    authenticator: Authenticator, sessions: SessionActor | None = None
+) -> Callable[[ASGIApp], ASGIApp]:
     """Everything under /api/ needs a token: ``read`` to GET, ``write`` to POST.
     /health, /ready and /schema stay open. One check per request in
     middleware, rather than a per-route guard (which Litestar invokes on a
-    copy of the route handler, every request)."""
+    copy of the route handler, every request). Without an Authorization
+    header, a dashboard session cookie may stand in for the token."""
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,7 +179,11 @@ def auth_middleware(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp
                             break
                     method = scope.get("method", "GET")
                     needed = READ if method in ("GET", "HEAD") else WRITE
-                    actor = authenticator.check(header.decode("latin-1"), needed)
+                    actor = None
+                    if not header and sessions is not None:
+                        actor = sessions(scope, needed)
+                    if actor is None:
+                        actor = authenticator.check(header.decode("latin-1"), needed)
                     scope.setdefault("state", {})[ACTOR_STATE_KEY] = actor
             await app(scope, receive, send)
 

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from taskqueue.api.auth import actor_of
 from taskqueue.api.errors import ApiError
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
@@ -244,8 +245,13 @@ class TaskController(Controller):
         responses=error_responses(404, 409),
         summary="Cancel a queued task",
     )
-    async def cancel_task(self, tq: NamedDependency[TaskQueue], task_id: FromPath[str]) -> TaskOut:
-        return TaskOut.of(await tq.cancel(parse_task_id(task_id)))
+    async def cancel_task(
+        self,
+        request: Request[Any, Any, State],
+        tq: NamedDependency[TaskQueue],
+        task_id: FromPath[str],
+    ) -> TaskOut:
+        return TaskOut.of(await tq.cancel(parse_task_id(task_id), actor=actor_of(request)))
 
     @post(
         "/{task_id:str}/retry",
@@ -253,8 +259,13 @@ class TaskController(Controller):
         responses=error_responses(404, 409),
         summary="Put a failed or cancelled task back in its queue",
     )
-    async def retry_task(self, tq: NamedDependency[TaskQueue], task_id: FromPath[str]) -> TaskOut:
-        return TaskOut.of(await tq.retry(parse_task_id(task_id)))
+    async def retry_task(
+        self,
+        request: Request[Any, Any, State],
+        tq: NamedDependency[TaskQueue],
+        task_id: FromPath[str],
+    ) -> TaskOut:
+        return TaskOut.of(await tq.retry(parse_task_id(task_id), actor=actor_of(request)))
 
 
 @get(

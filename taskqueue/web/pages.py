@@ -1,0 +1,294 @@
+"""The dashboard's pages, served at / beside the API: Overview, Tasks, Task,
+Failures, Queues and Workers. Each is a plain GET with its state in the URL
+(shareable, bookmarkable, the back button works); the page script keeps it
+live by fetching the same URL again when the event stream says something
+changed. Actions are the API's own endpoints, called by the page script."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from taskqueue import store
+from taskqueue.client import TaskQueue
+from taskqueue.errors import InvalidTask, TaskNotFound
+from taskqueue.models import Status, Task, TaskFilter
+from taskqueue.validation import as_task_id, text_problem
+from taskqueue.web import timeline
+from taskqueue.web.headers import html_response
+from taskqueue.web.overview import OverviewSnapshot
+from taskqueue.web.render import pretty_json, render
+from taskqueue.web.session import Viewer
+
+PAGE_SIZE = 50
+TASK_FILTERS = ("status", "queue", "type", "created_after", "created_before", "q", "cursor")
+_encode = msgspec.json.Encoder().encode
+
+
+def overview_snapshot(state: State, tq: TaskQueue) -> OverviewSnapshot:
+    """One per API process, made on first use."""
+    snapshot: OverviewSnapshot | None = state.get("dashboard_overview")
+    if snapshot is None:
+        snapshot = OverviewSnapshot(tq.pool)
+        state.dashboard_overview = snapshot
+    return snapshot
+
+
+@get("/", opt={"query_parameters": ()}, name="overview")
+async def overview_page(
+    state: State, tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
+) -> Response[str]:
+    data = await overview_snapshot(state, tq).get()
+    peak_hour = max((b.finished for b in data.last_hour), default=0)
+    peak_day = max((b.finished for b in data.last_day), default=0)
+    return html_response(
+        render(
+            "overview.html",
+            viewer,
+            page="overview",
+            stream="/api/events",
+            data=data,
+            peak_hour=peak_hour,
+            peak_day=peak_day,
+        )
+    )
+
+
+class TaskQuery(msgspec.Struct, kw_only=True):
+    """The Tasks page's filters, as they appear in its URL."""
+
+    status: str = ""
+    queue: str = ""
+    type: str = ""
+    created_after: str = ""
+    created_before: str = ""
+    q: str = ""
+    cursor: str = ""
+
+    def link(self, **changes: str) -> str:
+        values = {**msgspec.structs.asdict(self), **changes}
+        kept = {k: v for k, v in values.items() if v}
+        return "/tasks" + (f"?{urlencode(kept)}" if kept else "")
+
+
+def _zoned(text: str, field: str, problems: list[str]) -> datetime | None:
+    """A time from a datetime-local input (taken as UTC) or ISO 8601 with a zone."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(f"{field}: not a date and time")
+        return None
+    if not 1970 <= value.year <= 9998:
+        problems.append(f"{field}: a year from 1970 to 9998")
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@get("/tasks", opt={"query_parameters": TASK_FILTERS}, name="tasks")
+async def tasks_page(
+    request: Request[Any, Any, State],
+    tq: NamedDependency[TaskQueue],
+    viewer: NamedDependency[Viewer],
+) -> Response[str]:
+    params = request.query_params
+    query = TaskQuery(**{name: params.get(name, "").strip()[:300] for name in TASK_FILTERS})
+    problems: list[str] = []
+    status = None
+    if query.status:
+        try:
+            status = Status(query.status)
+        except ValueError:
+            problems.append("status: not a status")
+    after = _zoned(query.created_after, "created after", problems)
+    before = _zoned(query.created_before, "created before", problems)
+    cursor = as_task_id(query.cursor) if query.cursor else None
+    if query.cursor and cursor is None:
+        problems.append("cursor: not a task id")
+    for field, value in (("search", query.q), ("queue", query.queue), ("type", query.type)):
+        if value and (problem := text_problem(value, max_length=300, min_length=1)):
+            problems.append(f"{field}: {problem}")
+    found_id = as_task_id(query.q) if query.q and not problems else None
+    tasks: list[Task] = []
+    if found_id is not None:
+        try:
+            tasks = [await tq.get(found_id)]
+        except TaskNotFound:
+            tasks = []
+    elif not problems:
+        try:
+            tasks = await _find(tq, query, status, after, before, cursor)
+        except InvalidTask as exc:
+            problems.append(str(exc))
+    # "All matching" acts through the bulk API's filter, which has no lower
+    # bound on creation and no search: offered only when neither is set.
+    whole_filter = None
+    if not query.q and after is None and not problems:
+        whole_filter = _encode(
+            TaskFilter(
+                status=status,
+                queue=query.queue or None,
+                type=query.type or None,
+                created_before=before,
+            )
+        ).decode()
+    next_link = None
+    if len(tasks) == PAGE_SIZE and found_id is None:
+        next_link = query.link(cursor=str(tasks[-1].id))
+    stream = "/api/events"
+    if query.queue:
+        stream += "?" + urlencode({"queue": query.queue})
+    queue_names = [q.name for q in await store.dashboard_queues(tq.pool)]
+    return html_response(
+        render(
+            "tasks.html",
+            viewer,
+            page="tasks",
+            stream=stream,
+            query=query,
+            problems=problems,
+            tasks=tasks,
+            statuses=[s.value for s in Status],
+            queue_names=queue_names,
+            whole_filter=whole_filter,
+            next_link=next_link,
+            newest_link=query.link(cursor="") if query.cursor else None,
+        )
+    )
+
+
+async def _find(
+    tq: TaskQueue,
+    query: TaskQuery,
+    status: Status | None,
+    after: datetime | None,
+    before: datetime | None,
+    cursor: uuid.UUID | None,
+) -> list[Task]:
+    if query.q:
+        return await store.search_tasks(
+            tq.pool,
+            query.q,
+            status=status,
+            queue=query.queue or None,
+            task_type=query.type or None,
+            created_after=after,
+            created_before=before,
+            before_id=cursor,
+            limit=PAGE_SIZE,
+        )
+    return await tq.list(
+        status=status,
+        queue=query.queue or None,
+        type=query.type or None,
+        created_after=after,
+        created_before=before,
+        cursor=cursor,
+        limit=PAGE_SIZE,
+    )
+
+
+@get("/tasks/{task_id:str}", opt={"query_parameters": ()}, name="task")
+async def task_page(
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], task_id: FromPath[str]
+) -> Response[str]:
+    found = as_task_id(task_id)
+    if found is None:
+        raise TaskNotFound(repr(task_id[:64]))
+    task = await tq.get(found)
+    events = await tq.history(found)
+    return html_response(
+        render(
+            "task.html",
+            viewer,
+            page="task",
+            stream=f"/api/events?task_id={task.id}",
+            task=task,
+            events=events,
+            attempts=timeline.attempts(events),
+            payload=pretty_json(task.payload),
+            result=None if task.result is None else pretty_json(task.result),
+        )
+    )
+
+
+@get("/failures", opt={"query_parameters": ("queue", "type")}, name="failures")
+async def failures_page(
+    tq: NamedDependency[TaskQueue],
+    viewer: NamedDependency[Viewer],
+    queue: FromQuery[str] = "",
+    task_type: Annotated[str, QueryParameter(name="type")] = "",
+) -> Response[str]:
+    problems = [
+        f"{field}: {problem}"
+        for field, value in (("queue", queue), ("type", task_type))
+        if value and (problem := text_problem(value, max_length=300, min_length=1))
+    ]
+    groups = []
+    if not problems:
+        groups = await tq.failures(queue=queue or None, type=task_type or None, limit=200)
+    filters = [
+        (
+            group,
+            _encode(
+                TaskFilter(
+                    status=Status.FAILED, queue=group.queue, type=group.type, error=group.error
+                )
+            ).decode(),
+            # Cancel: tasks of the group still waiting for another attempt.
+            _encode(TaskFilter(queue=group.queue, type=group.type, error=group.error)).decode(),
+        )
+        for group in groups
+    ]
+    return html_response(
+        render(
+            "failures.html",
+            viewer,
+            page="failures",
+            stream="/api/events",
+            groups=filters,
+            problems=problems,
+            queue=queue,
+            type=task_type,
+        )
+    )
+
+
+@get("/queues", opt={"query_parameters": ()}, name="queues")
+async def queues_page(
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
+) -> Response[str]:
+    return html_response(
+        render(
+            "queues.html",
+            viewer,
+            page="queues",
+            stream="/api/events",
+            queues=await store.dashboard_queues(tq.pool),
+        )
+    )
+
+
+@get("/workers", opt={"query_parameters": ()}, name="workers")
+async def workers_page(
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
+) -> Response[str]:
+    return html_response(
+        render(
+            "workers.html",
+            viewer,
+            page="workers",
+            stream="/api/events",
+            workers=await tq.workers(),
+            now=await store.database_now(tq.pool),
+        )
+    )
