@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from taskqueue import db
+from taskqueue import db, metrics
 from taskqueue.config import ConfigError, Settings, mask_password
 from taskqueue.embedded import EmbeddedPostgresError, find_bin_dir
 from taskqueue.errors import TaskQueueError
@@ -91,6 +91,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything a newcomer needs in one process: database, API, worker."""
     from taskqueue.api.app import create_app
     from taskqueue.api.auth import Authenticator, check_binding
+    from taskqueue.metrics import WorkerMetrics
     from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
     from taskqueue.worker import Worker
 
@@ -113,8 +114,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         db.migrate(dsn)
         check_binding(settings, Authenticator.from_settings(settings))
         registry = load_registry(settings.handlers)
-        server = api_server(create_app(settings, registry), settings.host, settings.port)
-        worker = Worker(settings, registry)
+        # Counted always: the API's /metrics serves the worker's numbers too.
+        worker = Worker(settings, registry, metrics=WorkerMetrics())
+        assert worker.metrics is not None
+        app = create_app(settings, registry, metrics_also=[worker.metrics.collect])
+        server = api_server(app, settings.host, settings.port)
         tune_gc_for_throughput()
 
         def stop() -> None:
@@ -437,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--shutdown-timeout", type=float, help="seconds to finish in-flight tasks")
     worker.add_argument("--lease-seconds", type=float, help="lease length (default 30)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (TASKQUEUE_METRICS_PORT; 0: any free"
+        " port; bound to TASKQUEUE_METRICS_HOST, default 127.0.0.1)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     enqueue = sub.add_parser("enqueue", help="add one task and print it as JSON")
@@ -560,6 +570,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "lease_seconds": "lease_seconds",
         "host": "host",
         "port": "port",
+        "metrics_port": "metrics_port",
     }
     found: dict[str, Any] = {}
     for attr, field in names.items():
@@ -585,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.append(os.getcwd())
     try:
         settings = Settings.from_env(**_overrides(args))
+        metrics.configure(settings)
         result: int = args.func(args, settings)
     except KeyboardInterrupt:
         return 130

@@ -24,6 +24,7 @@ from taskqueue.errors import (
     TaskStateConflict,
 )
 from taskqueue.events import EventTail, matches
+from taskqueue.metrics import ENQUEUED
 from taskqueue.models import (
     BulkResult,
     CatchUp,
@@ -208,13 +209,18 @@ class TaskQueue:
         (``submit`` decodes them)."""
         try:
             if connection is not None:
-                return await store.enqueue_tasks(connection, rows)
-            return await self._run(store.enqueue_tasks, rows)
+                results = await store.enqueue_tasks(connection, rows)
+            else:
+                results = await self._run(store.enqueue_tasks, rows)
         except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
             # prepare() refuses everything known to upset PostgreSQL; should a
             # value still get through, it is the input's fault, not the caller's.
             field = "task" if len(rows) == 1 else "tasks"
             raise InvalidTask(field, f"PostgreSQL refused it ({exc.sqlstate}: {exc})") from None
+        # Counted once the statement returned (inside a caller's transaction
+        # that may yet roll back: a producer's count, not the table's).
+        ENQUEUED.add(r.task for r in results if r.created)
+        return results
 
     def _resolve(self, new: NewTask, index: int, count: int) -> store.TaskRow:
         if type(new) is not NewTask:

@@ -54,6 +54,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Webhook destinations opened beyond the public internet: CIDRs and host
     # names, comma-separated (read by workers; see taskqueue.handlers).
     webhook_allow: str = ""
+    # Observability (README: "Observability"). A worker serves /metrics on
+    # metrics_port when set (0: any free port); the API serves it on its own port.
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_max_types: PositiveInt = 100  # distinct `type` labels; the rest count as "other"
+    metrics_max_queues: PositiveInt = 100  # distinct `queue` labels; the rest count as "other"
+    metrics_cache_seconds: NonNegativeFloat = 10.0  # how long the API reuses its queue gauges
+    access_log: bool = True  # the API logs each request (method, route, status, duration)
 
     def __post_init__(self) -> None:
         if self.webhook_allow:

@@ -776,3 +776,22 @@ async def fire_schedule(
         skipped=list(record["skipped"]),
         already_recorded=record["already_recorded"],
     )
+
+
+# -- observability -------------------------------------------------------------
+
+
+async def metrics_snapshot(
+    conn: Executor,
+) -> tuple[int, list[tuple[str, int, int, int, float]]]:
+    """(live workers, [(queue, due, scheduled, running, oldest due age in
+    seconds)] for every queue with tasks queued or running, live workers or
+    settings)."""
+    records = await conn.fetch(query("metrics_snapshot"))
+    workers = int(records[0]["workers"]) if records else 0
+    rows = [
+        (r["queue"], int(r["due"]), int(r["scheduled"]), int(r["running"]), r["oldest_due_age"])
+        for r in records
+        if r["queue"] is not None
+    ]
+    return workers, rows

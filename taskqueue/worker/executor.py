@@ -22,7 +22,7 @@ import msgspec
 from taskqueue.backoff import Backoff
 from taskqueue.errors import Permanent, Snooze
 from taskqueue.logs import running_task
-from taskqueue.models import Outcome, OutcomeKind
+from taskqueue.models import ClaimedTask, Outcome, OutcomeKind
 from taskqueue.registry import Registry, TaskContext
 from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, SHUTDOWN, Attempt, InFlight
 
@@ -96,8 +96,11 @@ class ExecutorPool:
         worker_id: str,
         backoff: Backoff,
         submit: Callable[[Outcome], None],
+        on_finished: Callable[[ClaimedTask, Outcome, float | None], None] | None = None,
     ) -> None:
         self._inflight = inflight
+        # Told how each attempt ended and how long it ran (metrics); None: nobody asks.
+        self._on_finished = on_finished
         self._registry = registry
         self._worker_id = worker_id
         self._backoff = backoff
@@ -125,6 +128,7 @@ class ExecutorPool:
         assert runner is not None
         loop = asyncio.get_running_loop()
         clock = time.perf_counter
+        finished = self._on_finished
         while (attempt := await inflight.take()) is not None:
             started = clock()
             try:
@@ -132,16 +136,20 @@ class ExecutorPool:
             except asyncio.CancelledError:
                 # The worker itself is being torn down: back to the queue.
                 task = attempt.task
-                submit(
-                    Outcome(
-                        task_id=task.id,
-                        attempt=task.attempt,
-                        kind=OutcomeKind.RELEASED,
-                        reason="shutdown",
-                    )
+                released = Outcome(
+                    task_id=task.id,
+                    attempt=task.attempt,
+                    kind=OutcomeKind.RELEASED,
+                    reason="shutdown",
                 )
+                if finished is not None:
+                    finished(task, released, None)
+                submit(released)
                 raise
-            inflight.ran(clock() - started)
+            elapsed = clock() - started
+            inflight.ran(elapsed)
+            if finished is not None:
+                finished(attempt.task, outcome, elapsed)
             submit(outcome)
 
     async def execute(
