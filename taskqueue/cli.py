@@ -31,10 +31,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskqueue")
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging(verbose: bool, settings: Settings | None = None) -> None:
+    """Console logging until the settings are read, then as they say
+    (TASKQUEUE_LOG_FORMAT, TASKQUEUE_LOG_LEVEL; their secrets masked)."""
     from taskqueue import logs
 
-    logs.configure(verbose)
+    if settings is None:
+        logs.configure(verbose)
+    else:
+        logs.configure_from(settings, verbose)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -594,17 +599,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `python -m` would (the console script's own directory is bin/).
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
+    json_logs = False
     try:
         settings = Settings.from_env(**_overrides(args))
+        _configure_logging(args.verbose, settings)
+        json_logs = settings.log_format == "json"
         metrics.configure(settings)
         result: int = args.func(args, settings)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         # One line for people; the traceback with -v.
-        if args.verbose:
-            traceback.print_exc()
-        print(f"taskqueue: error: {_one_line(exc, args)}", file=sys.stderr)
+        if json_logs:  # every line of stderr stays a JSON object
+            logger.error("taskqueue: error: %s", _one_line(exc, args), exc_info=args.verbose)
+        else:
+            if args.verbose:
+                traceback.print_exc()
+            print(f"taskqueue: error: {_one_line(exc, args)}", file=sys.stderr)
         expected = (ConfigError, TaskQueueError, EmbeddedPostgresError, ValueError)
         return 2 if isinstance(exc, expected) else 1
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -14,6 +14,7 @@ from taskqueue.backoff import Backoff, Jitter
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -61,6 +62,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     metrics_max_types: PositiveInt = 100  # distinct `type` labels; the rest count as "other"
     metrics_max_queues: PositiveInt = 100  # distinct `queue` labels; the rest count as "other"
     metrics_cache_seconds: NonNegativeFloat = 10.0  # how long the API reuses its queue gauges
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
     access_log: bool = True  # the API logs each request (method, route, status, duration)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             from taskqueue.destinations import DestinationPolicy
 
             DestinationPolicy.parse(self.webhook_allow)  # a ValueError names the variable
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"TASKQUEUE_LOG_LEVEL: one of {', '.join(LOG_LEVELS)}")
 
     @property
     def backoff(self) -> Backoff:
