@@ -191,7 +191,7 @@ class ExecutorPool:
         run = self._running[attempt] = _Run(attempt, runner, loop, now + task.timeout_seconds)
         token = running_task.set((task, self._worker_id))
         try:
-            result = await spec.handler(payload, context)
+            result = await spec.run(payload, context)
         except asyncio.CancelledError:
             if run.cut is None:
                 raise  # not ours: the worker itself is being cancelled
