@@ -115,7 +115,7 @@ BEGIN
     -- to their defaults: not grantable.
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-                  run_at, idempotency_key)
+                  run_at, idempotency_key, traceparent)
         ON taskqueue.tasks TO taskqueue_api;
     GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until)
         ON taskqueue.tasks TO taskqueue_api;

@@ -12,6 +12,7 @@ per-task overhead, which matters at tens of thousands of tasks a second."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from taskqueue import tracing
 from taskqueue.backoff import Backoff
 from taskqueue.errors import Permanent, Snooze
 from taskqueue.logs import running_task
@@ -106,6 +108,8 @@ class ExecutorPool:
         self._backoff = backoff
         self._submit = submit
         self._running: dict[Attempt, _Run] = {}
+        # Only when this process traces (OpenTelemetry with a provider set).
+        self._tracer = tracing.execution_tracer(worker_id)
 
     @property
     def running(self) -> int:
@@ -129,10 +133,13 @@ class ExecutorPool:
         loop = asyncio.get_running_loop()
         clock = time.perf_counter
         finished = self._on_finished
+        execute = self.execute
+        if self._tracer is not None:
+            execute = functools.partial(self._tracer.execute, self.execute)
         while (attempt := await inflight.take()) is not None:
             started = clock()
             try:
-                outcome = await self.execute(attempt, runner, loop)
+                outcome = await execute(attempt, runner, loop)
             except asyncio.CancelledError:
                 # The worker itself is being torn down: back to the queue.
                 task = attempt.task
