@@ -1,6 +1,7 @@
 """Prometheus metrics: a real API process and a real worker process scraped
-after a known workload, exact to the task; the queue gauges against the
-real schema; outcomes, label caps, the listener's address and the API's auth."""
+after a known workload, exact to the task; promtool on the expositions; the
+queue gauges against the real schema; outcomes, label caps, the listener's
+address and the API's auth."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from taskqueue.metrics import (
     outcome_index,
 )
 from taskqueue.models import ClaimedTask, NewTask, Outcome, OutcomeKind
-from taskqueue.registry import Registry, TaskContext
+from taskqueue.registry import Registry, TaskContext, load_registry
 from taskqueue.worker import Worker
 from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, LEASE_LOST, SHUTDOWN
 from tests.api_helpers import api_client, api_process, free_port
@@ -164,6 +165,31 @@ async def test_a_known_workload_is_counted_exactly_by_the_api_and_a_worker(
     assert value(api_samples, "taskqueue_workers_live") == 1
     assert value(api_samples, "taskqueue_database_up") == 1
 
+
+async def test_the_expositions_of_the_api_and_a_worker_pass_promtool(
+    database_url: str, tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    tasks = [await tq.enqueue("noop"), await tq.enqueue("fail", {"message": "x"}, max_retries=0)]
+    settings = Settings.from_env({}, database_url=database_url, metrics_port=0, **FAST)
+    worker = Worker(settings, load_registry([]))
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(worker.started.wait(), 15)
+        await wait_until(lambda: all_in_status(pool, [tasks[0].id], "succeeded"))
+        await wait_until(lambda: all_in_status(pool, [tasks[1].id], "failed"))
+        assert worker.metrics_server is not None
+        async with httpx.AsyncClient() as http:
+            url = f"http://127.0.0.1:{worker.metrics_server.port}/metrics"
+            worker_text = (await http.get(url)).text
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(running, 60)
+    async with api_client(database_url) as client:
+        assert (await client.post("/api/tasks", json={"type": "noop"})).status_code == 201
+        await client.get("/no/such/page")
+        api_text = (await client.get("/metrics")).text
+    assert "taskqueue_tasks_finished_total" in worker_text
+    assert "taskqueue_queue_depth" in api_text
     for text in (worker_text, api_text):
         run_promtool("check", "metrics", stdin=text)
 
