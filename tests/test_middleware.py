@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -228,3 +230,25 @@ def test_a_handler_without_middleware_is_called_directly() -> None:
     assert wrapped is not None
     assert wrapped.run is not bare
     assert wrapped.handler is bare
+
+
+async def test_the_readme_middleware_example_runs_as_described(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("### Handler middleware", 1)[1]
+    (example,) = re.findall(r"```python\n(.*?)```", section.split("\n### ", 1)[0], re.DOTALL)
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    registry = namespace["registry"]
+    assert isinstance(registry, Registry)
+    tq = TaskQueue(pool, registry)
+    synced = await tq.enqueue("sync_account", {"account": 7})
+    broken = await tq.enqueue("sync_account", {}, max_retries=3)
+    async with running_worker(database_url, registry):
+        await wait_until(lambda: all_in_status(pool, [synced.id], "succeeded"))
+        await wait_until(lambda: all_in_status(pool, [broken.id], "failed"))
+    assert (await tq.get(synced.id)).result == "default/7"
+    failed = await tq.get(broken.id)
+    assert failed.attempts == 1
+    assert failed.last_error == "Permanent: KeyError: 'account'"
