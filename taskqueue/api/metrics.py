@@ -29,6 +29,7 @@ from taskqueue.metrics import ENQUEUED, HttpMetrics, QueueGauges, build_registry
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
+    from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
 access_logger = logging.getLogger("taskqueue.access")
@@ -46,23 +47,31 @@ class ApiMetrics:
     ) -> None:
         self.http = HttpMetrics()
         self.gauges = QueueGauges(max_age=settings.metrics_cache_seconds)
-        self.registry = build_registry(
-            ENQUEUED.collect, self.http.collect, self.gauges.collect, *also
-        )
+        self._sources = (ENQUEUED.collect, self.http.collect, self.gauges.collect, *also)
+        self._registry: CollectorRegistry | None = None
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """Built (and prometheus_client imported) at the first scrape: an API
+        nobody scrapes does not pay for it."""
+        if self._registry is None:
+            self._registry = build_registry(*self._sources)
+        return self._registry
 
     def route(self, authenticator: Authenticator) -> HTTPRouteHandler:
-        from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-
-        gauges, registry = self.gauges, self.registry
+        gauges = self.gauges
 
         @get("/metrics", include_in_schema=False)
         async def metrics(
             request: Request[Any, Any, Any], tq: NamedDependency[TaskQueue]
         ) -> Response[bytes]:
+            from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
             if authenticator.enabled:
                 authenticator.check(request.headers.get("authorization", ""), READ)
             await gauges.refresh(tq.pool)
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+            exposition = generate_latest(self.registry)
+            return Response(exposition, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
         return metrics
 
