@@ -177,7 +177,7 @@ async def _announce(server: Any, settings: Settings, dsn: str) -> None:
         f"""
 taskqueue is running  (Ctrl-C stops everything)
   API       {base}/api/tasks      docs {base}/schema
-  health    {base}/health   {base}/ready
+  health    {base}/health   {base}/ready   metrics {base}/metrics
   database  {mask_password(dsn)}   (make psql)
   worker    queues={",".join(settings.queues)} concurrency={settings.concurrency}
 
