@@ -521,3 +521,17 @@ def test_the_wait_is_measured_from_when_the_task_was_due() -> None:
     assert value(got, "taskqueue_task_wait_seconds_count", queue="default") == 2
     assert value(got, "taskqueue_task_wait_seconds_bucket", queue="default", le="0.001") == 1
     assert 2.0 <= value(got, "taskqueue_task_wait_seconds_sum", queue="default") < 3.0
+
+
+async def test_a_producer_exports_what_it_enqueues_on_its_own_registry(tq: TaskQueue) -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    metrics.register(registry)
+    labels = {"queue": "reports", "type": "noop"}
+    before = registry.get_sample_value("taskqueue_tasks_enqueued_total", labels) or 0
+    await tq.enqueue_many([NewTask(type="noop", queue="reports") for _ in range(3)])
+    await tq.enqueue("noop", queue="reports", idempotency_key="once")
+    await tq.enqueue("noop", queue="reports", idempotency_key="once")  # not created again
+    after = registry.get_sample_value("taskqueue_tasks_enqueued_total", labels)
+    assert after == before + 4
