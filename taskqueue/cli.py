@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from taskqueue import db
+from taskqueue import db, metrics
 from taskqueue.config import ConfigError, Settings, mask_password
 from taskqueue.embedded import EmbeddedPostgresError, find_bin_dir
 from taskqueue.errors import TaskQueueError
@@ -31,10 +31,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskqueue")
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging(verbose: bool, settings: Settings | None = None) -> None:
+    """Console logging until the settings are read, then as they say
+    (TASKQUEUE_LOG_FORMAT, TASKQUEUE_LOG_LEVEL; their secrets masked)."""
     from taskqueue import logs
 
-    logs.configure(verbose)
+    if settings is None:
+        logs.configure(verbose)
+    else:
+        logs.configure_from(settings, verbose)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -91,6 +96,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything a newcomer needs in one process: database, API, worker."""
     from taskqueue.api.app import create_app
     from taskqueue.api.auth import Authenticator, check_binding
+    from taskqueue.metrics import WorkerMetrics
     from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
     from taskqueue.worker import Worker
 
@@ -113,8 +119,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         db.migrate(dsn)
         check_binding(settings, Authenticator.from_settings(settings))
         registry = load_registry(settings.handlers)
-        server = api_server(create_app(settings, registry), settings.host, settings.port)
-        worker = Worker(settings, registry)
+        # Counted always: the API's /metrics serves the worker's numbers too.
+        worker = Worker(settings, registry, metrics=WorkerMetrics())
+        assert worker.metrics is not None
+        app = create_app(settings, registry, metrics_also=[worker.metrics.collect])
+        server = api_server(app, settings.host, settings.port)
         tune_gc_for_throughput()
 
         def stop() -> None:
@@ -174,7 +183,7 @@ async def _announce(server: Any, settings: Settings, dsn: str) -> None:
         f"""
 taskqueue is running  (Ctrl-C stops everything)
   API       {base}/api/tasks      docs {base}/schema
-  health    {base}/health   {base}/ready
+  health    {base}/health   {base}/ready   metrics {base}/metrics
   database  {mask_password(dsn)}   (make psql)
   worker    queues={",".join(settings.queues)} concurrency={settings.concurrency}
 
@@ -446,6 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--shutdown-timeout", type=float, help="seconds to finish in-flight tasks")
     worker.add_argument("--lease-seconds", type=float, help="lease length (default 30)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (TASKQUEUE_METRICS_PORT; 0: any free"
+        " port; bound to TASKQUEUE_METRICS_HOST, default 127.0.0.1)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     enqueue = sub.add_parser("enqueue", help="add one task and print it as JSON")
@@ -569,6 +584,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "lease_seconds": "lease_seconds",
         "host": "host",
         "port": "port",
+        "metrics_port": "metrics_port",
     }
     found: dict[str, Any] = {}
     for attr, field in names.items():
@@ -592,18 +608,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `python -m` would (the console script's own directory is bin/).
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
+    json_logs = False
     try:
         settings = Settings.from_env(**_overrides(args))
+        _configure_logging(args.verbose, settings)
+        json_logs = settings.log_format == "json"
         if not settings.database_url and args.command not in _OWN_DATABASE:
             settings = _with_running_embedded(settings)
+        metrics.configure(settings)
         result: int = args.func(args, settings)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         # One line for people; the traceback with -v.
-        if args.verbose:
-            traceback.print_exc()
-        print(f"taskqueue: error: {_one_line(exc, args)}", file=sys.stderr)
+        if json_logs:  # every line of stderr stays a JSON object
+            logger.error("taskqueue: error: %s", _one_line(exc, args), exc_info=args.verbose)
+        else:
+            if args.verbose:
+                traceback.print_exc()
+            print(f"taskqueue: error: {_one_line(exc, args)}", file=sys.stderr)
         expected = (ConfigError, TaskQueueError, EmbeddedPostgresError, ValueError)
         return 2 if isinstance(exc, expected) else 1
     return result

@@ -15,7 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import asyncpg
 import msgspec
 
-from taskqueue import db, schedules, store
+from taskqueue import db, schedules, store, tracing
 from taskqueue.errors import (
     InvalidArgument,
     InvalidTask,
@@ -24,6 +24,7 @@ from taskqueue.errors import (
     TaskStateConflict,
 )
 from taskqueue.events import EventTail, matches
+from taskqueue.metrics import ENQUEUED
 from taskqueue.models import (
     BulkResult,
     CatchUp,
@@ -198,7 +199,10 @@ class TaskQueue:
     def prepare(self, tasks: Sequence[NewTask]) -> builtins.list[store.TaskRow]:
         """Validate new tasks and fill in every default, without touching the
         database; raises InvalidTask naming the field (``tasks[i].field`` in a batch)."""
-        return [self._resolve(task, index, len(tasks)) for index, task in enumerate(tasks)]
+        # Once per call, not per task: the same span enqueues them all.
+        traceparent = tracing.current_traceparent()
+        count = len(tasks)
+        return [self._resolve(task, index, count, traceparent) for index, task in enumerate(tasks)]
 
     async def insert(
         self, rows: Sequence[store.TaskRow], *, connection: store.Connection | None = None
@@ -208,15 +212,22 @@ class TaskQueue:
         (``submit`` decodes them)."""
         try:
             if connection is not None:
-                return await store.enqueue_tasks(connection, rows)
-            return await self._run(store.enqueue_tasks, rows)
+                results = await store.enqueue_tasks(connection, rows)
+            else:
+                results = await self._run(store.enqueue_tasks, rows)
         except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
             # prepare() refuses everything known to upset PostgreSQL; should a
             # value still get through, it is the input's fault, not the caller's.
             field = "task" if len(rows) == 1 else "tasks"
             raise InvalidTask(field, f"PostgreSQL refused it ({exc.sqlstate}: {exc})") from None
+        # Counted once the statement returned (inside a caller's transaction
+        # that may yet roll back: a producer's count, not the table's).
+        ENQUEUED.add(r.task for r in results if r.created)
+        return results
 
-    def _resolve(self, new: NewTask, index: int, count: int) -> store.TaskRow:
+    def _resolve(
+        self, new: NewTask, index: int, count: int, traceparent: str | None = None
+    ) -> store.TaskRow:
         if type(new) is not NewTask:
             raise _invalid(index, count, "task", f"must be a NewTask, not {type(new).__name__}")
         task_type = new.type
@@ -335,6 +346,7 @@ class TaskQueue:
             run_at=run_at_utc,
             delay_us=delay_us,
             idempotency_key=key,
+            traceparent=traceparent,
         )
 
     @staticmethod

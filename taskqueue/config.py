@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -14,6 +14,7 @@ from taskqueue.backoff import Backoff, Jitter
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -58,12 +59,27 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Webhook destinations opened beyond the public internet: CIDRs and host
     # names, comma-separated (read by workers; see taskqueue.handlers).
     webhook_allow: str = ""
+    # Observability (README: "Observability"). A worker serves /metrics on
+    # metrics_port when set (0: any free port); the API serves it on its own port.
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_max_types: PositiveInt = 100  # distinct `type` labels; the rest count as "other"
+    metrics_max_queues: PositiveInt = 100  # distinct `queue` labels; the rest count as "other"
+    metrics_cache_seconds: NonNegativeFloat = 10.0  # how long the API reuses its queue gauges
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    # The API logs each request (method, route, status, duration). Off by default:
+    # at enqueue rates it is a line per task and ~8 % of the API's throughput;
+    # /metrics counts every route's requests and durations either way.
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if self.webhook_allow:
             from taskqueue.destinations import DestinationPolicy
 
             DestinationPolicy.parse(self.webhook_allow)  # a ValueError names the variable
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"TASKQUEUE_LOG_LEVEL: one of {', '.join(LOG_LEVELS)}")
 
     @property
     def backoff(self) -> Backoff:

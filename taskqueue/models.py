@@ -127,6 +127,7 @@ class ClaimedTask(msgspec.Struct, kw_only=True, gc=False):
     max_retries: int
     timeout_seconds: float
     run_at: datetime
+    traceparent: str | None = None  # W3C trace context of the enqueuing span (tracing)
 
 
 class Outcome(msgspec.Struct, kw_only=True, gc=False):

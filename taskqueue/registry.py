@@ -2,15 +2,21 @@
 
 A handler is an async function taking the decoded payload (an instance of the
 declared msgspec Struct, or plain JSON values when none is declared) and a
-``TaskContext``; whatever JSON-able value it returns is stored as the result."""
+``TaskContext``; whatever JSON-able value it returns is stored as the result.
+
+Middleware wraps handlers: ``async def mw(ctx, payload, call_next)`` runs
+around ``await call_next(ctx, payload)`` (see ``taskqueue.middleware``).
+``registry.use(mw)`` wraps every handler of that registry, outermost;
+``@registry.task(..., middleware=[...])`` wraps one type inside those. Each
+list runs in its order, the first outermost."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import msgspec
@@ -59,6 +65,37 @@ _handler_logger = logging.getLogger("taskqueue.task")
 
 Handler = Callable[[Any, TaskContext], Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
+Next = Callable[[TaskContext, Any], Awaitable[Any]]
+Middleware = Callable[[TaskContext, Any, Next], Awaitable[Any]]
+
+
+def chain(middleware: Sequence[Middleware], handler: Handler) -> Handler:
+    """``handler`` wrapped in ``middleware``, the first outermost; the
+    handler itself when there is none, so that no middleware costs nothing."""
+    if not middleware:
+        return handler
+
+    def call_handler(ctx: TaskContext, payload: Any) -> Awaitable[Any]:
+        return handler(payload, ctx)
+
+    call: Next = call_handler
+    for one in reversed(middleware):
+        call = _link(one, call)
+    outermost = call
+
+    def run(payload: Any, ctx: TaskContext) -> Awaitable[Any]:
+        return outermost(ctx, payload)
+
+    return run
+
+
+def _link(middleware: Middleware, call_next: Next) -> Next:
+    # A plain function returning the middleware's coroutine: one coroutine
+    # per middleware, none for the link.
+    def call(ctx: TaskContext, payload: Any) -> Awaitable[Any]:
+        return middleware(ctx, payload, call_next)
+
+    return call
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +110,15 @@ class TaskSpec:
     backoff: Backoff | None = None
     queue: str | None = None
     priority: int | None = None
+    # This type's middleware, then its registry's (``Registry.use``), which
+    # runs outside it; ``run`` is the handler inside both.
+    middleware: tuple[Middleware, ...] = ()
+    registry_middleware: tuple[Middleware, ...] = field(default=(), compare=False)
+    run: Handler = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        outer_first = (*self.registry_middleware, *self.middleware)
+        object.__setattr__(self, "run", chain(outer_first, self.handler))
 
     def decode_payload(self, raw_json: str | bytes) -> Any:
         return msgspec.json.decode(raw_json, type=self.payload_type)
@@ -101,6 +147,17 @@ class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, TaskSpec] = {}
         self._schedules: dict[str, NewSchedule] = {}
+        self._middleware: tuple[Middleware, ...] = ()
+
+    def use(self, *middleware: Middleware) -> None:
+        """Wrap every handler of this registry, registered before or after,
+        in ``middleware``: the first ever added is the outermost, and all of
+        them run outside each type's own (``task(..., middleware=)``)."""
+        self._middleware += middleware
+        self._specs = {
+            name: replace(spec, registry_middleware=self._middleware)
+            for name, spec in self._specs.items()
+        }
 
     def task(
         self,
@@ -112,7 +169,11 @@ class Registry:
         backoff: Backoff | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> Callable[[H], H]:
+        """Register the decorated handler as type ``name``. ``middleware``
+        wraps this type only, inside the registry's (``use``)."""
+
         def register(handler: H) -> H:
             self.add(
                 TaskSpec(
@@ -124,6 +185,7 @@ class Registry:
                     backoff=backoff,
                     queue=queue,
                     priority=priority,
+                    middleware=tuple(middleware),
                 )
             )
             return handler
@@ -136,10 +198,20 @@ class Registry:
         existing = self._specs.get(spec.name)
         if existing is not None and existing.handler is not spec.handler:
             raise ValueError(f"task type {spec.name!r} is already registered")
+        if spec.registry_middleware != self._middleware:
+            spec = replace(spec, registry_middleware=self._middleware)
         self._specs[spec.name] = spec
 
     def include(self, other: Registry) -> None:
+        """Add ``other``'s types and schedules. Its middleware (``use``) stays
+        around its own handlers only, inside this registry's."""
         for spec in other._specs.values():
+            if spec.registry_middleware:
+                spec = replace(
+                    spec,
+                    middleware=(*spec.registry_middleware, *spec.middleware),
+                    registry_middleware=(),
+                )
             self.add(spec)
         for schedule in other._schedules.values():
             self.add_schedule(schedule)

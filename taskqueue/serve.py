@@ -46,6 +46,7 @@ def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False)
         http=BoundedHttpToolsProtocol,  # httptools with a cap on the request head
         lifespan="on",
         access_log=access_log,
+        log_config=None,  # uvicorn logs through the process's handlers and format
         log_level="info",
         timeout_keep_alive=30,
         server_header=False,

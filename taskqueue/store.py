@@ -54,7 +54,7 @@ def query(name: str) -> str:
     return resources.files("taskqueue.queries").joinpath(f"{name}.sql").read_text()
 
 
-class TaskRow(msgspec.Struct, kw_only=True, gc=False):
+class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """A new task with every default already resolved, ready to insert."""
 
     id: uuid.UUID
@@ -68,6 +68,9 @@ class TaskRow(msgspec.Struct, kw_only=True, gc=False):
     run_at: datetime | None  # in UTC; None: the database's now() + delay_us
     delay_us: int  # microseconds, so that both sides compute the same run_at
     idempotency_key: str | None
+    # W3C trace context of the enqueuing span; None (left out of the JSON the
+    # bulk statement reads, so costing nothing) unless OpenTelemetry is tracing.
+    traceparent: str | None = None
 
 
 def _task(record: asyncpg.Record) -> Task:
@@ -122,6 +125,7 @@ def _task_row_params(row: TaskRow) -> tuple[Any, ...]:
         row.run_at,
         row.delay_us,
         row.idempotency_key,
+        row.traceparent,
     )
 
 
@@ -192,6 +196,7 @@ async def claim_tasks(
             max_retries=r["max_retries"],
             timeout_seconds=r["timeout_seconds"],
             run_at=r["run_at"],
+            traceparent=r["traceparent"],
         )
         for r in records
     ]
@@ -884,3 +889,22 @@ async def search_tasks(
         limit,
     )
     return [_task(r) for r in records]
+
+
+# -- observability -------------------------------------------------------------
+
+
+async def metrics_snapshot(
+    conn: Executor,
+) -> tuple[int, list[tuple[str, int, int, int, float]]]:
+    """(live workers, [(queue, due, scheduled, running, oldest due age in
+    seconds)] for every queue with tasks queued or running, live workers or
+    settings)."""
+    records = await conn.fetch(query("metrics_snapshot"))
+    workers = int(records[0]["workers"]) if records else 0
+    rows = [
+        (r["queue"], int(r["due"]), int(r["scheduled"]), int(r["running"]), r["oldest_due_age"])
+        for r in records
+        if r["queue"] is not None
+    ]
+    return workers, rows

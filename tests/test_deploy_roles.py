@@ -23,8 +23,10 @@ from taskqueue import db, store
 from taskqueue.client import TaskQueue
 from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import TaskStateConflict
-from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind
+from taskqueue.registry import load_registry
 from taskqueue.worker.leases import Rescuer
+from taskqueue.worker.scheduler import Scheduler
 from tests.api_helpers import api_client
 from tests.helpers import (
     all_in_status,
@@ -387,6 +389,68 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
     ) == "queued"
 
 
+async def test_the_api_role_runs_queue_settings_and_schedules(
+    admin: asyncpg.Pool, api_pool: asyncpg.Pool
+) -> None:
+    tq = TaskQueue(api_pool)
+    # Limits set and cleared: a settings row that limits nothing is deleted.
+    limited = await tq.set_limits("mail", concurrency=5)
+    assert limited.concurrency_limit == 5
+    await tq.pause("mail")
+    await tq.resume("mail")
+    await tq.set_limits("mail", concurrency=None)
+    assert await admin.fetchval("SELECT count(*) FROM taskqueue.queues") == 0
+    assert [a.action for a in await tq.actions()][:2] == ["limit", "resume"]
+
+    created = await tq.create_schedule(NewSchedule(name="nightly", type="noop", cron="0 3 * * *"))
+    assert created.source == "api"
+    assert (await tq.pause_schedule("nightly")).paused
+    assert not (await tq.resume_schedule("nightly")).paused
+    assert (await tq.update_schedule("nightly", priority=7)).priority == 7
+    triggered = await tq.trigger_schedule("nightly")
+    assert (triggered.schedule, triggered.status) == ("nightly", "queued")
+    assert [fire.outcome for fire in await store.recent_schedule_fires(api_pool, "nightly")] == [
+        "triggered"
+    ]
+    await tq.delete_schedule("nightly")
+    assert await admin.fetchval("SELECT count(*) FROM taskqueue.schedules") == 0
+
+
+async def test_the_worker_role_defines_and_fires_schedules_and_inserts_no_other_task(
+    admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    registry = load_registry([])  # the built-in types
+    registry.schedule("every-minute", type="noop", every_seconds=60)
+    scheduler = Scheduler(worker_pool, registry, worker_id="worker-1")
+    first = await admin.fetchval("SELECT now() + interval '2 minutes'")
+    (result,) = await scheduler.run_once(now=first)
+    assert (result.name, len(result.fired)) == ("every-minute", 1)
+    task = await admin.fetchrow(
+        "SELECT status::text, schedule, slot FROM taskqueue.tasks WHERE schedule = 'every-minute'"
+    )
+    assert task is not None
+    assert (task["status"], task["slot"]) == ("queued", result.fired[0])
+    assert await admin.fetchval("SELECT outcome FROM taskqueue.schedule_fires") == "fired"
+    # An operator's schedule, fired by the worker too.
+    await TaskQueue(api_pool).create_schedule(
+        NewSchedule(name="operator", type="noop", every_seconds=3600)
+    )
+    later = await admin.fetchval("SELECT now() + interval '2 hours'")
+    assert {r.name for r in await scheduler.run_once(now=later)} == {"every-minute", "operator"}
+
+    # The tasks it inserts are a schedule's, queued and unleased; it deletes
+    # no schedule.
+    for statement in (
+        "INSERT INTO taskqueue.tasks (id, type) VALUES (gen_random_uuid(), 'noop')",
+        "INSERT INTO taskqueue.tasks (id, type, schedule, status)"
+        " VALUES (gen_random_uuid(), 'noop', 'every-minute', 'running')",
+        "DELETE FROM taskqueue.schedules",
+        "DELETE FROM taskqueue.schedule_fires",
+    ):
+        with pytest.raises(DENIED):
+            await worker_pool.execute(statement)
+
+
 async def test_row_level_security_leaves_the_worker_statements_on_their_indexes(
     admin: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:
@@ -467,6 +531,14 @@ async def test_the_auditor_reads_everything_and_changes_nothing(
     assert status == "running"
 
 
+async def has_rows(pool: asyncpg.Pool, count_query: str) -> bool:
+    return bool(await pool.fetchval(count_query))
+
+
+async def no_rows(pool: asyncpg.Pool, count_query: str) -> bool:
+    return not await pool.fetchval(count_query)
+
+
 async def test_the_api_and_a_worker_run_end_to_end_under_their_own_roles(
     dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool
 ) -> None:
@@ -497,6 +569,14 @@ async def test_the_api_and_a_worker_run_end_to_end_under_their_own_roles(
         assert (retry.status_code, retry.json()["status"]) == (200, "queued")
         await wait_until(lambda: all_in_status(admin, [failing_id], "failed"))
         history = (await client.get(f"/api/tasks/{failing_id}/history")).json()
+        # The worker's scheduler fires an operator's schedule under its role.
+        schedule = {"name": "each-second", "type": "noop", "every_seconds": 1}
+        assert (await client.post("/api/schedules", json=schedule)).status_code == 201
+        fired = "SELECT count(*) FROM taskqueue.tasks WHERE schedule = 'each-second'"
+        finished = fired + " AND status = 'succeeded'"
+        await wait_until(lambda: has_rows(admin, finished))
+        assert (await client.delete("/api/schedules/each-second")).status_code == 204
+        await wait_until(lambda: no_rows(admin, fired + " AND status <> 'succeeded'"))
         stats = (await client.get("/api/stats")).json()
 
     assert [e["event_type"] for e in history] == [
@@ -514,7 +594,11 @@ async def test_the_api_and_a_worker_run_end_to_end_under_their_own_roles(
     assert {e["worker_id"] for e in history if e["event_type"] == "task_started"} == {
         worker.worker_id
     }
-    assert stats["succeeded_tasks"] == 21
+    scheduled = await admin.fetchval(
+        "SELECT count(*) FROM taskqueue.tasks WHERE schedule IS NOT NULL"
+    )
+    assert scheduled >= 1
+    assert stats["succeeded_tasks"] == 21 + scheduled
     assert stats["failed_tasks"] == 1
 
 

@@ -110,27 +110,36 @@ BEGIN
     -- API: enqueue_tasks, find_tasks_by_idempotency_key, get_task, list_tasks,
     -- queue_stats, task_history, cancel (also of a running task: it ends the
     -- lease and counts the queue's running tasks down), retry, bulk actions
-    -- (delete only finished tasks), queue settings, the worker list and the
-    -- operator log. A new task's status, attempts, lease and result are left
-    -- to their defaults: not grantable.
+    -- (delete only finished tasks), queue settings (a row that no longer
+    -- pauses or limits anything is deleted), schedules (and triggering one by
+    -- hand), the worker list and the operator log. A new task's status,
+    -- attempts, lease and result are left to their defaults: not grantable.
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-                  run_at, idempotency_key)
+                  run_at, idempotency_key, traceparent, schedule)
         ON taskqueue.tasks TO taskqueue_api;
     GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until)
         ON taskqueue.tasks TO taskqueue_api;
     GRANT DELETE ON taskqueue.tasks TO taskqueue_api;
     GRANT SELECT, INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
         ON taskqueue.task_events TO taskqueue_api;
-    GRANT SELECT, INSERT, UPDATE ON taskqueue.queues TO taskqueue_api;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queues TO taskqueue_api;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.schedules TO taskqueue_api;
+    GRANT SELECT, INSERT (schedule, slot, outcome, task_id, detail)
+        ON taskqueue.schedule_fires TO taskqueue_api;
     GRANT SELECT ON taskqueue.workers TO taskqueue_api;
     GRANT SELECT, INSERT ON taskqueue.operator_actions TO taskqueue_api;
 
     -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired, its
-    -- row in the registry. It never inserts or deletes a task, never reads
-    -- the history and never changes a queue's settings (only the counts a
-    -- limited queue keeps).
+    -- row in the registry, and schedules: define_schedule (the ones its code
+    -- defines) and fire_schedule. The only tasks it inserts are a schedule's
+    -- (a policy below holds it to that); it never deletes a task, never reads
+    -- the history, never deletes a schedule and never changes a queue's
+    -- settings (only the counts a limited queue keeps).
     GRANT SELECT ON taskqueue.tasks TO taskqueue_worker;
+    GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
+                  schedule, slot)
+        ON taskqueue.tasks TO taskqueue_worker;
     GRANT UPDATE (status, attempts, run_at, locked_by, locked_until, started_at, result,
                   last_error, completed_at)
         ON taskqueue.tasks TO taskqueue_worker;
@@ -140,6 +149,9 @@ BEGIN
     GRANT UPDATE (running, rate_window_at, rate_window_n) ON taskqueue.queues
         TO taskqueue_worker;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.workers TO taskqueue_worker;
+    GRANT SELECT, INSERT, UPDATE ON taskqueue.schedules TO taskqueue_worker;
+    GRANT SELECT, INSERT (schedule, slot, outcome, task_id, detail)
+        ON taskqueue.schedule_fires TO taskqueue_worker;
 
     -- Auditor: every table and view of the schema (tasks, task_events,
     -- task_history), nothing else.
@@ -179,21 +191,27 @@ BEGIN
         WITH CHECK (status IN ('queued', 'cancelled')
                     AND locked_by IS NULL AND locked_until IS NULL);
 
+    DROP POLICY IF EXISTS taskqueue_api_delete_finished ON taskqueue.tasks;
+    CREATE POLICY taskqueue_api_delete_finished ON taskqueue.tasks
+        FOR DELETE TO taskqueue_api
+        USING (status IN ('succeeded', 'failed', 'cancelled'));
+
     -- The worker reaches every row and writes only the states a run produces
     -- (never cancelled). Its policy deliberately has no USING condition: a
     -- policy condition is a security barrier, and PostgreSQL then evaluates the
     -- statement's own non-leakproof conditions after it, so the rescuer's
     -- `locked_until < coalesce($1, now())` would stop being an index condition
     -- and every pass would read all running rows. Claim and rescue stay
-    -- exactly as fast as for the owner.
-    DROP POLICY IF EXISTS taskqueue_api_delete_finished ON taskqueue.tasks;
-    CREATE POLICY taskqueue_api_delete_finished ON taskqueue.tasks
-        FOR DELETE TO taskqueue_api
-        USING (status IN ('succeeded', 'failed', 'cancelled'));
-
+    -- exactly as fast as for the owner. The tasks it inserts are a schedule's,
+    -- queued and unleased.
     DROP POLICY IF EXISTS taskqueue_worker_read ON taskqueue.tasks;
     CREATE POLICY taskqueue_worker_read ON taskqueue.tasks
         FOR SELECT TO taskqueue_worker USING (true);
+    DROP POLICY IF EXISTS taskqueue_worker_fire ON taskqueue.tasks;
+    CREATE POLICY taskqueue_worker_fire ON taskqueue.tasks
+        FOR INSERT TO taskqueue_worker
+        WITH CHECK (schedule IS NOT NULL AND status = 'queued'
+                    AND locked_by IS NULL AND locked_until IS NULL);
     DROP POLICY IF EXISTS taskqueue_worker_run ON taskqueue.tasks;
     CREATE POLICY taskqueue_worker_run ON taskqueue.tasks
         FOR UPDATE TO taskqueue_worker

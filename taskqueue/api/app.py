@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from litestar import Litestar, Request
@@ -24,6 +24,7 @@ from taskqueue.api.failures import get_failures
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.guards import request_guard_middleware
 from taskqueue.api.health import HealthSnapshot, health, ready
+from taskqueue.api.metrics import ApiMetrics, observe_requests
 from taskqueue.api.openapi import openapi_config, redoc_script
 from taskqueue.api.queues import QueueController
 from taskqueue.api.schedules import ScheduleController
@@ -34,6 +35,9 @@ from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.registry import Registry, load_registry
 from taskqueue.web.router import dashboard_router
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 logger = logging.getLogger("taskqueue.api")
 
@@ -74,15 +78,22 @@ async def refuse_unknown_query_parameters(request: Request[Any, Any, Any]) -> No
         )
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
+def create_app(
+    settings: Settings,
+    registry: Registry | None = None,
+    *,
+    metrics_also: Sequence[Callable[[], Iterator[Metric]]] = (),
+) -> Litestar:
     """The REST API. ``registry``: the task types producers may enqueue
-    (default: built-ins plus TASKQUEUE_HANDLERS modules)."""
+    (default: built-ins plus TASKQUEUE_HANDLERS modules). ``metrics_also``:
+    more metrics for its /metrics (a worker in the same process)."""
     dsn = settings.require_database_url()
     types = registry if registry is not None else load_registry(settings.handlers)
     authenticator = Authenticator.from_settings(settings)
     dashboard, sessions = dashboard_router(settings, authenticator)
     if not authenticator.enabled:
         logger.warning("API auth is off (no TASKQUEUE_API_TOKENS): serve on 127.0.0.1 only")
+    metrics = ApiMetrics(settings, metrics_also)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -114,7 +125,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             await committer.close()
             await pool.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             TaskController,
             BulkController,
@@ -129,6 +140,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             ready,
             redoc_script,
             dashboard,
+            metrics.route(authenticator),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings, "dashboard_sessions": sessions}),
@@ -141,3 +153,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         logging_config=None,  # the process's logging (taskqueue CLI) stays as configured
         debug=False,
     )
+    app.asgi_handler = observe_requests(
+        app.asgi_handler, metrics.http, access_log=settings.access_log
+    )
+    return app

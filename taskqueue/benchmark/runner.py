@@ -43,6 +43,7 @@ BULK_BATCH = 1000
 REST_CONNECTIONS = 32
 BATCH_CONNECTIONS = 4
 REFERENCE_CLAIM_BATCH = 100
+METRICS_SCRAPE_SECONDS = 0.5  # far more often than Prometheus would (15 s): the worst case
 BULK_PRODUCERS = 4  # coroutines calling enqueue_many at once, a connection each
 
 
@@ -130,6 +131,11 @@ class PeakRss:
     @property
     def megabytes(self) -> float:
         return self.peak / (1024 * 1024)
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU the process has used so far."""
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
 
 
 def _with_database(dsn: str, name: str) -> str:
@@ -309,7 +315,22 @@ class Bench:
         n = self.o.drain_n
         await bench_store.reset(self.pool)
         await self.fill(n, "drain: enqueue (untimed)")
-        self.record("drain", await self._drain_with_worker(n, "drain: worker"))
+        self.record("drain", await self._drain_with_worker(n, "drain: worker", key="drain"))
+
+        # The same drain with the worker's Prometheus metrics on, and scraped.
+        await bench_store.reset(self.pool)
+        await self.fill(n, "drain, metrics on: enqueue (untimed)")
+        port = _free_port()
+        self.record(
+            "drain_metrics",
+            await self._drain_with_worker(
+                n,
+                "drain, metrics on: worker",
+                self.env(TASKQUEUE_METRICS_PORT=str(port)),
+                key="drain_metrics",
+                scrape=f"http://127.0.0.1:{port}/metrics",
+            ),
+        )
 
         await bench_store.reset(self.pool)
         await self.fill(n, "SQL ceiling: enqueue (untimed)")
@@ -332,24 +353,47 @@ class Bench:
         self.record("drain_ref", succeeded / seconds)
 
     async def _drain_with_worker(
-        self, count: int, label: str, env: dict[str, str] | None = None, rss_key: str = ""
+        self,
+        count: int,
+        label: str,
+        env: dict[str, str] | None = None,
+        rss_key: str = "",
+        *,
+        key: str = "",
+        scrape: str = "",
     ) -> float:
         """Start a worker, wait until ``count`` more tasks succeeded, stop it;
-        tasks/s from the database's event timestamps."""
+        tasks/s from the database's event timestamps. With ``key``, also the
+        worker's peak RSS (``key``_rss) and its CPU per task from a tenth of
+        the tasks on (``key``_cpu, startup left out); with ``scrape``, GET
+        that URL every METRICS_SCRAPE_SECONDS meanwhile."""
         since = await bench_store.last_event_id(self.pool)
+        marks: list[tuple[int, float]] = []
         with (
             _process(["worker"], env or self.env(), self.log) as worker,
             PeakRss(worker.pid) as rss,
         ):
+            scraping = asyncio.create_task(_scrape_every(scrape)) if scrape else None
 
             async def finished() -> bool:
                 succeeded, _ = await bench_store.drain_progress(self.pool, since)
                 self.progress.show(label, succeeded, count)
+                if key and ((not marks and succeeded >= count // 10) or succeeded >= count):
+                    marks.append((succeeded, rss.cpu_seconds()))
                 return succeeded >= count
 
-            await _until(finished, 600, f"{label} of {count} tasks")
+            try:
+                await _until(finished, 600, f"{label} of {count} tasks")
+            finally:
+                if scraping is not None:
+                    scraping.cancel()
         if rss_key:
             self.record(rss_key, rss.megabytes)
+        if key:
+            self.record(f"{key}_rss", rss.megabytes)
+            (first, cpu_first), (last, cpu_last) = marks[0], marks[-1]
+            if last > first and cpu_last > cpu_first:  # else too short a drain to tell
+                self.record(f"{key}_cpu", (cpu_last - cpu_first) / (last - first) * 1e6)
         succeeded, seconds = await bench_store.drain_progress(self.pool, since)
         return succeeded / seconds
 
@@ -473,6 +517,17 @@ class Bench:
 
 async def _succeeded(tq: TaskQueue, task_id: uuid.UUID) -> bool:
     return (await tq.get(task_id)).status == "succeeded"
+
+
+async def _scrape_every(url: str) -> None:
+    """GET ``url`` every METRICS_SCRAPE_SECONDS, as Prometheus would (more often)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                (await client.get(url)).raise_for_status()
+            await asyncio.sleep(METRICS_SCRAPE_SECONDS)
 
 
 def _free_port() -> int:
@@ -723,6 +778,26 @@ _ROWS: list[
         ">= 15,000/s",
         lambda v, r: v >= 15_000,
     ),
+    (
+        "drain_metrics",
+        "5 drain",
+        f"tasks/s, metrics on (scraped every {METRICS_SCRAPE_SECONDS:g} s)",
+        "tasks/s",
+        "drain",
+        "drain, metrics off",
+        ">= 95% of reference",
+        lambda v, r: r is not None and v >= 0.95 * r,
+    ),
+    (
+        "drain_metrics_cpu",
+        "5 drain",
+        "worker CPU per task, metrics on",
+        "µs",
+        "drain_cpu",
+        "metrics off",
+        "<= 105% of reference",
+        lambda v, r: r is not None and v <= 1.05 * r,
+    ),
     ("pickup_p50", "6 pickup latency", "p50", "ms", None, None, "<= 2 ms", lambda v, r: v <= 2),
     ("pickup_p95", "6 pickup latency", "p95", "ms", None, None, None, None),
     ("pickup_p99", "6 pickup latency", "p99", "ms", None, None, "<= 4 ms", lambda v, r: v <= 4),
@@ -764,6 +839,16 @@ _ROWS: list[
         "MB",
         None,
         None,
+        "<= 100 MB",
+        lambda v, r: v <= 100,
+    ),
+    (
+        "drain_metrics_rss",
+        "9 memory",
+        "worker peak RSS, metrics on (phase 5)",
+        "MB",
+        "drain_rss",
+        "metrics off",
         "<= 100 MB",
         lambda v, r: v <= 100,
     ),

@@ -69,7 +69,7 @@ claimed AS (
         started_at = now()
     WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
     RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
-              t.max_retries, t.timeout_seconds, t.run_at
+              t.max_retries, t.timeout_seconds, t.run_at, t.traceparent
 ),
 started_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id)

@@ -6,13 +6,13 @@
 -- idempotency key was taken and nothing was inserted.
 --   $1 id, $2 queue, $3 type, $4 name, $5 payload, $6 priority, $7 max_retries,
 --   $8 timeout_seconds, $9 run_at (NULL: now() + $10 microseconds), $10 delay_us,
---   $11 idempotency_key
+--   $11 idempotency_key, $12 traceparent (NULL unless the producer is traced)
 WITH inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
-                                 timeout_seconds, run_at, idempotency_key)
+                                 timeout_seconds, run_at, idempotency_key, traceparent)
     VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::jsonb, $6::int, $7::int, $8::float8,
             coalesce($9::timestamptz, now() + $10::bigint * interval '1 microsecond'),
-            $11::text)
+            $11::text, $12::text)
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, run_at
 ),

@@ -6,7 +6,8 @@
 --   $1 json: an array of objects, one per task, with the keys
 --      id (UUIDv7, made by the client), queue, type, name, payload, priority,
 --      max_retries, timeout_seconds, run_at (NULL: now() + delay_us),
---      delay_us (microseconds after the database's now()), idempotency_key.
+--      delay_us (microseconds after the database's now()), idempotency_key,
+--      and traceparent (absent unless the producer is traced).
 -- Returns one row: the ids inserted and now() (every task's created_at), so
 -- the client builds the tasks from what it sent instead of decoding a row each.
 -- One JSON document rather than eleven arrays: the client encodes it in one
@@ -16,14 +17,14 @@ WITH input AS (
     FROM json_to_recordset($1::json)
         AS i(id uuid, queue text, type text, name text, payload jsonb, priority int,
              max_retries int, timeout_seconds float8, run_at timestamptz,
-             delay_us bigint, idempotency_key text)
+             delay_us bigint, idempotency_key text, traceparent text)
 ),
 inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
-                                 timeout_seconds, run_at, idempotency_key)
+                                 timeout_seconds, run_at, idempotency_key, traceparent)
     SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
            coalesce(run_at, now() + delay_us * interval '1 microsecond'),
-           idempotency_key
+           idempotency_key, traceparent
     FROM input
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, run_at

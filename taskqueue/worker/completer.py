@@ -42,6 +42,8 @@ class Completer:
         self._closing = False
         self.stale = 0  # outcomes fenced out: the lease had been lost
         self.recorded = 0
+        self.statements = 0  # flushes that reached the database
+        self.retries = 0  # flushes that failed for a passing reason
 
     @property
     def pending(self) -> int:
@@ -74,6 +76,7 @@ class Completer:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.retries += 1
                 delay = retry.next_delay()
                 logger.warning(
                     "cannot record %d outcomes (%s); retrying in %.2fs",
@@ -97,6 +100,7 @@ class Completer:
             # block the batch: record the others one by one.
             done = await self._flush_singly(batch)
         del self._pending[: len(batch)]
+        self.statements += 1
         stale = len(batch) - len(done)
         if stale:
             self.stale += stale

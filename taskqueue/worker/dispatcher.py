@@ -20,11 +20,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
 from taskqueue import store
+from taskqueue.models import ClaimedTask
 from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.inflight import InFlight
 
@@ -42,6 +43,7 @@ class Dispatcher:
         worker_id: str,
         lease_seconds: float,
         poll_interval: float,
+        on_claimed: Callable[[list[ClaimedTask]], None] | None = None,
     ) -> None:
         self._pool = pool
         self._inflight = inflight
@@ -56,6 +58,8 @@ class Dispatcher:
         self._governed = False  # some of this worker's queues have settings
         self._settings_checked_at = float("-inf")
         self.claims = 0  # claim statements sent
+        self.retries = 0  # claims that failed for a passing reason
+        self._on_claimed = on_claimed  # told about every batch claimed (metrics)
 
     def wake(self) -> None:
         """New tasks may be due (a NOTIFY arrived, or the listener reconnected)."""
@@ -95,6 +99,8 @@ class Dispatcher:
             )
         self.claims += 1
         self._inflight.add(tasks, sent_at)
+        if tasks and self._on_claimed is not None:
+            self._on_claimed(tasks)
         return len(tasks)
 
     async def run(self) -> None:
@@ -111,6 +117,7 @@ class Dispatcher:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.retries += 1
                 delay = retry.next_delay()
                 logger.warning("claim failed (%s); retrying in %.2fs", type(exc).__name__, delay)
                 await self._sleep(delay)

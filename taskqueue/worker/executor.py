@@ -12,6 +12,7 @@ per-task overhead, which matters at tens of thousands of tasks a second."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -19,10 +20,11 @@ from typing import Any
 
 import msgspec
 
+from taskqueue import tracing
 from taskqueue.backoff import Backoff
 from taskqueue.errors import Permanent, Snooze
 from taskqueue.logs import running_task
-from taskqueue.models import Outcome, OutcomeKind
+from taskqueue.models import ClaimedTask, Outcome, OutcomeKind
 from taskqueue.registry import Registry, TaskContext
 from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, SHUTDOWN, Attempt, InFlight
 
@@ -96,13 +98,18 @@ class ExecutorPool:
         worker_id: str,
         backoff: Backoff,
         submit: Callable[[Outcome], None],
+        on_finished: Callable[[ClaimedTask, Outcome, float | None], None] | None = None,
     ) -> None:
         self._inflight = inflight
+        # Told how each attempt ended and how long it ran (metrics); None: nobody asks.
+        self._on_finished = on_finished
         self._registry = registry
         self._worker_id = worker_id
         self._backoff = backoff
         self._submit = submit
         self._running: dict[Attempt, _Run] = {}
+        # Only when this process traces (OpenTelemetry with a provider set).
+        self._tracer = tracing.execution_tracer(worker_id)
 
     @property
     def running(self) -> int:
@@ -125,23 +132,31 @@ class ExecutorPool:
         assert runner is not None
         loop = asyncio.get_running_loop()
         clock = time.perf_counter
+        finished = self._on_finished
+        execute = self.execute
+        if self._tracer is not None:
+            execute = functools.partial(self._tracer.execute, self.execute)
         while (attempt := await inflight.take()) is not None:
             started = clock()
             try:
-                outcome = await self.execute(attempt, runner, loop)
+                outcome = await execute(attempt, runner, loop)
             except asyncio.CancelledError:
                 # The worker itself is being torn down: back to the queue.
                 task = attempt.task
-                submit(
-                    Outcome(
-                        task_id=task.id,
-                        attempt=task.attempt,
-                        kind=OutcomeKind.RELEASED,
-                        reason="shutdown",
-                    )
+                released = Outcome(
+                    task_id=task.id,
+                    attempt=task.attempt,
+                    kind=OutcomeKind.RELEASED,
+                    reason="shutdown",
                 )
+                if finished is not None:
+                    finished(task, released, None)
+                submit(released)
                 raise
-            inflight.ran(clock() - started)
+            elapsed = clock() - started
+            inflight.ran(elapsed)
+            if finished is not None:
+                finished(attempt.task, outcome, elapsed)
             submit(outcome)
 
     async def execute(
@@ -183,7 +198,7 @@ class ExecutorPool:
         run = self._running[attempt] = _Run(attempt, runner, loop, now + task.timeout_seconds)
         token = running_task.set((task, self._worker_id))
         try:
-            result = await spec.handler(payload, context)
+            result = await spec.run(payload, context)
         except asyncio.CancelledError:
             if run.cut is None:
                 raise  # not ours: the worker itself is being cancelled

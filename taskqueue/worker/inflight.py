@@ -151,6 +151,10 @@ class InFlight:
                 return attempt
             self._drop(attempt, reason or LEASE_DEADLINE)
 
+    def attempt(self, task_id: uuid.UUID) -> Attempt | None:
+        """The attempt of ``task_id`` this worker holds, if any."""
+        return self._held.get(task_id)
+
     def ran(self, seconds: float) -> None:
         """A handler took ``seconds``: the moving average that sizes prefetch."""
         mean = self._mean_run

@@ -44,6 +44,7 @@ class LeaseKeeper(PeriodicLoop):
         self._lease_seconds = lease_seconds
         self._timeout = lease_seconds / 4
         self.renewals = 0
+        self.renewed = 0  # leases extended
 
     async def run_once(self) -> set[uuid.UUID]:
         """Returns the ids whose lease was lost."""
@@ -58,6 +59,7 @@ class LeaseKeeper(PeriodicLoop):
                 conn, ids, self._worker_id, self._lease_seconds, statement_timeout=timeout
             )
         self.renewals += 1
+        self.renewed += len(kept)
         lost = self._inflight.renewed(attempts, kept, sent_at)
         if lost:
             logger.warning(
@@ -81,9 +83,11 @@ class Rescuer(PeriodicLoop):
         super().__init__(interval)
         self._pool = pool
         self._worker_id = worker_id
+        self.rescued = 0
 
     async def run_once(self, now: datetime | None = None) -> list[tuple[uuid.UUID, Status]]:
         rescued = await store.rescue_expired(self._pool, self._worker_id, now=now)
+        self.rescued += len(rescued)
         if rescued:
             logger.warning("rescued %d tasks whose lease had expired", len(rescued))
         async with self._pool.acquire() as conn:

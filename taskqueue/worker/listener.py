@@ -52,6 +52,7 @@ class Listener:
         self._settings_changed = settings_changed
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
+        self.reconnects = 0  # LISTEN connections lost, or that could not be opened
 
     def _on_notify(self, payload: str) -> None:
         if payload == "*" or not self._queues.isdisjoint(payload.split(",")):
@@ -85,6 +86,7 @@ class Listener:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.reconnects += 1
                 delay = retry.next_delay()
                 logger.warning("cannot LISTEN (%s); retrying in %.2fs", type(exc).__name__, delay)
                 with contextlib.suppress(TimeoutError):
@@ -106,10 +108,12 @@ class Listener:
                     if conn.is_closed():  # closed without telling us
                         lost.set()
                 if lost.is_set():
+                    self.reconnects += 1
                     logger.warning("LISTEN connection lost; reconnecting")
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.reconnects += 1
                 logger.warning("LISTEN failed (%s); reconnecting", type(exc).__name__)
             finally:
                 self.connected.clear()

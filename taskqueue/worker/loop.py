@@ -21,6 +21,7 @@ class PeriodicLoop:
         self.interval = interval
         self._first_delay = first_delay
         self._stopping = asyncio.Event()
+        self.failures = 0  # passes that failed for a passing reason, then retried
 
     def stop(self) -> None:
         self._stopping.set()
@@ -41,6 +42,7 @@ class PeriodicLoop:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.failures += 1
                 delay = retry.next_delay()
                 logger.warning(
                     "%s failed (%s); retrying in %.2fs", self.name, type(exc).__name__, delay

@@ -28,6 +28,8 @@ import asyncpg
 from taskqueue import db, store
 from taskqueue.config import Settings
 from taskqueue.errors import TaskQueueError
+from taskqueue.metrics import ENQUEUED, MetricsServer, WorkerMetrics, build_registry
+from taskqueue.models import Outcome
 from taskqueue.registry import Registry
 from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
@@ -37,6 +39,7 @@ from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
+from taskqueue.worker.loop import PeriodicLoop
 from taskqueue.worker.scheduler import Scheduler
 from taskqueue.worker.unhandled import UnhandledTypes
 
@@ -58,7 +61,13 @@ def make_worker_id() -> str:
 
 
 class Worker:
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    """``metrics``: what this worker counts for Prometheus; by default a new
+    one when TASKQUEUE_METRICS_PORT is set (and served there), else nothing
+    is counted."""
+
+    def __init__(
+        self, settings: Settings, registry: Registry, *, metrics: WorkerMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.worker_id = settings.worker_id or make_worker_id()
@@ -75,6 +84,16 @@ class Worker:
         self.dispatcher: Dispatcher | None = None
         self.completer: Completer | None = None
         self.executors: ExecutorPool | None = None
+        self.listener: Listener | None = None
+        self.lease_keeper: LeaseKeeper | None = None
+        self.rescuer: Rescuer | None = None
+        self.loops: list[PeriodicLoop] = []
+        if metrics is None and settings.metrics_port is not None:
+            metrics = WorkerMetrics()
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.worker = self
+        self.metrics_server: MetricsServer | None = None
 
     @property
     def stopping(self) -> bool:
@@ -89,19 +108,29 @@ class Worker:
         self._stop.set()
 
     async def run(self) -> None:
-        pool = await self._open_pool()
-        if pool is None:
-            logger.info("worker %s stopped before it started", self.worker_id)
-            return
-        self.pool = pool
+        s = self.settings
+        if self.metrics is not None and s.metrics_port is not None:
+            # Up before the database is reached: reconnects are worth seeing too.
+            registry = build_registry(self.metrics.collect, ENQUEUED.collect)
+            self.metrics_server = MetricsServer(registry, s.metrics_host, s.metrics_port)
+            self.metrics_server.start()
         try:
-            await self._run_with(pool)
+            pool = await self._open_pool()
+            if pool is None:
+                logger.info("worker %s stopped before it started", self.worker_id)
+                return
+            self.pool = pool
+            try:
+                await self._run_with(pool)
+            finally:
+                await pool.close()
+                logger.info("worker %s stopped", self.worker_id)
         finally:
-            await pool.close()
-            logger.info("worker %s stopped", self.worker_id)
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
 
     async def _run_with(self, pool: asyncpg.Pool) -> None:
-        s, inflight = self.settings, self.inflight
+        s, inflight, metrics = self.settings, self.inflight, self.metrics
         dsn = s.require_database_url()
         completer = self.completer = Completer(
             pool,
@@ -116,8 +145,19 @@ class Worker:
             worker_id=self.worker_id,
             backoff=s.backoff,
             submit=completer.submit,
+            on_finished=None if metrics is None else metrics.finished,
         )
         inflight.on_dropped = completer.submit
+        if metrics is not None:
+
+            def dropped(outcome: Outcome) -> None:
+                # Released before it started: counted like every other ending.
+                attempt = inflight.attempt(outcome.task_id)
+                if attempt is not None:
+                    metrics.finished(attempt.task, outcome, None)
+                completer.submit(outcome)
+
+            inflight.on_dropped = dropped
         inflight.on_stop = executors.interrupt
         dispatcher = self.dispatcher = Dispatcher(
             pool,
@@ -127,8 +167,9 @@ class Worker:
             worker_id=self.worker_id,
             lease_seconds=s.lease_seconds,
             poll_interval=s.poll_interval,
+            on_claimed=None if metrics is None else metrics.claimed,
         )
-        listener = Listener(
+        listener = self.listener = Listener(
             dsn,
             s.queues,
             dispatcher.wake,
@@ -145,10 +186,14 @@ class Worker:
             interval=s.heartbeat_seconds,
         )
         await heartbeat.announce("running")  # registers the worker
-        loops = [
+        self.lease_keeper = LeaseKeeper(
+            pool, inflight, worker_id=self.worker_id, lease_seconds=s.lease_seconds
+        )
+        self.rescuer = Rescuer(pool, worker_id=self.worker_id, interval=s.lease_seconds / 2)
+        loops = self.loops = [
             heartbeat,
-            LeaseKeeper(pool, inflight, worker_id=self.worker_id, lease_seconds=s.lease_seconds),
-            Rescuer(pool, worker_id=self.worker_id, interval=s.lease_seconds / 2),
+            self.lease_keeper,
+            self.rescuer,
             UnhandledTypes(pool, queues=s.queues, types=self.types),
             Scheduler(pool, self.registry, worker_id=self.worker_id),
         ]

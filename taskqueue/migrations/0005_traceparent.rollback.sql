@@ -1,0 +1,2 @@
+-- Undo 0005_traceparent.sql.
+ALTER TABLE taskqueue.tasks DROP COLUMN IF EXISTS traceparent;
