@@ -65,7 +65,7 @@ async def test_json_logs_of_a_real_api_and_worker_parse_carry_task_fields_and_hi
     env = {"log_format": "json", "handlers": "tests.observed_handlers"}
     tokens = f"{READ_TOKEN}:read,{WRITE_TOKEN}:read+write"
     async with (
-        api_process(dsn, api_log, api_tokens=tokens, **env, port=None) as (base, _),
+        api_process(dsn, api_log, api_tokens=tokens, access_log="true", **env) as (base, _),
         httpx.AsyncClient(base_url=base) as http,
     ):
         write = {"Authorization": f"Bearer {WRITE_TOKEN}"}
