@@ -44,8 +44,12 @@ class OutcomeKind(enum.StrEnum):
     RELEASED = "released"  # back to the queue now, attempt not charged (never ran to the end)
 
 
-class Task(msgspec.Struct, kw_only=True):
-    """A row of taskqueue.tasks."""
+class Task(msgspec.Struct, kw_only=True, gc=False):
+    """A row of taskqueue.tasks.
+
+    Not tracked by the garbage collector (a producer makes thousands a
+    second; their payloads, decoded JSON, are tracked on their own): a Task
+    must not be part of a reference cycle."""
 
     id: uuid.UUID
     queue: str
@@ -107,7 +111,7 @@ class NewTask(msgspec.Struct, kw_only=True):
     idempotency_key: str | None = None
 
 
-class Enqueued(msgspec.Struct, frozen=True):
+class Enqueued(msgspec.Struct, frozen=True, gc=False):
     """The task a producer gets back, and whether this call created it (False:
     the idempotency key already belonged to it)."""
 
