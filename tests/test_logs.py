@@ -64,8 +64,9 @@ async def test_json_logs_of_a_real_api_and_worker_parse_carry_task_fields_and_hi
     api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
     env = {"log_format": "json", "handlers": "tests.observed_handlers"}
     tokens = f"{READ_TOKEN}:read,{WRITE_TOKEN}:read+write"
+    api_env = {**env, "access_log": "true"}  # off by default
     async with (
-        api_process(dsn, api_log, api_tokens=tokens, access_log="true", **env) as (base, _),
+        api_process(dsn, api_log, api_tokens=tokens, **api_env, port=None) as (base, _),
         httpx.AsyncClient(base_url=base) as http,
     ):
         write = {"Authorization": f"Bearer {WRITE_TOKEN}"}
