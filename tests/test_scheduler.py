@@ -172,6 +172,13 @@ async def test_four_workers_fire_each_second_exactly_once_through_a_kill_9_and_a
         w2.kill()
         assert await w2.wait() == -signal.SIGKILL
         async with worker_process(database_url, log, **settings, worker_id="w2b") as w2b:
+
+            async def restarted() -> bool:
+                return any(w.id == "w2b" and w.state == "running" for w in await tq.workers())
+
+            # Registered, so running (and stopped gracefully below), however
+            # slowly it starts on a busy machine.
+            await wait_until(restarted, timeout=40)
             await wait_until(covered(16), timeout=40)
             await tq.pause_schedule("every-second")
             await tq.pause_schedule("cron-second")
