@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import httpx
 
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
@@ -135,21 +136,26 @@ async def test_health_reports_live_workers_and_due_tasks_from_a_snapshot(
 ) -> None:
     await tq.pause("default")
     await tq.enqueue_many([NewTask(type="noop") for _ in range(4)])
-    async with (
-        api_client(database_url) as client,
-        running_worker(database_url, worker_id="w-health"),
-    ):
+    async with api_client(database_url) as client:
+        # The API's first snapshot saw no worker; one starting now is seen
+        # within about a second (not the 5 s refresh of a snapshot with workers).
+        await wait_until(lambda: _health_is(client, workers=0, queue_depth=4), timeout=10)
+        async with running_worker(database_url, worker_id="w-health"):
+            await wait_until(lambda: _live(tq, "w-health"), timeout=20, interval=0.05)
+            await wait_until(lambda: _health_is(client, workers=1, queue_depth=4), timeout=3)
+            (worker,) = (await client.get("/api/workers")).json()
+            assert (worker["id"], worker["state"]) == ("w-health", "running")
+            assert uuid.UUID(int=0) != worker["id"]
 
-        async def reported() -> bool:  # the snapshot is refreshed every 5 s
-            body = (await client.get("/health")).json()
-            return bool(body == {
-                "status": "healthy", "database": "connected", "workers": 1, "queue_depth": 4,
-            })  # fmt: skip
 
-        await wait_until(reported, timeout=20, interval=0.2)
-        (worker,) = (await client.get("/api/workers")).json()
-        assert (worker["id"], worker["state"]) == ("w-health", "running")
-        assert uuid.UUID(int=0) != worker["id"]
+async def _health_is(client: httpx.AsyncClient, *, workers: int, queue_depth: int) -> bool:
+    body = (await client.get("/health")).json()
+    expected = {"status": "healthy", "database": "connected"}
+    return bool(body == {**expected, "workers": workers, "queue_depth": queue_depth})
+
+
+async def _live(tq: TaskQueue, worker_id: str) -> bool:
+    return any(w.id == worker_id and w.state == "running" for w in await tq.workers())
 
 
 async def test_inputs_that_reached_sql_or_matched_everything_get_a_4xx(

@@ -19,6 +19,9 @@ READY_TIMEOUT_SECONDS = 2.0
 
 
 SNAPSHOT_SECONDS = 5.0
+# While no worker is live one is usually starting (`make run` starts both at
+# once): a probe should see it within a second, not five.
+SNAPSHOT_SECONDS_WITHOUT_WORKERS = 1.0
 
 
 class HealthSnapshot:
@@ -44,7 +47,10 @@ class HealthSnapshot:
     async def run(self) -> None:
         while True:
             await self.refresh()
-            await asyncio.sleep(self._every)
+            live = self.value.workers > 0
+            await asyncio.sleep(
+                self._every if live else min(self._every, SNAPSHOT_SECONDS_WITHOUT_WORKERS)
+            )
 
 
 @get(
