@@ -128,6 +128,42 @@ class ReusedConnection:
         await self._give_back()
 
 
+class Runner:
+    """Runs the Python API's statements: each on the pool as a transaction
+    of its own, or, with ``reuse_connection``, on one kept connection while
+    calls come one at a time (see ``ReusedConnection``)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, reuse_connection: bool = False) -> None:
+        self.pool = pool
+        self._reused = ReusedConnection(pool) if reuse_connection else None
+
+    async def run(
+        self,
+        statement: Callable[Concatenate[Any, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        if self._reused is not None:
+            return await self._reused.run(statement, *args, **kwargs)
+        return await statement(self.pool, *args, **kwargs)
+
+    async def run_connected(
+        self,
+        statement: Callable[Concatenate[Any, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """For a statement that opens a transaction of its own, which needs
+        one connection rather than the pool."""
+        async with self.pool.acquire() as conn:
+            return await statement(conn, *args, **kwargs)
+
+    async def close(self) -> None:
+        """Hand a kept connection back (before the pool is closed)."""
+        if self._reused is not None:
+            await self._reused.close()
+
+
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
     await init_connection(conn)

@@ -96,3 +96,18 @@ def locate_validation_error(text: str, root: str = "") -> tuple[str, str]:
         path = f"{path}.{name}" if path else name
     field = ".".join(part for part in (root, path) if part).replace(".[", "[")
     return field or "body", message
+
+
+class InvalidSchedule(InvalidTask):
+    """A field of a schedule is unacceptable; ``field`` names it."""
+
+
+class ScheduleNotFound(TaskQueueError, LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name[:100]!r} not found")
+        self.name = name
+
+
+class ScheduleConflict(TaskQueueError):
+    """The schedule's state does not allow the change (already paused, not
+    paused, the name is taken, defined in code)."""

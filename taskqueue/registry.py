@@ -17,14 +17,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import msgspec
 
-from taskqueue import schedules
 from taskqueue.backoff import Backoff
 from taskqueue.errors import InvalidTask, UnknownTaskType, locate_validation_error
-from taskqueue.models import CatchUp, NewSchedule, Overlap
+from taskqueue.models import NewSchedule
+from taskqueue.schedules.definition import ScheduleFields, define
 
 
 class TaskContext:
@@ -239,21 +239,14 @@ class Registry:
         cron: str | None = None,
         *,
         name: str,
-        every_seconds: int | None = None,
-        timezone: str = "UTC",
-        payload: Any = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_retries: int | None = None,
-        timeout_seconds: float | None = None,
-        catch_up: CatchUp | str = CatchUp.LATEST,
-        overlap: Overlap | str = Overlap.ALLOW,
         type: str | None = None,
+        **fields: Unpack[ScheduleFields],
     ) -> Callable[[H], H]:
         """Run the decorated handler on a schedule named ``name``: put it
         above ``@registry.task(...)`` to fire that type, or use it alone to
         register the handler as a type named ``type`` (default: ``name``).
-        Workers that load the module make sure the schedule exists."""
+        The other fields are ``schedule``'s. Workers that load the module
+        make sure the schedule exists."""
 
         def register(handler: H) -> H:
             task_type = type or next(
@@ -262,20 +255,7 @@ class Registry:
             if task_type is None or task_type not in self._specs:
                 task_type = task_type or name
                 self.add(TaskSpec(name=task_type, handler=handler))
-            self.schedule(
-                name,
-                type=task_type,
-                cron=cron,
-                every_seconds=every_seconds,
-                timezone=timezone,
-                payload=payload,
-                queue=queue,
-                priority=priority,
-                max_retries=max_retries,
-                timeout_seconds=timeout_seconds,
-                catch_up=catch_up,
-                overlap=overlap,
-            )
+            self.schedule(name, type=task_type, cron=cron, **fields)
             return handler
 
         return register
@@ -286,36 +266,16 @@ class Registry:
         *,
         type: str,
         cron: str | None = None,
-        every_seconds: int | None = None,
-        timezone: str = "UTC",
-        payload: Any = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_retries: int | None = None,
-        timeout_seconds: float | None = None,
-        catch_up: CatchUp | str = CatchUp.LATEST,
-        overlap: Overlap | str = Overlap.ALLOW,
+        **fields: Unpack[ScheduleFields],
     ) -> NewSchedule:
         """Define a recurring task of ``type`` in code: ``cron`` (5 fields, 6
         with leading seconds, or an @alias, in ``timezone``) or
-        ``every_seconds``. The expression and zone are checked now, so a
-        mistake fails the import rather than a worker."""
-        schedules.validate_name(name)
-        schedules.parse_timing(cron, every_seconds, timezone)
-        new = NewSchedule(
-            name=name,
-            type=type,
-            cron=cron,
-            every_seconds=every_seconds,
-            timezone=timezone,
-            payload={} if payload is None else payload,
-            queue=queue,
-            priority=priority,
-            max_retries=max_retries,
-            timeout_seconds=timeout_seconds,
-            catch_up=CatchUp(catch_up),
-            overlap=Overlap(overlap),
-        )
+        ``every_seconds``, and the task settings (``payload``, ``queue``,
+        ``priority``, ``max_retries``, ``timeout_seconds``; unset ones are the
+        type's), ``catch_up`` and ``overlap`` (see ``ScheduleFields``). The
+        expression and zone are checked now, so a mistake fails the import
+        rather than a worker."""
+        new = define(name, type=type, cron=cron, **fields)
         self.add_schedule(new)
         return new
 
@@ -330,14 +290,16 @@ class Registry:
         return [self._schedules[name] for name in sorted(self._schedules)]
 
 
-def load_registry(modules: Iterable[str], *, include_builtins: bool = True) -> Registry:
-    """A registry of the built-in types plus each module's ``registry`` attribute."""
-    combined = Registry()
-    if include_builtins:
-        from taskqueue.handlers import registry as builtins
+BUILTINS = "taskqueue.handlers"  # the built-in types are a handler module like any other
 
-        combined.include(builtins)
-    for module_name in modules:
+
+def load_registry(modules: Iterable[str], *, include_builtins: bool = True) -> Registry:
+    """A registry of the built-in types plus each module's ``registry`` attribute.
+
+    Modules are loaded by name, the built-in ones too, so this module imports
+    no handler (and a bare ``TaskQueue`` no webhook code until it needs it)."""
+    combined = Registry()
+    for module_name in [BUILTINS, *modules] if include_builtins else modules:
         module = importlib.import_module(module_name)
         found = getattr(module, "registry", None)
         if not isinstance(found, Registry):

@@ -1,11 +1,9 @@
-"""Recurring tasks: cron and interval timings, which of a schedule's slots are
-due and which catch-up leaves unfired, and the caller of the leaderless
-firing statement.
+"""When schedules fire, computed without I/O: cron and interval timings,
+schedule names, and which of a schedule's slots are due and which catch-up
+leaves unfired (``plan_firing``).
 
-A *slot* is a moment a schedule fires, in UTC. Every computation starts from
-the database's clock, and a slot becomes a task at most once because the
-database says so (see ``queries/fire_schedule.sql``), so any number of workers
-may run ``fire_due`` at the same time.
+A *slot* is a moment a schedule fires, in UTC. Every computation here starts
+from a moment it is given (the database's clock, read by the caller).
 
 Cron expressions are evaluated by cronsim, which follows Debian cron across
 daylight-saving changes: a job at a fixed minute and hour that falls in the
@@ -19,8 +17,6 @@ are found as for five fields, then each gets its seconds."""
 from __future__ import annotations
 
 import functools
-import logging
-import random
 import re
 import zoneinfo
 from collections import deque
@@ -32,11 +28,14 @@ from typing import Any, Protocol
 
 from cronsim import CronSim
 
-from taskqueue import store
-from taskqueue.errors import InvalidTask, TaskQueueError
-from taskqueue.models import CatchUp, uuid7
-
-logger = logging.getLogger("taskqueue.schedules")
+from taskqueue.errors import InvalidSchedule
+from taskqueue.limits import (
+    MAX_CRON_LENGTH,
+    MAX_EVERY_SECONDS,
+    MAX_SCHEDULE_NAME_LENGTH,
+    SCHEDULE_NAME_PATTERN,
+)
+from taskqueue.models import CatchUp
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -47,10 +46,8 @@ ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # it is a path segment of the REST API
-MAX_NAME_LENGTH = 200
-MAX_CRON_LENGTH = 200
-MAX_EVERY_SECONDS = 366 * 86400
+NAME_PATTERN = SCHEDULE_NAME_PATTERN
+MAX_NAME_LENGTH = MAX_SCHEDULE_NAME_LENGTH
 
 # A slot less than this overdue is on time: a worker's check, a restart or a
 # deploy delays slots by that much, and they fire whatever catch_up says.
@@ -69,21 +66,6 @@ NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)
-
-
-class InvalidSchedule(InvalidTask):
-    """A field of a schedule is unacceptable; ``field`` names it."""
-
-
-class ScheduleNotFound(TaskQueueError, LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"schedule {name[:100]!r} not found")
-        self.name = name
-
-
-class ScheduleConflict(TaskQueueError):
-    """The schedule's state does not allow the change (already paused, not
-    paused, the name is taken, defined in code)."""
 
 
 class Timing(Protocol):
@@ -330,71 +312,3 @@ def plan_firing(
         if catch_up is CatchUp.ALL:
             missed["cap"] = cap
     return Plan(slots=fire_late + on_time, missed=missed, next_run_at=next_run_at)
-
-
-@dataclass(frozen=True, slots=True)
-class FireResult:
-    """What one worker's check fired for one schedule."""
-
-    name: str
-    fired: list[datetime]
-    skipped: list[datetime]
-    missed: dict[str, Any] | None
-
-
-async def fire_due(
-    conn: store.Executor,
-    *,
-    now: datetime | None = None,
-    limit: int = DUE_BATCH,
-    worker_id: str | None = None,
-) -> tuple[list[FireResult], bool]:
-    """One check: fire every due slot of up to ``limit`` due schedules at
-    ``now`` (the database's clock when None); ``worker_id`` goes into the
-    fired tasks' task_queued events. Returns what this caller fired (slots
-    another worker fired first are not in it) and whether the check was full
-    (more may be due)."""
-    due = await store.due_schedules(conn, now=now, limit=limit)
-    # Workers that see the same due schedules start at different ones, so
-    # that with many due they share the work instead of queueing on one row.
-    random.shuffle(due)
-    results: list[FireResult] = []
-    for schedule in due:
-        try:
-            timing = parse_timing(schedule.cron, schedule.every_seconds, schedule.timezone)
-        except InvalidSchedule as exc:  # a zone gone from this host's tzdata, a row edited by hand
-            logger.error("schedule %r cannot be evaluated here: %s", schedule.name, exc)
-            continue
-        plan = plan_firing(
-            timing, due=schedule.next_run_at, now=schedule.now, catch_up=schedule.catch_up
-        )
-        fired = await store.fire_schedule(
-            conn,
-            schedule.name,
-            expected=schedule.next_run_at,
-            next_run_at=plan.next_run_at,
-            slots=plan.slots,
-            task_ids=[uuid7() for _ in plan.slots],
-            missed=plan.missed,
-            worker_id=worker_id,
-        )
-        if not fired.advanced:
-            continue
-        if plan.missed is not None:
-            logger.warning(
-                "schedule %r: %s%d late slot(s) from %s to %s not fired (catch_up=%s)",
-                schedule.name,
-                "" if plan.missed["exact"] else "at least ",
-                plan.missed["slots"],
-                plan.missed["first"],
-                plan.missed["last"],
-                schedule.catch_up.value,
-            )
-        if fired.already_recorded:
-            logger.warning(
-                "schedule %r: %d slot(s) were fired before and were not fired again",
-                schedule.name,
-                fired.already_recorded,
-            )
-        results.append(FireResult(schedule.name, fired.fired, fired.skipped, plan.missed))
-    return results, len(due) == limit

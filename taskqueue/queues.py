@@ -1,0 +1,114 @@
+"""Operating queues (``tq.queues``): read their state, pause and resume
+them, and set their concurrency and rate limits. Calling the object lists
+every queue, so ``tq.queues()`` reads as it always did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from taskqueue import db, store
+from taskqueue.errors import InvalidArgument, QueueNotFound
+from taskqueue.limits import (
+    MAX_QUEUE_LENGTH,
+    check_concurrency,
+    check_rate,
+    queue_name,
+)
+from taskqueue.models import QueueInfo, RateLimit
+from taskqueue.validation import queue_problem
+
+_NOT_SET: Any = msgspec.UNSET
+
+
+class Queues:
+    """The queues of one database, through ``runner``."""
+
+    def __init__(self, runner: db.Runner) -> None:
+        self._db = runner
+
+    async def __call__(self) -> list[QueueInfo]:
+        """Every queue that has tasks, settings or live workers."""
+        return await self._db.run(store.queue_overview)
+
+    async def get(self, name: str) -> QueueInfo:
+        if queue_problem(name, max_length=MAX_QUEUE_LENGTH) is not None:
+            raise QueueNotFound(name)  # no queue can have that name
+        found = await self._db.run(store.queue_overview, name)
+        if not found:
+            raise QueueNotFound(name)
+        return found[0]
+
+    async def pause(self, queue: str, *, actor: str = "local") -> QueueInfo:
+        """No worker claims the queue's tasks from its next claim on (running
+        ones finish). Takes effect for every worker within a poll interval."""
+        await self._db.run_connected(store.set_queue_paused, queue_name(queue), True, actor)
+        return await self._settled(queue)
+
+    async def resume(self, queue: str, *, actor: str = "local") -> QueueInfo:
+        await self._db.run_connected(store.set_queue_paused, queue_name(queue), False, actor)
+        return await self._settled(queue)
+
+    async def set_limits(
+        self,
+        queue: str,
+        *,
+        concurrency: int | None = _NOT_SET,
+        rate: tuple[int, float] | RateLimit | None = _NOT_SET,
+        actor: str = "local",
+    ) -> QueueInfo:
+        """At most ``concurrency`` of the queue's tasks running at once, and
+        at most ``rate = (n, seconds)`` task starts per rolling period, across
+        every worker and host. None removes a limit; leaving one out keeps it."""
+        asked: dict[str, Any] = {}
+        if concurrency is not _NOT_SET:
+            check_concurrency(concurrency)
+            asked["concurrency_limit"] = concurrency
+        limit: RateLimit | None = None
+        if rate is not _NOT_SET:
+            if rate is not None:
+                limit = (
+                    rate
+                    if isinstance(rate, RateLimit)
+                    else RateLimit(limit=rate[0], period_seconds=rate[1])
+                )
+                check_rate(limit)
+            asked["rate_limit"] = None if limit is None else msgspec.to_builtins(limit)
+        if not asked:
+            raise InvalidArgument("body", "give concurrency_limit, rate_limit or both")
+        await self._db.run_connected(
+            store.set_queue_limits,
+            queue_name(queue),
+            concurrency=None if concurrency is _NOT_SET else concurrency,
+            change_concurrency=concurrency is not _NOT_SET,
+            rate=limit,
+            change_rate=rate is not _NOT_SET,
+            actor=actor,
+            asked=asked,
+        )
+        return await self._settled(queue)
+
+    async def _settled(self, name: str) -> QueueInfo:
+        """The queue after a change of its settings; one that neither has
+        tasks nor keeps settings reads as unpaused, unlimited and empty."""
+        found = await self._db.run(store.queue_overview, name)
+        if found:
+            return found[0]
+        return QueueInfo(
+            name=name,
+            paused=False,
+            concurrency_limit=None,
+            rate_limit=None,
+            queued=0,
+            due=0,
+            scheduled=0,
+            running=0,
+            succeeded=0,
+            failed=0,
+            cancelled=0,
+            oldest_due_age_seconds=0.0,
+            finished_last_minute=0,
+            failed_last_minute=0,
+            workers=0,
+        )
