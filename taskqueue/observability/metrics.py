@@ -37,6 +37,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from taskqueue.models import OutcomeKind
+from taskqueue.observability.outcomes import OUTCOMES, outcome_index
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from taskqueue.config import Settings
     from taskqueue.models import ClaimedTask, Outcome
-    from taskqueue.worker.process import Worker
+    from taskqueue.observability.readings import WorkerReadings
 
 logger = logging.getLogger("taskqueue.metrics")
 
@@ -61,21 +62,8 @@ WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                 5.0, 10.0)  # fmt: skip
 
-# The outcome label of tasks_finished_total, by index into TaskSeries.outcomes.
-OUTCOMES = (
-    "succeeded",  # the handler returned
-    "failed",  # no retry left (an error on the last attempt, Permanent, an invalid payload)
-    "retried",  # an error with retries left: queued again after a backoff
-    "timeout",  # the handler outran its timeout (retried while retries are left)
-    "released",  # back to the queue uncharged: shutdown, lease deadline, no handler here
-    "snoozed",  # the handler raised Snooze
-    "cancelled",  # an operator cancelled the task while it ran
-    "lease_lost",  # stopped: the database had given the lease to someone else
-)
-_FAILED, _RETRIED, _TIMEOUT, _RELEASED, _SNOOZED, _CANCELLED, _LEASE_LOST = range(1, 8)
+# The outcome label of tasks_finished_total is OUTCOMES[i] for TaskSeries.outcomes[i].
 _SUCCEEDED = OutcomeKind.SUCCEEDED
-# The reasons the in-flight ledger gives (taskqueue.worker.inflight).
-_RELEASE_REASONS = {"cancelled": _CANCELLED, "lease_lost": _LEASE_LOST}
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -152,23 +140,7 @@ class TaskSeries:
         self.duration = Histogram(DURATION_BUCKETS)
 
 
-def outcome_index(task: ClaimedTask, outcome: Outcome) -> int:
-    """Where ``outcome`` of ``task`` counts in ``OUTCOMES``."""
-    kind = outcome.kind
-    if kind is OutcomeKind.SUCCEEDED:
-        return 0
-    if kind is OutcomeKind.ERROR:
-        return _RETRIED if task.attempt <= task.max_retries else _FAILED
-    if kind is OutcomeKind.TIMEOUT:
-        return _TIMEOUT
-    if kind is OutcomeKind.PERMANENT:
-        return _FAILED
-    if kind is OutcomeKind.SNOOZED:
-        return _SNOOZED
-    return _RELEASE_REASONS.get(outcome.reason or "", _RELEASED)
-
-
-# The counters a worker keeps as attributes of its parts, read at scrape time.
+# The counters a worker's parts keep (WorkerReadings), read at scrape time.
 WORKER_COUNTERS = {
     "claim_statements": "Claim statements sent",
     "claimed_tasks": "Tasks claimed (rows the claim statements returned)",
@@ -189,47 +161,21 @@ WORKER_GAUGES = {
 }
 
 
-def _worker_readings(worker: Worker) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    """(counters, reconnects by component, gauges) from the worker's parts."""
-    dispatcher, completer, keeper = worker.dispatcher, worker.completer, worker.lease_keeper
-    inflight, executors, rescuer = worker.inflight, worker.executors, worker.rescuer
-    counters = {
-        "claim_statements": dispatcher.claims if dispatcher else 0,
-        "claimed_tasks": inflight.claimed,
-        "completion_statements": completer.statements if completer else 0,
-        "completed_tasks": completer.recorded if completer else 0,
-        "stale_outcomes": completer.stale if completer else 0,
-        "lease_renewal_statements": keeper.renewals if keeper else 0,
-        "lease_renewed_tasks": keeper.renewed if keeper else 0,
-        "leases_lost": inflight.lost,
-        "rescued_tasks": rescuer.rescued if rescuer else 0,
-    }
-    reconnects = {
-        "claim": dispatcher.retries if dispatcher else 0,
-        "complete": completer.retries if completer else 0,
-        "listen": worker.listener.reconnects if worker.listener else 0,
-    }
-    for loop in worker.loops:
-        reconnects[loop.name.replace(" ", "_").replace("-", "_")] = loop.failures
-    gauges = {
-        "worker_in_flight": executors.running if executors else 0,
-        "worker_capacity": inflight.concurrency,
-        "worker_held": inflight.held,
-        "worker_outcomes_pending": completer.pending if completer else 0,
-    }
-    return counters, reconnects, gauges
-
-
 class WorkerMetrics:
     """A worker's counts. ``finished`` and ``claimed`` are on the hot path;
-    everything else is read from the worker's parts at scrape time."""
+    everything else is what the worker's readings say at scrape time."""
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], TaskSeries] = {}
         self._by_labels: dict[tuple[str, str], TaskSeries] = {}
         self._waits: dict[str, Histogram] = {}
         self._wait_by_label: dict[str, Histogram] = {}
-        self.worker: Worker | None = None  # whose parts' counters are read at scrape time
+        self._readings: Callable[[], WorkerReadings] | None = None
+
+    def read_from(self, readings: Callable[[], WorkerReadings]) -> None:
+        """Serve, at each scrape, what ``readings()`` returns then (the
+        worker's counters and gauges)."""
+        self._readings = readings
 
     # The two methods below run for every task: they are written for speed
     # (no call or enum lookup that can be avoided; Histogram.observe inlined).
@@ -317,22 +263,28 @@ class WorkerMetrics:
         for queue, histogram in list(self._wait_by_label.items()):
             wait.add_metric([queue], histogram.cumulative(), histogram.sum)
         yield wait
-        if self.worker is None:
+        if self._readings is None:
             return
-        counters, reconnects, gauges = _worker_readings(self.worker)
+        readings = self._readings()
         for name, text in WORKER_COUNTERS.items():
-            yield CounterMetricFamily(f"taskqueue_{name}", text, value=counters[name])
+            yield CounterMetricFamily(f"taskqueue_{name}", text, value=getattr(readings, name))
         family = CounterMetricFamily(
             "taskqueue_reconnects",
             "Database calls that failed for a passing reason (connection lost, server "
             "restarting, timeout) and were retried on a new connection, by worker component",
             labels=("component",),
         )
-        for component, count in sorted(reconnects.items()):
+        for component, count in sorted(_component_labels(readings.reconnects).items()):
             family.add_metric([component], count)
         yield family
         for name, text in WORKER_GAUGES.items():
-            yield GaugeMetricFamily(f"taskqueue_{name}", text, value=gauges[name])
+            yield GaugeMetricFamily(f"taskqueue_{name}", text, value=getattr(readings, name))
+
+
+def _component_labels(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` keyed by label values: a loop's name ("lease keeper") as
+    a word ("lease_keeper")."""
+    return {name.replace(" ", "_").replace("-", "_"): count for name, count in counts.items()}
 
 
 class EnqueueCounts:

@@ -11,7 +11,9 @@ function here answers None at once."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from taskqueue.observability.outcomes import FAILURES, outcome_label
 
 try:
     from opentelemetry import context as otel_context
@@ -26,14 +28,20 @@ else:
 if TYPE_CHECKING:
     import asyncio
 
-    from taskqueue.models import Outcome
-    from taskqueue.worker.inflight import Attempt
+    from taskqueue.models import ClaimedTask, Outcome
 
 SPAN_NAME = "taskqueue.execute"
-Execute = Callable[
-    ["Attempt", "asyncio.Task[Any]", "asyncio.AbstractEventLoop"], Awaitable["Outcome"]
-]
-_FAILURES = frozenset({"failed", "retried", "timeout"})
+
+
+class Attempted(Protocol):
+    """What the tracer needs of an attempt: its task (the worker's
+    ``Attempt`` is one; the tracer does not need to know it)."""
+
+    @property
+    def task(self) -> ClaimedTask: ...
+
+
+A = TypeVar("A", bound=Attempted)
 
 
 def current_traceparent() -> str | None:
@@ -65,16 +73,14 @@ class ExecutionTracer:
 
     async def execute(
         self,
-        execute: Execute,
-        attempt: Attempt,
+        execute: Callable[[A, asyncio.Task[Any], asyncio.AbstractEventLoop], Awaitable[Outcome]],
+        attempt: A,
         runner: asyncio.Task[Any],
         loop: asyncio.AbstractEventLoop,
     ) -> Outcome:
         """``execute(attempt, runner, loop)`` inside a ``taskqueue.execute``
         span, a child of the span that enqueued the task and linked to it
         (a new trace when it has none)."""
-        from taskqueue.metrics import OUTCOMES, outcome_index
-
         task = attempt.task
         parent = otel_context.Context()  # never the worker's own context
         links: list[trace.Link] = []
@@ -102,8 +108,8 @@ class ExecutionTracer:
             },
         ) as span:
             outcome = await execute(attempt, runner, loop)
-            label = OUTCOMES[outcome_index(task, outcome)]
+            label = outcome_label(task, outcome)
             span.set_attribute("taskqueue.outcome", label)
-            if label in _FAILURES:
+            if label in FAILURES:
                 span.set_status(trace.StatusCode.ERROR, outcome.error)
             return outcome
