@@ -12,7 +12,8 @@ labels and ``metrics_max_queues`` distinct ``queue`` labels, the first it
 sees; any further one is counted under ``other``.
 
 Where each number comes from:
-- a worker: what it claimed, ran and recorded (``WorkerMetrics``), served on
+- a worker: what it claimed, ran and recorded (``WorkerMetrics``), and what
+  its parts counted, from the readings it hands over (``read_from``), served on
   its own listener (``MetricsServer``: TASKQUEUE_METRICS_PORT, on
   TASKQUEUE_METRICS_HOST, 127.0.0.1 by default);
 - any process that enqueues, the API above all: ``ENQUEUED``;

@@ -41,7 +41,7 @@ class Attempted(Protocol):
     def task(self) -> ClaimedTask: ...
 
 
-A = TypeVar("A", bound=Attempted)
+AttemptT = TypeVar("AttemptT", bound=Attempted)
 
 
 def current_traceparent() -> str | None:
@@ -73,8 +73,10 @@ class ExecutionTracer:
 
     async def execute(
         self,
-        execute: Callable[[A, asyncio.Task[Any], asyncio.AbstractEventLoop], Awaitable[Outcome]],
-        attempt: A,
+        execute: Callable[
+            [AttemptT, asyncio.Task[Any], asyncio.AbstractEventLoop], Awaitable[Outcome]
+        ],
+        attempt: AttemptT,
         runner: asyncio.Task[Any],
         loop: asyncio.AbstractEventLoop,
     ) -> Outcome:
