@@ -18,7 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from taskqueue.api.auth import READ, Authenticator
 from taskqueue.config import Settings
-from taskqueue.metrics import ENQUEUED, HttpMetrics, QueueGauges, WorkerMetrics, build_registry
+from taskqueue.observability.metrics import (
+    ENQUEUED,
+    HttpMetrics,
+    QueueGauges,
+    WorkerMetrics,
+    build_registry,
+)
 from taskqueue.registry import Registry
 from taskqueue.worker import Worker
 from tests.promtool import run_promtool
@@ -42,7 +48,7 @@ def exported_names() -> set[str]:
     _bucket/_count/_sum, counters with _total)."""
     worker = Worker(Settings(database_url="postgresql://x@localhost/x"), Registry())
     worker_metrics = WorkerMetrics()
-    worker_metrics.worker = worker
+    worker_metrics.read_from(worker.readings)
     registry = build_registry(
         worker_metrics.collect,
         ENQUEUED.collect,

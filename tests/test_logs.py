@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from taskqueue.config import Settings
-from taskqueue.logs import (
+from taskqueue.models import ClaimedTask
+from taskqueue.observability.logs import (
     ConsoleFormatter,
     JsonFormatter,
     Redactor,
@@ -25,7 +26,6 @@ from taskqueue.logs import (
     running_task,
     secrets_of,
 )
-from taskqueue.models import ClaimedTask
 from tests.api_helpers import api_client, api_process
 from tests.helpers import all_in_status, wait_until, worker_process
 

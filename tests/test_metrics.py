@@ -17,23 +17,22 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from taskqueue import metrics, store
+from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.errors import Permanent, Snooze
-from taskqueue.metrics import (
-    OUTCOMES,
+from taskqueue.models import ClaimedTask, NewTask, Outcome, OutcomeKind
+from taskqueue.observability import metrics
+from taskqueue.observability.metrics import (
     EnqueueCounts,
     LabelCap,
     QueueGauges,
     WorkerMetrics,
     build_registry,
-    outcome_index,
 )
-from taskqueue.models import ClaimedTask, NewTask, Outcome, OutcomeKind
+from taskqueue.observability.outcomes import OUTCOMES
 from taskqueue.registry import Registry, TaskContext, load_registry
 from taskqueue.worker import Worker
-from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, LEASE_LOST, SHUTDOWN
 from tests.api_helpers import api_client, api_process, free_port
 from tests.helpers import FAST, all_in_status, seed_production_shape, wait_until, worker_process
 from tests.promtool import run_promtool
@@ -310,31 +309,6 @@ def claimed_task(**overrides: Any) -> ClaimedTask:
         "run_at": datetime.now(UTC),
     }
     return ClaimedTask(**{**fields, **overrides})
-
-
-@pytest.mark.parametrize(
-    ("kind", "attempt", "reason", "outcome"),
-    [
-        (OutcomeKind.SUCCEEDED, 1, None, "succeeded"),
-        (OutcomeKind.ERROR, 1, None, "retried"),
-        (OutcomeKind.ERROR, 2, None, "failed"),
-        (OutcomeKind.TIMEOUT, 1, None, "timeout"),
-        (OutcomeKind.TIMEOUT, 2, None, "timeout"),
-        (OutcomeKind.PERMANENT, 1, "invalid_payload", "failed"),
-        (OutcomeKind.SNOOZED, 1, None, "snoozed"),
-        (OutcomeKind.RELEASED, 1, SHUTDOWN, "released"),
-        (OutcomeKind.RELEASED, 1, LEASE_DEADLINE, "released"),
-        (OutcomeKind.RELEASED, 1, "no_handler", "released"),
-        (OutcomeKind.RELEASED, 1, CANCELLED, "cancelled"),
-        (OutcomeKind.RELEASED, 1, LEASE_LOST, "lease_lost"),
-    ],
-)
-def test_every_way_an_attempt_ends_has_its_outcome_label(
-    kind: OutcomeKind, attempt: int, reason: str | None, outcome: str
-) -> None:
-    task = claimed_task(attempt=attempt, max_retries=1)
-    ended = Outcome(task_id=task.id, attempt=attempt, kind=kind, reason=reason)
-    assert OUTCOMES[outcome_index(task, ended)] == outcome
 
 
 def test_label_values_are_capped_and_the_rest_count_as_other(

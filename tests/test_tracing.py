@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from taskqueue import tracing
 from taskqueue.client import TaskQueue
+from taskqueue.observability import tracing
 
 REPO = Path(__file__).resolve().parent.parent
 

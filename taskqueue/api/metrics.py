@@ -25,7 +25,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from taskqueue.api.auth import READ, Authenticator
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
-from taskqueue.metrics import ENQUEUED, HttpMetrics, QueueGauges, build_registry
+from taskqueue.observability.metrics import ENQUEUED, HttpMetrics, QueueGauges, build_registry
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler

@@ -49,6 +49,17 @@ class Completer:
     def pending(self) -> int:
         return len(self._pending)
 
+    def readings(self) -> dict[str, int]:
+        """What it has counted (flushes sent, outcomes recorded, outcomes
+        fenced out, flushes retried) and the outcomes waiting now."""
+        return {
+            "statements": self.statements,
+            "recorded": self.recorded,
+            "stale": self.stale,
+            "retries": self.retries,
+            "pending": len(self._pending),
+        }
+
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
         self._has_work.set()

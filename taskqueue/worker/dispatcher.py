@@ -61,6 +61,11 @@ class Dispatcher:
         self.retries = 0  # claims that failed for a passing reason
         self._on_claimed = on_claimed  # told about every batch claimed (metrics)
 
+    def readings(self) -> dict[str, int]:
+        """What this loop has counted: claim statements sent, and claims
+        retried after a passing failure."""
+        return {"claims": self.claims, "retries": self.retries}
+
     def wake(self) -> None:
         """New tasks may be due (a NOTIFY arrived, or the listener reconnected)."""
         self._wakeup.set()

@@ -20,11 +20,11 @@ from typing import Any
 
 import msgspec
 
-from taskqueue import tracing
 from taskqueue.backoff import Backoff
 from taskqueue.errors import Permanent, Snooze
-from taskqueue.logs import running_task
 from taskqueue.models import ClaimedTask, Outcome, OutcomeKind
+from taskqueue.observability import tracing
+from taskqueue.observability.logs import running_task
 from taskqueue.registry import Registry, TaskContext
 from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, SHUTDOWN, Attempt, InFlight
 
@@ -114,6 +114,10 @@ class ExecutorPool:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def readings(self) -> dict[str, int]:
+        """Handlers running now."""
+        return {"running": len(self._running)}
 
     def interrupt(self, attempt: Attempt) -> None:
         """Stop a running handler now (the ledger decided why)."""

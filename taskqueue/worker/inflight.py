@@ -102,6 +102,17 @@ class InFlight:
     def held(self) -> int:
         return len(self._held)
 
+    def readings(self) -> dict[str, int]:
+        """What the ledger has counted (claimed, dropped before starting,
+        lost to a rescuer) and what it holds now against its concurrency."""
+        return {
+            "claimed": self.claimed,
+            "dropped": self.dropped,
+            "lost": self.lost,
+            "held": len(self._held),
+            "concurrency": self.concurrency,
+        }
+
     def worth_claiming(self) -> bool:
         """Is there room for a worthwhile batch? With work still waiting
         locally, wait for a quarter of the capacity rather than claim a

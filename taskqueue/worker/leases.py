@@ -46,6 +46,9 @@ class LeaseKeeper(PeriodicLoop):
         self.renewals = 0
         self.renewed = 0  # leases extended
 
+    def readings(self) -> dict[str, int]:
+        return {**super().readings(), "renewals": self.renewals, "renewed": self.renewed}
+
     async def run_once(self) -> set[uuid.UUID]:
         """Returns the ids whose lease was lost."""
         attempts = self._inflight.leased()
@@ -84,6 +87,9 @@ class Rescuer(PeriodicLoop):
         self._pool = pool
         self._worker_id = worker_id
         self.rescued = 0
+
+    def readings(self) -> dict[str, int]:
+        return {**super().readings(), "rescued": self.rescued}
 
     async def run_once(self, now: datetime | None = None) -> list[tuple[uuid.UUID, Status]]:
         rescued = await store.rescue_expired(self._pool, self._worker_id, now=now)

@@ -54,6 +54,10 @@ class Listener:
         self.connected = asyncio.Event()
         self.reconnects = 0  # LISTEN connections lost, or that could not be opened
 
+    def readings(self) -> dict[str, int]:
+        """What it has counted: LISTEN connections lost or not opened."""
+        return {"reconnects": self.reconnects}
+
     def _on_notify(self, payload: str) -> None:
         if payload == "*" or not self._queues.isdisjoint(payload.split(",")):
             self._wake()

@@ -23,6 +23,11 @@ class PeriodicLoop:
         self._stopping = asyncio.Event()
         self.failures = 0  # passes that failed for a passing reason, then retried
 
+    def readings(self) -> dict[str, int]:
+        """What this loop has counted: passes retried after a passing failure
+        (loops that count more add theirs)."""
+        return {"failures": self.failures}
+
     def stop(self) -> None:
         self._stopping.set()
 

@@ -28,8 +28,9 @@ import asyncpg
 from taskqueue import db, store
 from taskqueue.config import Settings
 from taskqueue.errors import TaskQueueError
-from taskqueue.metrics import ENQUEUED, MetricsServer, WorkerMetrics, build_registry
 from taskqueue.models import Outcome
+from taskqueue.observability.metrics import ENQUEUED, MetricsServer, WorkerMetrics, build_registry
+from taskqueue.observability.readings import WorkerReadings
 from taskqueue.registry import Registry
 from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
@@ -92,8 +93,42 @@ class Worker:
             metrics = WorkerMetrics()
         self.metrics = metrics
         if metrics is not None:
-            metrics.worker = self
+            metrics.read_from(self.readings)
         self.metrics_server: MetricsServer | None = None
+
+    def readings(self) -> WorkerReadings:
+        """What the parts have counted so far, and what they hold now, as
+        the metrics name it (parts not yet started read as zeros)."""
+        ledger = self.inflight.readings()
+        dispatcher = self.dispatcher.readings() if self.dispatcher else {}
+        completer = self.completer.readings() if self.completer else {}
+        keeper = self.lease_keeper.readings() if self.lease_keeper else {}
+        rescuer = self.rescuer.readings() if self.rescuer else {}
+        listener = self.listener.readings() if self.listener else {}
+        executors = self.executors.readings() if self.executors else {}
+        reconnects = {
+            "claim": dispatcher.get("retries", 0),
+            "complete": completer.get("retries", 0),
+            "listen": listener.get("reconnects", 0),
+        }
+        for loop in self.loops:
+            reconnects[loop.name] = loop.readings()["failures"]
+        return WorkerReadings(
+            claim_statements=dispatcher.get("claims", 0),
+            claimed_tasks=ledger["claimed"],
+            completion_statements=completer.get("statements", 0),
+            completed_tasks=completer.get("recorded", 0),
+            stale_outcomes=completer.get("stale", 0),
+            lease_renewal_statements=keeper.get("renewals", 0),
+            lease_renewed_tasks=keeper.get("renewed", 0),
+            leases_lost=ledger["lost"],
+            rescued_tasks=rescuer.get("rescued", 0),
+            reconnects=reconnects,
+            worker_in_flight=executors.get("running", 0),
+            worker_capacity=ledger["concurrency"],
+            worker_held=ledger["held"],
+            worker_outcomes_pending=completer.get("pending", 0),
+        )
 
     @property
     def stopping(self) -> bool:
