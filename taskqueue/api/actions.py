@@ -10,7 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from taskqueue.api.openapi import SECURITY, error_responses
-from taskqueue.client import MAX_PAGE_SIZE, TaskQueue
+from taskqueue.client import TaskQueue
+from taskqueue.limits import MAX_PAGE_SIZE
 from taskqueue.models import OperatorAction
 
 

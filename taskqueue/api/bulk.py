@@ -14,7 +14,8 @@ from litestar.di import NamedDependency
 from taskqueue.api.auth import actor_of
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
 from taskqueue.api.tasks import decode_body
-from taskqueue.client import MAX_BULK, TaskQueue
+from taskqueue.client import TaskQueue
+from taskqueue.limits import MAX_BULK
 from taskqueue.models import BulkResult, TaskFilter
 
 

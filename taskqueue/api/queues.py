@@ -15,7 +15,8 @@ from litestar.params import FromPath
 from taskqueue.api.auth import actor_of
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
 from taskqueue.api.tasks import decode_body
-from taskqueue.client import MAX_LIMIT, TaskQueue
+from taskqueue.client import TaskQueue
+from taskqueue.limits import MAX_LIMIT
 from taskqueue.models import QueueInfo, RateLimit
 
 

@@ -15,12 +15,12 @@ from litestar.params import FromPath, QueryParameter
 from taskqueue.api.errors import error_response
 from taskqueue.api.openapi import SECURITY, with_body
 from taskqueue.api.schemas import ErrorBody, TaskOut
-from taskqueue.client import (
+from taskqueue.client import TaskQueue
+from taskqueue.limits import (
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT_SECONDS,
-    TaskQueue,
 )
 from taskqueue.models import (
     CatchUp,

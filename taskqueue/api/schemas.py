@@ -9,7 +9,7 @@ from typing import Annotated, Any, Self
 
 import msgspec
 
-from taskqueue.client import (
+from taskqueue.limits import (
     MAX_DELAY_SECONDS,
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,

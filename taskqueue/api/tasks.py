@@ -25,7 +25,8 @@ from taskqueue.api.schemas import (
     TaskOut,
     TaskPage,
 )
-from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
+from taskqueue.client import TaskQueue
+from taskqueue.limits import MAX_KEY_LENGTH
 from taskqueue.models import Stats, Status
 from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
 from taskqueue.schedules import NAME_PATTERN
