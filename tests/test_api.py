@@ -13,8 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from taskqueue.api.auth import Authenticator, check_binding
 from taskqueue.config import ConfigError, Settings
+from taskqueue.http.auth import Authenticator, check_binding
 from tests.api_helpers import api_client, api_process
 from tests.helpers import all_in_status, event_types, running_worker, wait_until
 

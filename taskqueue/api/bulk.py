@@ -11,10 +11,10 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from taskqueue.api.auth import actor_of
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
-from taskqueue.api.tasks import decode_body
 from taskqueue.client import MAX_BULK, TaskQueue
+from taskqueue.http.auth import actor_of
+from taskqueue.http.body import decode_body
 from taskqueue.models import BulkResult, TaskFilter
 
 

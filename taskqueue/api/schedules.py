@@ -12,9 +12,8 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
-from taskqueue.api.errors import error_response
 from taskqueue.api.openapi import SECURITY, with_body
-from taskqueue.api.schemas import ErrorBody, TaskOut
+from taskqueue.api.schemas import TaskOut
 from taskqueue.client import (
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,
@@ -22,6 +21,7 @@ from taskqueue.client import (
     MAX_TIMEOUT_SECONDS,
     TaskQueue,
 )
+from taskqueue.http.errors import ErrorBody, error_response
 from taskqueue.models import (
     CatchUp,
     FireTime,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -13,8 +12,6 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from taskqueue.api.auth import actor_of
-from taskqueue.api.errors import ApiError
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
 from taskqueue.api.schemas import (
@@ -26,31 +23,16 @@ from taskqueue.api.schemas import (
     TaskPage,
 )
 from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
+from taskqueue.http.auth import actor_of
+from taskqueue.http.body import decode_body as decode_body  # also its old home
+from taskqueue.http.errors import ApiError
 from taskqueue.models import Stats, Status
 from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
 from taskqueue.schedules import NAME_PATTERN
-from taskqueue.validation import MAX_PAYLOAD_DEPTH, text_problem, too_deep_at
+from taskqueue.validation import text_problem
 
-T = TypeVar("T")
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
-
-
-def decode_body(decode: Callable[[bytes], T], raw: bytes, envelope: int) -> T:
-    """``decode(raw)``, or a 422 naming the field when the body nests so deep
-    that decoding exhausts the stack. (Payloads nested deeper than
-    MAX_PAYLOAD_DEPTH but not that deep are refused per task, with the same
-    message, by TaskQueue.prepare; no body pays for a scan beforehand.)"""
-    try:
-        return decode(raw)
-    except RecursionError:
-        where = too_deep_at(raw, MAX_PAYLOAD_DEPTH + envelope, name_levels=envelope) or "body"
-        raise ApiError(
-            422,
-            "invalid_field",
-            f"{where}: nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects",
-            where,
-        ) from None
 
 
 def parse_task_id(raw: str) -> uuid.UUID:
