@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from taskqueue.client import MAX_KEY_LENGTH, TaskQueue
 from taskqueue.http.auth import actor_of
 from taskqueue.http.body import decode_body as decode_body  # also its old home
 from taskqueue.http.errors import ApiError
-from taskqueue.models import Stats, Status
+from taskqueue.models import Stats, Status, Task
 from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
 from taskqueue.schedules import NAME_PATTERN
 from taskqueue.validation import text_problem
@@ -83,6 +84,18 @@ def _batch_keys(request: Request[Any, Any, Any], body: CreateTasks, limit: int) 
                 field,
             )
     return [f"{header}/{index}" for index in range(len(body.tasks))]
+
+
+# What an operator does to one task by its id: 200 with the task as it now is.
+_ONE_TASK_ACTION: dict[str, Any] = {"status_code": 200, "responses": error_responses(404, 409)}
+
+
+async def _act_on(
+    request: Request[Any, Any, State],
+    action: Callable[..., Awaitable[Task]],
+    task_id: str,
+) -> TaskOut:
+    return TaskOut.of(await action(parse_task_id(task_id), actor=actor_of(request)))
 
 
 LIST_PARAMETERS = (
@@ -223,9 +236,8 @@ class TaskController(Controller):
 
     @post(
         "/{task_id:str}/cancel",
-        status_code=200,
-        responses=error_responses(404, 409),
         summary="Cancel a queued task",
+        **_ONE_TASK_ACTION,
     )
     async def cancel_task(
         self,
@@ -233,13 +245,12 @@ class TaskController(Controller):
         tq: NamedDependency[TaskQueue],
         task_id: FromPath[str],
     ) -> TaskOut:
-        return TaskOut.of(await tq.cancel(parse_task_id(task_id), actor=actor_of(request)))
+        return await _act_on(request, tq.cancel, task_id)
 
     @post(
         "/{task_id:str}/retry",
-        status_code=200,
-        responses=error_responses(404, 409),
         summary="Put a failed or cancelled task back in its queue",
+        **_ONE_TASK_ACTION,
     )
     async def retry_task(
         self,
@@ -247,7 +258,7 @@ class TaskController(Controller):
         tq: NamedDependency[TaskQueue],
         task_id: FromPath[str],
     ) -> TaskOut:
-        return TaskOut.of(await tq.retry(parse_task_id(task_id), actor=actor_of(request)))
+        return await _act_on(request, tq.retry, task_id)
 
 
 @get(
