@@ -76,8 +76,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    from taskqueue.api.app import create_app
     from taskqueue.api.auth import Authenticator, check_binding
+    from taskqueue.app import create_app
     from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
 
     check_binding(settings, Authenticator.from_settings(settings))
@@ -94,8 +94,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything a newcomer needs in one process: database, API, worker."""
-    from taskqueue.api.app import create_app
     from taskqueue.api.auth import Authenticator, check_binding
+    from taskqueue.app import create_app
     from taskqueue.metrics import WorkerMetrics
     from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
     from taskqueue.worker import Worker

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from litestar.testing import AsyncTestClient
 
-from taskqueue.api.app import create_app
+from taskqueue.app import create_app
 from taskqueue.config import Settings
 
 

@@ -13,8 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from taskqueue.api.auth import Authenticator, check_binding
 from taskqueue.config import ConfigError, Settings
+from taskqueue.http.auth import Authenticator, check_binding
 from tests.api_helpers import api_client, api_process
 from tests.helpers import all_in_status, event_types, running_worker, wait_until
 
@@ -478,6 +478,31 @@ async def test_each_poison_is_a_4xx_naming_the_field_alone_and_in_a_batch(
     if field is not None:
         assert together.json()["field"] == f"tasks[1].{field}", together.text
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+
+
+@pytest.mark.parametrize(
+    "nesting", [DEEP.encode(), b"[" * 70 + b"]" * 70], ids=["deep nesting", "nesting past 64"]
+)
+async def test_a_schedule_nested_too_deep_is_refused_as_a_task_is(
+    database_url: str, pool: asyncpg.Pool, nesting: bytes
+) -> None:
+    payload = b'"payload": {"d": ' + nesting + b"}"
+    task = b'{"type": "noop", ' + payload + b"}"
+    schedule = b'{"name": "deep", "type": "noop", "every_seconds": 60, ' + payload + b"}"
+    headers = {"Content-Type": "application/json"}
+    async with api_client(database_url) as client:
+        refused_task = await client.post("/api/tasks", content=task, headers=headers)
+        created = await client.post("/api/schedules", content=schedule, headers=headers)
+        await client.post("/api/schedules", json={"name": "ok", "type": "noop", "cron": "@daily"})
+        changed = await client.patch(
+            "/api/schedules/ok", content=b"{" + payload + b"}", headers=headers
+        )
+    assert 400 <= refused_task.status_code < 500
+    assert refused_task.json()["field"] == "payload"
+    for response in (created, changed):
+        assert response.status_code == refused_task.status_code, response.text
+        assert response.json() == refused_task.json()
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.schedules") == 1
 
 
 async def test_queries_with_bad_values_are_422_naming_the_parameter(database_url: str) -> None:

@@ -473,7 +473,7 @@ async def test_taskqueue_run_serves_the_workers_numbers_on_the_api(database_url:
     )
     from litestar.testing import AsyncTestClient
 
-    from taskqueue.api.app import create_app
+    from taskqueue.app import create_app
 
     app = create_app(Settings(database_url=database_url), metrics_also=[worker_metrics.collect])
     async with AsyncTestClient(app) as client:

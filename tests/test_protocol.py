@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from taskqueue.api.protocol import MAX_HEAD_BYTES
+from taskqueue.http.protocol import MAX_HEAD_BYTES
 from tests.api_helpers import api_process
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from taskqueue.api.auth import Authenticator
 from taskqueue.client import TaskQueue
 from taskqueue.config import ConfigError, Settings
+from taskqueue.http.auth import Authenticator
 from taskqueue.web.session import COOKIE_NAME, Sessions
 from tests.api_helpers import api_client
 

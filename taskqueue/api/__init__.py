@@ -1,5 +1,2 @@
-"""The REST API: a Litestar app over ``TaskQueue``."""
-
-from taskqueue.api.app import create_app
-
-__all__ = ["create_app"]
+"""The REST API's routes over ``TaskQueue`` (``routes.ROUTE_HANDLERS``); the
+app that serves them with the dashboard is taskqueue.app.create_app."""

@@ -1,232 +1,34 @@
-"""Bearer-token auth with ``read`` and ``write`` scopes.
+"""Moved to taskqueue.http.auth, which the dashboard shares; this old path
+keeps working."""
 
-Tokens come from TASKQUEUE_API_TOKENS (``token:read+write,other:read``) or a
-file of such entries, one per line; a token with no scopes gets both. An
-entry may end with a name (``token:read+write:deploy-bot``) that the operator
-log records as who acted; without one, the name is ``token-`` and the first
-8 hex digits of the token's SHA-256 (not enough to guess the token). As an
-alternative, HS256 JWTs signed with TASKQUEUE_JWT_SECRET (32 bytes or more),
-carrying ``exp`` and ``scope`` (space-separated) or ``scopes`` (a list), and the
-``aud``/``iss`` of TASKQUEUE_JWT_AUDIENCE/TASKQUEUE_JWT_ISSUER when those are
-set; any other shape of claim is an invalid token (401). With neither tokens
-nor a secret configured auth is off, and the API only binds to 127.0.0.1."""
+from taskqueue.http.auth import (
+    ACTOR_STATE_KEY,
+    ALL_SCOPES,
+    LOCAL_ACTOR,
+    MIN_JWT_SECRET_BYTES,
+    READ,
+    WRITE,
+    Authenticator,
+    SessionActor,
+    actor_of,
+    auth_middleware,
+    check_binding,
+    is_loopback,
+    scopes_text,
+)
 
-from __future__ import annotations
-
-import hashlib
-import hmac
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
-
-import jwt
-from litestar import Request
-from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.types import ASGIApp, Receive, Scope, Send
-
-from taskqueue.config import ConfigError, Settings
-
-READ = "read"
-WRITE = "write"
-ALL_SCOPES = frozenset({READ, WRITE})
-LOCAL_ACTOR = "local"  # who acts when auth is off (the API only listens on 127.0.0.1)
-ACTOR_STATE_KEY = "taskqueue_actor"  # where the middleware leaves it in scope["state"]
-MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash are guessable offline
-
-
-class Authenticator:
-    def __init__(
-        self,
-        tokens: dict[bytes, tuple[str, frozenset[str]]],
-        jwt_secret: str = "",
-        *,
-        jwt_audience: str = "",
-        jwt_issuer: str = "",
-    ) -> None:
-        # Keyed by SHA-256 of the token: what is compared (in constant time)
-        # has a fixed length, and no token is kept in memory in the clear.
-        self._tokens = tokens
-        if jwt_secret and len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
-            raise ConfigError(
-                f"TASKQUEUE_JWT_SECRET: at least {MIN_JWT_SECRET_BYTES} bytes "
-                "(for example: openssl rand -hex 32)"
-            )
-        self._jwt_secret = jwt_secret
-        self._jwt_audience = jwt_audience or None
-        self._jwt_issuer = jwt_issuer or None
-        self._jwt_required = [
-            "exp",
-            *(["aud"] if jwt_audience else []),
-            *(["iss"] if jwt_issuer else []),
-        ]
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._tokens or self._jwt_secret)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Authenticator:
-        entries: list[str] = [e for e in settings.api_tokens.split(",") if e.strip()]
-        if settings.api_tokens_file:
-            try:
-                lines = Path(settings.api_tokens_file).read_text().splitlines()
-            except OSError as exc:
-                raise ConfigError(f"TASKQUEUE_API_TOKENS_FILE: {exc.strerror}") from None
-            entries.extend(line for line in lines if line.strip() and not line.startswith("#"))
-        return cls(
-            dict(_parse_entry(e) for e in entries),
-            settings.jwt_secret,
-            jwt_audience=settings.jwt_audience,
-            jwt_issuer=settings.jwt_issuer,
-        )
-
-    def digests(self) -> list[bytes]:
-        """SHA-256 of every configured token (the dashboard derives its
-        session key from them)."""
-        return list(self._tokens)
-
-    def by_digest(self, digest: bytes) -> tuple[str, frozenset[str]] | None:
-        """(name, scopes) of the configured token with this SHA-256, else None."""
-        found: tuple[str, frozenset[str]] | None = None
-        for known, entry in self._tokens.items():
-            if hmac.compare_digest(known, digest):
-                found = entry
-        return found
-
-    def scopes_of(self, presented: str) -> frozenset[str] | None:
-        found = self.identify(presented)
-        return None if found is None else found[1]
-
-    def identify(self, presented: str) -> tuple[str, frozenset[str]] | None:
-        """(name, scopes) of a valid token, else None."""
-        digest = hashlib.sha256(presented.encode()).digest()
-        found: tuple[str, frozenset[str]] | None = None
-        for known, entry in self._tokens.items():
-            if hmac.compare_digest(known, digest):
-                found = entry
-        if found is None and self._jwt_secret and presented.count(".") == 2:
-            found = self._jwt_identity(presented)
-        return found
-
-    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str]] | None:
-        """The token's subject and scopes; None for a token that is invalid,
-        expired, for another audience or issuer, or whose claims have the
-        wrong shape."""
-        try:
-            claims = jwt.decode(
-                presented,
-                self._jwt_secret,
-                algorithms=["HS256"],
-                audience=self._jwt_audience,
-                issuer=self._jwt_issuer,
-                options={"require": self._jwt_required},
-            )
-        except (jwt.PyJWTError, ValueError, TypeError):
-            return None
-        raw = claims.get("scopes", claims.get("scope", ""))
-        if isinstance(raw, str):
-            scopes = raw.split()
-        elif isinstance(raw, list) and all(isinstance(s, str) for s in raw):
-            scopes = raw
-        else:
-            return None
-        subject = claims.get("sub")
-        name = f"jwt:{subject[:100]}" if isinstance(subject, str) and subject else "jwt"
-        return name, frozenset(scopes) & ALL_SCOPES
-
-    def check(self, authorization: str, scope: str) -> str:
-        """The name of who presented ``authorization``; raise 401 without a
-        valid token, 403 without ``scope``."""
-        if not self.enabled:
-            return LOCAL_ACTOR
-        kind, _, presented = authorization.partition(" ")
-        if kind.lower() != "bearer" or not presented.strip():
-            raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)")
-        found = self.identify(presented.strip())
-        if found is None:
-            raise NotAuthorizedException("invalid or expired token")
-        name, scopes = found
-        if scope not in scopes:
-            raise PermissionDeniedException(f"this token lacks the '{scope}' scope")
-        return name
-
-
-# For a request without an Authorization header: the actor of the
-# dashboard session it carries (checking scope and CSRF token, raising 403),
-# or None when it carries none.
-SessionActor = Callable[[Scope, str], str | None]
-
-
-def auth_middleware(
-    authenticator: Authenticator, sessions: SessionActor | None = None
-) -> Callable[[ASGIApp], ASGIApp]:
-    """Everything under /api/ needs a token: ``read`` to GET, ``write`` to POST.
-    /health, /ready and /schema stay open. One check per request in
-    middleware, rather than a per-route guard (which Litestar invokes on a
-    copy of the route handler, every request). Without an Authorization
-    header, a dashboard session cookie may stand in for the token."""
-
-    def wrap(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if authenticator.enabled and scope["type"] == ScopeType.HTTP:
-                path: str = scope["path"]
-                if path.startswith("/api/"):
-                    header = b""
-                    for name, value in scope["headers"]:
-                        if name == b"authorization":
-                            header = value
-                            break
-                    method = scope.get("method", "GET")
-                    needed = READ if method in ("GET", "HEAD") else WRITE
-                    actor = None
-                    if not header and sessions is not None:
-                        actor = sessions(scope, needed)
-                    if actor is None:
-                        actor = authenticator.check(header.decode("latin-1"), needed)
-                    scope.setdefault("state", {})[ACTOR_STATE_KEY] = actor
-            await app(scope, receive, send)
-
-        return middleware
-
-    return wrap
-
-
-def _parse_entry(entry: str) -> tuple[bytes, tuple[str, frozenset[str]]]:
-    token, _, rest = entry.strip().partition(":")
-    scope_text, _, name = rest.partition(":")
-    if len(token) < 16:
-        raise ConfigError("TASKQUEUE_API_TOKENS: each token needs at least 16 characters")
-    scopes = frozenset(s for s in scope_text.split("+") if s) or ALL_SCOPES
-    unknown = scopes - ALL_SCOPES
-    if unknown:
-        raise ConfigError(f"TASKQUEUE_API_TOKENS: unknown scope(s) {', '.join(sorted(unknown))}")
-    digest = hashlib.sha256(token.encode()).digest()
-    name = name.strip()
-    if name and (len(name) > 100 or not name.isprintable()):
-        raise ConfigError("TASKQUEUE_API_TOKENS: a token's name is printable, 1-100 characters")
-    return digest, (name or f"token-{digest.hex()[:8]}", scopes)
-
-
-def actor_of(request: Request[Any, Any, Any]) -> str:
-    """Who made this request, as the auth middleware found (``local``
-    without auth)."""
-    actor = request.scope.get("state", {}).get(ACTOR_STATE_KEY)
-    return actor if isinstance(actor, str) else LOCAL_ACTOR
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1")
-
-
-def check_binding(settings: Settings, authenticator: Authenticator) -> None:
-    """Without tokens, refuse to listen anywhere but loopback."""
-    if not authenticator.enabled and not is_loopback(settings.host):
-        raise ConfigError(
-            f"refusing to bind {settings.host} without auth: set TASKQUEUE_API_TOKENS "
-            "(or TASKQUEUE_API_TOKENS_FILE / TASKQUEUE_JWT_SECRET), or bind 127.0.0.1"
-        )
-
-
-def scopes_text(scopes: Iterable[str]) -> str:
-    return "+".join(sorted(scopes))
+__all__ = [
+    "ACTOR_STATE_KEY",
+    "ALL_SCOPES",
+    "LOCAL_ACTOR",
+    "MIN_JWT_SECRET_BYTES",
+    "READ",
+    "WRITE",
+    "Authenticator",
+    "SessionActor",
+    "actor_of",
+    "auth_middleware",
+    "check_binding",
+    "is_loopback",
+    "scopes_text",
+]

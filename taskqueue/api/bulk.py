@@ -4,6 +4,7 @@ ids or by a filter, one statement per chunk."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -11,10 +12,10 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from taskqueue.api.auth import actor_of
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
-from taskqueue.api.tasks import decode_body
 from taskqueue.client import TaskQueue
+from taskqueue.http.auth import actor_of
+from taskqueue.http.body import decode_body
 from taskqueue.limits import MAX_BULK
 from taskqueue.models import BulkResult, TaskFilter
 
@@ -42,62 +43,53 @@ _DESCRIPTION = (
 )
 
 
+# Every bulk action takes the same body and answers the same way.
+_BULK_ACTION: dict[str, Any] = {
+    "status_code": 200,
+    "operation_class": with_body(BulkRequest, "which tasks"),
+    "responses": error_responses(400, 413, 415, 422),
+    "request_max_body_size": BULK_BODY_BYTES,
+    "description": _DESCRIPTION,
+}
+
+
 class BulkController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]  # noqa: RUF012 - Litestar reads it as a class attribute
     security = SECURITY
 
-    @post(
-        "/retry",
-        status_code=200,
-        operation_class=with_body(BulkRequest, "which tasks"),
-        responses=error_responses(400, 413, 415, 422),
-        request_max_body_size=BULK_BODY_BYTES,
-        summary="Put failed and cancelled tasks back in their queues",
-        description=_DESCRIPTION,
-    )
+    @post("/retry", summary="Put failed and cancelled tasks back in their queues", **_BULK_ACTION)
     async def retry_many(
         self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue]
     ) -> BulkResult:
-        body = await _body(request)
-        return await tq.retry_many(
-            body.ids, where=body.filter, after=body.after, limit=body.limit, actor=actor_of(request)
-        )
+        return await _apply(request, tq.retry_many)
 
     @post(
         "/cancel",
-        status_code=200,
-        operation_class=with_body(BulkRequest, "which tasks"),
-        responses=error_responses(400, 413, 415, 422),
-        request_max_body_size=BULK_BODY_BYTES,
         summary="Cancel queued and running tasks (their workers stop the handlers)",
-        description=_DESCRIPTION,
+        **_BULK_ACTION,
     )
     async def cancel_many(
         self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue]
     ) -> BulkResult:
-        body = await _body(request)
-        return await tq.cancel_many(
-            body.ids, where=body.filter, after=body.after, limit=body.limit, actor=actor_of(request)
-        )
+        return await _apply(request, tq.cancel_many)
 
     @post(
         "/delete",
-        status_code=200,
-        operation_class=with_body(BulkRequest, "which tasks"),
-        responses=error_responses(400, 413, 415, 422),
-        request_max_body_size=BULK_BODY_BYTES,
         summary="Delete finished tasks (their history stays, with task_deleted)",
-        description=_DESCRIPTION,
+        **_BULK_ACTION,
     )
     async def delete_many(
         self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue]
     ) -> BulkResult:
-        body = await _body(request)
-        return await tq.delete_many(
-            body.ids, where=body.filter, after=body.after, limit=body.limit, actor=actor_of(request)
-        )
+        return await _apply(request, tq.delete_many)
 
 
-async def _body(request: Request[Any, Any, State]) -> BulkRequest:
-    return decode_body(_decode_bulk, await request.body(), envelope=2)
+async def _apply(
+    request: Request[Any, Any, State], action: Callable[..., Awaitable[BulkResult]]
+) -> BulkResult:
+    """One chunk of a bulk action, as the request's body asks."""
+    body = decode_body(_decode_bulk, await request.body(), envelope=2)
+    return await action(
+        body.ids, where=body.filter, after=body.after, limit=body.limit, actor=actor_of(request)
+    )

@@ -10,9 +10,9 @@ from litestar.datastructures import State
 from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Stream
 
-from taskqueue.api.errors import ApiError
 from taskqueue.api.openapi import SECURITY, error_responses
 from taskqueue.api.stream import EventHub, Filters
+from taskqueue.http.errors import ApiError
 
 
 @get(

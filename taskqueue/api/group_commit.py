@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from taskqueue import store
-from taskqueue.api.errors import database_unavailable
+from taskqueue.http.errors import database_unavailable
 from taskqueue.models import Enqueued
 
 Insert = Callable[[Sequence[store.TaskRow]], Awaitable[list[Enqueued]]]

@@ -22,9 +22,9 @@ from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskqueue.api.auth import READ, Authenticator
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
+from taskqueue.http.auth import READ, Authenticator
 from taskqueue.observability.metrics import ENQUEUED, HttpMetrics, QueueGauges, build_registry
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from litestar.openapi.spec import (
 )
 
 from taskqueue import __version__
-from taskqueue.api.schemas import ErrorBody
+from taskqueue.http.errors import ErrorBody
 
 BEARER = "BearerToken"
 SECURITY: list[dict[str, list[str]]] = [{BEARER: []}]

@@ -12,10 +12,10 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from taskqueue.api.auth import actor_of
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
-from taskqueue.api.tasks import decode_body
 from taskqueue.client import TaskQueue
+from taskqueue.http.auth import actor_of
+from taskqueue.http.body import decode_body
 from taskqueue.limits import MAX_LIMIT
 from taskqueue.models import QueueInfo, RateLimit
 

@@ -12,10 +12,11 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
-from taskqueue.api.errors import error_response
 from taskqueue.api.openapi import SECURITY, with_body
-from taskqueue.api.schemas import ErrorBody, TaskOut
+from taskqueue.api.schemas import TaskOut
 from taskqueue.client import TaskQueue
+from taskqueue.http.body import decode_body
+from taskqueue.http.errors import ErrorBody, error_response
 from taskqueue.limits import (
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,
@@ -178,7 +179,7 @@ class ScheduleController(Controller):
     async def create_schedule(
         self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue]
     ) -> Response[Schedule]:
-        body = _decode_create(await request.body())
+        body = decode_body(_decode_create, await request.body(), envelope=1)
         return Response(await tq.create_schedule(body.to_new_schedule()), status_code=201)
 
     @get(
@@ -209,7 +210,7 @@ class ScheduleController(Controller):
     async def update_schedule(
         self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue], name: FromPath[str]
     ) -> Schedule:
-        body = _decode_update(await request.body())
+        body = decode_body(_decode_update, await request.body(), envelope=1)
         return await tq.update_schedule(name, **body.changes())
 
     @delete(

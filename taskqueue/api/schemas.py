@@ -9,6 +9,7 @@ from typing import Annotated, Any, Self
 
 import msgspec
 
+from taskqueue.http.errors import ErrorBody as ErrorBody  # its old home
 from taskqueue.limits import (
     MAX_DELAY_SECONDS,
     MAX_KEY_LENGTH,
@@ -164,14 +165,3 @@ class Readiness(msgspec.Struct, kw_only=True):
     status: str  # "ready" | "unavailable"
     database: str  # "connected" | "unreachable"
     migrations: str  # "current" | "pending" | "unknown"
-
-
-class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Every error, whatever the endpoint: a machine-readable ``error`` code, a
-    message for people, and the offending ``field`` when there is one."""
-
-    status: int
-    error: str
-    message: str
-    field: str | None = None
-    known_types: list[str] | None = None

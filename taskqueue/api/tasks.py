@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -13,8 +13,6 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from taskqueue.api.auth import actor_of
-from taskqueue.api.errors import ApiError
 from taskqueue.api.group_commit import GroupCommitter
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
 from taskqueue.api.schemas import (
@@ -26,32 +24,17 @@ from taskqueue.api.schemas import (
     TaskPage,
 )
 from taskqueue.client import TaskQueue
+from taskqueue.http.auth import actor_of
+from taskqueue.http.body import decode_body as decode_body  # also its old home
+from taskqueue.http.errors import ApiError
 from taskqueue.limits import MAX_KEY_LENGTH
-from taskqueue.models import Stats, Status
+from taskqueue.models import Stats, Status, Task
 from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
 from taskqueue.schedules import NAME_PATTERN
-from taskqueue.validation import MAX_PAYLOAD_DEPTH, text_problem, too_deep_at
+from taskqueue.validation import text_problem
 
-T = TypeVar("T")
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
-
-
-def decode_body(decode: Callable[[bytes], T], raw: bytes, envelope: int) -> T:
-    """``decode(raw)``, or a 422 naming the field when the body nests so deep
-    that decoding exhausts the stack. (Payloads nested deeper than
-    MAX_PAYLOAD_DEPTH but not that deep are refused per task, with the same
-    message, by TaskQueue.prepare; no body pays for a scan beforehand.)"""
-    try:
-        return decode(raw)
-    except RecursionError:
-        where = too_deep_at(raw, MAX_PAYLOAD_DEPTH + envelope, name_levels=envelope) or "body"
-        raise ApiError(
-            422,
-            "invalid_field",
-            f"{where}: nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects",
-            where,
-        ) from None
 
 
 def parse_task_id(raw: str) -> uuid.UUID:
@@ -102,6 +85,18 @@ def _batch_keys(request: Request[Any, Any, Any], body: CreateTasks, limit: int) 
                 field,
             )
     return [f"{header}/{index}" for index in range(len(body.tasks))]
+
+
+# What an operator does to one task by its id: 200 with the task as it now is.
+_ONE_TASK_ACTION: dict[str, Any] = {"status_code": 200, "responses": error_responses(404, 409)}
+
+
+async def _act_on(
+    request: Request[Any, Any, State],
+    action: Callable[..., Awaitable[Task]],
+    task_id: str,
+) -> TaskOut:
+    return TaskOut.of(await action(parse_task_id(task_id), actor=actor_of(request)))
 
 
 LIST_PARAMETERS = (
@@ -242,9 +237,8 @@ class TaskController(Controller):
 
     @post(
         "/{task_id:str}/cancel",
-        status_code=200,
-        responses=error_responses(404, 409),
         summary="Cancel a queued task",
+        **_ONE_TASK_ACTION,
     )
     async def cancel_task(
         self,
@@ -252,13 +246,12 @@ class TaskController(Controller):
         tq: NamedDependency[TaskQueue],
         task_id: FromPath[str],
     ) -> TaskOut:
-        return TaskOut.of(await tq.cancel(parse_task_id(task_id), actor=actor_of(request)))
+        return await _act_on(request, tq.cancel, task_id)
 
     @post(
         "/{task_id:str}/retry",
-        status_code=200,
-        responses=error_responses(404, 409),
         summary="Put a failed or cancelled task back in its queue",
+        **_ONE_TASK_ACTION,
     )
     async def retry_task(
         self,
@@ -266,7 +259,7 @@ class TaskController(Controller):
         tq: NamedDependency[TaskQueue],
         task_id: FromPath[str],
     ) -> TaskOut:
-        return TaskOut.of(await tq.retry(parse_task_id(task_id), actor=actor_of(request)))
+        return await _act_on(request, tq.retry, task_id)
 
 
 @get(

@@ -12,9 +12,9 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from taskqueue.api.auth import Authenticator
-from taskqueue.api.errors import handle_exception
 from taskqueue.config import Settings
+from taskqueue.http.auth import Authenticator
+from taskqueue.http.errors import handle_exception
 from taskqueue.web import pages, signin
 from taskqueue.web.headers import SECURITY_HEADERS, html_response
 from taskqueue.web.render import render, static_bytes

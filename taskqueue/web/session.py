@@ -36,8 +36,8 @@ import msgspec
 from litestar.exceptions import PermissionDeniedException
 from litestar.types import Scope
 
-from taskqueue.api.auth import LOCAL_ACTOR, WRITE, Authenticator
 from taskqueue.config import ConfigError, Settings
+from taskqueue.http.auth import LOCAL_ACTOR, WRITE, Authenticator
 
 COOKIE_NAME = "taskqueue_session"
 CSRF_HEADER = b"x-csrf-token"

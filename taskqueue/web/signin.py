@@ -1,5 +1,5 @@
 """Signing in and out of the dashboard. The sign-in page posts the token as
-JSON (the API takes no other request bodies, see taskqueue.api.guards);
+JSON (the API takes no other request bodies, see taskqueue.http.guards);
 answers set or clear the session cookie."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.params import FromQuery
 from litestar.response import Redirect
 
-from taskqueue.api.tasks import decode_body
+from taskqueue.http.body import decode_body
 from taskqueue.web.headers import html_response
 from taskqueue.web.render import render
 from taskqueue.web.session import COOKIE_NAME, Sessions, csrf_matches

@@ -1,5 +1,9 @@
-"""``create_app(settings)``: the Litestar application, its database pool
-opened in a lifespan and handed to handlers through ``app.state``."""
+"""``create_app(settings)``: the whole HTTP application. It mounts the REST
+API (taskqueue.api) and the dashboard (taskqueue.web) side by side, puts the
+shared middleware (taskqueue.http) in front of both, and opens the database
+pool they share in a lifespan, handed to handlers through ``app.state``.
+This is the one module that imports both surfaces; neither imports the
+other."""
 
 from __future__ import annotations
 
@@ -7,32 +11,25 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from taskqueue import db
-from taskqueue.api.actions import get_actions
-from taskqueue.api.auth import Authenticator, auth_middleware
-from taskqueue.api.bulk import BulkController
-from taskqueue.api.errors import ApiError, handle_exception
-from taskqueue.api.events import get_events
-from taskqueue.api.failures import get_failures
 from taskqueue.api.group_commit import GroupCommitter
-from taskqueue.api.guards import request_guard_middleware
-from taskqueue.api.health import HealthSnapshot, health, ready
+from taskqueue.api.health import HealthSnapshot
 from taskqueue.api.metrics import ApiMetrics, observe_requests
-from taskqueue.api.openapi import openapi_config, redoc_script
-from taskqueue.api.queues import QueueController
-from taskqueue.api.schedules import ScheduleController
+from taskqueue.api.openapi import openapi_config
+from taskqueue.api.routes import ROUTE_HANDLERS
 from taskqueue.api.stream import EventHub
-from taskqueue.api.tasks import TaskController, get_stats
-from taskqueue.api.workers import get_workers
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
+from taskqueue.http.auth import Authenticator, auth_middleware
+from taskqueue.http.errors import handle_exception
+from taskqueue.http.guards import request_guard_middleware
+from taskqueue.http.query import refuse_unknown_query_parameters
 from taskqueue.registry import Registry, load_registry
 from taskqueue.web.router import dashboard_router
 
@@ -47,44 +44,13 @@ def _task_queue(state: State) -> TaskQueue:
     return tq
 
 
-async def refuse_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
-    """A misspelt filter must not quietly return everything: every query
-    parameter has to be one the route declares in ``opt["query_parameters"]``
-    ("*": any), and none may be given twice (only one value would count)."""
-    if not request.scope["query_string"]:
-        return
-    known: tuple[str, ...] | str = request.route_handler.opt.get("query_parameters", ())
-    if known == "*":
-        return
-    # In the order given (the parsed query's own order groups repeats).
-    names = [name for name, _ in parse_qsl(request.scope["query_string"].decode("latin-1"), True)]
-    unknown = [name for name in dict.fromkeys(names) if name not in known]
-    if unknown:
-        listed = ", ".join(repr(name[:64]) for name in unknown[:10])
-        takes = f"it takes {', '.join(known)}" if known else "it takes none"
-        raise ApiError(
-            422,
-            "unknown_parameter",
-            f"unknown query parameter {listed}: {takes}",
-            unknown[0][:64],
-        )
-    repeated = [name for name in dict.fromkeys(names) if names.count(name) > 1]
-    if repeated:
-        raise ApiError(
-            422,
-            "invalid_field",
-            f"{repeated[0][:64]}: given more than once; give it once",
-            repeated[0][:64],
-        )
-
-
 def create_app(
     settings: Settings,
     registry: Registry | None = None,
     *,
     metrics_also: Sequence[Callable[[], Iterator[Metric]]] = (),
 ) -> Litestar:
-    """The REST API. ``registry``: the task types producers may enqueue
+    """The REST API and the dashboard. ``registry``: the task types producers may enqueue
     (default: built-ins plus TASKQUEUE_HANDLERS modules). ``metrics_also``:
     more metrics for its /metrics (a worker in the same process)."""
     dsn = settings.require_database_url()
@@ -126,22 +92,7 @@ def create_app(
             await pool.close()
 
     app = Litestar(
-        route_handlers=[
-            TaskController,
-            BulkController,
-            QueueController,
-            ScheduleController,
-            get_stats,
-            get_failures,
-            get_workers,
-            get_actions,
-            get_events,
-            health,
-            ready,
-            redoc_script,
-            dashboard,
-            metrics.route(authenticator),
-        ],
+        route_handlers=[*ROUTE_HANDLERS, dashboard, metrics.route(authenticator)],
         lifespan=[lifespan],
         state=State({"settings": settings, "dashboard_sessions": sessions}),
         dependencies={"tq": Provide(_task_queue, sync_to_thread=False)},
