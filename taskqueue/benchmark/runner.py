@@ -14,164 +14,49 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 
 from taskqueue import db, store
 from taskqueue.benchmark import store as bench_store
+from taskqueue.benchmark.options import (
+    BATCH_CONNECTIONS,
+    BULK_BATCH,
+    BULK_PRODUCERS,
+    LIMIT,
+    REFERENCE_CLAIM_BATCH,
+    REST_CONNECTIONS,
+    UNKNOWN_AHEAD,
+    rest_load_generator,
+)
+from taskqueue.benchmark.options import PHASES as PHASES
+from taskqueue.benchmark.options import Options as Options
+from taskqueue.benchmark.report import Report, figures, machine
+from taskqueue.benchmark.report import render_table as render_table
+from taskqueue.benchmark.tools import (
+    PeakRss,
+    Progress,
+    free_port,
+    percentile,
+    process,
+    python_load,
+    scrape_every,
+    until,
+    wait_http,
+    with_database,
+    wrk,
+)
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
-
-PHASES = ("single", "bulk", "rest", "drain", "limited", "pickup", "unknown", "depth")
-LIMIT = 1000  # the concurrency limit of the limited-queue drain
-UNKNOWN_AHEAD = 10_000  # tasks of a type the worker has no handler for, ahead in line
-BULK_BATCH = 1000
-REST_CONNECTIONS = 32
-BATCH_CONNECTIONS = 4
-REFERENCE_CLAIM_BATCH = 100
-METRICS_SCRAPE_SECONDS = 0.5  # far more often than Prometheus would (15 s): the worst case
-BULK_PRODUCERS = 4  # coroutines calling enqueue_many at once, a connection each
-
-
-class Options(msgspec.Struct, kw_only=True):
-    single_n: int = 5_000
-    bulk_n: int = 100_000
-    drain_n: int = 50_000
-    pickup_n: int = 500
-    depth_n: int = 1_000_000
-    depth_drain: int = 20_000
-    rest_seconds: float = 10.0
-    reps: int = 3
-    phases: tuple[str, ...] = PHASES
-    database_url: str = ""
-    quiet: bool = False
-    load: str = "auto"  # REST load generator: wrk, python, or auto (wrk when installed)
-
-
-class Figure(msgspec.Struct, kw_only=True):
-    phase: str
-    figure: str
-    unit: str
-    reps: list[float]
-    median: float
-    reference: str | None = None
-    reference_reps: list[float] | None = None
-    reference_median: float | None = None
-    ratio: float | None = None
-    target: str | None = None
-    met: bool | None = None
-
-
-class Report(msgspec.Struct, kw_only=True):
-    server: str
-    machine: str
-    options: Options
-    figures: list[Figure]
-
-
-# -- small tools ---------------------------------------------------------------
-
-
-class Progress:
-    """One line per phase on stderr, redrawn in place; silent when not a TTY."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-
-    def show(self, label: str, done: float, total: float) -> None:
-        if not self.enabled:
-            return
-        share = 0.0 if total <= 0 else min(1.0, done / total)
-        bar = "#" * int(share * 30)
-        sys.stderr.write(f"\r  {label:<28} [{bar:<30}] {share * 100:5.1f}%")
-        if share >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-class PeakRss:
-    """Samples a process's resident memory every 50 ms in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        import psutil
-
-        self._process = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(Exception):
-                self.peak = max(self.peak, self._process.memory_info().rss)
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def megabytes(self) -> float:
-        return self.peak / (1024 * 1024)
-
-    def cpu_seconds(self) -> float:
-        """User and system CPU the process has used so far."""
-        times = self._process.cpu_times()
-        return float(times.user + times.system)
-
-
-def _with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-@contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "taskqueue.cli", *args], env=env, stdout=out, stderr=out
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-async def _until(check: Callable[[], Any], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"benchmark: {what} did not happen within {within:.0f}s")
-        await asyncio.sleep(0.05)
-
 
 # -- the run -------------------------------------------------------------------
 
@@ -263,10 +148,10 @@ class Bench:
     # phases 3 and 4 ----------------------------------------------------------
     async def rest(self) -> None:
         await bench_store.reset(self.pool)
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with _process(["api"], self.env(TASKQUEUE_PORT=str(port)), self.log) as api:
-            await _wait_http(f"{base}/ready", 60)
+        with process(["api"], self.env(TASKQUEUE_PORT=str(port)), self.log) as api:
+            await wait_http(f"{base}/ready", 60)
             single = msgspec.json.encode({"type": "noop", "name": "bench", "payload": {"n": 1}})
             batch = msgspec.json.encode(
                 {"tasks": [{"type": "noop", "payload": {"n": i}} for i in range(BULK_BATCH)]}
@@ -297,9 +182,9 @@ class Bench:
         try:
             if rest_load_generator(self.o) == "wrk":
                 return await asyncio.to_thread(
-                    _wrk, url, body_file, connections, seconds, self.workdir
+                    wrk, url, body_file, connections, seconds, self.workdir
                 )
-            return await asyncio.to_thread(_python_load, url, body_file, connections, seconds)
+            return await asyncio.to_thread(python_load, url, body_file, connections, seconds)
         finally:
             ticker.cancel()
             self.progress.show(label, 1, 1)
@@ -320,7 +205,7 @@ class Bench:
         # The same drain with the worker's Prometheus metrics on, and scraped.
         await bench_store.reset(self.pool)
         await self.fill(n, "drain, metrics on: enqueue (untimed)")
-        port = _free_port()
+        port = free_port()
         self.record(
             "drain_metrics",
             await self._drain_with_worker(
@@ -370,10 +255,10 @@ class Bench:
         since = await bench_store.last_event_id(self.pool)
         marks: list[tuple[int, float]] = []
         with (
-            _process(["worker"], env or self.env(), self.log) as worker,
+            process(["worker"], env or self.env(), self.log) as worker,
             PeakRss(worker.pid) as rss,
         ):
-            scraping = asyncio.create_task(_scrape_every(scrape)) if scrape else None
+            scraping = asyncio.create_task(scrape_every(scrape)) if scrape else None
 
             async def finished() -> bool:
                 succeeded, _ = await bench_store.drain_progress(self.pool, since)
@@ -383,7 +268,7 @@ class Bench:
                 return succeeded >= count
 
             try:
-                await _until(finished, 600, f"{label} of {count} tasks")
+                await until(finished, 600, f"{label} of {count} tasks")
             finally:
                 if scraping is not None:
                     scraping.cancel()
@@ -402,10 +287,10 @@ class Bench:
         n = self.o.pickup_n
         await bench_store.reset(self.pool)
         env = self.env(TASKQUEUE_HANDLERS="taskqueue.benchmark.handlers")
-        with _process(["worker"], env, self.log):
+        with process(["worker"], env, self.log):
             # A first probe proves the worker listens; it is not measured.
             warmup = await self.tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
-            await _until(lambda: _succeeded(self.tq, warmup.id), 60, "the worker's first pickup")
+            await until(lambda: _succeeded(self.tq, warmup.id), 60, "the worker's first pickup")
             await bench_store.reset(self.pool)
             for i in range(n):
                 await self.tq.enqueue("bench_probe", {"sent_ns": time.time_ns()})
@@ -415,10 +300,10 @@ class Bench:
             async def all_done() -> bool:
                 return len(await bench_store.probe_latencies(self.pool)) >= n
 
-            await _until(all_done, 120, "every probe's pickup")
+            await until(all_done, 120, "every probe's pickup")
         latencies = [ns / 1e6 for ns in await bench_store.probe_latencies(self.pool)]
         for key, share in (("pickup_p50", 0.5), ("pickup_p95", 0.95), ("pickup_p99", 0.99)):
-            self.record(key, _percentile(latencies, share))
+            self.record(key, percentile(latencies, share))
         self.record("pickup_max", max(latencies))
 
     # phase 5b ------------------------------------------------------------------
@@ -519,122 +404,6 @@ async def _succeeded(tq: TaskQueue, task_id: uuid.UUID) -> bool:
     return (await tq.get(task_id)).status == "succeeded"
 
 
-async def _scrape_every(url: str) -> None:
-    """GET ``url`` every METRICS_SCRAPE_SECONDS, as Prometheus would (more often)."""
-    import httpx
-
-    async with httpx.AsyncClient(timeout=5) as client:
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                (await client.get(url)).raise_for_status()
-            await asyncio.sleep(METRICS_SCRAPE_SECONDS)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_http(url: str, within: float) -> None:
-    import httpx
-
-    async def answers() -> bool:
-        try:
-            async with httpx.AsyncClient() as client:
-                return (await client.get(url)).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await _until(answers, within, f"{url} answering")
-
-
-def _wrk(
-    url: str, body_file: Path, connections: int, seconds: float, workdir: Path
-) -> tuple[float, float, float, int]:
-    script = workdir / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = io.open({str(body_file)!r}, 'rb'):read('*a')\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
-    threads = min(2, connections)
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
-    return _parse_wrk(out)
-
-
-def _parse_wrk(out: str) -> tuple[float, float, float, int]:
-    rate = p50 = p99 = 0.0
-    errors = 0
-    for line in out.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            rate = float(parts[1])
-        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
-            value = _wrk_ms(parts[1])
-            p50, p99 = (value, p99) if parts[0] == "50%" else (p50, value)
-        elif "Non-2xx or 3xx responses:" in line:
-            errors += int(parts[-1])
-        elif line.strip().startswith("Socket errors:"):
-            errors += sum(int(p.rstrip(",")) for p in parts if p.rstrip(",").isdigit())
-    return rate, p50, p99, errors
-
-
-def _wrk_ms(text: str) -> float:
-    for suffix, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * scale
-    return float(text)
-
-
-def _python_load(
-    url: str, body_file: Path, connections: int, seconds: float
-) -> tuple[float, float, float, int]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "taskqueue.benchmark.http_load",
-            url,
-            "--body-file",
-            str(body_file),
-            "--connections",
-            str(connections),
-            "--seconds",
-            str(seconds),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        check=True,
-    ).stdout
-    result = msgspec.json.decode(out.strip().splitlines()[-1])
-    latencies = result["latencies_ms"] or [0.0]
-    return (
-        result["requests"] / result["seconds"],
-        _percentile(latencies, 0.5),
-        _percentile(latencies, 0.99),
-        result["errors"],
-    )
-
-
 # -- server and database -------------------------------------------------------
 
 
@@ -664,7 +433,7 @@ async def bench_database(options: Options, workdir: Path) -> AsyncIterator[tuple
     try:
         version = str(await conn.fetchval("SHOW server_version"))
         await bench_store.create_database(conn, name)
-        dsn = _with_database(admin, name)
+        dsn = with_database(admin, name)
         await asyncio.to_thread(db.migrate, dsn)
         kind = "embedded" if server else "DATABASE_URL"
         yield dsn, f"PostgreSQL {version} ({kind})"
@@ -683,236 +452,7 @@ async def run_benchmark(options: Options) -> Report:
             bench = Bench(options, dsn, workdir)
             await bench.run()
         return Report(
-            server=server, machine=_machine(), options=options, figures=figures(bench.results)
+            server=server, machine=machine(), options=options, figures=figures(bench.results)
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def rest_load_generator(options: Options) -> str:
-    if options.load == "auto":
-        return "wrk" if shutil.which("wrk") else "python"
-    return options.load
-
-
-def _machine() -> str:
-    import platform
-
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-# -- the report ----------------------------------------------------------------
-
-# (key, phase, figure, unit, reference key, reference name, target text, met?)
-_ROWS: list[
-    tuple[
-        str,
-        str,
-        str,
-        str,
-        str | None,
-        str | None,
-        str | None,
-        Callable[[float, float | None], bool] | None,
-    ]
-] = [
-    (
-        "single",
-        "1 enqueue, single",
-        "tasks/s",
-        "tasks/s",
-        "single_ref",
-        "single-row INSERT commits",
-        ">= 80% of reference",
-        lambda v, r: r is not None and v >= 0.8 * r,
-    ),
-    (
-        "bulk",
-        "2 enqueue, bulk",
-        "tasks/s, 1 producer",
-        "tasks/s",
-        "single_ref",
-        "single-row INSERT commits",
-        ">= 100,000/s",
-        lambda v, r: v >= 100_000,
-    ),
-    (
-        "bulk_producers",
-        "2 enqueue, bulk",
-        f"tasks/s, {BULK_PRODUCERS} producers",
-        "tasks/s",
-        "bulk",
-        "1 producer",
-        ">= 100,000/s",
-        lambda v, r: v >= 100_000,
-    ),
-    (
-        "rest_single",
-        "3 REST, single",
-        "tasks/s",
-        "tasks/s",
-        "single_ref",
-        "single-row INSERT commits",
-        ">= 5,000/s",
-        lambda v, r: v >= 5_000,
-    ),
-    ("rest_p50", "3 REST, single", "p50", "ms", None, None, None, None),
-    ("rest_p99", "3 REST, single", "p99", "ms", None, None, "<= 25 ms", lambda v, r: v <= 25),
-    (
-        "rest_batch",
-        "4 REST, batch",
-        "tasks/s",
-        "tasks/s",
-        "bulk",
-        "enqueue_many (phase 2)",
-        ">= 50,000/s",
-        lambda v, r: v >= 50_000,
-    ),
-    (
-        "drain",
-        "5 drain",
-        "tasks/s",
-        "tasks/s",
-        "drain_ref",
-        "SQL ceiling, batch 100",
-        ">= 15,000/s",
-        lambda v, r: v >= 15_000,
-    ),
-    (
-        "drain_metrics",
-        "5 drain",
-        f"tasks/s, metrics on (scraped every {METRICS_SCRAPE_SECONDS:g} s)",
-        "tasks/s",
-        "drain",
-        "drain, metrics off",
-        ">= 95% of reference",
-        lambda v, r: r is not None and v >= 0.95 * r,
-    ),
-    (
-        "drain_metrics_cpu",
-        "5 drain",
-        "worker CPU per task, metrics on",
-        "µs",
-        "drain_cpu",
-        "metrics off",
-        "<= 105% of reference",
-        lambda v, r: r is not None and v <= 1.05 * r,
-    ),
-    ("pickup_p50", "6 pickup latency", "p50", "ms", None, None, "<= 2 ms", lambda v, r: v <= 2),
-    ("pickup_p95", "6 pickup latency", "p95", "ms", None, None, None, None),
-    ("pickup_p99", "6 pickup latency", "p99", "ms", None, None, "<= 4 ms", lambda v, r: v <= 4),
-    ("pickup_max", "6 pickup latency", "max", "ms", None, None, None, None),
-    (
-        "limited",
-        "5 drain",
-        f"tasks/s, concurrency limit {LIMIT:,}",
-        "tasks/s",
-        "drain",
-        "drain, no limit",
-        ">= 90% of reference",
-        lambda v, r: r is not None and v >= 0.9 * r,
-    ),
-    (
-        "unknown",
-        "7 unknown types",
-        f"drain, {UNKNOWN_AHEAD:,} unknown ahead",
-        "tasks/s",
-        "unknown_ref",
-        "drain, none ahead",
-        ">= 90% of reference",
-        lambda v, r: r is not None and v >= 0.9 * r,
-    ),
-    (
-        "depth_deep",
-        "8 depth",
-        "drain, deep queue",
-        "tasks/s",
-        "depth_shallow",
-        "drain, shallow queue",
-        ">= 90% of reference",
-        lambda v, r: r is not None and v >= 0.9 * r,
-    ),
-    (
-        "worker_rss",
-        "9 memory",
-        "worker peak RSS (phase 8)",
-        "MB",
-        None,
-        None,
-        "<= 100 MB",
-        lambda v, r: v <= 100,
-    ),
-    (
-        "drain_metrics_rss",
-        "9 memory",
-        "worker peak RSS, metrics on (phase 5)",
-        "MB",
-        "drain_rss",
-        "metrics off",
-        "<= 100 MB",
-        lambda v, r: v <= 100,
-    ),
-    (
-        "api_rss",
-        "9 memory",
-        "API peak RSS (phase 3)",
-        "MB",
-        None,
-        None,
-        "<= 150 MB",
-        lambda v, r: v <= 150,
-    ),
-]
-
-
-def figures(results: dict[str, list[float]]) -> list[Figure]:
-    found: list[Figure] = []
-    for key, phase, figure, unit, ref_key, ref_name, target, met in _ROWS:
-        values = results.get(key)
-        if not values:
-            continue
-        median = statistics.median(values)
-        ref_values = results.get(ref_key) if ref_key else None
-        ref_median = statistics.median(ref_values) if ref_values else None
-        found.append(
-            Figure(
-                phase=phase,
-                figure=figure,
-                unit=unit,
-                reps=values,
-                median=median,
-                reference=ref_name if ref_values else None,
-                reference_reps=ref_values,
-                reference_median=ref_median,
-                ratio=median / ref_median if ref_median else None,
-                target=target,
-                met=met(median, ref_median) if met else None,
-            )
-        )
-    return found
-
-
-def render_table(report: Report) -> str:
-    def number(value: float | None, unit: str = "") -> str:
-        if value is None:
-            return "—"
-        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
-        return f"{text} {unit}".strip()
-
-    header = ("phase", "figure", "median", "reference (median)", "ratio", "target", "met")
-    rows = [header]
-    for f in report.figures:
-        reference = f"{f.reference}: {number(f.reference_median, f.unit)}" if f.reference else "—"
-        ratio = f"{f.ratio:.2f}" if f.ratio is not None else "—"
-        met = "—" if f.met is None else ("yes" if f.met else "NO")
-        rows.append(
-            (f.phase, f.figure, number(f.median, f.unit), reference, ratio, f.target or "—", met)
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    footer = (
-        f"{report.server}; {report.machine}; medians of {report.options.reps} reps; "
-        f"REST load from {rest_load_generator(report.options)}"
-    )
-    return "\n".join([*lines, "", footer])
