@@ -445,28 +445,28 @@ class TaskQueue:
         return task
 
     async def stats(self) -> Stats:
-        return await self._run(store.stats)
+        return (await self._run(store.queue_states, totals=True)).stats()
 
     # -- operating the queues ----------------------------------------------------
 
     async def queues(self) -> builtins.list[QueueInfo]:
         """Every queue that has tasks, settings or live workers."""
-        return await self._run(store.queue_overview)
+        return [q.info() for q in (await self._run(store.queue_states, totals=True)).queues]
 
     async def queue(self, name: str) -> QueueInfo:
         if queue_problem(name, max_length=MAX_QUEUE_LENGTH) is not None:
             raise QueueNotFound(name)  # no queue can have that name
-        found = await self._run(store.queue_overview, name)
+        found = (await self._run(store.queue_states, name, totals=True)).queues
         if not found:
             raise QueueNotFound(name)
-        return found[0]
+        return found[0].info()
 
     async def _settled(self, name: str) -> QueueInfo:
         """The queue after a change of its settings; one that neither has
         tasks nor keeps settings reads as unpaused, unlimited and empty."""
-        found = await self._run(store.queue_overview, name)
+        found = (await self._run(store.queue_states, name, totals=True)).queues
         if found:
-            return found[0]
+            return found[0].info()
         return QueueInfo(
             name=name,
             paused=False,
