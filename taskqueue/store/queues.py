@@ -99,23 +99,8 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
 
     def info(self) -> QueueInfo:
         """The queue as GET /api/queues describes it."""
-        return QueueInfo(
-            name=self.name,
-            paused=self.paused,
-            concurrency_limit=self.concurrency_limit,
-            rate_limit=self.rate_limit,
-            queued=self.queued,
-            due=self.due,
-            scheduled=self.scheduled,
-            running=self.running,
-            succeeded=self.succeeded,
-            failed=self.failed,
-            cancelled=self.cancelled,
-            oldest_due_age_seconds=self.oldest_due_age_seconds,
-            finished_last_minute=self.finished_last_minute,
-            failed_last_minute=self.failed_last_minute,
-            workers=self.workers,
-        )
+        # QueueInfo's fields are a subset of these, under the same names.
+        return QueueInfo(**{f: getattr(self, f) for f in QueueInfo.__struct_fields__})
 
     def stats(self) -> QueueStats:
         """The queue as GET /api/stats describes it (needs ``totals``)."""

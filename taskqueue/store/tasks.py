@@ -28,7 +28,8 @@ _encode_json = msgspec.json.Encoder().encode
 
 
 class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """A new task with every default already resolved, ready to insert."""
+    """A new task with every default already resolved, ready to insert. The
+    fields are declared in the order of enqueue_task.sql's parameters."""
 
     id: uuid.UUID
     queue: str
@@ -58,7 +59,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     if not rows:
         return []
     if len(rows) == 1:
-        record = await conn.fetchrow(query("enqueue_task"), *_task_row_params(rows[0]))
+        record = await conn.fetchrow(query("enqueue_task"), *msgspec.structs.astuple(rows[0]))
     else:
         record = await conn.fetchrow(query("enqueue_tasks"), _encode_json(rows))
     assert record is not None  # the statement always returns one row
@@ -83,23 +84,6 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
     return results
-
-
-def _task_row_params(row: TaskRow) -> tuple[Any, ...]:
-    return (
-        row.id,
-        row.queue,
-        row.type,
-        row.name,
-        row.payload,
-        row.priority,
-        row.max_retries,
-        row.timeout_seconds,
-        row.run_at,
-        row.delay_us,
-        row.idempotency_key,
-        row.traceparent,
-    )
 
 
 def _new_task(row: TaskRow, created_at: datetime) -> Task:
