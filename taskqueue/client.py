@@ -255,7 +255,7 @@ class TaskQueue:
         return task
 
     async def stats(self) -> Stats:
-        return await self._db.run(store.stats)
+        return (await self._db.run(store.queue_states, totals=True)).stats()
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         """The worker registry: running, stopping, stopped and lost workers."""

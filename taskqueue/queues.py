@@ -30,15 +30,15 @@ class Queues:
 
     async def __call__(self) -> list[QueueInfo]:
         """Every queue that has tasks, settings or live workers."""
-        return await self._db.run(store.queue_overview)
+        return [q.info() for q in (await self._db.run(store.queue_states, totals=True)).queues]
 
     async def get(self, name: str) -> QueueInfo:
         if queue_problem(name, max_length=MAX_QUEUE_LENGTH) is not None:
             raise QueueNotFound(name)  # no queue can have that name
-        found = await self._db.run(store.queue_overview, name)
+        found = (await self._db.run(store.queue_states, name, totals=True)).queues
         if not found:
             raise QueueNotFound(name)
-        return found[0]
+        return found[0].info()
 
     async def pause(self, queue: str, *, actor: str = "local") -> QueueInfo:
         """No worker claims the queue's tasks from its next claim on (running
@@ -92,9 +92,9 @@ class Queues:
     async def _settled(self, name: str) -> QueueInfo:
         """The queue after a change of its settings; one that neither has
         tasks nor keeps settings reads as unpaused, unlimited and empty."""
-        found = await self._db.run(store.queue_overview, name)
+        found = (await self._db.run(store.queue_states, name, totals=True)).queues
         if found:
-            return found[0]
+            return found[0].info()
         return QueueInfo(
             name=name,
             paused=False,

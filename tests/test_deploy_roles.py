@@ -502,7 +502,7 @@ async def test_the_auditor_reads_everything_and_changes_nothing(
     )
     assert (await store.get_task(auditor, task.id)) is not None
     assert len(await store.task_history(auditor, task.id)) == 2
-    assert (await store.stats(auditor)).running_tasks == 1
+    assert (await store.queue_states(auditor, totals=True)).stats().running_tasks == 1
     # The KEDA scaler logs in as the auditor.
     counts = {name: await auditor.fetchval(query) for name, query in keda_queries().items()}
     assert counts == {"due-queued": 0, "in-flight": 1}

@@ -244,14 +244,14 @@ async def test_queue_gauges_count_every_state_and_are_read_once_per_interval(
         heartbeat_seconds=5,
     )
     reads = 0
-    real = store.metrics_snapshot
+    real = store.queue_states
 
     async def counted(conn: Any) -> Any:
         nonlocal reads
         reads += 1
         return await real(conn)
 
-    monkeypatch.setattr(store, "metrics_snapshot", counted)
+    monkeypatch.setattr(store, "queue_states", counted)
     gauges = QueueGauges(max_age=60)
     await asyncio.gather(*(gauges.refresh(pool) for _ in range(5)))
     await gauges.refresh(pool)
@@ -273,7 +273,7 @@ async def test_queue_gauges_count_every_state_and_are_read_once_per_interval(
     async def broken(conn: Any) -> Any:
         raise OSError("connection refused")
 
-    monkeypatch.setattr(store, "metrics_snapshot", broken)
+    monkeypatch.setattr(store, "queue_states", broken)
     await gauges.refresh(pool)
     got = parse_families(gauges)
     assert value(got, "taskqueue_database_up") == 0
@@ -290,7 +290,8 @@ async def test_the_gauges_statement_walks_the_partial_indexes(pool: asyncpg.Pool
     # Mostly finished tasks, a backlog, a few running: the cost must follow
     # the backlog and the running tasks, not the table's history.
     await seed_production_shape(pool, backlog=50, claimed=10)
-    plan = "\n".join(r[0] for r in await pool.fetch(f"EXPLAIN {store.query('metrics_snapshot')}"))
+    explained = await pool.fetch(f"EXPLAIN {store.query('queue_states')}", None, False, False)
+    plan = "\n".join(r[0] for r in explained)
     assert "tasks_claim_idx" in plan
     assert "tasks_lease_idx" in plan
     assert "Seq Scan on tasks" not in plan

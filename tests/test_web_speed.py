@@ -100,7 +100,7 @@ async def test_the_overview_renders_in_200_ms_over_a_long_history(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await seed(pool)
-    queues = await plan(pool, "dashboard_queues", None)
+    queues = await plan(pool, "queue_states", None, True, False)
     assert "tasks_claim_idx" in queues and "tasks_failed_idx" in queues, queues
     assert "tasks_lease_idx" in queues, queues
     assert "Seq Scan on tasks" not in queues, queues
@@ -138,7 +138,7 @@ async def test_the_overview_renders_in_200_ms_over_a_long_history(
     print(
         f"\noverview at {TASKS:,} tasks / {EVENTS:,} events: cold {cold_ms:.0f} ms, "
         f"warm median {statistics.median(warm):.0f} ms, max {max(warm):.0f} ms"
-        f"\n-- dashboard_queues\n{queues}\n-- dashboard_total\n{total}"
+        f"\n-- queue_states\n{queues}\n-- dashboard_total\n{total}"
         f"\n-- dashboard_throughput (recent minutes)\n{recent}"
         f"\n-- dashboard_throughput (a day, in the background)\n{day}"
     )

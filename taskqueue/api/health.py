@@ -36,12 +36,15 @@ class HealthSnapshot:
     async def refresh(self) -> None:
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                workers, depth = await store.health_snapshot(self._tq.pool)
+                states = await store.queue_states(self._tq.pool)
         except Exception:
             self.value = msgspec.structs.replace(self.value, database="unreachable")
             return
         self.value = Health(
-            status="healthy", database="connected", workers=workers, queue_depth=depth
+            status="healthy",
+            database="connected",
+            workers=states.live_workers,
+            queue_depth=states.due,
         )
 
     async def run(self) -> None:

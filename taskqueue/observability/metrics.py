@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from taskqueue.config import Settings
     from taskqueue.models import ClaimedTask, Outcome
     from taskqueue.observability.readings import WorkerReadings
+    from taskqueue.store import QueueStates
 
 logger = logging.getLogger("taskqueue.metrics")
 
@@ -379,24 +380,24 @@ class QueueGauges:
 
             try:
                 async with asyncio.timeout(self.timeout):
-                    workers, rows = await store.metrics_snapshot(pool)
+                    states = await store.queue_states(pool)
             except Exception as exc:
                 self.up = 0
                 logger.warning("cannot read the queue gauges (%s)", type(exc).__name__)
             else:
                 self.up = 1
-                self._store(workers, rows)
+                self._store(states)
             self.read_at = time.monotonic()
 
-    def _store(self, workers: int, rows: Sequence[tuple[str, int, int, int, float]]) -> None:
+    def _store(self, states: QueueStates) -> None:
         depth = dict.fromkeys(self.depth, (0, 0, 0))
         oldest = dict.fromkeys(self.oldest_due_age, 0.0)
-        for queue, due, scheduled, running, age in rows:
-            label = QUEUES(queue)
+        for q in states.queues:
+            label = QUEUES(q.name)
             before = depth.get(label, (0, 0, 0))
-            depth[label] = (before[0] + due, before[1] + scheduled, before[2] + running)
-            oldest[label] = max(oldest.get(label, 0.0), age)
-        self.workers = workers
+            depth[label] = (before[0] + q.due, before[1] + q.scheduled, before[2] + q.running)
+            oldest[label] = max(oldest.get(label, 0.0), q.oldest_due_age_seconds)
+        self.workers = states.live_workers
         self.depth = depth
         self.oldest_due_age = oldest
 

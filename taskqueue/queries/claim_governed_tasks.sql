@@ -60,22 +60,8 @@ candidates AS MATERIALIZED (
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT $2
 ),
-claimed AS (
-    UPDATE taskqueue.tasks AS t
-    SET status = 'running',
-        attempts = t.attempts + 1,
-        locked_by = $3,
-        locked_until = now() + make_interval(secs => $4),
-        started_at = now()
-    WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
-    RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
-              t.max_retries, t.timeout_seconds, t.run_at, t.traceparent
-),
-started_events AS (
-    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id)
-    SELECT id, 'task_started', 'running', attempts, $3 FROM claimed
-),
-counted AS (
+-- include: _claim_tail.sql
+, counted AS (
     -- Limited queues count what this claim started: running tasks, and an
     -- entry in the rate window (older entries dropped).
     UPDATE taskqueue.queues s

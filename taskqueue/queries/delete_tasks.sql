@@ -2,32 +2,13 @@
 -- cancelled) are deleted; each gets a task_deleted event, and the rest of
 -- its history stays (task_events has no foreign key). Queued and running
 -- tasks are never deleted. The action is logged.
---   $1 uuid[]      the tasks, by id (NULL: the ones the filter matches)
---   $2 task_status filter: status (NULL: any)
---   $3 text        filter: queue (NULL: any)
---   $4 text        filter: type (NULL: any)
---   $5 text        filter: error group, as failure_groups.sql shows it (NULL: any)
---   $6 timestamptz filter: created before (NULL: any time)
---   $7 uuid        continue after this id (NULL: from the start)
---   $8 int         how many tasks at most this time (a chunk)
+--   $1-$8          which tasks, and how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
 -- Returns how many tasks matched, how many changed, and the last id matched
 -- (pass it as $7 for the next chunk when matched = $8).
-WITH matched AS MATERIALIZED (
-    SELECT t.id, t.status, t.locked_by
-    FROM taskqueue.tasks t
-    WHERE ($1::uuid[] IS NULL OR t.id = ANY ($1::uuid[]))
-      AND ($2::taskqueue.task_status IS NULL OR t.status = $2::taskqueue.task_status)
-      AND ($3::text IS NULL OR t.queue = $3)
-      AND ($4::text IS NULL OR t.type = $4)
-      AND ($5::text IS NULL OR taskqueue.error_group(t.last_error) = $5)
-      AND ($6::timestamptz IS NULL OR t.created_at < $6)
-      AND ($7::uuid IS NULL OR t.id > $7)
-    ORDER BY t.id
-    LIMIT $8
-    FOR UPDATE
-),
+WITH
+-- include: _bulk_match.sql
 changed AS (
     DELETE FROM taskqueue.tasks t
     USING matched m

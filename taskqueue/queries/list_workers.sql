@@ -1,13 +1,12 @@
--- The worker registry, newest first. A worker that has not stopped but whose
--- heartbeat is more than three of its intervals old is lost (killed,
--- partitioned, its host gone).
+-- The worker registry, newest first, each worker running, stopping, stopped
+-- or lost (see _live_worker.sql).
 SELECT id, host, pid, queues, types, concurrency, in_flight, version, started_at,
        last_heartbeat_at, stopped_at,
        CASE
-           WHEN state <> 'stopped'
-                AND last_heartbeat_at < now() - make_interval(secs => 3 * heartbeat_seconds)
-               THEN 'lost'
-           ELSE state
+           WHEN state = 'stopped' OR
+               -- include: _live_worker.sql
+               THEN state
+           ELSE 'lost'
        END AS state
-FROM taskqueue.workers
+FROM taskqueue.workers w
 ORDER BY started_at DESC, id;

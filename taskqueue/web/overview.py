@@ -5,7 +5,7 @@ At a million tasks and ten million events the whole tasks table or event
 history is never read per page view:
 
 - queued, due, running and failed counts, per queue, come from the partial
-  indexes that hold just those rows (dashboard_queues.sql), cancelled ones
+  indexes that hold just those rows (queue_states.sql), cancelled ones
   from tasks_cancelled_idx: their cost follows the backlog, not the history;
 - succeeded is what remains of the total, an index-only count of the
   primary key (~90 ms at a million rows, more on a busy server): no page
@@ -31,7 +31,7 @@ import msgspec
 
 from taskqueue import store
 from taskqueue.models import WorkerInfo
-from taskqueue.store import DashboardQueue, Executor, FailureGlance, MinuteCounts
+from taskqueue.store import Executor, FailureGlance, MinuteCounts, QueueState
 
 logger = logging.getLogger("taskqueue.web")
 
@@ -67,7 +67,7 @@ class Bucket(msgspec.Struct, kw_only=True, frozen=True):
 class Overview(msgspec.Struct, kw_only=True):
     at: datetime  # the database's clock when it was read
     totals: Totals
-    queues: list[DashboardQueue]
+    queues: list[QueueState]
     workers: list[WorkerInfo]  # live ones: running or stopping
     failures: list[FailureGlance]
     last_hour: list[Bucket]  # 60 minutes, oldest first
@@ -201,8 +201,9 @@ class OverviewSnapshot:
             day_complete=self._throughput.day_complete,
         )
 
-    async def _counts(self) -> tuple[list[DashboardQueue], int]:
-        return await store.dashboard_queues(self._pool), await store.dashboard_cancelled(self._pool)
+    async def _counts(self) -> tuple[list[QueueState], int]:
+        states = await store.queue_states(self._pool, failed=True)
+        return states.queues, await store.dashboard_cancelled(self._pool)
 
     async def _count(self) -> None:
         """Count every task (in the background: at a million tasks it takes

@@ -147,7 +147,7 @@ async def tasks_page(
     stream = "/api/events"
     if query.queue:
         stream += "?" + urlencode({"queue": query.queue})
-    queue_names = [q.name for q in await store.dashboard_queues(tq.pool)]
+    queue_names = [q.name for q in (await store.queue_states(tq.pool, failed=True)).queues]
     return html_response(
         render(
             "tasks.html",
@@ -273,7 +273,7 @@ async def queues_page(
             viewer,
             page="queues",
             stream="/api/events",
-            queues=await store.dashboard_queues(tq.pool),
+            queues=(await store.queue_states(tq.pool, failed=True)).queues,
         )
     )
 

@@ -1,0 +1,113 @@
+"""The worker's statements on the tasks it runs: claiming (plain or
+governed by queue settings), persisting outcomes, extending leases,
+rescuing expired ones, and finding queued types no handler takes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from taskqueue.models import (
+    ClaimedTask,
+    Outcome,
+    Status,
+)
+from taskqueue.store._sql import Executor, query
+
+
+async def claim_tasks(
+    conn: Executor,
+    queues: Sequence[str],
+    limit: int,
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    types: Sequence[str],
+    governed: bool = False,
+    statement_timeout: float | None = None,
+) -> list[ClaimedTask]:
+    """Claim up to ``limit`` due tasks of ``types`` (the ones the worker has
+    handlers for) from ``queues``, under a lease of ``lease_seconds``.
+    ``governed``: some of the queues have settings (pause, limits), which
+    only claim_governed_tasks.sql applies; claim_tasks.sql skips them."""
+    records = await conn.fetch(
+        query("claim_governed_tasks" if governed else "claim_tasks"),
+        list(queues),
+        limit,
+        worker_id,
+        lease_seconds,
+        list(types),
+        timeout=statement_timeout,
+    )
+    return [
+        ClaimedTask(
+            id=r["id"],
+            queue=r["queue"],
+            type=r["type"],
+            payload=r["payload"],
+            priority=r["priority"],
+            attempt=r["attempts"],
+            max_retries=r["max_retries"],
+            timeout_seconds=r["timeout_seconds"],
+            run_at=r["run_at"],
+            traceparent=r["traceparent"],
+        )
+        for r in records
+    ]
+
+
+async def complete_tasks(
+    conn: Executor, outcomes: Sequence[Outcome], worker_id: str
+) -> set[uuid.UUID]:
+    """Persist outcomes in one fenced statement; returns the ids that were
+    still this worker's. The others were rescued meanwhile and are untouched."""
+    if not outcomes:
+        return set()
+    records = await conn.fetch(
+        query("complete_tasks"),
+        [o.task_id for o in outcomes],
+        [o.attempt for o in outcomes],
+        [o.kind.value for o in outcomes],
+        [o.error for o in outcomes],
+        [o.result for o in outcomes],
+        [o.retry_delay for o in outcomes],
+        [o.reason for o in outcomes],
+        worker_id,
+    )
+    return {r["id"] for r in records}
+
+
+async def extend_leases(
+    conn: Executor,
+    task_ids: Sequence[uuid.UUID],
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    statement_timeout: float | None = None,
+) -> set[uuid.UUID]:
+    if not task_ids:
+        return set()
+    records = await conn.fetch(
+        query("extend_leases"),
+        list(task_ids),
+        worker_id,
+        lease_seconds,
+        timeout=statement_timeout,
+    )
+    return {r["id"] for r in records}
+
+
+async def find_unhandled_types(
+    conn: Executor, queue: str, known_types: Sequence[str], *, limit: int = 50
+) -> list[str]:
+    """Types of tasks queued in ``queue`` that are not among ``known_types``."""
+    records = await conn.fetch(query("find_unhandled_types"), queue, list(known_types), limit)
+    return [r["type"] for r in records]
+
+
+async def rescue_expired(
+    conn: Executor, rescuer_id: str, *, limit: int = 1000, now: datetime | None = None
+) -> list[tuple[uuid.UUID, Status]]:
+    records = await conn.fetch(query("rescue_expired"), now, limit, rescuer_id)
+    return [(r["id"], Status(r["status"])) for r in records]

@@ -1,0 +1,193 @@
+"""Queues: their settings (pause, limits) and running counts, and the one
+read model of a queue's state (queue_states.sql) that the API, the
+dashboard, /health and the metrics all ask."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from taskqueue.models import (
+    QueueInfo,
+    QueueStats,
+    RateLimit,
+    Stats,
+)
+from taskqueue.store._sql import Connection, Executor, query
+
+# -- operating the queue ---------------------------------------------------------
+
+
+async def set_queue_paused(conn: Connection, queue: str, paused: bool, actor: str) -> None:
+    async with conn.transaction():
+        await conn.execute(query("set_queue_paused"), queue, paused, actor)
+        await conn.execute(query("drop_empty_queue_settings"), queue)
+
+
+async def queues_with_settings(conn: Executor, queues: Sequence[str]) -> set[str]:
+    return {r["name"] for r in await conn.fetch(query("queues_with_settings"), list(queues))}
+
+
+async def set_queue_limits(
+    conn: Connection,
+    queue: str,
+    *,
+    concurrency: int | None,
+    change_concurrency: bool,
+    rate: RateLimit | None,
+    change_rate: bool,
+    actor: str,
+    asked: Any,
+) -> None:
+    """Change a queue's limits and count its running tasks afresh, in one
+    transaction (the first statement locks the row the recount relies on)."""
+    async with conn.transaction():
+        await conn.execute(
+            query("set_queue_limits"),
+            queue,
+            change_concurrency,
+            concurrency,
+            change_rate,
+            None if rate is None else rate.limit,
+            None if rate is None else rate.period_seconds,
+            actor,
+            asked,
+        )
+        await conn.execute(query("recount_running"), [queue])
+        await conn.execute(query("drop_empty_queue_settings"), queue)
+
+
+async def recount_running(conn: Connection) -> dict[str, int]:
+    """Count the running tasks of every limited queue afresh, under their
+    locks: what a claim raced with a limit being set is put right."""
+    async with conn.transaction():
+        if not await conn.fetch(query("lock_limited_queues")):
+            return {}
+        records = await conn.fetch(query("recount_running"), None)
+    return {r["name"]: r["running"] for r in records}
+
+
+# -- a queue's state -----------------------------------------------------------
+
+
+class QueueState(msgspec.Struct, kw_only=True, frozen=True):
+    """One queue as queue_states.sql reads it. The counts a caller did not
+    ask for (``failed``, ``totals``) are 0."""
+
+    name: str
+    paused: bool
+    concurrency_limit: int | None
+    rate_limit: RateLimit | None
+    queued: int
+    due: int
+    scheduled: int  # queued with run_at ahead
+    running: int
+    oldest_due_age_seconds: float  # 0 when none is due
+    workers: int  # live workers that take from it
+    failed: int
+    # Counted over every row of the queue, so only when asked (``totals``).
+    total: int
+    succeeded: int
+    cancelled: int
+    retries: int  # attempts beyond each task's first, summed
+    tasks_with_retries: int
+    finished_last_minute: int
+    failed_last_minute: int
+
+    def info(self) -> QueueInfo:
+        """The queue as GET /api/queues describes it."""
+        # QueueInfo's fields are a subset of these, under the same names.
+        return QueueInfo(**{f: getattr(self, f) for f in QueueInfo.__struct_fields__})
+
+    def stats(self) -> QueueStats:
+        """The queue as GET /api/stats describes it (needs ``totals``)."""
+        return QueueStats(
+            queue=self.name,
+            total_tasks=self.total,
+            queued_tasks=self.queued,
+            due_tasks=self.due,
+            running_tasks=self.running,
+            succeeded_tasks=self.succeeded,
+            failed_tasks=self.failed,
+            cancelled_tasks=self.cancelled,
+            avg_retry_count=self.retries / self.total,
+            tasks_with_retries=self.tasks_with_retries,
+        )
+
+
+class QueueStates(msgspec.Struct, kw_only=True, frozen=True):
+    """Every queue's state (or the one asked for), and the live workers."""
+
+    queues: list[QueueState]
+    live_workers: int  # distinct workers, whichever queues they take from
+
+    @property
+    def due(self) -> int:
+        """Tasks due and waiting for a worker, in every queue read."""
+        return sum(q.due for q in self.queues)
+
+    def stats(self) -> Stats:
+        """GET /api/stats: the queues that hold tasks, and their sums (needs
+        ``totals``)."""
+        per_queue = [q.stats() for q in self.queues if q.total]
+        total = sum(q.total_tasks for q in per_queue)
+        retries = sum(q.retries for q in self.queues)
+
+        def total_of(attr: str) -> int:
+            return sum(int(getattr(q, attr)) for q in per_queue)
+
+        return Stats(
+            total_tasks=total,
+            queued_tasks=total_of("queued_tasks"),
+            due_tasks=total_of("due_tasks"),
+            running_tasks=total_of("running_tasks"),
+            succeeded_tasks=total_of("succeeded_tasks"),
+            failed_tasks=total_of("failed_tasks"),
+            cancelled_tasks=total_of("cancelled_tasks"),
+            avg_retry_count=retries / total if total else 0.0,
+            tasks_with_retries=total_of("tasks_with_retries"),
+            queues=per_queue,
+        )
+
+
+async def queue_states(
+    conn: Executor, queue: str | None = None, *, failed: bool = False, totals: bool = False
+) -> QueueStates:
+    """Every queue's state, or ``queue``'s alone (see queue_states.sql).
+    Cheap as it is (partial indexes only); ``failed`` adds the failed
+    count, ``totals`` (implying ``failed``) the counts that read every row
+    of the queue and the last minute's events."""
+    records = await conn.fetch(query("queue_states"), queue, failed or totals, totals)
+    return QueueStates(
+        queues=[_queue_state(r) for r in records if r["name"] is not None],
+        live_workers=int(records[0]["live_workers"]),
+    )
+
+
+def _queue_state(r: asyncpg.Record) -> QueueState:
+    rate = None
+    if r["rate_limit"] is not None:
+        rate = RateLimit(limit=r["rate_limit"], period_seconds=r["rate_period_seconds"])
+    return QueueState(
+        name=r["name"],
+        paused=r["paused"],
+        concurrency_limit=r["concurrency_limit"],
+        rate_limit=rate,
+        queued=r["queued"],
+        due=r["due"],
+        scheduled=r["scheduled"],
+        running=r["running"],
+        oldest_due_age_seconds=r["oldest_due_age_seconds"],
+        workers=r["workers"],
+        failed=r["failed"],
+        total=r["total"],
+        succeeded=r["succeeded"],
+        cancelled=r["cancelled"],
+        retries=int(r["retries"]),
+        tasks_with_retries=r["tasks_with_retries"],
+        finished_last_minute=r["finished_last_minute"],
+        failed_last_minute=r["failed_last_minute"],
+    )

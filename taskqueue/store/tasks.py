@@ -1,0 +1,244 @@
+"""Tasks: inserting them (one or many, idempotency keys honoured), reading
+one, a page, a search or a history, cancelling or retrying one, and the
+bulk actions (retry, cancel, delete a chunk)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from taskqueue.models import (
+    TASK_FIELDS,
+    BulkResult,
+    Enqueued,
+    FailureGroup,
+    Status,
+    Task,
+    TaskEvent,
+    TaskFilter,
+)
+from taskqueue.store._sql import Executor, query
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+    """A new task with every default already resolved, ready to insert. The
+    fields are declared in the order of enqueue_task.sql's parameters."""
+
+    id: uuid.UUID
+    queue: str
+    type: str
+    name: str
+    payload: Any  # a JSON-able value or msgspec.Raw holding JSON text
+    priority: int
+    max_retries: int
+    timeout_seconds: float
+    run_at: datetime | None  # in UTC; None: the database's now() + delay_us
+    delay_us: int  # microseconds, so that both sides compute the same run_at
+    idempotency_key: str | None
+    # W3C trace context of the enqueuing span; None (left out of the JSON the
+    # bulk statement reads, so costing nothing) unless OpenTelemetry is tracing.
+    traceparent: str | None = None
+
+
+def _task(record: asyncpg.Record) -> Task:
+    fields = {field: record[field] for field in TASK_FIELDS}
+    fields["status"] = Status(fields["status"])
+    return Task(**fields)
+
+
+async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueued]:
+    """Insert ``rows`` in one statement; rows whose idempotency key is taken
+    come back as the task that owns the key, with ``created=False``."""
+    if not rows:
+        return []
+    if len(rows) == 1:
+        record = await conn.fetchrow(query("enqueue_task"), *msgspec.structs.astuple(rows[0]))
+    else:
+        record = await conn.fetchrow(query("enqueue_tasks"), _encode_json(rows))
+    assert record is not None  # the statement always returns one row
+    # The statement returns the ids it inserted and its now(), not a row per
+    # task: every other column is what we sent, and decoding 1,000 rows would
+    # cost the client more than the database spends inserting them.
+    inserted_ids: list[uuid.UUID] = record["ids"] or []
+    created_at: datetime = record["created_at"]
+    if len(inserted_ids) == len(rows):
+        return [Enqueued(_new_task(row, created_at), True) for row in rows]
+    inserted = set(inserted_ids)
+    keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
+    found = await conn.fetch(query("find_tasks_by_idempotency_key"), keys)
+    existing = {rec["idempotency_key"]: _task(rec) for rec in found}
+    results: list[Enqueued] = []
+    for row in rows:
+        if row.id in inserted:
+            results.append(Enqueued(_new_task(row, created_at), True))
+            continue
+        owner = existing.get(row.idempotency_key or "")
+        if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
+            raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
+        results.append(Enqueued(owner, False))
+    return results
+
+
+def _new_task(row: TaskRow, created_at: datetime) -> Task:
+    # Built from what we sent and the statement's now(): the same values the
+    # row holds (created_at defaults to now(); run_at is now() + delay_us).
+    # The payload stays the JSON that was sent (msgspec.Raw): the REST API
+    # writes it back out as it is, and TaskQueue.submit decodes it for Python.
+    payload = row.payload
+    run_at = row.run_at
+    if run_at is None:
+        run_at = created_at + timedelta(microseconds=row.delay_us) if row.delay_us else created_at
+    return Task(
+        id=row.id,
+        queue=row.queue,
+        type=row.type,
+        name=row.name,
+        payload=payload,
+        status=Status.QUEUED,
+        priority=row.priority,
+        attempts=0,
+        max_retries=row.max_retries,
+        timeout_seconds=row.timeout_seconds,
+        run_at=run_at,
+        locked_by=None,
+        locked_until=None,
+        idempotency_key=row.idempotency_key,
+        result=None,
+        last_error=None,
+        created_at=created_at,
+        started_at=None,
+        completed_at=None,
+    )
+
+
+async def get_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
+    record = await conn.fetchrow(query("get_task"), task_id)
+    return None if record is None else _task(record)
+
+
+async def list_tasks(
+    conn: Executor,
+    *,
+    status: Status | None = None,
+    queue: str | None = None,
+    task_type: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before_id: uuid.UUID | None = None,
+    limit: int = 100,
+    schedule: str | None = None,
+) -> list[Task]:
+    records = await conn.fetch(
+        query("list_tasks"),
+        None if status is None else status.value,
+        queue,
+        task_type,
+        created_after,
+        created_before,
+        before_id,
+        limit,
+        schedule,
+    )
+    return [_task(r) for r in records]
+
+
+async def task_history(conn: Executor, task_id: uuid.UUID) -> list[TaskEvent]:
+    records = await conn.fetch(query("task_history"), task_id)
+    return [TaskEvent(**{**dict(r.items()), "status": Status(r["status"])}) for r in records]
+
+
+async def cancel_task(conn: Executor, task_id: uuid.UUID, actor: str = "local") -> Task | None:
+    """The cancelled task, or None when it was not queued or running (or does not exist)."""
+    record = await conn.fetchrow(query("cancel_task"), task_id, actor)
+    return None if record is None else _task(record)
+
+
+async def retry_task(conn: Executor, task_id: uuid.UUID, actor: str = "local") -> Task | None:
+    """The requeued task, or None when it was not failed/cancelled (or does not exist)."""
+    record = await conn.fetchrow(query("retry_task"), task_id, actor)
+    return None if record is None else _task(record)
+
+
+async def search_tasks(
+    conn: Executor,
+    text: str,
+    *,
+    status: Status | None = None,
+    queue: str | None = None,
+    task_type: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before_id: uuid.UUID | None = None,
+    limit: int = 50,
+) -> list[Task]:
+    """Tasks whose name starts with ``text`` or whose idempotency key is ``text``."""
+    records = await conn.fetch(
+        query("search_tasks"),
+        text,
+        None if status is None else status.value,
+        queue,
+        task_type,
+        created_after,
+        created_before,
+        before_id,
+        limit,
+    )
+    return [_task(r) for r in records]
+
+
+async def failure_groups(
+    conn: Executor,
+    *,
+    queue: str | None = None,
+    task_type: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[FailureGroup]:
+    records = await conn.fetch(query("failure_groups"), queue, task_type, since, limit)
+    return [FailureGroup(**dict(r.items())) for r in records]
+
+
+BULK_ACTIONS = {"retry": "retry_tasks", "cancel": "cancel_tasks", "delete": "delete_tasks"}
+
+
+async def bulk_action(
+    conn: Executor,
+    action: str,
+    *,
+    ids: Sequence[uuid.UUID] | None,
+    where: TaskFilter | None,
+    after: uuid.UUID | None,
+    limit: int,
+    actor: str,
+    asked: Any,
+) -> BulkResult:
+    """Retry, cancel or delete a chunk of tasks in one statement (see
+    retry_tasks.sql, cancel_tasks.sql, delete_tasks.sql)."""
+    where = where or TaskFilter()
+    record = await conn.fetchrow(
+        query(BULK_ACTIONS[action]),
+        None if ids is None else list(ids),
+        None if where.status is None else where.status.value,
+        where.queue,
+        where.type,
+        where.error,
+        where.created_before,
+        after,
+        limit,
+        actor,
+        asked,
+    )
+    assert record is not None  # the statement always returns its summary
+    more = record["matched"] == limit and record["last_id"] is not None
+    return BulkResult(
+        matched=record["matched"],
+        changed=record["changed"],
+        next=record["last_id"] if more else None,
+    )
