@@ -75,7 +75,7 @@ def create_app(
         )
         tq = TaskQueue(pool, types)
         committer = GroupCommitter(lambda rows: tq.insert(rows), max_batch=settings.max_batch_size)
-        hub = EventHub(pool)
+        hub = EventHub(tq.views)
         snapshot = HealthSnapshot(tq)
         app.state.tq = tq
         app.state.group_committer = committer

@@ -18,7 +18,7 @@ import msgspec
 
 from taskqueue import db, enqueue, store
 from taskqueue.errors import InvalidArgument, InvalidTask, TaskNotFound, TaskStateConflict
-from taskqueue.events import EventTail, matches
+from taskqueue.events import matches
 from taskqueue.limits import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES
 from taskqueue.limits import DEFAULT_QUEUE as DEFAULT_QUEUE
 from taskqueue.limits import DEFAULT_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
@@ -58,6 +58,7 @@ from taskqueue.registry import Registry, load_registry
 from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
 from taskqueue.validation import as_task_id, queue_problem, text_problem, zoned_problem
+from taskqueue.views import Views
 
 _NOT_SET: Any = msgspec.UNSET
 
@@ -65,7 +66,8 @@ _NOT_SET: Any = msgspec.UNSET
 class TaskQueue:
     """Enqueue and inspect tasks; ``tq.queues`` and ``tq.schedules`` group
     the operations on queues and schedules (the flat names below them keep
-    working).
+    working), and ``tq.views`` what the dashboard, /health and the event
+    stream read.
 
     ``registry``: the task types producers may enqueue; their payloads are
     checked against the declared types. Defaults to the built-in types.
@@ -90,6 +92,7 @@ class TaskQueue:
         self._db = db.Runner(pool, reuse_connection=reuse_connection)
         self.queues = Queues(self._db)
         self.schedules = Schedules(self._db, self.registry)
+        self.views = Views(self._db)
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
@@ -255,11 +258,11 @@ class TaskQueue:
         return task
 
     async def stats(self) -> Stats:
-        return (await self._db.run(store.queue_states, totals=True)).stats()
+        return (await self.views.queue_states(totals=True)).stats()
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         """The worker registry: running, stopping, stopped and lost workers."""
-        return await self._db.run(store.list_workers)
+        return await self.views.workers()
 
     # -- the flat names of tq.queues ---------------------------------------------
 
@@ -380,7 +383,7 @@ class TaskQueue:
     ) -> AsyncIterator[StreamEvent]:
         """Task events as they happen (from ``after``, an event id, or from
         now), filtered; runs until the caller stops iterating."""
-        tail = await EventTail.from_now(self.pool) if after is None else EventTail(self.pool, after)
+        tail = await self.views.tail(after)
         while True:
             for event in await tail.poll():
                 if matches(event, queue=queue, task_type=type, task_id=task_id):

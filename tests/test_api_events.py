@@ -132,7 +132,7 @@ async def test_task_events_arrive_live_filtered_and_resume_after_an_api_restart(
 async def test_two_hundred_subscribers_share_one_reading_of_the_database(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
-    hub = EventHub(pool, poll_seconds=0.05)
+    hub = EventHub(tq.views, poll_seconds=0.05)
 
     async def subscriber(received: list[bytes], count: int) -> None:
         async for message in hub.stream(Filters()):

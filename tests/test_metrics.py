@@ -244,17 +244,15 @@ async def test_queue_gauges_count_every_state_and_are_read_once_per_interval(
         heartbeat_seconds=5,
     )
     reads = 0
-    real = store.queue_states
 
-    async def counted(conn: Any) -> Any:
+    async def counted() -> Any:
         nonlocal reads
         reads += 1
-        return await real(conn)
+        return await store.queue_states(pool)
 
-    monkeypatch.setattr(store, "queue_states", counted)
     gauges = QueueGauges(max_age=60)
-    await asyncio.gather(*(gauges.refresh(pool) for _ in range(5)))
-    await gauges.refresh(pool)
+    await asyncio.gather(*(gauges.refresh(counted) for _ in range(5)))
+    await gauges.refresh(counted)
     assert reads == 1, "scrapes within the interval share one read"
     got = parse_families(gauges)
     for queue, due, scheduled, running in (("a", 3, 0, 0), ("b", 0, 2, 0), ("c", 0, 0, 1)):
@@ -267,14 +265,13 @@ async def test_queue_gauges_count_every_state_and_are_read_once_per_interval(
     # Emptied queues keep reporting zeros; a failed read says so and keeps the rest.
     await pool.execute("DELETE FROM taskqueue.tasks WHERE queue = 'a'")
     gauges.max_age = 0
-    await gauges.refresh(pool)
+    await gauges.refresh(counted)
     assert value(parse_families(gauges), "taskqueue_queue_depth", queue="a", state="due") == 0
 
-    async def broken(conn: Any) -> Any:
+    async def broken() -> Any:
         raise OSError("connection refused")
 
-    monkeypatch.setattr(store, "queue_states", broken)
-    await gauges.refresh(pool)
+    await gauges.refresh(broken)
     got = parse_families(gauges)
     assert value(got, "taskqueue_database_up") == 0
     assert value(got, "taskqueue_queue_depth", queue="b", state="scheduled") == 2

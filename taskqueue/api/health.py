@@ -11,7 +11,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from taskqueue import db, store
+from taskqueue import db
 from taskqueue.api.schemas import Health, Readiness
 from taskqueue.client import TaskQueue
 
@@ -36,7 +36,7 @@ class HealthSnapshot:
     async def refresh(self) -> None:
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                states = await store.queue_states(self._tq.pool)
+                states = await self._tq.views.queue_states()
         except Exception:
             self.value = msgspec.structs.replace(self.value, database="unreachable")
             return
@@ -77,7 +77,7 @@ async def health(state: State) -> Health:
 async def ready(tq: NamedDependency[TaskQueue]) -> Response[Readiness]:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            applied = await store.applied_migrations(tq.pool)
+            applied = await tq.views.applied_migrations()
     except Exception:
         return Response(
             Readiness(status="unavailable", database="unreachable", migrations="unknown"),

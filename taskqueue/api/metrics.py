@@ -69,7 +69,7 @@ class ApiMetrics:
 
             if authenticator.enabled:
                 authenticator.check(request.headers.get("authorization", ""), READ)
-            await gauges.refresh(tq.pool)
+            await gauges.refresh(tq.views.queue_states)
             exposition = generate_latest(self.registry)
             return Response(exposition, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 

@@ -22,12 +22,11 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import msgspec
 
-from taskqueue import store
 from taskqueue.events import EventTail, matches
 from taskqueue.models import OperatorAction, StreamEvent, WorkerInfo
+from taskqueue.views import Views
 
 logger = logging.getLogger("taskqueue.api.stream")
 
@@ -103,8 +102,8 @@ class _Subscriber:
 
 
 class EventHub:
-    def __init__(self, pool: asyncpg.Pool, *, poll_seconds: float = POLL_SECONDS) -> None:
-        self._pool = pool
+    def __init__(self, views: Views, *, poll_seconds: float = POLL_SECONDS) -> None:
+        self._views = views
         self._poll_seconds = poll_seconds
         self._subscribers: set[_Subscriber] = set()
         self._recent: deque[StreamEvent] = deque(maxlen=RECENT_EVENTS)
@@ -161,7 +160,7 @@ class EventHub:
                     yield task_message(event)
             return
         while after < up_to:
-            page = await store.events_after(self._pool, after, CATCH_UP_PAGE)
+            page = await self._views.events_after(after, CATCH_UP_PAGE)
             page = [e for e in page if e.id <= up_to]
             if not page:
                 return
@@ -180,11 +179,9 @@ class EventHub:
         """Poll while anyone listens; then stop (a new listener starts again
         from that moment)."""
         try:
-            self._tail = await EventTail.from_now(self._pool)
-            self._last_action_id = await store.last_action_id(self._pool)
-            self._workers = {
-                w.id: (w.state, w.in_flight) for w in await store.list_workers(self._pool)
-            }
+            self._tail = await self._views.tail()
+            self._last_action_id = await self._views.last_action_id()
+            self._workers = {w.id: (w.state, w.in_flight) for w in await self._views.workers()}
             self.statements += 3
         finally:
             self._started.set()
@@ -214,7 +211,7 @@ class EventHub:
                     self._send(subscriber, message)
 
     async def _poll_actions(self) -> None:
-        actions = await store.actions_after(self._pool, self._last_action_id)
+        actions = await self._views.actions_after(self._last_action_id)
         self.statements += 1
         for action in actions:
             self._last_action_id = max(self._last_action_id, action.id)
@@ -223,7 +220,7 @@ class EventHub:
             )
 
     async def _poll_workers(self) -> None:
-        workers = await store.list_workers(self._pool)
+        workers = await self._views.workers()
         self.statements += 1
         seen: dict[str, tuple[str, int]] = {}
         for worker in workers:

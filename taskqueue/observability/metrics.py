@@ -31,7 +31,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from operator import attrgetter
@@ -43,7 +43,6 @@ from taskqueue.observability.outcomes import OUTCOMES, outcome_index
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    import asyncpg
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
@@ -366,9 +365,10 @@ class QueueGauges:
         self.oldest_due_age: dict[str, float] = {}
         self._reading: asyncio.Lock | None = None
 
-    async def refresh(self, pool: asyncpg.Pool) -> None:
-        """Read again if the last read is older than ``max_age``; concurrent
-        scrapes share one read."""
+    async def refresh(self, read: Callable[[], Awaitable[QueueStates]]) -> None:
+        """Read again (``read``: the queue read model, ``tq.views.queue_states``)
+        if the last read is older than ``max_age``; concurrent scrapes share
+        one read."""
         if time.monotonic() - self.read_at < self.max_age:
             return
         if self._reading is None:
@@ -376,11 +376,9 @@ class QueueGauges:
         async with self._reading:
             if time.monotonic() - self.read_at < self.max_age:
                 return
-            from taskqueue import store
-
             try:
                 async with asyncio.timeout(self.timeout):
-                    states = await store.queue_states(pool)
+                    states = await read()
             except Exception as exc:
                 self.up = 0
                 logger.warning("cannot read the queue gauges (%s)", type(exc).__name__)

@@ -29,9 +29,9 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from taskqueue import store
 from taskqueue.models import WorkerInfo
-from taskqueue.store import Executor, FailureGlance, MinuteCounts, QueueState
+from taskqueue.store import FailureGlance, MinuteCounts, QueueState
+from taskqueue.views import Views
 
 logger = logging.getLogger("taskqueue.web")
 
@@ -88,11 +88,11 @@ class Throughput:
         self._backfill: asyncio.Task[None] | None = None
         self.day_complete = False
 
-    async def refresh(self, conn: Executor, now: datetime) -> None:
+    async def refresh(self, views: Views, now: datetime) -> None:
         minute = now.replace(second=0, microsecond=0)
         first = not self._started
         since = minute - (HOUR if first else timedelta(minutes=RECENT_MINUTES))
-        rows = await store.dashboard_throughput(conn, since)
+        rows = await views.throughput(since)
         for start in [m for m in self._minutes if m >= since]:
             del self._minutes[start]
         for row in rows:
@@ -103,12 +103,12 @@ class Throughput:
             # Started after this view's own read, so as not to slow it down.
             self._started = True
             self._backfill = asyncio.create_task(
-                self._read_day(conn, minute - DAY, since), name="dashboard throughput"
+                self._read_day(views, minute - DAY, since), name="dashboard throughput"
             )
 
-    async def _read_day(self, conn: Executor, since: datetime, until: datetime) -> None:
+    async def _read_day(self, views: Views, since: datetime, until: datetime) -> None:
         try:
-            rows = await store.dashboard_throughput(conn, since, until)
+            rows = await views.throughput(since, until)
         except Exception as exc:
             logger.warning("reading 24 hours of throughput failed (%s)", type(exc).__name__)
             self._started = False  # the next refresh tries again
@@ -143,8 +143,8 @@ class OverviewSnapshot:
     """The Overview's data, refreshed on demand and shared (see the module
     docstring for what each part costs)."""
 
-    def __init__(self, pool: Executor, *, fresh_seconds: float = FRESH_SECONDS) -> None:
-        self._pool = pool
+    def __init__(self, views: Views, *, fresh_seconds: float = FRESH_SECONDS) -> None:
+        self._views = views
         self._fresh_seconds = fresh_seconds
         self._lock = asyncio.Lock()
         self._value: Overview | None = None
@@ -165,13 +165,11 @@ class OverviewSnapshot:
             return self._value
 
     async def _read(self) -> Overview:
-        now = await store.database_now(self._pool)
-        await self._throughput.refresh(self._pool, now)
+        now = await self._views.now()
+        await self._throughput.refresh(self._views, now)
         queues, cancelled = await self._counts()
-        workers = [
-            w for w in await store.list_workers(self._pool) if w.state in ("running", "stopping")
-        ]
-        failures = await store.dashboard_failures(self._pool, FAILURE_GROUPS)
+        workers = [w for w in await self._views.workers() if w.state in ("running", "stopping")]
+        failures = await self._views.failures(FAILURE_GROUPS)
         queued = sum(q.queued for q in queues)
         running = sum(q.running for q in queues)
         failed = sum(q.failed for q in queues)
@@ -202,15 +200,15 @@ class OverviewSnapshot:
         )
 
     async def _counts(self) -> tuple[list[QueueState], int]:
-        states = await store.queue_states(self._pool, failed=True)
-        return states.queues, await store.dashboard_cancelled(self._pool)
+        states = await self._views.queue_states(failed=True)
+        return states.queues, await self._views.cancelled()
 
     async def _count(self) -> None:
         """Count every task (in the background: at a million tasks it takes
         ~90 ms, longer on a busy server) and take succeeded as the rest."""
         try:
             started = time.monotonic()
-            total = await store.dashboard_total(self._pool)
+            total = await self._views.total()
             queues, cancelled = await self._counts()
             took = time.monotonic() - started
         except Exception as exc:

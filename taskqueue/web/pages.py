@@ -17,7 +17,6 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidTask, TaskNotFound
 from taskqueue.models import Status, Task, TaskFilter
@@ -37,7 +36,7 @@ def overview_snapshot(state: State, tq: TaskQueue) -> OverviewSnapshot:
     """One per API process, made on first use."""
     snapshot: OverviewSnapshot | None = state.get("dashboard_overview")
     if snapshot is None:
-        snapshot = OverviewSnapshot(tq.pool)
+        snapshot = OverviewSnapshot(tq.views)
         state.dashboard_overview = snapshot
     return snapshot
 
@@ -147,7 +146,7 @@ async def tasks_page(
     stream = "/api/events"
     if query.queue:
         stream += "?" + urlencode({"queue": query.queue})
-    queue_names = [q.name for q in (await store.queue_states(tq.pool, failed=True)).queues]
+    queue_names = [q.name for q in (await tq.views.queue_states(failed=True)).queues]
     return html_response(
         render(
             "tasks.html",
@@ -175,8 +174,7 @@ async def _find(
     cursor: uuid.UUID | None,
 ) -> list[Task]:
     if query.q:
-        return await store.search_tasks(
-            tq.pool,
+        return await tq.views.search(
             query.q,
             status=status,
             queue=query.queue or None,
@@ -273,7 +271,7 @@ async def queues_page(
             viewer,
             page="queues",
             stream="/api/events",
-            queues=(await store.queue_states(tq.pool, failed=True)).queues,
+            queues=(await tq.views.queue_states(failed=True)).queues,
         )
     )
 
@@ -289,6 +287,6 @@ async def workers_page(
             page="workers",
             stream="/api/events",
             workers=await tq.workers(),
-            now=await store.database_now(tq.pool),
+            now=await tq.views.now(),
         )
     )
