@@ -207,8 +207,8 @@ class NewSchedule(msgspec.Struct, kw_only=True):
     overlap: Overlap = Overlap.ALLOW
 
 
-class Schedule(msgspec.Struct, kw_only=True):
-    """A row of taskqueue.schedules."""
+class ScheduleDefinition(msgspec.Struct, kw_only=True):
+    """A schedule's definition with every default resolved: what is stored."""
 
     name: str
     cron: str | None
@@ -222,6 +222,11 @@ class Schedule(msgspec.Struct, kw_only=True):
     timeout_seconds: float
     catch_up: CatchUp
     overlap: Overlap
+
+
+class Schedule(ScheduleDefinition, kw_only=True):
+    """A row of taskqueue.schedules."""
+
     paused: bool
     source: str  # "api", or "code": defined by a handler module, re-asserted by workers
     next_run_at: datetime  # the oldest slot not fired yet

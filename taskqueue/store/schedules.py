@@ -17,6 +17,7 @@ from taskqueue.models import (
     CatchUp,
     Overlap,
     Schedule,
+    ScheduleDefinition,
     ScheduleFire,
     Status,
     Task,
@@ -25,21 +26,9 @@ from taskqueue.store._sql import Executor, query
 from taskqueue.store.tasks import _task
 
 
-class ScheduleRow(msgspec.Struct, kw_only=True, gc=False):
-    """A schedule's definition with every default resolved, ready to store."""
+class ScheduleRow(ScheduleDefinition, kw_only=True):
+    """A resolved definition, ready to store."""
 
-    name: str
-    cron: str | None
-    every_seconds: int | None
-    timezone: str
-    type: str
-    payload: Any
-    queue: str
-    priority: int
-    max_retries: int
-    timeout_seconds: float
-    catch_up: CatchUp
-    overlap: Overlap
     next_run_at: datetime  # its first slot: used when it is new or its timing changed
 
 
