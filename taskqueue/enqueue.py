@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from taskqueue import store, tracing
+from taskqueue import store
 from taskqueue.errors import InvalidTask
 from taskqueue.limits import (
     DEFAULT_MAX_RETRIES,
@@ -33,8 +33,9 @@ from taskqueue.limits import (
     MAX_TIMEOUT_SECONDS,
     MAX_TYPE_LENGTH,
 )
-from taskqueue.metrics import ENQUEUED
 from taskqueue.models import Enqueued, NewTask, uuid7
+from taskqueue.observability import tracing
+from taskqueue.observability.metrics import ENQUEUED
 from taskqueue.validation import json_problem, queue_problem, text_problem, zoned_problem
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from tests.api_helpers import api_process, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SETTING_NAMES = {f"TASKQUEUE_{f.upper()}" for f in Settings.__struct_fields__}
-# Read by the code outside Settings (taskqueue/db.py, taskqueue/cli.py).
+# Read by the code outside Settings (taskqueue/db.py, taskqueue/cli/database.py).
 OTHER_VARIABLES = {"DATABASE_URL", "TASKQUEUE_MIGRATIONS_DIR", "TASKQUEUE_DATA_DIR"}
 
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")

@@ -108,7 +108,7 @@ BEGIN
     GRANT USAGE ON SCHEMA taskqueue TO taskqueue_api, taskqueue_worker, taskqueue_auditor;
 
     -- API: enqueue_tasks, find_tasks_by_idempotency_key, get_task, list_tasks,
-    -- queue_stats, task_history, cancel (also of a running task: it ends the
+    -- queue_states, task_history, cancel (also of a running task: it ends the
     -- lease and counts the queue's running tasks down), retry, bulk actions
     -- (delete only finished tasks), queue settings (a row that no longer
     -- pauses or limits anything is deleted), schedules (and triggering one by

@@ -1,5 +1,5 @@
-"""The operator's commands, run as a user would: queues, workers, failures,
-bulk, actions and tail."""
+"""The operator's commands (taskqueue/cli/operate.py), run as a user would:
+queues, workers, failures, bulk, actions and tail."""
 
 from __future__ import annotations
 

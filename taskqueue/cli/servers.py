@@ -1,0 +1,209 @@
+"""The commands that run taskqueue's long-lived processes: ``taskqueue worker
+| api | run``, and ``bench``, which runs them under load.
+
+Named for what the commands start; the event loop, signals and uvicorn set-up
+they share are ``taskqueue.serve``'s (also used by tests in-process)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from taskqueue import db
+from taskqueue.cli.database import embedded_server
+from taskqueue.cli.output import emit_json
+from taskqueue.config import ConfigError, Settings, mask_password
+from taskqueue.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+    from prometheus_client.metrics_core import Metric
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.serve import on_signal, run_loop, tune_gc_for_throughput
+    from taskqueue.worker import Worker
+
+    registry = load_registry(settings.handlers)
+    worker = Worker(settings, registry)
+    tune_gc_for_throughput()
+
+    async def main() -> None:
+        on_signal(worker.request_stop)
+        await worker.run()
+
+    run_loop(main)
+    return 0
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
+
+    _check_binding(settings)
+    server = api_server(_api_app(settings), settings.host, settings.port)
+    tune_gc_for_throughput()
+
+    async def main() -> None:
+        on_signal(lambda: setattr(server, "should_exit", True))
+        await server.serve()
+
+    run_loop(main)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything a newcomer needs in one process: database, API, worker."""
+    from taskqueue.observability.metrics import WorkerMetrics
+    from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
+    from taskqueue.worker import Worker
+
+    require_free_port(settings.host, settings.port)
+    server_db = None
+    if not settings.database_url:
+        server_db = embedded_server()
+        server_db.claim("taskqueue run")  # refused while another run uses it
+        if server_db.running_port() is None:
+            print(f"starting PostgreSQL (data in {server_db.data_dir}) …", flush=True)
+        else:
+            print(
+                f"using the PostgreSQL already running in {server_db.data_dir} "
+                "(left running at exit; `taskqueue embedded stop` stops it)",
+                flush=True,
+            )
+        settings = msgspec.structs.replace(settings, database_url=server_db.start())
+    try:
+        dsn = settings.require_database_url()
+        db.migrate(dsn)
+        _check_binding(settings)
+        registry = load_registry(settings.handlers)
+        # Counted always: the API's /metrics serves the worker's numbers too.
+        worker = Worker(settings, registry, metrics=WorkerMetrics())
+        assert worker.metrics is not None
+        app = _api_app(settings, registry, metrics_also=[worker.metrics.collect])
+        server = api_server(app, settings.host, settings.port)
+        tune_gc_for_throughput()
+
+        def stop() -> None:
+            # Each signal goes on to the worker: a second Ctrl-C interrupts
+            # its running tasks at once.
+            server.should_exit = True
+            worker.request_stop()
+
+        async def main() -> None:
+            on_signal(stop)
+            api = asyncio.create_task(server.serve())
+            work = asyncio.create_task(worker.run())
+            await _announce(server, settings, dsn)
+            await asyncio.wait([api, work], return_when=asyncio.FIRST_COMPLETED)
+            # One part ended (after a signal, or it failed): stop the other too,
+            # without counting as a second stop request for the worker.
+            server.should_exit = True
+            if not worker.stopping:
+                worker.request_stop()
+            await asyncio.gather(api, work)
+
+        run_loop(main)
+    finally:
+        if server_db is not None:
+            if server_db.started_here:  # never a server someone else started
+                server_db.stop()
+                print("stopped PostgreSQL", flush=True)
+            server_db.release()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.benchmark.runner import PHASES, Options, render_table, run_benchmark
+
+    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise ConfigError(
+            f"--phases: unknown {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}"
+        )
+    options = Options(
+        single_n=args.single_n,
+        bulk_n=args.bulk_n,
+        drain_n=args.drain_n,
+        pickup_n=args.pickup_n,
+        depth_n=args.depth_n,
+        depth_drain=args.depth_drain,
+        rest_seconds=args.rest_seconds,
+        reps=args.reps,
+        phases=phases,
+        database_url=settings.database_url,
+        quiet=args.quiet or args.json,
+        load=args.load,
+    )
+    report = asyncio.run(run_benchmark(options))
+    if args.json:
+        emit_json(report)
+    else:
+        print(render_table(report))
+    return 0
+
+
+def _check_binding(settings: Settings) -> None:
+    """Refuse to serve the API beyond loopback without tokens."""
+    from taskqueue.http.auth import Authenticator, check_binding
+
+    check_binding(settings, Authenticator.from_settings(settings))
+
+
+def _api_app(
+    settings: Settings,
+    registry: Registry | None = None,
+    *,
+    metrics_also: Sequence[Callable[[], Iterator[Metric]]] = (),
+) -> Litestar:
+    # The one place the command line names the app factory (imported late:
+    # `taskqueue --help` and the operator's commands never load the API).
+    from taskqueue.app import create_app
+
+    return create_app(settings, registry, metrics_also=metrics_also)
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Fail before touching anything when the API's port is taken (by another
+    `make run`, say), rather than after starting a database."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"{host}:{port} is in use ({exc.strerror or exc}): is another `make run` or "
+            "`taskqueue api` running? Stop it, or set TASKQUEUE_PORT"
+        ) from None
+
+
+async def _announce(server: Any, settings: Settings, dsn: str) -> None:
+    while not server.started and not server.should_exit:  # noqa: ASYNC110 - uvicorn offers a flag only
+        await asyncio.sleep(0.05)
+    if not server.started:
+        return
+    base = f"http://{settings.host}:{settings.port}"
+    auth = ' -H "Authorization: Bearer $TOKEN"' if settings.api_tokens else ""
+    print(
+        f"""
+taskqueue is running  (Ctrl-C stops everything)
+  API       {base}/api/tasks      docs {base}/schema
+  health    {base}/health   {base}/ready   metrics {base}/metrics
+  database  {mask_password(dsn)}   (make psql)
+  worker    queues={",".join(settings.queues)} concurrency={settings.concurrency}
+
+try:
+  curl -s -X POST {base}/api/tasks -H 'Content-Type: application/json'{auth} \\
+       -d '{{"type": "noop", "name": "hello", "payload": {{"hello": "world"}}}}'
+  curl -s {base}/api/tasks/<id>/history{auth}
+""",
+        flush=True,
+    )
