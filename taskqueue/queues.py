@@ -30,15 +30,22 @@ class Queues:
 
     async def __call__(self) -> list[QueueInfo]:
         """Every queue that has tasks, settings or live workers."""
-        return [q.info() for q in (await self._db.run(store.queue_states, totals=True)).queues]
+        return await self._read(None)
 
     async def get(self, name: str) -> QueueInfo:
         if queue_problem(name, max_length=MAX_QUEUE_LENGTH) is not None:
             raise QueueNotFound(name)  # no queue can have that name
-        found = (await self._db.run(store.queue_states, name, totals=True)).queues
+        found = await self._read(name)
         if not found:
             raise QueueNotFound(name)
-        return found[0].info()
+        return found[0]
+
+    async def _read(self, name: str | None) -> list[QueueInfo]:
+        states = await self._db.run(store.queue_states, name, totals=True)
+        if not states.queues:
+            return []
+        recent = await self._db.run(store.recent_outcomes, name)
+        return [q.info(recent) for q in states.queues]
 
     async def pause(self, queue: str, *, actor: str = "local") -> QueueInfo:
         """No worker claims the queue's tasks from its next claim on (running
@@ -92,9 +99,9 @@ class Queues:
     async def _settled(self, name: str) -> QueueInfo:
         """The queue after a change of its settings; one that neither has
         tasks nor keeps settings reads as unpaused, unlimited and empty."""
-        found = (await self._db.run(store.queue_states, name, totals=True)).queues
+        found = await self._read(name)
         if found:
-            return found[0].info()
+            return found[0]
         return QueueInfo(
             name=name,
             paused=False,

@@ -5,6 +5,7 @@ counted once each, whatever queues they serve."""
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
@@ -59,9 +60,49 @@ async def test_each_caller_gets_the_fields_it_asks_for(tq: TaskQueue, pool: asyn
 
     full = await store.queue_states(pool, "done", totals=True)
     (done,) = full.queues
-    assert (done.total, done.succeeded, done.failed, done.finished_last_minute) == (2, 1, 1, 2)
-    assert done.failed_last_minute == 1 and full.live_workers == 2
+    assert (done.total, done.succeeded, done.failed, full.live_workers) == (2, 1, 1, 2)
     assert [q.queue for q in full.stats().queues] == ["done"]
+    with pytest.raises(ValueError, match="totals"):
+        cheap.stats()  # it would describe every task as none
+
+
+async def test_what_finished_lately_is_read_from_the_history_on_its_own(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue_many([NewTask(type="noop", queue="done") for _ in range(2)])
+    await tq.enqueue("noop", queue="other")
+    claimed = await store.claim_tasks(pool, ["done"], 2, "w", 30, types=["noop"])
+    await store.complete_tasks(
+        pool,
+        [
+            Outcome(task_id=claimed[0].id, attempt=1, kind=OutcomeKind.SUCCEEDED),
+            Outcome(task_id=claimed[1].id, attempt=1, kind=OutcomeKind.PERMANENT, error="x"),
+        ],
+        "w",
+    )
+    assert await store.recent_outcomes(pool) == {"done": (2, 1)}
+    assert await store.recent_outcomes(pool, "other") == {}
+    # The read model of a queue's state reads no history: a role that may
+    # read tasks but not task_events (as the worker's role) can read it.
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute(
+                "CREATE ROLE tq_no_history NOLOGIN;"
+                " GRANT USAGE ON SCHEMA taskqueue TO tq_no_history;"
+                " GRANT SELECT ON taskqueue.tasks, taskqueue.queues, taskqueue.workers"
+                " TO tq_no_history;"
+                " SET LOCAL ROLE tq_no_history"
+            )
+            states = await store.queue_states(conn, totals=True)
+            assert [q.total for q in states.queues] == [2, 1]
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await store.recent_outcomes(conn)
+        finally:
+            await transaction.rollback()
+    (info,) = [q for q in await tq.queues() if q.name == "done"]
+    assert (info.finished_last_minute, info.failed_last_minute) == (2, 1)
 
 
 async def test_the_cheap_read_never_walks_the_whole_table(pool: asyncpg.Pool) -> None:

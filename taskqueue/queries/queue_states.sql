@@ -5,12 +5,13 @@
 -- Cheap by default: queued rows are counted through tasks_claim_idx, running
 -- ones through tasks_lease_idx, failed ones (when asked) through
 -- tasks_failed_idx, all partial, so the cost follows the backlog, not the
--- history. Only $3 reads every row of the queue (and the last minute's
--- events); when false its CTEs are gated off by `WHERE $3` and never run.
+-- history. Only $3 reads every row of the queue; when false its CTE is
+-- gated off by `WHERE $3` and never runs. It reads no history (task_events),
+-- so every role that may read tasks may read it; what finished lately is
+-- recent_outcomes.sql.
 --   $1 text    one queue (NULL: all)
 --   $2 boolean count failed tasks
---   $3 boolean count every task: succeeded, cancelled, total and retries,
---              and what finished and failed in the last minute
+--   $3 boolean count every task: succeeded, cancelled, total and retries
 -- One row per queue that has tasks queued or running (failed when $2, any
 -- when $3), settings or live workers; or, when there is none, a single row
 -- whose name is NULL, carrying live_workers. Counts not asked for are 0.
@@ -42,23 +43,11 @@ totals AS (
            count(*) AS total,
            count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
            count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-           coalesce(sum(greatest(attempts - 1, 0)), 0) AS retries,
+           coalesce(sum(greatest(attempts - 1, 0)), 0)::bigint AS retries,
            count(*) FILTER (WHERE attempts > 1) AS tasks_with_retries
     FROM taskqueue.tasks
     WHERE $3::boolean AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue
-),
-recent AS (
-    SELECT t.queue,
-           count(*) AS finished,
-           count(*) FILTER (WHERE e.event_type = 'task_failed') AS failed
-    FROM taskqueue.task_events e
-    JOIN taskqueue.tasks t ON t.id = e.task_id
-    WHERE $3::boolean
-      AND e.at > now() - interval '1 minute'
-      AND e.event_type IN ('task_succeeded', 'task_failed', 'task_cancelled')
-      AND ($1::text IS NULL OR t.queue = $1)
-    GROUP BY t.queue
 ),
 live AS (
     SELECT w.queues
@@ -97,16 +86,13 @@ states AS (
            coalesce(t.succeeded, 0) AS succeeded,
            coalesce(t.cancelled, 0) AS cancelled,
            coalesce(t.retries, 0) AS retries,
-           coalesce(t.tasks_with_retries, 0) AS tasks_with_retries,
-           coalesce(e.finished, 0) AS finished_last_minute,
-           coalesce(e.failed, 0) AS failed_last_minute
+           coalesce(t.tasks_with_retries, 0) AS tasks_with_retries
     FROM names n
     LEFT JOIN taskqueue.queues s ON s.name = n.queue
     LEFT JOIN waiting w ON w.queue = n.queue
     LEFT JOIN running r ON r.queue = n.queue
     LEFT JOIN failed f ON f.queue = n.queue
     LEFT JOIN totals t ON t.queue = n.queue
-    LEFT JOIN recent e ON e.queue = n.queue
     LEFT JOIN serving v ON v.queue = n.queue
     WHERE $1::text IS NULL OR n.queue = $1
 )

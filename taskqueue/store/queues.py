@@ -4,7 +4,7 @@ dashboard, /health and the metrics all ask."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -94,13 +94,14 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
     cancelled: int
     retries: int  # attempts beyond each task's first, summed
     tasks_with_retries: int
-    finished_last_minute: int
-    failed_last_minute: int
 
-    def info(self) -> QueueInfo:
-        """The queue as GET /api/queues describes it."""
-        # QueueInfo's fields are a subset of these, under the same names.
-        return QueueInfo(**{f: getattr(self, f) for f in QueueInfo.__struct_fields__})
+    def info(self, recent: Mapping[str, tuple[int, int]]) -> QueueInfo:
+        """The queue as GET /api/queues describes it, with what finished and
+        failed in the last minute (``recent_outcomes``)."""
+        finished, failed = recent.get(self.name, (0, 0))
+        # QueueInfo's other fields are a subset of these, under the same names.
+        mine = {f: getattr(self, f) for f in _INFO_FIELDS}
+        return QueueInfo(**mine, finished_last_minute=finished, failed_last_minute=failed)
 
     def stats(self) -> QueueStats:
         """The queue as GET /api/stats describes it (needs ``totals``)."""
@@ -118,11 +119,19 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
         )
 
 
+_INFO_FIELDS = tuple(
+    f
+    for f in QueueInfo.__struct_fields__
+    if f not in ("finished_last_minute", "failed_last_minute")
+)
+
+
 class QueueStates(msgspec.Struct, kw_only=True, frozen=True):
     """Every queue's state (or the one asked for), and the live workers."""
 
     queues: list[QueueState]
     live_workers: int  # distinct workers, whichever queues they take from
+    totals: bool  # whether the counts of every row were read
 
     @property
     def due(self) -> int:
@@ -130,8 +139,9 @@ class QueueStates(msgspec.Struct, kw_only=True, frozen=True):
         return sum(q.due for q in self.queues)
 
     def stats(self) -> Stats:
-        """GET /api/stats: the queues that hold tasks, and their sums (needs
-        ``totals``)."""
+        """GET /api/stats: the queues that hold tasks, and their sums."""
+        if not self.totals:
+            raise ValueError("read with totals=True to describe every task")
         per_queue = [q.stats() for q in self.queues if q.total]
         total = sum(q.total_tasks for q in per_queue)
         retries = sum(q.retries for q in self.queues)
@@ -159,35 +169,28 @@ async def queue_states(
     """Every queue's state, or ``queue``'s alone (see queue_states.sql).
     Cheap as it is (partial indexes only); ``failed`` adds the failed
     count, ``totals`` (implying ``failed``) the counts that read every row
-    of the queue and the last minute's events."""
+    of the queue."""
     records = await conn.fetch(query("queue_states"), queue, failed or totals, totals)
     return QueueStates(
         queues=[_queue_state(r) for r in records if r["name"] is not None],
         live_workers=int(records[0]["live_workers"]),
+        totals=totals,
     )
+
+
+async def recent_outcomes(conn: Executor, queue: str | None = None) -> dict[str, tuple[int, int]]:
+    """Per queue, (finished, failed) in the last minute."""
+    records = await conn.fetch(query("recent_outcomes"), queue)
+    return {r["queue"]: (r["finished"], r["failed"]) for r in records}
 
 
 def _queue_state(r: asyncpg.Record) -> QueueState:
     rate = None
     if r["rate_limit"] is not None:
         rate = RateLimit(limit=r["rate_limit"], period_seconds=r["rate_period_seconds"])
-    return QueueState(
-        name=r["name"],
-        paused=r["paused"],
-        concurrency_limit=r["concurrency_limit"],
-        rate_limit=rate,
-        queued=r["queued"],
-        due=r["due"],
-        scheduled=r["scheduled"],
-        running=r["running"],
-        oldest_due_age_seconds=r["oldest_due_age_seconds"],
-        workers=r["workers"],
-        failed=r["failed"],
-        total=r["total"],
-        succeeded=r["succeeded"],
-        cancelled=r["cancelled"],
-        retries=int(r["retries"]),
-        tasks_with_retries=r["tasks_with_retries"],
-        finished_last_minute=r["finished_last_minute"],
-        failed_last_minute=r["failed_last_minute"],
-    )
+    return QueueState(**{f: r[f] for f in _STATE_COLUMNS}, rate_limit=rate)
+
+
+# The columns of queue_states.sql under QueueState's names (the rate limit is
+# two columns, put together above).
+_STATE_COLUMNS = tuple(f for f in QueueState.__struct_fields__ if f != "rate_limit")
