@@ -51,6 +51,7 @@ _TOO_DEEP = (
 # A JSON document nests at most half its length deep.
 _SHORT_JSON = 2 * MAX_PAYLOAD_DEPTH + 1
 
+# Inserts prepared rows in one statement (store.enqueue_tasks, bound to a connection).
 Insert = Callable[[Sequence[store.TaskRow]], Awaitable[list[Enqueued]]]
 
 

@@ -1,7 +1,7 @@
 """Every bound a task, a filter or a queue setting must respect, and the
 checks of arguments that are not tasks (filters, rate limits, queue names,
-page sizes). The Python API, the REST schemas and the CLI all read them
-from here, so a bound changes in one place.
+page sizes). The Python API and the REST schemas read them from here, so a
+bound changes in one place.
 
 What a single task may hold (text rules, payload nesting) is checked in
 ``taskqueue.validation``; turning a task into a row is ``taskqueue.enqueue``."""
@@ -38,6 +38,13 @@ __all__ = [
     "MAX_TIMEOUT_SECONDS",
     "MAX_TYPE_LENGTH",
     "SCHEDULE_NAME_PATTERN",
+    "check_bulk",
+    "check_concurrency",
+    "check_filter",
+    "check_filter_text",
+    "check_page",
+    "check_rate",
+    "queue_name",
 ]
 
 DEFAULT_QUEUE: Final = "default"

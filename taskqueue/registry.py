@@ -296,8 +296,9 @@ BUILTINS = "taskqueue.handlers"  # the built-in types are a handler module like 
 def load_registry(modules: Iterable[str], *, include_builtins: bool = True) -> Registry:
     """A registry of the built-in types plus each module's ``registry`` attribute.
 
-    Modules are loaded by name, the built-in ones too, so this module imports
-    no handler (and a bare ``TaskQueue`` no webhook code until it needs it)."""
+    Modules are loaded by name, the built-in ones too: the built-in types
+    import this module to register, like any handler module, and this
+    module imports none of them."""
     combined = Registry()
     for module_name in [BUILTINS, *modules] if include_builtins else modules:
         module = importlib.import_module(module_name)

@@ -225,7 +225,7 @@ async def test_requests_are_timed_by_route_template_and_status(database_url: str
 
 
 async def test_queue_gauges_count_every_state_and_are_read_once_per_interval(
-    tq: TaskQueue, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+    tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     await tq.enqueue_many([NewTask(type="noop", queue="a") for _ in range(3)])
     await tq.enqueue_many([NewTask(type="noop", queue="b", delay_seconds=3600) for _ in range(2)])

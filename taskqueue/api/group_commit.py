@@ -16,13 +16,12 @@ error while every other request gets its row."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
 
 from taskqueue import store
+from taskqueue.enqueue import Insert
 from taskqueue.http.errors import database_unavailable
 from taskqueue.models import Enqueued
 
-Insert = Callable[[Sequence[store.TaskRow]], Awaitable[list[Enqueued]]]
 Waiter = tuple[store.TaskRow, asyncio.Future[Enqueued]]
 
 

@@ -18,7 +18,7 @@ def decode_body(decode: Callable[[bytes], T], raw: bytes, envelope: int) -> T:
     body wrap its free-form JSON (1 for ``{"payload": ...}``, 3 for
     ``{"tasks": [{"payload": ...}]}``); they name the field. (Payloads nested
     deeper than MAX_PAYLOAD_DEPTH but not that deep are refused per task, with
-    the same message, by TaskQueue.prepare; no body pays for a scan
+    the same message, by taskqueue.enqueue.prepare; no body pays for a scan
     beforehand.)"""
     try:
         return decode(raw)

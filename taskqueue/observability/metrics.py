@@ -17,8 +17,9 @@ Where each number comes from:
   its own listener (``MetricsServer``: TASKQUEUE_METRICS_PORT, on
   TASKQUEUE_METRICS_HOST, 127.0.0.1 by default);
 - any process that enqueues, the API above all: ``ENQUEUED``;
-- the API: request durations (``HttpMetrics``) and the queue gauges read from
-  the database (``QueueGauges``), at most once per ``metrics_cache_seconds``
+- the API: request durations (``HttpMetrics``) and the queue gauges
+  (``QueueGauges``), from the read model of a queue's state it is handed
+  (``tq.views.queue_states``), at most once per ``metrics_cache_seconds``
   however often and by however many it is scraped, and never by workers.
 """
 
