@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,7 @@ import asyncpg
 
 from taskqueue import store
 from taskqueue.config import Settings
+from taskqueue.models import ClaimedTask
 from taskqueue.registry import Registry, load_registry
 from taskqueue.worker import Worker
 
@@ -200,3 +202,19 @@ async def run_audit(pool: asyncpg.Pool) -> list[str]:
 
     report = await audit(pool)
     return [f"{v.task_id}: {v.problem}" for v in report.violations]
+
+
+def claimed_task(**overrides: Any) -> ClaimedTask:
+    """A claimed task as a claim returns it, for tests of what handles one."""
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "queue": "default",
+        "type": "noop",
+        "payload": "{}",
+        "priority": 0,
+        "attempt": 1,
+        "max_retries": 1,
+        "timeout_seconds": 30.0,
+        "run_at": datetime.now(UTC),
+    }
+    return ClaimedTask(**{**fields, **overrides})

@@ -21,7 +21,7 @@ from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.errors import Permanent, Snooze
-from taskqueue.models import ClaimedTask, NewTask, Outcome, OutcomeKind
+from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.observability import metrics
 from taskqueue.observability.metrics import (
     EnqueueCounts,
@@ -34,7 +34,14 @@ from taskqueue.observability.outcomes import OUTCOMES
 from taskqueue.registry import Registry, TaskContext, load_registry
 from taskqueue.worker import Worker
 from tests.api_helpers import api_client, api_process, free_port
-from tests.helpers import FAST, all_in_status, seed_production_shape, wait_until, worker_process
+from tests.helpers import (
+    FAST,
+    all_in_status,
+    claimed_task,
+    seed_production_shape,
+    wait_until,
+    worker_process,
+)
 from tests.promtool import run_promtool
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -292,21 +299,6 @@ async def test_the_gauges_statement_walks_the_partial_indexes(pool: asyncpg.Pool
     assert "tasks_claim_idx" in plan
     assert "tasks_lease_idx" in plan
     assert "Seq Scan on tasks" not in plan
-
-
-def claimed_task(**overrides: Any) -> ClaimedTask:
-    fields: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "queue": "default",
-        "type": "noop",
-        "payload": "{}",
-        "priority": 0,
-        "attempt": 1,
-        "max_retries": 1,
-        "timeout_seconds": 30.0,
-        "run_at": datetime.now(UTC),
-    }
-    return ClaimedTask(**{**fields, **overrides})
 
 
 def test_label_values_are_capped_and_the_rest_count_as_other(

@@ -3,30 +3,12 @@ outcome label and the execution span."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 
-from taskqueue.models import ClaimedTask, Outcome, OutcomeKind
+from taskqueue.models import Outcome, OutcomeKind
 from taskqueue.observability.outcomes import OUTCOMES, outcome_index
 from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, LEASE_LOST, SHUTDOWN
-
-
-def claimed_task(**overrides: Any) -> ClaimedTask:
-    fields: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "queue": "default",
-        "type": "noop",
-        "payload": "{}",
-        "priority": 0,
-        "attempt": 1,
-        "max_retries": 1,
-        "timeout_seconds": 30.0,
-        "run_at": datetime.now(UTC),
-    }
-    return ClaimedTask(**{**fields, **overrides})
+from tests.helpers import claimed_task
 
 
 @pytest.mark.parametrize(
