@@ -5,16 +5,27 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from taskqueue.backoff import Backoff, Jitter
+from taskqueue.durations import parse_duration
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Retention(msgspec.Struct, frozen=True):
+    """How long finished tasks (by status) and history (events) are kept."""
+
+    succeeded: timedelta
+    failed: timedelta
+    cancelled: timedelta
+    events: timedelta
 
 
 class ConfigError(ValueError):
@@ -41,6 +52,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     complete_interval: NonNegativeFloat = 0.0
     worker_id: str = ""
     heartbeat_seconds: PositiveFloat = 5.0
+    # Retention (README: "Retention"): how long finished tasks stay, by how
+    # they finished, and how long history stays. Durations: 3s, 12h, 7d, 2w.
+    # Queues may override the task ones; workers prune, no leader.
+    retain_succeeded: str = "1d"
+    retain_failed: str = "14d"
+    retain_cancelled: str = "7d"
+    retain_events: str = "30d"
     # API
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
@@ -78,8 +96,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             from taskqueue.destinations import DestinationPolicy
 
             DestinationPolicy.parse(self.webhook_allow)  # a ValueError names the variable
+        for field in ("retain_succeeded", "retain_failed", "retain_cancelled", "retain_events"):
+            try:
+                parse_duration(getattr(self, field))
+            except ValueError as exc:
+                raise ValueError(f"TASKQUEUE_{field.upper()}: {exc}") from None
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"TASKQUEUE_LOG_LEVEL: one of {', '.join(LOG_LEVELS)}")
+
+    @property
+    def retention(self) -> Retention:
+        """The retention settings, parsed."""
+        return Retention(
+            succeeded=parse_duration(self.retain_succeeded),
+            failed=parse_duration(self.retain_failed),
+            cancelled=parse_duration(self.retain_cancelled),
+            events=parse_duration(self.retain_events),
+        )
 
     @property
     def backoff(self) -> Backoff:
