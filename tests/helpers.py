@@ -94,6 +94,7 @@ async def seed_production_shape(pool: asyncpg.Pool, *, backlog: int, claimed: in
         " FROM generate_series(1, $1)",
         backlog,
     )
+    await store.open_missing_lanes(pool, ["default"])  # written by hand: no lane yet
     await store.claim_tasks(pool, ["default"], claimed, "worker-1", 30, types=["noop"])
     await pool.execute("ANALYZE taskqueue.tasks")
 

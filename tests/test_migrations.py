@@ -25,6 +25,7 @@ TABLES = {
     "operator_actions",
     "schedules",
     "schedule_fires",
+    "claim_lanes",
 }
 
 

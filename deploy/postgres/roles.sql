@@ -129,6 +129,10 @@ BEGIN
         ON taskqueue.schedule_fires TO taskqueue_api;
     GRANT SELECT ON taskqueue.workers TO taskqueue_api;
     GRANT SELECT, INSERT ON taskqueue.operator_actions TO taskqueue_api;
+    -- Claim lanes: a producer opens a task's lane and lowers its floor for
+    -- a task due in the past (_open_lanes.sql).
+    GRANT SELECT, INSERT (queue, type, priority), UPDATE (floor_at)
+        ON taskqueue.claim_lanes TO taskqueue_api;
 
     -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired, its
     -- row in the registry, and schedules: define_schedule (the ones its code
@@ -150,6 +154,10 @@ BEGIN
         TO taskqueue_worker;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.workers TO taskqueue_worker;
     GRANT SELECT, INSERT, UPDATE ON taskqueue.schedules TO taskqueue_worker;
+    -- Claim lanes: read by claims, opened by schedule firings, raised and
+    -- checked by worker.lanes.
+    GRANT SELECT, INSERT (queue, type, priority), UPDATE (floor_at, advanced_at, checked_at)
+        ON taskqueue.claim_lanes TO taskqueue_worker;
     GRANT SELECT, INSERT (schedule, slot, outcome, task_id, detail)
         ON taskqueue.schedule_fires TO taskqueue_worker;
 

@@ -41,18 +41,21 @@ candidates AS MATERIALIZED (
     SELECT c.id
     FROM allowance a
     CROSS JOIN LATERAL (
-        -- A queue's allowance holds across its types, not per type.
+        -- A queue's allowance holds across its lanes (types and
+        -- priorities), each read from its floor as in claim_tasks.sql.
         SELECT w.id, w.priority, w.run_at
-        FROM unnest($5::text[]) AS k(type)
+        FROM taskqueue.claim_lanes l
         CROSS JOIN LATERAL (
             SELECT t.id, t.priority, t.run_at
             FROM taskqueue.tasks t
-            WHERE t.status = 'queued' AND t.queue = a.queue AND t.type = k.type
-              AND t.run_at <= now()
-            ORDER BY t.priority DESC, t.run_at, t.id
+            WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
+              AND t.priority = l.priority
+              AND t.run_at >= coalesce(l.floor_at, '-infinity') AND t.run_at <= now()
+            ORDER BY t.run_at, t.id
             LIMIT a.n
             FOR UPDATE SKIP LOCKED
         ) w
+        WHERE l.queue = a.queue AND l.type = ANY ($5::text[])
         ORDER BY w.priority DESC, w.run_at, w.id
         LIMIT a.n
     ) c

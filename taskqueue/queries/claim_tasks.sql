@@ -12,29 +12,44 @@
 -- claim_governed_tasks.sql, which the worker switches to when it sees such a
 -- row (at once on the NOTIFY that a settings change sends, and at the latest
 -- within a poll interval).
--- The candidate CTE is MATERIALIZED on purpose: without the fence the planner
--- may inline it into the UPDATE and lock/update more rows than LIMIT allows.
--- Each (queue, type) is walked on its own through tasks_claim_idx (queue,
--- type, priority DESC, run_at, id): a deep backlog in one queue or of a type
--- this worker cannot run costs it nothing, and a task is never claimed by a
--- worker that would have to fail it. With several busy (queue, type) pairs a
--- few surplus rows stay locked until this statement's commit, microseconds
--- later, and other workers skip past them meanwhile.
-WITH candidates AS MATERIALIZED (
+-- The CTEs are MATERIALIZED on purpose: without the fence the planner may
+-- inline them into the UPDATE and lock/update more rows than LIMIT allows.
+-- Each lane (queue, type, priority; taskqueue.claim_lanes) is read on its own
+-- through tasks_claim_idx (queue, type, priority DESC, run_at, id), from the
+-- lane's floor: the index entries that earlier claims left behind lie below
+-- it, so a claim reads about what it takes even while vacuum cannot remove
+-- them. A deep backlog in another queue or of a type this worker cannot run
+-- costs it nothing, and a task is never claimed by a worker that would have
+-- to fail it. Lanes are taken a priority at a time, highest first, and the
+-- claim stops as soon as it has enough: lanes of the same priority are
+-- merged by run_at, lower priorities are not read at all. Within that
+-- priority a few surplus rows stay locked until this statement's commit,
+-- microseconds later, and other workers skip past them meanwhile.
+WITH open_lanes AS MATERIALIZED (
+    SELECT l.queue, l.type, l.priority, coalesce(l.floor_at, '-infinity') AS floor_at
+    FROM taskqueue.claim_lanes l
+    WHERE l.queue = ANY ($1::text[]) AND l.type = ANY ($5::text[])
+      AND NOT EXISTS (SELECT FROM taskqueue.queues s WHERE s.name = l.queue)
+),
+candidates AS MATERIALIZED (
     SELECT c.id
-    FROM unnest($1::text[]) AS q(queue)
-    CROSS JOIN unnest($5::text[]) AS k(type)
+    FROM (SELECT DISTINCT priority FROM open_lanes ORDER BY priority DESC) AS g
     CROSS JOIN LATERAL (
-        SELECT t.id, t.priority, t.run_at
-        FROM taskqueue.tasks t
-        WHERE t.status = 'queued' AND t.queue = q.queue AND t.type = k.type
-          AND t.run_at <= now()
-        ORDER BY t.priority DESC, t.run_at, t.id
+        SELECT w.id, w.run_at
+        FROM open_lanes l
+        CROSS JOIN LATERAL (
+            SELECT t.id, t.run_at
+            FROM taskqueue.tasks t
+            WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
+              AND t.priority = l.priority AND t.run_at >= l.floor_at AND t.run_at <= now()
+            ORDER BY t.run_at, t.id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ) w
+        WHERE l.priority = g.priority
+        ORDER BY w.run_at, w.id
         LIMIT $2
-        FOR UPDATE SKIP LOCKED
     ) c
-    WHERE NOT EXISTS (SELECT FROM taskqueue.queues s WHERE s.name = q.queue)
-    ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT $2
 ),
 -- include: _claim_tail.sql

@@ -5,20 +5,27 @@
 -- Returns one row shaped as enqueue_tasks.sql's: ids is NULL when the
 -- idempotency key was taken and nothing was inserted.
 --   $1 id, $2 queue, $3 type, $4 name, $5 payload, $6 priority, $7 max_retries,
---   $8 timeout_seconds, $9 run_at (NULL: now() + $10 microseconds), $10 delay_us,
+--   $8 timeout_seconds, $9 run_at (NULL: statement_timestamp() + $10 microseconds),
+--   $10 delay_us,
 --   $11 idempotency_key, $12 traceparent (NULL unless the producer is traced)
 WITH inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent)
     VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::jsonb, $6::int, $7::int, $8::float8,
-            coalesce($9::timestamptz, now() + $10::bigint * interval '1 microsecond'),
+            coalesce($9::timestamptz,
+                     statement_timestamp() + $10::bigint * interval '1 microsecond'),
             $11::text, $12::text)
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, run_at
+    RETURNING id, queue, type, priority, run_at
 ),
+lane_rows AS (
+    SELECT queue, type, priority, run_at FROM inserted
+),
+-- include: _open_lanes.sql
+,
 queued_event AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
     SELECT id, 'task_queued', 'queued', 0 FROM inserted
 )
-SELECT (SELECT array_agg(id) FROM inserted) AS ids, now() AS created_at,
-       (SELECT pg_notify('taskqueue', queue) FROM inserted WHERE run_at <= now()) AS notified;
+SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
+       (SELECT pg_notify('taskqueue', queue) FROM inserted WHERE run_at <= statement_timestamp()) AS notified;

@@ -5,11 +5,14 @@
 -- that it sees a row a concurrent transaction has just committed.
 --   $1 json: an array of objects, one per task, with the keys
 --      id (UUIDv7, made by the client), queue, type, name, payload, priority,
---      max_retries, timeout_seconds, run_at (NULL: now() + delay_us),
---      delay_us (microseconds after the database's now()), idempotency_key,
+--      max_retries, timeout_seconds, run_at (NULL: statement_timestamp() +
+--      delay_us), delay_us (microseconds after the database's clock when the
+--      statement began), idempotency_key,
 --      and traceparent (absent unless the producer is traced).
--- Returns one row: the ids inserted and now() (every task's created_at), so
--- the client builds the tasks from what it sent instead of decoding a row each.
+-- Returns one row: the ids inserted and statement_timestamp() (every task's
+-- created_at, and what a task without run_at is due from, plus its delay),
+-- so the client builds the tasks from what it sent instead of decoding a row
+-- each.
 -- One JSON document rather than eleven arrays: the client encodes it in one
 -- call and the server parses it in one pass, which is what bulk loads need.
 WITH input AS (
@@ -23,12 +26,17 @@ inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent)
     SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-           coalesce(run_at, now() + delay_us * interval '1 microsecond'),
+           coalesce(run_at, statement_timestamp() + delay_us * interval '1 microsecond'),
            idempotency_key, traceparent
     FROM input
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, run_at
+    RETURNING id, queue, type, priority, run_at
 ),
+lane_rows AS (
+    SELECT queue, type, priority, run_at FROM inserted
+),
+-- include: _open_lanes.sql
+,
 queued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
     SELECT id, 'task_queued', 'queued', 0 FROM inserted
@@ -36,8 +44,9 @@ queued_events AS (
 -- One NOTIFY for the whole statement (a per-row trigger would serialise
 -- commits); only for tasks that are due now, naming their queues.
 due_queues AS (
-    SELECT string_agg(DISTINCT queue, ',') AS queues FROM inserted WHERE run_at <= now()
+    SELECT string_agg(DISTINCT queue, ',') AS queues
+    FROM inserted WHERE run_at <= statement_timestamp()
 )
-SELECT (SELECT array_agg(id) FROM inserted) AS ids, now() AS created_at,
+SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
        (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
         FROM due_queues WHERE queues IS NOT NULL) AS notified;

@@ -67,8 +67,13 @@ inserted AS (
     FROM recorded r
     CROSS JOIN due
     WHERE r.task_id IS NOT NULL
-    RETURNING id, queue, slot
+    RETURNING id, queue, type, priority, run_at, slot
 ),
+lane_rows AS (
+    SELECT queue, type, priority, run_at FROM inserted
+),
+-- include: _open_lanes.sql
+,
 queued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, detail)
     SELECT id, 'task_queued', 'queued', 0, $7::text,

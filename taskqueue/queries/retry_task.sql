@@ -10,6 +10,11 @@ WITH requeued AS (
     WHERE id = $1 AND status IN ('failed', 'cancelled')
     RETURNING *
 ),
+lane_rows AS (
+    SELECT queue, type, priority, run_at FROM requeued
+),
+-- include: _open_lanes.sql
+,
 requeued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, error)
     SELECT id, 'task_requeued', 'queued', 0, NULL FROM requeued

@@ -14,8 +14,13 @@ changed AS (
         locked_by = NULL, locked_until = NULL
     FROM matched m
     WHERE t.id = m.id AND m.status IN ('failed', 'cancelled')
-    RETURNING t.id, t.queue
+    RETURNING t.id, t.queue, t.type, t.priority, t.run_at
 ),
+lane_rows AS (
+    SELECT queue, type, priority, run_at FROM changed
+),
+-- include: _open_lanes.sql
+,
 changed_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
     SELECT id, 'task_requeued', 'queued', 0 FROM changed

@@ -15,6 +15,11 @@ inserted AS (
     FROM s
     RETURNING *
 ),
+lane_rows AS (
+    SELECT queue, type, priority, run_at FROM inserted
+),
+-- include: _open_lanes.sql
+,
 recorded AS (
     INSERT INTO taskqueue.schedule_fires (schedule, outcome, task_id)
     SELECT schedule, 'triggered', id FROM inserted

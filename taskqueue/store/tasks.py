@@ -63,7 +63,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     else:
         record = await conn.fetchrow(query("enqueue_tasks"), _encode_json(rows))
     assert record is not None  # the statement always returns one row
-    # The statement returns the ids it inserted and its now(), not a row per
+    # The statement returns the ids it inserted and its start time, not a row per
     # task: every other column is what we sent, and decoding 1,000 rows would
     # cost the client more than the database spends inserting them.
     inserted_ids: list[uuid.UUID] = record["ids"] or []
@@ -87,8 +87,9 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
 
 
 def _new_task(row: TaskRow, created_at: datetime) -> Task:
-    # Built from what we sent and the statement's now(): the same values the
-    # row holds (created_at defaults to now(); run_at is now() + delay_us).
+    # Built from what we sent and the statement's start time: the same values
+    # the row holds (created_at defaults to statement_timestamp(); run_at is
+    # that + delay_us).
     # The payload stays the JSON that was sent (msgspec.Raw): the REST API
     # writes it back out as it is, and TaskQueue.submit decodes it for Python.
     payload = row.payload

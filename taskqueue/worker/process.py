@@ -38,6 +38,7 @@ from taskqueue.worker.dispatcher import Dispatcher
 from taskqueue.worker.executor import ExecutorPool
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.inflight import SHUTDOWN, InFlight
+from taskqueue.worker.lanes import LaneKeeper
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
 from taskqueue.worker.loop import PeriodicLoop
@@ -229,6 +230,7 @@ class Worker:
             heartbeat,
             self.lease_keeper,
             self.rescuer,
+            LaneKeeper(pool, queues=s.queues, types=self.types),
             UnhandledTypes(pool, queues=s.queues, types=self.types),
             Scheduler(pool, self.registry, worker_id=self.worker_id),
         ]
