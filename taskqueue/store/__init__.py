@@ -41,6 +41,13 @@ from taskqueue.store.events import (
     listen,
     listen_control,
 )
+from taskqueue.store.partitions import (
+    EventPartition,
+    default_partition_rows,
+    drop_event_partitions,
+    ensure_event_partitions,
+    event_partitions,
+)
 from taskqueue.store.queues import (
     QueueState,
     QueueStates,
@@ -96,6 +103,7 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "Connection",
     "DueSchedule",
+    "EventPartition",
     "Executor",
     "FailureGlance",
     "Fired",
@@ -116,10 +124,14 @@ __all__ = [
     "dashboard_throughput",
     "dashboard_total",
     "database_now",
+    "default_partition_rows",
     "define_schedule",
     "delete_schedule",
+    "drop_event_partitions",
     "due_schedules",
     "enqueue_tasks",
+    "ensure_event_partitions",
+    "event_partitions",
     "events_after",
     "events_by_id",
     "extend_leases",

@@ -41,6 +41,7 @@ from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
 from taskqueue.worker.loop import PeriodicLoop
+from taskqueue.worker.partitions import PartitionKeeper
 from taskqueue.worker.scheduler import Scheduler
 from taskqueue.worker.unhandled import UnhandledTypes
 
@@ -231,6 +232,7 @@ class Worker:
             self.rescuer,
             UnhandledTypes(pool, queues=s.queues, types=self.types),
             Scheduler(pool, self.registry, worker_id=self.worker_id),
+            PartitionKeeper(pool, retain_events=s.retention.events),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
