@@ -114,3 +114,23 @@ async def test_partitioning_the_history_keeps_every_event_and_its_id(
         assert await conn.fetchval("SELECT count(*) FROM taskqueue.task_history") == 5
     finally:
         await conn.close()
+
+
+async def test_every_migrate_makes_the_next_days_partitions_that_are_missing(
+    database_url: str,
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        tomorrow = await conn.fetchval(
+            "SELECT 'task_events_' || to_char((now() AT TIME ZONE 'UTC')::date + 1, 'YYYYMMDD')"
+        )
+        await conn.execute(
+            f"ALTER TABLE taskqueue.task_events DETACH PARTITION taskqueue.{tomorrow}"
+        )
+        await conn.execute(f"DROP TABLE taskqueue.{tomorrow}")
+
+        assert db.migrate(database_url) == []  # nothing pending, and yet:
+
+        assert await conn.fetchval("SELECT to_regclass('taskqueue.' || $1) IS NOT NULL", tomorrow)
+    finally:
+        await conn.close()
