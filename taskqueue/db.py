@@ -203,7 +203,10 @@ def migrate(dsn: str) -> list[str]:
         migrations = read_migrations(str(migrations_dir()))
         with backend.lock():
             pending = backend.to_apply(migrations)
-            backend.apply_migrations(pending)
+            backend.apply_migrations_only(pending)
+            # post-apply.sql (the history's next days' partitions) on every
+            # run, not only when a migration was pending.
+            backend.run_post_apply(migrations)
     finally:
         backend.connection.close()
     return [m.id for m in pending]
@@ -226,9 +229,10 @@ def rollback(dsn: str, steps: int | None = None) -> list[str]:
 
 
 def known_migrations() -> list[str]:
-    """Ids of the migrations shipped with this version, oldest first."""
+    """Ids of the migrations shipped with this version, oldest first (not
+    post-apply.sql, a hook yoyo runs after every migrate and never records)."""
     return sorted(
         p.name.removesuffix(".sql")
         for p in migrations_dir().glob("*.sql")
-        if not p.name.endswith(".rollback.sql")
+        if not p.name.endswith(".rollback.sql") and not p.name.startswith("post-apply")
     )

@@ -26,6 +26,15 @@ class Views:
         ``failed`` adds failed counts, ``totals`` the counts of every row."""
         return await self._db.run(store.queue_states, queue, failed=failed, totals=totals)
 
+    async def default_partition_rows(self) -> int:
+        """Events in the history's default partition (0 while partition
+        maintenance keeps up)."""
+        return await self._db.run(store.default_partition_rows)
+
+    async def event_partitions(self) -> list[store.EventPartition]:
+        """The history's partitions, the default partition first."""
+        return await self._db.run(store.event_partitions)
+
     async def now(self) -> datetime:
         """The database's clock."""
         return await self._db.run(store.database_now)

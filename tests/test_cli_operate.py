@@ -129,3 +129,27 @@ async def test_tail_follows_events_as_they_happen(database_url: str, tq: TaskQue
 
 async def _has(lines: list[dict[str, object]], task_id: str) -> bool:
     return any(str(line["task_id"]) == task_id for line in lines)
+
+
+async def test_partitions_lists_the_days_and_the_default_partitions_rows(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    await pool.execute(
+        "INSERT INTO taskqueue.task_events (task_id, at, event_type, status, attempt)"
+        " VALUES (gen_random_uuid(), now() + interval '3 years', 'task_queued', 'queued', 0)"
+    )
+    shown = taskqueue(database_url, "partitions")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["partition", "from", "(UTC)", "until", "(UTC)", "rows"]
+    assert lines[1].split()[:3] == ["task_events_default", "default", "1"]
+    today = await pool.fetchval("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
+    assert any(line.startswith(f"task_events_{today} ") for line in lines)
+    listed = json.loads(taskqueue(database_url, "partitions", "--json").stdout)
+    assert listed[0] == {
+        "name": "task_events_default",
+        "starts": None,
+        "ends": None,
+        "rows": 1,
+        "default": True,
+    }

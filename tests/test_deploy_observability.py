@@ -20,6 +20,7 @@ from taskqueue.api.auth import READ, Authenticator
 from taskqueue.config import Settings
 from taskqueue.observability.metrics import (
     ENQUEUED,
+    HistoryGauges,
     HttpMetrics,
     QueueGauges,
     WorkerMetrics,
@@ -49,11 +50,14 @@ def exported_names() -> set[str]:
     worker = Worker(Settings(database_url="postgresql://x@localhost/x"), Registry())
     worker_metrics = WorkerMetrics()
     worker_metrics.read_from(worker.readings)
+    history = HistoryGauges(max_age=0)
+    history.default_partition_rows = 0  # served once a read has worked
     registry = build_registry(
         worker_metrics.collect,
         ENQUEUED.collect,
         HttpMetrics().collect,
         QueueGauges(max_age=0).collect,
+        history.collect,
     )
     names: set[str] = set()
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
@@ -102,6 +106,7 @@ def test_the_alert_rules_pass_promtool_and_each_alert_fires_in_its_unit_test() -
         "TaskqueueNoLiveWorkers",
         "TaskqueueRescuesSpiking",
         "TaskqueueDatabaseUnreachable",
+        "TaskqueueEventsInDefaultPartition",
     }
     assert firing == names, "every alert is shown firing"
     assert quiet == names, "and every alert is shown quiet where it should be"

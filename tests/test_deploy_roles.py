@@ -27,6 +27,7 @@ from taskqueue.errors import TaskStateConflict
 from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
 from taskqueue.worker.leases import Rescuer
+from taskqueue.worker.partitions import PartitionKeeper
 from taskqueue.worker.scheduler import Scheduler
 from tests.api_helpers import api_client
 from tests.helpers import (
@@ -390,6 +391,37 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
     ) == "queued"
 
 
+async def test_the_worker_keeps_the_history_partitions_and_no_other_role_may(
+    admin: asyncpg.Pool,
+    api_pool: asyncpg.Pool,
+    worker_pool: asyncpg.Pool,
+    auditor: asyncpg.Connection,
+) -> None:
+    keeper = PartitionKeeper(worker_pool, retain_events=timedelta(days=30), days_ahead=5)
+    made, _ = await keeper.run_once()
+    assert len(made) == 2 and keeper.readings()["denied"] == 0
+    old_day = await admin.fetchval("SELECT now() - interval '40 days'")
+    (old,) = await store.ensure_event_partitions(worker_pool, 0, now=old_day)
+    owners = await admin.fetch(
+        "SELECT DISTINCT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE relname = ANY($1)",
+        [*made, old],
+    )
+    assert [r["owner"] for r in owners] == ["taskqueue_migrator"]
+    assert [p.name for p in (await keeper.run_once())[1]] == [old]
+
+    # Every role may list them (the API's metrics read the default partition).
+    assert await store.default_partition_rows(api_pool) == 0
+    assert (await store.event_partitions(auditor))[0].is_default
+    later = await admin.fetchval("SELECT now() + interval '30 days'")
+    for attempt in (
+        lambda: store.ensure_event_partitions(api_pool, 3, now=later),
+        lambda: store.drop_event_partitions(api_pool, later),
+        lambda: worker_pool.execute("SELECT taskqueue.create_event_partition(current_date + 90)"),
+    ):
+        with pytest.raises(DENIED):
+            await attempt()
+
+
 async def test_the_api_role_runs_queue_settings_and_schedules(
     admin: asyncpg.Pool, api_pool: asyncpg.Pool
 ) -> None:
@@ -609,7 +641,7 @@ async def test_the_api_and_a_worker_run_end_to_end_under_their_own_roles(
     assert stats["failed_tasks"] == 1
 
 
-async def test_retention_deletes_old_history_and_finished_tasks_as_the_migrator(
+async def test_retention_deletes_finished_tasks_as_the_migrator_and_leaves_history(
     dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool
 ) -> None:
     tq = TaskQueue(api_pool)
@@ -633,15 +665,11 @@ async def test_retention_deletes_old_history_and_finished_tasks_as_the_migrator(
             status,
             finished,
         )
-    await admin.execute(
-        "UPDATE taskqueue.task_events SET at = now() - interval '100 days' WHERE task_id = ANY($1)",
-        old_ids,
-    )
 
     said = psql(
         dsns.migrator,
         "-v",
-        "keep_events_days=90",
+        "keep_events_days=90",  # ignored now: partitions are dropped by workers
         "-v",
         "keep_tasks_days=30",
         "-v",
@@ -651,13 +679,14 @@ async def test_retention_deletes_old_history_and_finished_tasks_as_the_migrator(
         single_transaction=False,
     )
 
-    assert "deleted 3 events" in said
-    assert "and 2 finished tasks" in said
+    assert "deleted 2 finished tasks" in said
     left = {r["id"] for r in await admin.fetch("SELECT id FROM taskqueue.tasks")}
     assert left == {old_waiting.id, recent_done.id, *(t.id for t in recent)}
+    # History outlives its tasks; event retention drops whole days (test_partitions).
     events = {r["task_id"] for r in await admin.fetch("SELECT task_id FROM taskqueue.task_events")}
-    assert events == {recent_done.id, *(t.id for t in recent)}
-    # Nobody but the owner may delete.
-    for role in (dsns.api, dsns.worker, dsns.auditor):
+    assert events == {*old_ids, recent_done.id, *(t.id for t in recent)}
+    # Neither a worker nor the auditor may delete (the API may: it deletes
+    # finished tasks in bulk actions).
+    for role in (dsns.worker, dsns.auditor):
         with pytest.raises(AssertionError, match=r"permission denied|read-only transaction"):
             psql(role, "-f", str(POSTGRES / "retention.sql"), single_transaction=False)

@@ -25,6 +25,7 @@ from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.observability import metrics
 from taskqueue.observability.metrics import (
     EnqueueCounts,
+    HistoryGauges,
     LabelCap,
     QueueGauges,
     WorkerMetrics,
@@ -288,6 +289,33 @@ def parse_families(gauges: QueueGauges) -> Samples:
     from prometheus_client import generate_latest
 
     return parse(generate_latest(build_registry(gauges.collect)).decode())
+
+
+async def test_the_history_gauge_counts_events_waiting_in_the_default_partition(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    from prometheus_client import generate_latest
+
+    def scraped(gauges: HistoryGauges) -> Samples:
+        return parse(generate_latest(build_registry(gauges.collect)).decode())
+
+    gauges = HistoryGauges(max_age=0)
+    assert "taskqueue_events_default_partition_rows" not in str(scraped(gauges))  # not read yet
+    await gauges.refresh(tq.views.default_partition_rows)
+    assert value(scraped(gauges), "taskqueue_events_default_partition_rows") == 0
+    # An event for a day without a partition (years ahead) lands in the default.
+    await pool.execute(
+        "INSERT INTO taskqueue.task_events (task_id, at, event_type, status, attempt)"
+        " VALUES (gen_random_uuid(), now() + interval '3 years', 'task_queued', 'queued', 0)"
+    )
+    await gauges.refresh(tq.views.default_partition_rows)
+    assert value(scraped(gauges), "taskqueue_events_default_partition_rows") == 1
+
+    async def broken() -> int:
+        raise OSError("connection refused")
+
+    await gauges.refresh(broken)
+    assert "taskqueue_events_default_partition_rows" not in str(scraped(gauges))
 
 
 async def test_the_gauges_statement_walks_the_partial_indexes(pool: asyncpg.Pool) -> None:

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, timedelta
+from pathlib import Path
+
 import asyncpg
+import pytest
 
 from taskqueue import db
 
@@ -8,12 +13,15 @@ from taskqueue import db
 async def tables(dsn: str) -> set[str]:
     conn = await asyncpg.connect(dsn)
     try:
+        # Tables and views, not the history's daily partitions.
         rows = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'taskqueue'"
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'taskqueue' AND c.relkind IN ('r', 'p', 'v')"
+            " AND NOT c.relispartition"
         )
     finally:
         await conn.close()
-    return {r["table_name"] for r in rows}
+    return {r["relname"] for r in rows}
 
 
 TABLES = {
@@ -46,3 +54,84 @@ async def test_every_migration_has_a_rollback() -> None:
     folder = db.migrations_dir()
     for migration in db.known_migrations():
         assert (folder / f"{migration}.rollback.sql").exists(), migration
+
+
+async def test_partitioning_the_history_keeps_every_event_and_its_id(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn = empty_database_url
+    before = tmp_path / "before_0008"
+    before.mkdir()
+    for path in db.migrations_dir().glob("*.sql"):
+        if path.name < "0008":
+            shutil.copy(path, before / path.name)
+    with monkeypatch.context() as patched:
+        patched.setenv("TASKQUEUE_MIGRATIONS_DIR", str(before))
+        db.migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        now = await conn.fetchval("SELECT now()")
+        days = [now - timedelta(days=age) for age in (10, 3, 0)]
+        await conn.execute(
+            "INSERT INTO taskqueue.task_events (task_id, at, event_type, status, attempt)"
+            " SELECT gen_random_uuid(), at, 'task_queued', 'queued', 0"
+            " FROM unnest($1::timestamptz[]) at",
+            days,
+        )
+        # An id drawn but never used: the new sequence must not give it again.
+        await conn.execute("SELECT nextval(pg_get_serial_sequence('taskqueue.task_events', 'id'))")
+        old = [
+            tuple(r)
+            for r in await conn.fetch("SELECT id, at FROM taskqueue.task_events ORDER BY id")
+        ]
+
+        assert db.migrate(dsn) == [m for m in db.known_migrations() if m >= "0008"]
+
+        kept = [
+            (r["id"], r["at"], r["part"])
+            for r in await conn.fetch(
+                "SELECT id, at, tableoid::regclass::text AS part"
+                " FROM taskqueue.task_events ORDER BY id"
+            )
+        ]
+        assert [(i, at) for i, at, _ in kept] == old
+        assert [part for *_, part in kept] == [
+            f"taskqueue.task_events_{d.astimezone(UTC):%Y%m%d}" for d in days
+        ]
+        new_id = await conn.fetchval(
+            "INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)"
+            " VALUES (gen_random_uuid(), 'task_queued', 'queued', 0) RETURNING id"
+        )
+        assert new_id == old[-1][0] + 2
+        assert await conn.fetchval("SELECT count(*) FROM taskqueue.task_history") == 4
+
+        db.rollback(dsn, 1)
+        assert await conn.fetchval("SELECT count(*) FROM taskqueue.task_events") == 4
+        again = await conn.fetchval(
+            "INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)"
+            " VALUES (gen_random_uuid(), 'task_queued', 'queued', 0) RETURNING id"
+        )
+        assert again == new_id + 1
+        assert await conn.fetchval("SELECT count(*) FROM taskqueue.task_history") == 5
+    finally:
+        await conn.close()
+
+
+async def test_every_migrate_makes_the_next_days_partitions_that_are_missing(
+    database_url: str,
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        tomorrow = await conn.fetchval(
+            "SELECT 'task_events_' || to_char((now() AT TIME ZONE 'UTC')::date + 1, 'YYYYMMDD')"
+        )
+        await conn.execute(
+            f"ALTER TABLE taskqueue.task_events DETACH PARTITION taskqueue.{tomorrow}"
+        )
+        await conn.execute(f"DROP TABLE taskqueue.{tomorrow}")
+
+        assert db.migrate(database_url) == []  # nothing pending, and yet:
+
+        assert await conn.fetchval("SELECT to_regclass('taskqueue.' || $1) IS NOT NULL", tomorrow)
+    finally:
+        await conn.close()

@@ -91,8 +91,8 @@ GRANT USAGE ON SCHEMA public TO taskqueue_api, taskqueue_worker, taskqueue_audit
 
 -- 3. The tables, once `taskqueue migrate` has made them. Every statement the
 -- code runs is in taskqueue/queries/*.sql; the grants below are exactly what
--- those statements need. The task_events id is an identity column: inserting
--- needs no privilege on its sequence.
+-- those statements need. The task_events id comes from a sequence (the
+-- table is partitioned by day, migration 0008): who inserts events uses it.
 DO $tables$
 BEGIN
     IF to_regclass('taskqueue.tasks') IS NULL THEN
@@ -164,6 +164,27 @@ BEGIN
     -- Auditor: every table and view of the schema (tasks, task_events,
     -- task_history), nothing else.
     GRANT SELECT ON ALL TABLES IN SCHEMA taskqueue TO taskqueue_auditor;
+
+    -- Inserting an event draws its id from the table's sequence.
+    EXECUTE format('GRANT USAGE ON SEQUENCE %s TO taskqueue_api, taskqueue_worker',
+                   pg_get_serial_sequence('taskqueue.task_events', 'id'));
+
+    -- The history's daily partitions (migration 0008): workers make the next
+    -- days' and drop those past event retention through SECURITY DEFINER
+    -- functions owned by the migrator, the only DDL any of these roles can
+    -- cause; every role may list them (the API's metrics count the rows in
+    -- the default partition).
+    IF to_regprocedure('taskqueue.event_partitions()') IS NOT NULL THEN
+        REVOKE ALL ON FUNCTION taskqueue.event_partitions(),
+                               taskqueue.ensure_event_partitions(integer, timestamptz),
+                               taskqueue.drop_event_partitions(timestamptz)
+            FROM taskqueue_api, taskqueue_worker, taskqueue_auditor;
+        GRANT EXECUTE ON FUNCTION taskqueue.ensure_event_partitions(integer, timestamptz),
+                                  taskqueue.drop_event_partitions(timestamptz)
+            TO taskqueue_worker;
+        GRANT EXECUTE ON FUNCTION taskqueue.event_partitions()
+            TO taskqueue_api, taskqueue_worker, taskqueue_auditor;
+    END IF;
 
     -- /ready and a starting worker compare the migrations yoyo recorded with
     -- the ones shipped (a worker refuses to run on an older schema).

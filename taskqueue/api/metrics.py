@@ -25,7 +25,13 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.http.auth import READ, Authenticator
-from taskqueue.observability.metrics import ENQUEUED, HttpMetrics, QueueGauges, build_registry
+from taskqueue.observability.metrics import (
+    ENQUEUED,
+    HistoryGauges,
+    HttpMetrics,
+    QueueGauges,
+    build_registry,
+)
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
@@ -47,7 +53,14 @@ class ApiMetrics:
     ) -> None:
         self.http = HttpMetrics()
         self.gauges = QueueGauges(max_age=settings.metrics_cache_seconds)
-        self._sources = (ENQUEUED.collect, self.http.collect, self.gauges.collect, *also)
+        self.history = HistoryGauges(max_age=settings.metrics_cache_seconds)
+        self._sources = (
+            ENQUEUED.collect,
+            self.http.collect,
+            self.gauges.collect,
+            self.history.collect,
+            *also,
+        )
         self._registry: CollectorRegistry | None = None
 
     @property
@@ -60,6 +73,7 @@ class ApiMetrics:
 
     def route(self, authenticator: Authenticator) -> HTTPRouteHandler:
         gauges = self.gauges
+        history = self.history
 
         @get("/metrics", include_in_schema=False)
         async def metrics(
@@ -70,6 +84,7 @@ class ApiMetrics:
             if authenticator.enabled:
                 authenticator.check(request.headers.get("authorization", ""), READ)
             await gauges.refresh(tq.views.queue_states)
+            await history.refresh(tq.views.default_partition_rows)
             exposition = generate_latest(self.registry)
             return Response(exposition, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 

@@ -1,6 +1,6 @@
 """The operator's commands, which act on a queue's data through the client:
-``taskqueue enqueue | stats | queues | workers | failures | bulk | actions |
-tail | schedules | audit``. Tables for people (``--json`` for machines); a
+``taskqueue enqueue | stats | queues | workers | partitions | failures | bulk |
+actions | tail | schedules | audit``. Tables for people (``--json`` for machines); a
 change is made as ``local`` in the operator log, like the API without tokens."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from taskqueue import db
 from taskqueue.cli.output import emit_json, json_line, table, when, with_client, zoned
@@ -43,6 +45,7 @@ WORKER_COLUMNS = (
     "last heartbeat",
     "started",
 )
+PARTITION_COLUMNS = ("partition", "from (UTC)", "until (UTC)", "rows")
 SCHEDULE_COLUMNS = (
     "name",
     "when",
@@ -178,6 +181,26 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
         if workers
         else "no workers"
     )
+    return 0
+
+
+def cmd_partitions(args: argparse.Namespace, settings: Settings) -> int:
+    """The history's partitions: one per UTC day with its estimated rows, and
+    the default partition with its exact count (0 unless maintenance lags)."""
+    partitions = with_client(settings, lambda tq: tq.views.event_partitions())
+    if args.json:
+        emit_json([{**msgspec.structs.asdict(p), "default": p.is_default} for p in partitions])
+        return 0
+    rows = [
+        (
+            p.name,
+            "default" if p.is_default else when(p.starts),
+            "" if p.is_default else when(p.ends),
+            "?" if p.rows is None else (f"{p.rows} (exact)" if p.is_default else f"~{p.rows}"),
+        )
+        for p in partitions
+    ]
+    print(table(PARTITION_COLUMNS, rows) if rows else "task_events is not partitioned")
     return 0
 
 

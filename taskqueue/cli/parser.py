@@ -13,6 +13,7 @@ from taskqueue.cli.operate import (
     cmd_bulk,
     cmd_enqueue,
     cmd_failures,
+    cmd_partitions,
     cmd_queues,
     cmd_schedules,
     cmd_stats,
@@ -196,6 +197,12 @@ def add_operator_commands(sub: Any) -> None:
     workers = sub.add_parser("workers", help="the worker registry (running, stopped, lost)")
     workers.add_argument("--json", action="store_true")
     workers.set_defaults(func=cmd_workers)
+
+    partitions = sub.add_parser(
+        "partitions", help="the history's daily partitions and its default partition's rows"
+    )
+    partitions.add_argument("--json", action="store_true")
+    partitions.set_defaults(func=cmd_partitions)
 
     failures = sub.add_parser("failures", help="failed tasks grouped by queue, type and error")
     failures.add_argument("--queue")

@@ -20,7 +20,9 @@ Where each number comes from:
 - the API: request durations (``HttpMetrics``) and the queue gauges
   (``QueueGauges``), from the read model of a queue's state it is handed
   (``tq.views.queue_states``), at most once per ``metrics_cache_seconds``
-  however often and by however many it is scraped, and never by workers.
+  however often and by however many it is scraped, and never by workers;
+  likewise the events waiting in the history's default partition
+  (``HistoryGauges``).
 """
 
 from __future__ import annotations
@@ -429,6 +431,49 @@ class QueueGauges:
             "Whether the last read of the queue gauges from the database worked",
             value=self.up,
         )
+
+
+class HistoryGauges:
+    """Events waiting in the history's default partition (rows written for a
+    day that had no partition: partition maintenance is not running), read
+    from the database like ``QueueGauges``, at most once per ``max_age``
+    seconds. Absent until a read works."""
+
+    def __init__(self, *, max_age: float, timeout: float = 5.0) -> None:
+        self.max_age = max_age
+        self.timeout = timeout
+        self.read_at = -math.inf
+        self.default_partition_rows: int | None = None
+        self._reading: asyncio.Lock | None = None
+
+    async def refresh(self, read: Callable[[], Awaitable[int]]) -> None:
+        """Read again (``read``: ``tq.views.default_partition_rows``) if the
+        last read is older than ``max_age``; concurrent scrapes share one read."""
+        if time.monotonic() - self.read_at < self.max_age:
+            return
+        if self._reading is None:
+            self._reading = asyncio.Lock()
+        async with self._reading:
+            if time.monotonic() - self.read_at < self.max_age:
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    self.default_partition_rows = await read()
+            except Exception as exc:
+                self.default_partition_rows = None
+                logger.warning("cannot read the history gauges (%s)", type(exc).__name__)
+            self.read_at = time.monotonic()
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import GaugeMetricFamily
+
+        if self.default_partition_rows is not None:
+            yield GaugeMetricFamily(
+                "taskqueue_events_default_partition_rows",
+                "Events in the history's default partition: written for a day that had no "
+                "partition (partition maintenance moves them to their day; 0 when it runs)",
+                value=self.default_partition_rows,
+            )
 
 
 class _Collector:

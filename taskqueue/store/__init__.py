@@ -47,6 +47,13 @@ from taskqueue.store.lanes import (
     check_lanes,
     open_missing_lanes,
 )
+from taskqueue.store.partitions import (
+    EventPartition,
+    default_partition_rows,
+    drop_event_partitions,
+    ensure_event_partitions,
+    event_partitions,
+)
 from taskqueue.store.queues import (
     QueueState,
     QueueStates,
@@ -102,6 +109,7 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "Connection",
     "DueSchedule",
+    "EventPartition",
     "Executor",
     "FailureGlance",
     "Fired",
@@ -125,10 +133,14 @@ __all__ = [
     "dashboard_throughput",
     "dashboard_total",
     "database_now",
+    "default_partition_rows",
     "define_schedule",
     "delete_schedule",
+    "drop_event_partitions",
     "due_schedules",
     "enqueue_tasks",
+    "ensure_event_partitions",
+    "event_partitions",
     "events_after",
     "events_by_id",
     "extend_leases",

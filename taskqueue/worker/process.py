@@ -42,6 +42,7 @@ from taskqueue.worker.lanes import LaneKeeper
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
 from taskqueue.worker.loop import PeriodicLoop
+from taskqueue.worker.partitions import PartitionKeeper
 from taskqueue.worker.scheduler import Scheduler
 from taskqueue.worker.unhandled import UnhandledTypes
 
@@ -233,6 +234,7 @@ class Worker:
             LaneKeeper(pool, queues=s.queues, types=self.types),
             UnhandledTypes(pool, queues=s.queues, types=self.types),
             Scheduler(pool, self.registry, worker_id=self.worker_id),
+            PartitionKeeper(pool, retain_events=s.retention.events),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [

@@ -1,0 +1,78 @@
+"""Keeping the history's daily partitions (README: "History partitions"):
+every pass makes the next days' partitions of task_events that are missing
+and drops the days older than event retention (TASKQUEUE_RETAIN_EVENTS),
+whole partitions at a time. Every worker runs it; there is no leader: the
+database functions take turns on a lock, so a pass that finds the work done
+costs a catalog read."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import asyncpg
+
+from taskqueue import store
+from taskqueue.worker.loop import PeriodicLoop
+
+logger = logging.getLogger("taskqueue.worker")
+
+DAYS_AHEAD = 3  # partitions ready this far ahead: three days of missed passes lose nothing
+INTERVAL_SECONDS = 600.0
+
+
+class PartitionKeeper(PeriodicLoop):
+    name = "partition keeper"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        retain_events: timedelta,
+        days_ahead: int = DAYS_AHEAD,
+        interval: float = INTERVAL_SECONDS,
+    ) -> None:
+        # The first pass comes soon after start: a worker started after a
+        # long outage finds today's partition missing.
+        super().__init__(interval, first_delay=min(5.0, interval))
+        self._pool = pool
+        self._retain_events = retain_events
+        self._days_ahead = days_ahead
+        self.created = 0
+        self.dropped = 0
+        self.denied = 0
+
+    def readings(self) -> dict[str, int]:
+        return {
+            **super().readings(),
+            "created": self.created,
+            "dropped": self.dropped,
+            "denied": self.denied,
+        }
+
+    async def run_once(self) -> tuple[list[str], list[store.EventPartition]]:
+        """(partitions made, partitions dropped) by this pass."""
+        try:
+            made = await store.ensure_event_partitions(self._pool, self._days_ahead)
+            cutoff = await store.database_now(self._pool) - self._retain_events
+            dropped = await store.drop_event_partitions(self._pool, cutoff)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            # A role without EXECUTE on the maintenance functions (roles.sql
+            # not run again after upgrading) must not stop the worker: events
+            # still land (in the default partition, which the alert watches).
+            self.denied += 1
+            logger.error("cannot maintain the history's partitions: %s", exc)
+            return [], []
+        self.created += len(made)
+        self.dropped += len(dropped)
+        if made:
+            logger.info("history partitions created: %s", ", ".join(made))
+        for old in dropped:
+            logger.info(
+                "history partition %s dropped (events from %s to %s, about %s rows)",
+                old.name,
+                old.starts,
+                old.ends,
+                "?" if old.rows is None else old.rows,
+            )
+        return made, dropped
