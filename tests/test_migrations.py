@@ -25,6 +25,9 @@ TABLES = {
     "operator_actions",
     "schedules",
     "schedule_fires",
+    "queue_retention",
+    "queue_counts",
+    "prune_marks",
 }
 
 
