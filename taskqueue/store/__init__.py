@@ -50,7 +50,9 @@ from taskqueue.store.queues import (
     recount_running,
     set_queue_limits,
     set_queue_paused,
+    set_queue_retention,
 )
+from taskqueue.store.retention import Pruned, fold_queue_counts, prune_tasks
 from taskqueue.store.schedules import (
     DueSchedule,
     Fired,
@@ -100,6 +102,7 @@ __all__ = [
     "FailureGlance",
     "Fired",
     "MinuteCounts",
+    "Pruned",
     "QueueState",
     "QueueStates",
     "ScheduleRow",
@@ -126,6 +129,7 @@ __all__ = [
     "failure_groups",
     "find_unhandled_types",
     "fire_schedule",
+    "fold_queue_counts",
     "fragment",
     "get_schedule",
     "get_task",
@@ -141,6 +145,7 @@ __all__ = [
     "listen_control",
     "pause_schedule",
     "ping",
+    "prune_tasks",
     "query",
     "queue_states",
     "queues_with_settings",
@@ -155,6 +160,7 @@ __all__ = [
     "search_tasks",
     "set_queue_limits",
     "set_queue_paused",
+    "set_queue_retention",
     "task_history",
     "trigger_schedule",
     "update_schedule",

@@ -41,6 +41,7 @@ from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
 from taskqueue.worker.loop import PeriodicLoop
+from taskqueue.worker.pruner import Pruner
 from taskqueue.worker.scheduler import Scheduler
 from taskqueue.worker.unhandled import UnhandledTypes
 
@@ -231,6 +232,7 @@ class Worker:
             self.rescuer,
             UnhandledTypes(pool, queues=s.queues, types=self.types),
             Scheduler(pool, self.registry, worker_id=self.worker_id),
+            Pruner(pool, worker_id=self.worker_id, retention=s.retention),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
