@@ -91,8 +91,8 @@ async def test_what_finished_lately_is_read_from_the_history_on_its_own(
             await conn.execute(
                 "CREATE ROLE tq_no_history NOLOGIN;"
                 " GRANT USAGE ON SCHEMA taskqueue TO tq_no_history;"
-                " GRANT SELECT ON taskqueue.tasks, taskqueue.queues, taskqueue.workers"
-                " TO tq_no_history;"
+                " GRANT SELECT ON taskqueue.tasks, taskqueue.queues, taskqueue.workers,"
+                " taskqueue.queue_retention, taskqueue.queue_counts TO tq_no_history;"
                 " SET LOCAL ROLE tq_no_history"
             )
             states = await store.queue_states(conn, totals=True)
