@@ -7,7 +7,7 @@
 --                    finishing statement inserts one row per queue it touched,
 --                    the pruner folds a queue's rows into one now and then, so
 --                    no row is updated by every completion
---   prune_marks      where the walk over succeeded tasks has got to
+--   prune_marks      where each walk over succeeded tasks has got to
 --   prune_tasks()    one bounded batch of pruning, with its task_deleted events
 -- depends: 0006_dashboard
 
@@ -53,17 +53,17 @@ FROM taskqueue.tasks
 WHERE status IN ('succeeded', 'failed', 'cancelled')
 GROUP BY queue;
 
--- The walk over succeeded tasks goes in primary-key order (ids are UUIDv7,
--- so "created before" is an id range) and goes on from here on its next
--- batch, instead of reading again every row still kept at the head.
--- sweep_started_at: when the walk last started from the lowest id.
+-- A walk over succeeded tasks goes in primary-key order (ids are UUIDv7,
+-- so "created before" is an id range) and goes on from its mark on its next
+-- batch, instead of reading again every row still kept at the head. There is
+-- one walk per succeeded retention in use (the default and each queue's own),
+-- named by its length in seconds. sweep_started_at: when the walk last
+-- started from the lowest id.
 CREATE TABLE taskqueue.prune_marks (
     walk             text PRIMARY KEY,
     after            uuid NOT NULL,
     sweep_started_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO taskqueue.prune_marks (walk, after)
-VALUES ('succeeded', '00000000-0000-0000-0000-000000000000');
 
 -- Failed and cancelled tasks are pruned oldest first through this index.
 -- Being partial it holds only those rows: a success never writes to it.
@@ -75,18 +75,20 @@ CREATE INDEX tasks_unhappy_finished_idx ON taskqueue.tasks (status, completed_at
 -- event (detail {"reason": "retention"}); their other events stay. Every row
 -- is taken FOR UPDATE SKIP LOCKED, so two pruners never delete the same row,
 -- and only finished rows are read or locked: claims never wait on a pruner.
--- Succeeded tasks are found by walking ids from prune_marks up to the id of
--- the shortest retention's cut-off less p_lag (a task finishes some time
--- after it is made); the walk starts again from the lowest id once it has
--- caught up and its last start is p_sweep old, which picks up tasks that
--- finished long after they were made. One pruner walks at a time (the mark's
--- row lock, skipped by the others). Failed and cancelled tasks are read
--- oldest finish first from tasks_unhappy_finished_idx.
+-- Succeeded tasks kept for p_walk (by default or by their queue's own
+-- setting) are found by walking ids from that walk's mark up to the id of
+-- the cut-off less p_lag (a task finishes some time after it is made); the
+-- walk starts again from the lowest id once it has caught up and its last
+-- start is p_sweep old, which picks up tasks that finished long after they
+-- were made. One pruner walks each at a time (the mark's row lock, skipped by
+-- the others). Failed and cancelled tasks are read oldest finish first from
+-- tasks_unhappy_finished_idx.
 -- SECURITY DEFINER: the worker role may not delete tasks; this function is
 -- the one way it can, and only finished tasks past retention.
 CREATE FUNCTION taskqueue.prune_tasks(
     p_now timestamptz,          -- NULL: now() (tests pin it)
     p_limit integer,            -- rows at most per part (walked, failed, cancelled)
+    p_walk interval,            -- the succeeded retention this batch walks for
     p_succeeded interval,       -- the defaults, for queues without an override
     p_failed interval,
     p_cancelled interval,
@@ -98,27 +100,31 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+INSERT INTO taskqueue.prune_marks (walk, after, sweep_started_at)
+VALUES ('succeeded/' || extract(epoch FROM p_walk)::text, '00000000-0000-0000-0000-000000000000',
+        coalesce(p_now, now()))
+ON CONFLICT (walk) DO NOTHING;
+
 WITH clock AS (
     SELECT coalesce(p_now, now()) AS now
 ),
 shortest AS (
-    SELECT least(p_succeeded, min(r.retain_succeeded)) AS succeeded,
-           least(p_failed, min(r.retain_failed)) AS failed,
+    SELECT least(p_failed, min(r.retain_failed)) AS failed,
            least(p_cancelled, min(r.retain_cancelled)) AS cancelled
     FROM taskqueue.queue_retention r
 ),
 mark AS MATERIALIZED (
     SELECT m.after, m.sweep_started_at
     FROM taskqueue.prune_marks m
-    WHERE m.walk = 'succeeded'
+    WHERE m.walk = 'succeeded/' || extract(epoch FROM p_walk)::text
     FOR UPDATE SKIP LOCKED
 ),
 bound AS (
     -- The lowest UUIDv7 of the cut-off's millisecond: every id below it was
     -- made before the cut-off.
-    SELECT (lpad(to_hex(floor(extract(epoch FROM c.now - s.succeeded - p_lag) * 1000)::bigint),
+    SELECT (lpad(to_hex(floor(extract(epoch FROM c.now - p_walk - p_lag) * 1000)::bigint),
                  12, '0') || '00000000000000000000')::uuid AS id
-    FROM clock c, shortest s
+    FROM clock c
 ),
 walk AS MATERIALIZED (
     SELECT t.id
@@ -133,7 +139,8 @@ doomed_succeeded AS MATERIALIZED (
     LEFT JOIN taskqueue.queue_retention r ON r.queue = t.queue
     WHERE t.id IN (SELECT id FROM walk)
       AND t.status = 'succeeded'
-      AND t.completed_at < (SELECT now FROM clock) - coalesce(r.retain_succeeded, p_succeeded)
+      AND coalesce(r.retain_succeeded, p_succeeded) = p_walk
+      AND t.completed_at < (SELECT now FROM clock) - p_walk
     FOR UPDATE OF t SKIP LOCKED
 ),
 doomed_failed AS MATERIALIZED (
@@ -182,7 +189,7 @@ moved AS (
         sweep_started_at = CASE WHEN w.n < p_limit AND m.sweep_started_at < c.now - p_sweep
                                 THEN c.now ELSE m.sweep_started_at END
     FROM walked w, clock c
-    WHERE m.walk = 'succeeded' AND EXISTS (SELECT FROM mark)
+    WHERE m.walk = 'succeeded/' || extract(epoch FROM p_walk)::text AND EXISTS (SELECT FROM mark)
 )
 SELECT (SELECT count(*) FROM gone),
        (SELECT n FROM walked),
@@ -191,4 +198,4 @@ SELECT (SELECT count(*) FROM gone),
 $$;
 
 REVOKE ALL ON FUNCTION taskqueue.prune_tasks(timestamptz, integer, interval, interval, interval,
-                                              interval, interval, text) FROM PUBLIC;
+                                              interval, interval, interval, text) FROM PUBLIC;

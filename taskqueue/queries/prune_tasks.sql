@@ -6,14 +6,15 @@
 -- delete the same one, and nothing unfinished is touched.
 --   $1 timestamptz the time retention is judged by (NULL: now(); tests pin it)
 --   $2 int         at most this many rows per part (succeeded walked, failed, cancelled)
---   $3 interval    default retention of succeeded tasks
---   $4 interval    of failed tasks
---   $5 interval    of cancelled tasks
---   $6 interval    how long after its creation a task is expected to finish
---   $7 interval    how often the walk over succeeded tasks starts again from the oldest
---   $8 text        the pruning worker's id, kept in the events
+--   $3 interval    the succeeded retention whose tasks this batch walks for
+--   $4 interval    default retention of succeeded tasks
+--   $5 interval    of failed tasks
+--   $6 interval    of cancelled tasks
+--   $7 interval    how long after its creation a task is expected to finish
+--   $8 interval    how often the walk starts again from the oldest id
+--   $9 text        the pruning worker's id, kept in the events
 -- Returns how many tasks were deleted, how many ids the walk read, and how
 -- many failed and cancelled tasks were due: a part that reached $2 has more.
 SELECT deleted, walked, failed, cancelled
 FROM taskqueue.prune_tasks($1::timestamptz, $2::int, $3::interval, $4::interval, $5::interval,
-                           $6::interval, $7::interval, $8::text);
+                           $6::interval, $7::interval, $8::interval, $9::text);

@@ -52,7 +52,12 @@ from taskqueue.store.queues import (
     set_queue_paused,
     set_queue_retention,
 )
-from taskqueue.store.retention import Pruned, fold_queue_counts, prune_tasks
+from taskqueue.store.retention import (
+    Pruned,
+    fold_queue_counts,
+    prune_tasks,
+    succeeded_retentions,
+)
 from taskqueue.store.schedules import (
     DueSchedule,
     Fired,
@@ -161,6 +166,7 @@ __all__ = [
     "set_queue_limits",
     "set_queue_paused",
     "set_queue_retention",
+    "succeeded_retentions",
     "task_history",
     "trigger_schedule",
     "update_schedule",

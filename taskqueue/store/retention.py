@@ -29,18 +29,21 @@ async def prune_tasks(
     conn: Executor,
     defaults: Retention,
     *,
+    walk: timedelta,
     worker_id: str,
     limit: int,
     lag: timedelta,
     sweep: timedelta,
     now: datetime | None = None,
 ) -> Pruned:
-    """One batch (see prune_tasks.sql): at most ``limit`` ids walked and
-    ``limit`` failed and cancelled tasks each."""
+    """One batch (see prune_tasks.sql): at most ``limit`` ids walked for
+    the succeeded tasks kept for ``walk``, and ``limit`` failed and
+    cancelled tasks each."""
     r = await conn.fetchrow(
         query("prune_tasks"),
         now,
         limit,
+        walk,
         defaults.succeeded,
         defaults.failed,
         defaults.cancelled,
@@ -56,6 +59,11 @@ async def prune_tasks(
         cancelled=r["cancelled"],
         limit=limit,
     )
+
+
+async def succeeded_retentions(conn: Executor) -> list[timedelta]:
+    """The succeeded retentions queues set for themselves, each once."""
+    return [r["retention"] for r in await conn.fetch(query("succeeded_retentions"))]
 
 
 async def fold_queue_counts(conn: Executor, limit: int = 100_000) -> int:

@@ -23,6 +23,8 @@ logger = logging.getLogger("taskqueue.pruner")
 
 BATCH = 1000  # rows per part of one statement: short locks, short statements
 PAUSE = 0.05  # seconds between full batches: the pruner never hogs the database
+LAG = timedelta(minutes=10)  # at most: most tasks finish within it of being made
+SWEEP = timedelta(minutes=1)  # at least: how often a walk may start again from the oldest id
 
 
 class Pruner(PeriodicLoop):
@@ -30,13 +32,14 @@ class Pruner(PeriodicLoop):
     own) with a task_deleted event each; their other events stay.
 
     Succeeded tasks are found by walking ids (UUIDv7: creation order) up to
-    the cut-off less ``lag``, so the walk costs nothing on the completion
-    path; a task that finished more than ``lag`` after it was made is found
-    by the next sweep, which starts the walk again from the oldest id once
-    it is ``sweep`` old. By default lag is a tenth of the succeeded retention
-    (at most 10 minutes) and sweep the retention itself (at least a minute):
-    a succeeded task goes within about its retention plus lag, a late one
-    within twice its retention."""
+    the cut-off less ``lag``, one walk per succeeded retention in use (the
+    default and each queue's own), so the walk costs nothing on the
+    completion path; a task that finished more than ``lag`` after it was
+    made is found by the next sweep, which starts the walk again from the
+    oldest id once it is ``sweep`` old. By default lag is a tenth of the
+    walk's retention (at most 10 minutes) and sweep the retention itself (at
+    least a minute): a succeeded task goes within about its retention plus
+    lag, a late one within twice its retention."""
 
     name = "pruner"
 
@@ -56,8 +59,8 @@ class Pruner(PeriodicLoop):
         self._worker_id = worker_id
         self._retention = retention
         self._batch = batch
-        self._lag = lag if lag is not None else min(timedelta(minutes=10), retention.succeeded / 10)
-        self._sweep = sweep if sweep is not None else max(timedelta(minutes=1), retention.succeeded)
+        self._lag = lag
+        self._sweep = sweep
         self.pruned = 0  # tasks deleted
         self.batches = 0
         self.folded = 0  # counter rows folded away
@@ -74,25 +77,35 @@ class Pruner(PeriodicLoop):
         """Prune until a batch comes back short (or the loop is stopped),
         then fold the counters; returns how many tasks were deleted."""
         deleted = 0
-        while True:
-            async with self._pool.acquire() as conn:
-                done = await store.prune_tasks(
-                    conn,
-                    self._retention,
-                    worker_id=self._worker_id,
-                    limit=self._batch,
-                    lag=self._lag,
-                    sweep=self._sweep,
-                    now=now,
-                )
-            self.batches += 1
-            deleted += done.deleted
-            if not done.more or self._stopping.is_set():
-                break
-            await asyncio.sleep(PAUSE)
+        async with self._pool.acquire() as conn:
+            walks = {self._retention.succeeded, *await store.succeeded_retentions(conn)}
+        for walk in sorted(walks):
+            deleted += await self._walk(walk, now)
         async with self._pool.acquire() as conn:
             self.folded += await store.fold_queue_counts(conn)
         self.pruned += deleted
         if deleted:
             logger.info("pruned %d finished tasks past their retention", deleted)
         return deleted
+
+    async def _walk(self, walk: timedelta, now: datetime | None) -> int:
+        """Batches for the succeeded tasks kept for ``walk`` (and the failed
+        and cancelled ones due) until one comes back short."""
+        deleted = 0
+        while True:
+            async with self._pool.acquire() as conn:
+                done = await store.prune_tasks(
+                    conn,
+                    self._retention,
+                    walk=walk,
+                    worker_id=self._worker_id,
+                    limit=self._batch,
+                    lag=self._lag if self._lag is not None else min(LAG, walk / 10),
+                    sweep=self._sweep if self._sweep is not None else max(SWEEP, walk),
+                    now=now,
+                )
+            self.batches += 1
+            deleted += done.deleted
+            if not done.more or self._stopping.is_set():
+                return deleted
+            await asyncio.sleep(PAUSE)
