@@ -21,11 +21,13 @@ from psycopg import sql
 
 from taskqueue import db, store
 from taskqueue.client import TaskQueue
+from taskqueue.config import Settings
 from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import TaskStateConflict
 from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
 from taskqueue.worker.leases import Rescuer
+from taskqueue.worker.pruner import Pruner
 from taskqueue.worker.scheduler import Scheduler
 from tests.api_helpers import api_client
 from tests.helpers import (
@@ -387,6 +389,18 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
     assert (
         await admin.fetchval("SELECT status::text FROM taskqueue.tasks WHERE id = $1", released.id)
     ) == "queued"
+    # It prunes finished tasks past retention (through prune_tasks()) and
+    # folds the finish counters, and deletes nothing else.
+    much_later = await admin.fetchval("SELECT now() + interval '30 days'")
+    pruner = Pruner(worker_pool, worker_id="worker-2", retention=Settings().retention)
+    assert await pruner.run_once(now=much_later) == 2  # ok (succeeded) and failed
+    assert (await event_types(admin, failed.id))[-1] == "task_deleted"
+    assert await admin.fetchval("SELECT count(*) FROM taskqueue.tasks") == 3
+    assert await store.fold_queue_counts(worker_pool) >= 0
+    with pytest.raises(DENIED):
+        await api_pool.fetch(
+            "SELECT * FROM taskqueue.prune_tasks(NULL, 1, '1s', '1s', '1s', '1s', '1s', '1s', 'x')"
+        )
 
 
 async def test_the_api_role_runs_queue_settings_and_schedules(
