@@ -73,7 +73,7 @@ def create_app(
             timeout=5,
             command_timeout=30,
         )
-        tq = TaskQueue(pool, types)
+        tq = TaskQueue(pool, types, retention=settings.retention)
         committer = GroupCommitter(lambda rows: tq.insert(rows), max_batch=settings.max_batch_size)
         hub = EventHub(tq.views)
         snapshot = HealthSnapshot(tq)

@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, enqueue, store
+from taskqueue.config import Retention
 from taskqueue.errors import InvalidArgument, InvalidTask, TaskNotFound, TaskStateConflict
 from taskqueue.events import matches
 from taskqueue.limits import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES
@@ -53,7 +54,7 @@ from taskqueue.models import (
     TaskFilter,
     WorkerInfo,
 )
-from taskqueue.queues import Queues
+from taskqueue.queues import DEFAULT_RETENTION, Queues
 from taskqueue.registry import Registry, load_registry
 from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
@@ -77,7 +78,10 @@ class TaskQueue:
     ``reuse_connection``: keep one of the pool's connections for calls made
     one at a time (about 10 % faster each; concurrent calls still use the
     pool). ``TaskQueue.connect()`` turns it on, since its pool is its own;
-    ``close()`` hands the connection back before closing the pool."""
+    ``close()`` hands the connection back before closing the pool.
+
+    ``retention``: the default retention queues without their own show
+    (``Settings.retention``; the built-in defaults when left out)."""
 
     def __init__(
         self,
@@ -85,12 +89,13 @@ class TaskQueue:
         registry: Registry | None = _NOT_SET,
         *,
         reuse_connection: bool = False,
+        retention: Retention = DEFAULT_RETENTION,
     ) -> None:
         self.pool = pool
         self.registry: Registry | None = load_registry([]) if registry is _NOT_SET else registry
         # Off for a pool the caller owns: it would keep one of its connections.
         self._db = db.Runner(pool, reuse_connection=reuse_connection)
-        self.queues = Queues(self._db)
+        self.queues = Queues(self._db, retention)
         self.schedules = Schedules(self._db, self.registry)
         self.views = Views(self._db)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Final
 
 import msgspec
 
+from taskqueue.durations import MAX_SECONDS, parse_duration
 from taskqueue.errors import InvalidArgument
 from taskqueue.models import RateLimit, TaskFilter
 from taskqueue.validation import MAX_PAYLOAD_DEPTH, queue_problem, text_problem, zoned_problem
@@ -44,6 +46,7 @@ __all__ = [
     "check_filter_text",
     "check_page",
     "check_rate",
+    "check_retention",
     "queue_name",
 ]
 
@@ -156,3 +159,19 @@ def check_page(limit: object, error: Callable[[str, str], Exception] = InvalidAr
     """A page of 1 to MAX_PAGE_SIZE rows; ``error`` is what to raise."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise error("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+
+
+def check_retention(field: str, value: object) -> timedelta | None:
+    """A queue's retention for one state (``field`` names it): a duration
+    such as ``12h`` or a timedelta, above 0 and at most 100 years; None goes
+    back to the default."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise InvalidArgument(field, str(exc)) from None
+    if isinstance(value, timedelta) and 0 < value.total_seconds() <= MAX_SECONDS:
+        return value
+    raise InvalidArgument(field, "a duration such as 90s, 15m, 12h, 7d or 2w, or null")

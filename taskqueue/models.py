@@ -322,10 +322,16 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     paused: bool
     concurrency_limit: int | None
     rate_limit: RateLimit | None
+    # How long its finished tasks are kept (durations such as 1d): its own
+    # setting, else the default (TASKQUEUE_RETAIN_*) of the process that reads it.
+    retain_succeeded: str
+    retain_failed: str
+    retain_cancelled: str
     queued: int
     due: int
     scheduled: int
     running: int
+    # Tasks whose latest finish was this, whether still kept or pruned since.
     succeeded: int
     failed: int
     cancelled: int

@@ -1,32 +1,41 @@
 """Operating queues (``tq.queues``): read their state, pause and resume
-them, and set their concurrency and rate limits. Calling the object lists
-every queue, so ``tq.queues()`` reads as it always did."""
+them, set their concurrency and rate limits and how long their finished
+tasks are kept. Calling the object lists every queue, so ``tq.queues()``
+reads as it always did."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 
 from taskqueue import db, store
+from taskqueue.config import Retention, Settings
+from taskqueue.durations import format_duration
 from taskqueue.errors import InvalidArgument, QueueNotFound
 from taskqueue.limits import (
     MAX_QUEUE_LENGTH,
     check_concurrency,
     check_rate,
+    check_retention,
     queue_name,
 )
 from taskqueue.models import QueueInfo, RateLimit
 from taskqueue.validation import queue_problem
 
 _NOT_SET: Any = msgspec.UNSET
+DEFAULT_RETENTION = Settings().retention
 
 
 class Queues:
-    """The queues of one database, through ``runner``."""
+    """The queues of one database, through ``runner``. ``retention``: the
+    defaults a queue without its own retention shows (the workers' prune by
+    theirs: set TASKQUEUE_RETAIN_* alike everywhere)."""
 
-    def __init__(self, runner: db.Runner) -> None:
+    def __init__(self, runner: db.Runner, retention: Retention = DEFAULT_RETENTION) -> None:
         self._db = runner
+        self._retention = retention
 
     async def __call__(self) -> list[QueueInfo]:
         """Every queue that has tasks, settings or live workers."""
@@ -45,7 +54,7 @@ class Queues:
         if not states.queues:
             return []
         recent = await self._db.run(store.recent_outcomes, name)
-        return [q.info(recent) for q in states.queues]
+        return [q.info(recent, self._retention) for q in states.queues]
 
     async def pause(self, queue: str, *, actor: str = "local") -> QueueInfo:
         """No worker claims the queue's tasks from its next claim on (running
@@ -96,6 +105,40 @@ class Queues:
         )
         return await self._settled(queue)
 
+    async def set_retention(
+        self,
+        queue: str,
+        *,
+        succeeded: timedelta | str | None = _NOT_SET,
+        failed: timedelta | str | None = _NOT_SET,
+        cancelled: timedelta | str | None = _NOT_SET,
+        actor: str = "local",
+    ) -> QueueInfo:
+        """Keep the queue's finished tasks this long, by how they finished
+        (durations such as ``"12h"``, ``"7d"``, or timedeltas), instead of
+        the defaults; None goes back to the default, leaving one out keeps
+        it. Workers prune by it from their next pass."""
+        changes: dict[str, timedelta | None] = {}
+        for state, value in (
+            ("succeeded", succeeded),
+            ("failed", failed),
+            ("cancelled", cancelled),
+        ):
+            if value is not _NOT_SET:
+                changes[state] = check_retention(f"retain_{state}", value)
+        if not changes:
+            raise InvalidArgument(
+                "body", "give retain_succeeded, retain_failed, retain_cancelled or some of them"
+            )
+        asked = {
+            f"retain_{state}": None if value is None else format_duration(value)
+            for state, value in changes.items()
+        }
+        await self._db.run_connected(
+            store.set_queue_retention, queue_name(queue), changes, actor=actor, asked=asked
+        )
+        return await self._settled(queue)
+
     async def _settled(self, name: str) -> QueueInfo:
         """The queue after a change of its settings; one that neither has
         tasks nor keeps settings reads as unpaused, unlimited and empty."""
@@ -107,6 +150,9 @@ class Queues:
             paused=False,
             concurrency_limit=None,
             rate_limit=None,
+            retain_succeeded=format_duration(self._retention.succeeded),
+            retain_failed=format_duration(self._retention.failed),
+            retain_cancelled=format_duration(self._retention.cancelled),
             queued=0,
             due=0,
             scheduled=0,

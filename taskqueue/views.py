@@ -51,7 +51,7 @@ class Views:
         return await self._db.run(store.dashboard_cancelled)
 
     async def total(self) -> int:
-        """Every task: reads the whole table (the dashboard does it in the background)."""
+        """Every task: the live ones and the finish counters (dashboard_total.sql)."""
         return await self._db.run(store.dashboard_total)
 
     async def search(

@@ -36,6 +36,7 @@ async def test_queues_pause_resume_and_limits_over_http(database_url: str, tq: T
         )
         assert set(mail) == {
             "name", "paused", "concurrency_limit", "rate_limit", "queued", "due", "scheduled",
+            "retain_succeeded", "retain_failed", "retain_cancelled",
             "running", "succeeded", "failed", "cancelled", "oldest_due_age_seconds",
             "finished_last_minute", "failed_last_minute", "workers",
         }  # fmt: skip
@@ -86,6 +87,64 @@ async def test_queues_pause_resume_and_limits_over_http(database_url: str, tq: T
             f"/api/actions?before={actions[1]['id']}&limit=1", headers=bearer(READER)
         )
         assert [a["id"] for a in older.json()] == [actions[2]["id"]]
+
+
+async def test_queue_retention_over_http(database_url: str, pool: asyncpg.Pool) -> None:
+    async with api_client(
+        database_url, api_tokens=TOKENS, retain_succeeded="2d", retain_cancelled="12h"
+    ) as client:
+        # A queue nobody named yet shows this process's defaults.
+        fresh = await client.patch(
+            "/api/queues/mail", json={"retain_failed": "3w"}, headers=bearer(WRITER)
+        )
+        assert fresh.status_code == 200, fresh.text
+        retention = ("retain_succeeded", "retain_failed", "retain_cancelled")
+        assert [fresh.json()[f] for f in retention] == ["2d", "3w", "12h"]
+        # Its own retention lives apart from the queue's claim settings.
+        assert await pool.fetchval("SELECT count(*) FROM taskqueue.queues") == 0
+        both = await client.patch(
+            "/api/queues/mail",
+            json={"retain_succeeded": "90m", "retain_failed": None, "concurrency_limit": 4},
+            headers=bearer(WRITER),
+        )
+        assert [both.json()[f] for f in retention] == ["90m", "2w", "12h"]
+        assert both.json()["concurrency_limit"] == 4
+        (listed,) = (await client.get("/api/queues", headers=bearer(READER))).json()
+        assert [listed[f] for f in retention] == ["90m", "2w", "12h"]
+        one = (await client.get("/api/queues/mail", headers=bearer(READER))).json()
+        assert [one[f] for f in retention] == ["90m", "2w", "12h"]
+        for body, field in (
+            ({"retain_succeeded": "soon"}, "retain_succeeded"),
+            ({"retain_failed": "0s"}, "retain_failed"),
+            ({"retain_cancelled": "-1d"}, "retain_cancelled"),
+            ({"retain_cancelled": 3600}, "retain_cancelled"),
+            ({"retain_failed": "1d", "retain_succeeded": "x"}, "retain_succeeded"),
+        ):
+            bad = await client.patch("/api/queues/mail", json=body, headers=bearer(WRITER))
+            assert (bad.status_code, bad.json().get("field")) == (422, field), (body, bad.text)
+        refused = await client.patch(
+            "/api/queues/mail", json={"retain_failed": "1d"}, headers=bearer(READER)
+        )
+        assert refused.status_code == 403
+        # A bad duration changed nothing, and null everywhere drops the row.
+        back = await client.patch(
+            "/api/queues/mail",
+            json={"retain_succeeded": None, "concurrency_limit": None},
+            headers=bearer(WRITER),
+        )
+        assert [back.json()[f] for f in retention] == ["2d", "2w", "12h"]
+        assert await pool.fetchval("SELECT count(*) FROM taskqueue.queue_retention") == 0
+        actions = (await client.get("/api/actions", headers=bearer(READER))).json()
+        assert [a["action"] for a in actions] == [
+            "retention",
+            "limit",
+            "retention",
+            "limit",
+            "retention",
+        ]
+        scopes = [a["scope"] for a in actions if a["action"] == "retention"]
+        assert scopes[-1] == {"queue": "mail", "retain_failed": "3w"}
+        assert scopes[0] == {"queue": "mail", "retain_succeeded": None}
 
 
 async def test_failures_and_bulk_actions_over_http(database_url: str, pool: asyncpg.Pool) -> None:

@@ -22,12 +22,14 @@ from psycopg import sql
 
 from taskqueue import db, store
 from taskqueue.client import TaskQueue
+from taskqueue.config import Settings
 from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import TaskStateConflict
 from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
 from taskqueue.worker.leases import Rescuer
 from taskqueue.worker.partitions import PartitionKeeper
+from taskqueue.worker.pruner import Pruner
 from taskqueue.worker.scheduler import Scheduler
 from tests.api_helpers import api_client
 from tests.helpers import (
@@ -389,6 +391,18 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
     assert (
         await admin.fetchval("SELECT status::text FROM taskqueue.tasks WHERE id = $1", released.id)
     ) == "queued"
+    # It prunes finished tasks past retention (through prune_tasks()) and
+    # folds the finish counters, and deletes nothing else.
+    much_later = await admin.fetchval("SELECT now() + interval '30 days'")
+    pruner = Pruner(worker_pool, worker_id="worker-2", retention=Settings().retention)
+    assert await pruner.run_once(now=much_later) == 2  # ok (succeeded) and failed
+    assert (await event_types(admin, failed.id))[-1] == "task_deleted"
+    assert await admin.fetchval("SELECT count(*) FROM taskqueue.tasks") == 3
+    assert await store.fold_queue_counts(worker_pool) >= 0
+    with pytest.raises(DENIED):
+        await api_pool.fetch(
+            "SELECT * FROM taskqueue.prune_tasks(NULL, 1, '1s', '1s', '1s', '1s', '1s', '1s', 'x')"
+        )
 
 
 async def test_the_worker_keeps_the_history_partitions_and_no_other_role_may(
@@ -639,54 +653,3 @@ async def test_the_api_and_a_worker_run_end_to_end_under_their_own_roles(
     assert scheduled >= 1
     assert stats["succeeded_tasks"] == 21 + scheduled
     assert stats["failed_tasks"] == 1
-
-
-async def test_retention_deletes_finished_tasks_as_the_migrator_and_leaves_history(
-    dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool
-) -> None:
-    tq = TaskQueue(api_pool)
-    old_done, old_failed, old_waiting, recent_done, *recent = await tq.enqueue_many(
-        [NewTask(type="noop") for _ in range(8)]
-    )
-    old_ids = [old_done.id, old_failed.id, old_waiting.id]
-    await admin.execute(
-        "UPDATE taskqueue.tasks SET created_at = now() - interval '41 days' WHERE id = ANY($1)",
-        old_ids,
-    )
-    for task_id, status, finished in (
-        (old_done.id, "succeeded", timedelta(days=40)),
-        (old_failed.id, "failed", timedelta(days=40)),
-        (recent_done.id, "succeeded", timedelta(days=1)),
-    ):
-        await admin.execute(
-            "UPDATE taskqueue.tasks SET status = $2::taskqueue.task_status,"
-            " completed_at = now() - $3::interval WHERE id = $1",
-            task_id,
-            status,
-            finished,
-        )
-
-    said = psql(
-        dsns.migrator,
-        "-v",
-        "keep_events_days=90",  # ignored now: partitions are dropped by workers
-        "-v",
-        "keep_tasks_days=30",
-        "-v",
-        "batch_size=2",  # several batches, walked oldest first
-        "-f",
-        str(POSTGRES / "retention.sql"),
-        single_transaction=False,
-    )
-
-    assert "deleted 2 finished tasks" in said
-    left = {r["id"] for r in await admin.fetch("SELECT id FROM taskqueue.tasks")}
-    assert left == {old_waiting.id, recent_done.id, *(t.id for t in recent)}
-    # History outlives its tasks; event retention drops whole days (test_partitions).
-    events = {r["task_id"] for r in await admin.fetch("SELECT task_id FROM taskqueue.task_events")}
-    assert events == {*old_ids, recent_done.id, *(t.id for t in recent)}
-    # Neither a worker nor the auditor may delete (the API may: it deletes
-    # finished tasks in bulk actions).
-    for role in (dsns.worker, dsns.auditor):
-        with pytest.raises(AssertionError, match=r"permission denied|read-only transaction"):
-            psql(role, "-f", str(POSTGRES / "retention.sql"), single_transaction=False)

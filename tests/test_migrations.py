@@ -34,6 +34,9 @@ TABLES = {
     "schedules",
     "schedule_fires",
     "claim_lanes",
+    "queue_retention",
+    "queue_counts",
+    "prune_marks",
 }
 
 

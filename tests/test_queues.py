@@ -1,6 +1,7 @@
 """Queue settings, enforced inside the claim: pause and resume across
 workers, and concurrency and rate limits that hold across three real worker
-processes, judged from the database's own event times."""
+processes, judged from the database's own event times; and how long a
+queue keeps its finished tasks."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
+from taskqueue.config import Settings
 from taskqueue.errors import InvalidArgument, QueueNotFound
 from taskqueue.models import NewTask, RateLimit
 from tests.helpers import all_in_status, run_audit, running_worker, wait_until, worker_process
@@ -224,3 +226,25 @@ async def test_queue_settings_are_checked_and_reported(tq: TaskQueue, pool: asyn
     )
     assert isinstance(logged.at, datetime)
     assert uuid.UUID(int=0) not in {q.name for q in await tq.queues()}
+
+
+async def test_a_queue_keeps_finished_tasks_as_long_as_it_is_told(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    info = await tq.queues.set_retention("mail", succeeded=timedelta(hours=12), cancelled="3d")
+    assert (info.retain_succeeded, info.retain_failed, info.retain_cancelled) == ("12h", "2w", "3d")
+    for asked, field in (
+        ({"succeeded": "soon"}, "retain_succeeded"),
+        ({"failed": timedelta(0)}, "retain_failed"),
+        ({"cancelled": 5}, "retain_cancelled"),
+        ({}, "body"),
+    ):
+        with pytest.raises(InvalidArgument) as raised:
+            await tq.queues.set_retention("mail", **asked)
+        assert raised.value.field == field
+    # The defaults a queue shows are the ones the TaskQueue was given.
+    mine = TaskQueue(pool, retention=Settings(retain_failed="30d").retention)
+    assert (await mine.queue("mail")).retain_failed == "30d"
+    back = await tq.queues.set_retention("mail", succeeded=None, cancelled=None)
+    assert (back.retain_succeeded, back.retain_cancelled) == ("1d", "1w")
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.queue_retention") == 0

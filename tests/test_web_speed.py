@@ -1,7 +1,7 @@
 """The Overview's cost with a long history: tasks and events seeded in SQL
 (INSERT … SELECT generate_series), then the page rendered over HTTP, cold
-(first view after the process starts: 24 hours of throughput read, every
-task counted) and warm (each refresh after the snapshot's half second).
+(first view after the process starts: 24 hours of throughput read, the
+total read from the finish counters) and warm (each refresh after the snapshot's half second).
 
 The default suite seeds 100,000 tasks and 1,000,000 events (~20 s);
 TASKQUEUE_DASHBOARD_SCALE=full seeds the 1,000,000 tasks and 10,000,000
@@ -60,6 +60,17 @@ FROM (
     FROM generate_series(1, $1::int) g
 ) seeded
 """
+# The finish counters as the finishing statements append them: a row per
+# queue and batch of 100 (unfolded: the most a reader may meet).
+SEED_COUNTS = """
+INSERT INTO taskqueue.queue_counts (queue, succeeded, failed, cancelled)
+SELECT queue, count(*) FILTER (WHERE status = 'succeeded'),
+       count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'cancelled')
+FROM (SELECT queue, status, row_number() OVER (PARTITION BY queue ORDER BY id) / 100 AS batch
+      FROM taskqueue.tasks
+      WHERE status IN ('succeeded', 'failed', 'cancelled')) finished
+GROUP BY queue, batch
+"""
 # Events over the same 30 days, in id order as they would be appended.
 SEED_EVENTS = """
 INSERT INTO taskqueue.task_events (task_id, at, event_type, status, attempt, worker_id)
@@ -76,6 +87,7 @@ FROM generate_series(1, $1::int) g
 
 async def seed(pool: asyncpg.Pool) -> None:
     await pool.execute(SEED_TASKS, TASKS)
+    await pool.execute(SEED_COUNTS)
     # In four statements, so that no single one runs for minutes.
     for part in range(4):
         await pool.execute(
@@ -87,6 +99,7 @@ async def seed(pool: asyncpg.Pool) -> None:
         )
     # Finished rows are old and vacuumed in production: visibility map set.
     await pool.execute("VACUUM ANALYZE taskqueue.tasks")
+    await pool.execute("VACUUM ANALYZE taskqueue.queue_counts")
     await pool.execute("VACUUM ANALYZE taskqueue.task_events")
 
 
@@ -100,12 +113,12 @@ async def test_the_overview_renders_in_200_ms_over_a_long_history(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await seed(pool)
-    queues = await plan(pool, "queue_states", None, True, False)
-    assert "tasks_claim_idx" in queues and "tasks_failed_idx" in queues, queues
+    queues = await plan(pool, "queue_states", None, True, True)
+    assert "tasks_claim_idx" in queues and "queue_counts" in queues, queues
     assert "tasks_lease_idx" in queues, queues
     assert "Seq Scan on tasks" not in queues, queues
     cancelled = await plan(pool, "dashboard_cancelled")
-    assert "tasks_cancelled_idx" in cancelled, cancelled
+    assert "queue_counts" in cancelled and " tasks" not in cancelled, cancelled
     failures = await plan(pool, "dashboard_failures", 5)
     assert "Index Only Scan using tasks_failed_idx" in failures, failures
     now = await store.database_now(pool)
@@ -114,7 +127,7 @@ async def test_the_overview_renders_in_200_ms_over_a_long_history(
     day = await plan(pool, "dashboard_throughput", now - timedelta(hours=24), now)
     assert "task_events_at_idx" in day, day
     total = await plan(pool, "dashboard_total")
-    assert "Index Only Scan using tasks_pkey" in total, total
+    assert "tasks_pkey" not in total and "Seq Scan on tasks" not in total, total
 
     async with api_client(database_url) as client:
         started = time.perf_counter()

@@ -112,7 +112,8 @@ BEGIN
     -- lease and counts the queue's running tasks down), retry, bulk actions
     -- (delete only finished tasks), queue settings (a row that no longer
     -- pauses or limits anything is deleted), schedules (and triggering one by
-    -- hand), the worker list and the operator log. A new task's status,
+    -- hand), queue retention, the worker list and the operator log; cancel and
+    -- retry append to the finish counters (queue_counts). A new task's status,
     -- attempts, lease and result are left to their defaults: not grantable.
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
@@ -124,6 +125,8 @@ BEGIN
     GRANT SELECT, INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
         ON taskqueue.task_events TO taskqueue_api;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queues TO taskqueue_api;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queue_retention TO taskqueue_api;
+    GRANT SELECT, INSERT ON taskqueue.queue_counts TO taskqueue_api;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.schedules TO taskqueue_api;
     GRANT SELECT, INSERT (schedule, slot, outcome, task_id, detail)
         ON taskqueue.schedule_fires TO taskqueue_api;
@@ -136,10 +139,13 @@ BEGIN
 
     -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired, its
     -- row in the registry, and schedules: define_schedule (the ones its code
-    -- defines) and fire_schedule. The only tasks it inserts are a schedule's
-    -- (a policy below holds it to that); it never deletes a task, never reads
-    -- the history, never deletes a schedule and never changes a queue's
-    -- settings (only the counts a limited queue keeps).
+    -- defines) and fire_schedule; the finish counters (it appends to them and
+    -- folds them: fold_queue_counts). The only tasks it inserts are a
+    -- schedule's (a policy below holds it to that); it deletes tasks only
+    -- through taskqueue.prune_tasks() (SECURITY DEFINER: finished tasks past
+    -- retention, with their task_deleted events), never reads the history,
+    -- never deletes a schedule and never changes a queue's settings (only the
+    -- counts a limited queue keeps).
     GRANT SELECT ON taskqueue.tasks TO taskqueue_worker;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
                   schedule, slot)
@@ -153,6 +159,15 @@ BEGIN
     GRANT UPDATE (running, rate_window_at, rate_window_n) ON taskqueue.queues
         TO taskqueue_worker;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.workers TO taskqueue_worker;
+    GRANT SELECT ON taskqueue.queue_retention TO taskqueue_worker;
+    -- UPDATE only because the fold locks the rows it folds (FOR UPDATE).
+    GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queue_counts TO taskqueue_worker;
+    REVOKE ALL ON FUNCTION taskqueue.prune_tasks(timestamptz, integer, interval, interval,
+                                                 interval, interval, interval, interval, text)
+        FROM PUBLIC, taskqueue_api, taskqueue_auditor;
+    GRANT EXECUTE ON FUNCTION taskqueue.prune_tasks(timestamptz, integer, interval, interval,
+                                                    interval, interval, interval, interval, text)
+        TO taskqueue_worker;
     GRANT SELECT, INSERT, UPDATE ON taskqueue.schedules TO taskqueue_worker;
     -- Claim lanes: read by claims, opened by schedule firings, raised and
     -- checked by worker.lanes.

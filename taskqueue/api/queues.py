@@ -1,4 +1,5 @@
-"""/api/queues: each queue's settings and counts; pause, resume and limits.
+"""/api/queues: each queue's settings and counts; pause, resume, limits and
+retention.
 A queue without settings is unpaused and unlimited; PATCH on a queue that
 has none yet creates them (a queue exists once anything names it)."""
 
@@ -14,9 +15,10 @@ from litestar.params import FromPath
 
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
 from taskqueue.client import TaskQueue
+from taskqueue.errors import InvalidArgument
 from taskqueue.http.auth import actor_of
 from taskqueue.http.body import decode_body
-from taskqueue.limits import MAX_LIMIT
+from taskqueue.limits import MAX_LIMIT, check_retention
 from taskqueue.models import QueueInfo, RateLimit
 
 
@@ -26,12 +28,17 @@ class RateLimitIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class QueueLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A field left out keeps its value; null removes the limit."""
+    """A field left out keeps its value; null removes the limit, or sets a
+    retention back to the default."""
 
     concurrency_limit: (
         Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] | msgspec.UnsetType | None
     ) = msgspec.UNSET
     rate_limit: RateLimitIn | msgspec.UnsetType | None = msgspec.UNSET
+    # Durations such as "12h" or "7d" (checked by tq.queues.set_retention).
+    retain_succeeded: str | msgspec.UnsetType | None = msgspec.UNSET
+    retain_failed: str | msgspec.UnsetType | None = msgspec.UNSET
+    retain_cancelled: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 _decode_limits = msgspec.json.Decoder(QueueLimits).decode
@@ -74,19 +81,33 @@ class QueueController(Controller):
 
     @patch(
         "/{name:str}",
-        operation_class=with_body(QueueLimits, "the limits to change"),
+        operation_class=with_body(QueueLimits, "the limits and retention to change"),
         responses=error_responses(400, 413, 415, 422),
-        summary="Set or clear a queue's concurrency and rate limits",
+        summary="Set or clear a queue's concurrency and rate limits and its retention",
         description=(
             "At most concurrency_limit of the queue's tasks run at once, and at most "
             "rate_limit.limit start per rolling rate_limit.period_seconds, across every "
-            "worker and host. Leave a field out to keep it; null removes the limit."
+            "worker and host. retain_succeeded, retain_failed and retain_cancelled keep "
+            "the queue's finished tasks that long (durations such as 90s, 12h, 7d, 2w) "
+            "before workers prune them. Leave a field out to keep it; null removes the "
+            "limit, or sets the retention back to the default."
         ),
     )
     async def set_limits(
         self, request: Request[Any, Any, State], tq: NamedDependency[TaskQueue], name: FromPath[str]
     ) -> QueueInfo:
         body = decode_body(_decode_limits, await request.body(), envelope=1)
+        actor = actor_of(request)
+        retention = {
+            state: getattr(body, f"retain_{state}")
+            for state in ("succeeded", "failed", "cancelled")
+            if getattr(body, f"retain_{state}") is not msgspec.UNSET
+        }
+        if retention:
+            # Checked in full before anything changes, so a bad duration
+            # leaves the limits asked for in the same body unchanged too.
+            for state, value in retention.items():
+                check_retention(f"retain_{state}", value)
         changes: dict[str, Any] = {}
         if body.concurrency_limit is not msgspec.UNSET:
             changes["concurrency"] = body.concurrency_limit
@@ -97,4 +118,14 @@ class QueueController(Controller):
                 if rate is None
                 else RateLimit(limit=rate.limit, period_seconds=rate.period_seconds)
             )
-        return await tq.set_limits(name, actor=actor_of(request), **changes)
+        if retention or not changes:
+            if changes:
+                await tq.set_limits(name, actor=actor, **changes)
+            if not retention:
+                raise InvalidArgument(
+                    "body",
+                    "give concurrency_limit, rate_limit, retain_succeeded, retain_failed "
+                    "or retain_cancelled",
+                )
+            return await tq.queues.set_retention(name, actor=actor, **retention)
+        return await tq.set_limits(name, actor=actor, **changes)

@@ -10,7 +10,7 @@
 --   $7 uuid        continue after this id (NULL: from the start)
 --   $8 int         how many tasks at most this time (a chunk)
 matched AS MATERIALIZED (
-    SELECT t.id, t.status, t.locked_by
+    SELECT t.id, t.status, t.locked_by, t.attempts
     FROM taskqueue.tasks t
     WHERE ($1::uuid[] IS NULL OR t.id = ANY ($1::uuid[]))
       AND ($2::taskqueue.task_status IS NULL OR t.status = $2::taskqueue.task_status)

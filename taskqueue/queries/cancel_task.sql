@@ -3,6 +3,7 @@
 -- the database, like any other finish: its worker's outcome will fail the
 -- fence and change nothing. The worker is told to stop the handler (a NOTIFY
 -- naming it; failing that, its next lease renewal finds the task gone).
+-- The cancel is counted in queue_counts.
 --   $1 uuid task id
 --   $2 text who, for the operator log
 WITH target AS MATERIALIZED (
@@ -24,6 +25,10 @@ cancelled_events AS (
            CASE WHEN was = 'running' THEN worker END,
            jsonb_build_object('was', was)
     FROM cancelled
+),
+counted AS (
+    INSERT INTO taskqueue.queue_counts (queue, cancelled, retries, tasks_with_retries)
+    SELECT queue, 1, greatest(attempts - 1, 0), (attempts > 1)::int FROM cancelled
 ),
 running_counted AS (
     UPDATE taskqueue.queues s

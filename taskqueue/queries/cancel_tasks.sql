@@ -3,7 +3,7 @@
 -- attempt, and its lease ends here: the worker's outcome will fail the
 -- fence). Limited queues count their running tasks down; each worker that
 -- held some is told which to stop (one NOTIFY per worker and 100 tasks); the
--- action is logged.
+-- cancels are counted in queue_counts; the action is logged.
 --   $1-$8          which tasks, and how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
@@ -24,6 +24,13 @@ changed_events AS (
            CASE WHEN was = 'running' THEN worker END,
            jsonb_build_object('was', was)
     FROM changed
+),
+counted AS (
+    -- One appended row per queue (queue_counts).
+    INSERT INTO taskqueue.queue_counts (queue, cancelled, retries, tasks_with_retries)
+    SELECT queue, count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE attempts > 1)
+    FROM changed
+    GROUP BY queue
 ),
 running_counted AS (
     UPDATE taskqueue.queues s

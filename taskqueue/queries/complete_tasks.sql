@@ -17,7 +17,8 @@
 -- 'released' and 'snoozed' put the task back without charging the attempt
 -- (released: due now; snoozed: due after its delay). 'permanent' fails the
 -- task whatever retries are left. An error or timeout retries while
--- attempts <= max_retries, else fails.
+-- attempts <= max_retries, else fails. Tasks that finish for good are
+-- counted in queue_counts, one row per queue.
 WITH outcome AS (
     SELECT *
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::float8[],
@@ -83,6 +84,19 @@ finished_events AS (
                ELSE jsonb_build_object('failure', coalesce(reason, kind))
            END
     FROM finished
+),
+counted AS (
+    -- What finished for good is counted: one appended row per queue (see
+    -- queue_counts in 0009_retention.sql; no row is updated per completion).
+    INSERT INTO taskqueue.queue_counts (queue, succeeded, failed, retries, tasks_with_retries)
+    SELECT queue,
+           count(*) FILTER (WHERE status = 'succeeded'),
+           count(*) FILTER (WHERE status = 'failed'),
+           sum(greatest(attempt - 1, 0)),
+           count(*) FILTER (WHERE attempt > 1)
+    FROM finished
+    WHERE status IN ('succeeded', 'failed')
+    GROUP BY queue
 ),
 running_counted AS (
     -- Queues with a concurrency limit count their running tasks down.

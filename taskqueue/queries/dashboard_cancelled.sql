@@ -1,2 +1,2 @@
--- Cancelled tasks, from tasks_cancelled_idx.
-SELECT count(*) FROM taskqueue.tasks WHERE status = 'cancelled';
+-- Tasks whose latest finish was a cancel, kept or pruned since (queue_counts).
+SELECT coalesce(sum(cancelled), 0)::bigint FROM taskqueue.queue_counts;

@@ -1,20 +1,23 @@
 -- A queue's state, the one read model behind GET /api/queues and /api/stats,
--- the dashboard, GET /health and the /metrics gauges: per queue its settings,
--- its waiting and running tasks, the age of its oldest due task and its live
--- workers; the count of distinct live workers on every row.
--- Cheap by default: queued rows are counted through tasks_claim_idx, running
--- ones through tasks_lease_idx, failed ones (when asked) through
--- tasks_failed_idx, all partial, so the cost follows the backlog, not the
--- history. Only $3 reads every row of the queue; when false its CTE is
--- gated off by `WHERE $3` and never runs. It reads no history (task_events),
--- so every role that may read tasks may read it; what finished lately is
--- recent_outcomes.sql.
+-- the dashboard, GET /health and the /metrics gauges: per queue its settings
+-- (pause, limits, retention overrides), its waiting and running tasks, the
+-- age of its oldest due task, what finished, and its live workers; the count
+-- of distinct live workers on every row.
+-- Its cost follows the backlog, not the history: queued rows are counted
+-- through tasks_claim_idx, running ones through tasks_lease_idx (both
+-- partial), and what finished is read from queue_counts, a few rows per queue
+-- (the finishing statements append them, the pruner folds them). It reads no
+-- history (task_events), so every role that may read tasks may read it; what
+-- finished lately is recent_outcomes.sql.
 --   $1 text    one queue (NULL: all)
---   $2 boolean count failed tasks
---   $3 boolean count every task: succeeded, cancelled, total and retries
--- One row per queue that has tasks queued or running (failed when $2, any
--- when $3), settings or live workers; or, when there is none, a single row
--- whose name is NULL, carrying live_workers. Counts not asked for are 0.
+--   $2 boolean read the failed count
+--   $3 boolean read every finish count: succeeded, failed, cancelled, retries
+-- One row per queue that has tasks queued or running, finish counts (when $2
+-- or $3), settings, retention overrides or live workers; or, when there is
+-- none, a single row whose name is NULL, carrying live_workers. Counts not
+-- asked for are 0. succeeded, failed and cancelled count the tasks whose
+-- latest finish was that, kept or pruned since; total is those plus the
+-- queued and running ones.
 WITH waiting AS (
     SELECT queue,
            count(*) AS queued,
@@ -32,22 +35,17 @@ running AS (
       AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue
 ),
-failed AS (
-    SELECT queue, count(*) AS failed
-    FROM taskqueue.tasks
-    WHERE $2::boolean AND status = 'failed' AND ($1::text IS NULL OR queue = $1)
-    GROUP BY queue
-),
-totals AS (
+counts AS (
     SELECT queue,
-           count(*) AS total,
-           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-           count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-           coalesce(sum(greatest(attempts - 1, 0)), 0)::bigint AS retries,
-           count(*) FILTER (WHERE attempts > 1) AS tasks_with_retries
-    FROM taskqueue.tasks
-    WHERE $3::boolean AND ($1::text IS NULL OR queue = $1)
+           sum(succeeded)::bigint AS succeeded,
+           sum(failed)::bigint AS failed,
+           sum(cancelled)::bigint AS cancelled,
+           sum(retries)::bigint AS retries,
+           sum(tasks_with_retries)::bigint AS tasks_with_retries
+    FROM taskqueue.queue_counts
+    WHERE ($2::boolean OR $3::boolean) AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue
+    HAVING sum(succeeded) <> 0 OR sum(failed) <> 0 OR sum(cancelled) <> 0
 ),
 live AS (
     SELECT w.queues
@@ -63,9 +61,9 @@ serving AS (
 names AS (
     SELECT queue FROM waiting
     UNION SELECT queue FROM running
-    UNION SELECT queue FROM failed
-    UNION SELECT queue FROM totals
+    UNION SELECT queue FROM counts
     UNION SELECT name FROM taskqueue.queues
+    UNION SELECT queue FROM taskqueue.queue_retention
     UNION SELECT queue FROM serving
 ),
 states AS (
@@ -74,25 +72,32 @@ states AS (
            s.concurrency_limit,
            s.rate_limit,
            s.rate_period_seconds,
+           k.retain_succeeded,
+           k.retain_failed,
+           k.retain_cancelled,
            coalesce(w.queued, 0) AS queued,
            coalesce(w.due, 0) AS due,
            coalesce(w.queued - w.due, 0) AS scheduled,
            coalesce(r.running, 0) AS running,
-           coalesce(f.failed, 0) AS failed,
+           coalesce(c.failed, 0) AS failed,
            coalesce(extract(epoch FROM now() - w.oldest_due)::float8, 0)
                AS oldest_due_age_seconds,
            coalesce(v.workers, 0) AS workers,
-           coalesce(t.total, 0) AS total,
-           coalesce(t.succeeded, 0) AS succeeded,
-           coalesce(t.cancelled, 0) AS cancelled,
-           coalesce(t.retries, 0) AS retries,
-           coalesce(t.tasks_with_retries, 0) AS tasks_with_retries
+           CASE WHEN $3::boolean
+                THEN coalesce(w.queued, 0) + coalesce(r.running, 0) + coalesce(c.succeeded, 0)
+                     + coalesce(c.failed, 0) + coalesce(c.cancelled, 0)
+                ELSE 0 END AS total,
+           CASE WHEN $3::boolean THEN coalesce(c.succeeded, 0) ELSE 0 END AS succeeded,
+           CASE WHEN $3::boolean THEN coalesce(c.cancelled, 0) ELSE 0 END AS cancelled,
+           CASE WHEN $3::boolean THEN coalesce(c.retries, 0) ELSE 0 END AS retries,
+           CASE WHEN $3::boolean THEN coalesce(c.tasks_with_retries, 0) ELSE 0 END
+               AS tasks_with_retries
     FROM names n
     LEFT JOIN taskqueue.queues s ON s.name = n.queue
     LEFT JOIN waiting w ON w.queue = n.queue
     LEFT JOIN running r ON r.queue = n.queue
-    LEFT JOIN failed f ON f.queue = n.queue
-    LEFT JOIN totals t ON t.queue = n.queue
+    LEFT JOIN taskqueue.queue_retention k ON k.queue = n.queue
+    LEFT JOIN counts c ON c.queue = n.queue
     LEFT JOIN serving v ON v.queue = n.queue
     WHERE $1::text IS NULL OR n.queue = $1
 )

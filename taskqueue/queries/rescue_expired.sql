@@ -1,6 +1,7 @@
 -- Take back running tasks whose lease ran out (their worker died or hung):
 -- back to queued when retries are left, else failed; one task_lease_expired
--- event each, naming the worker that lost the lease.
+-- event each, naming the worker that lost the lease; the failed ones are
+-- counted in queue_counts.
 --   $1 timestamptz the time leases are judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        id of the worker doing the rescue, kept in the event detail
@@ -31,6 +32,14 @@ rescued_events AS (
     SELECT id, 'task_lease_expired', status, attempts, locked_by, last_error,
            jsonb_build_object('rescued_by', $3::text)
     FROM rescued
+),
+counted AS (
+    -- Tasks failed for good are counted: one appended row per queue.
+    INSERT INTO taskqueue.queue_counts (queue, failed, retries, tasks_with_retries)
+    SELECT queue, count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE attempts > 1)
+    FROM rescued
+    WHERE status = 'failed'
+    GROUP BY queue
 ),
 running_counted AS (
     -- Queues with a concurrency limit count their running tasks down.

@@ -1,6 +1,7 @@
 -- Bulk retry: matched tasks that failed or were cancelled go back to their
 -- queue, due now, with a fresh retry budget, each with its task_requeued
--- event; one NOTIFY for the statement; the action is logged.
+-- event, taken back out of the finish counts (queue_counts); one NOTIFY for
+-- the statement; the action is logged.
 --   $1-$8          which tasks, and how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
@@ -14,7 +15,17 @@ changed AS (
         locked_by = NULL, locked_until = NULL
     FROM matched m
     WHERE t.id = m.id AND m.status IN ('failed', 'cancelled')
-    RETURNING t.id, t.queue, t.type, t.priority, t.run_at
+    RETURNING t.id, t.queue, t.type, t.priority, t.run_at,
+              m.status AS was, m.attempts AS was_attempts
+),
+uncounted AS (
+    -- No longer finished: taken back out of queue_counts, one row per queue.
+    INSERT INTO taskqueue.queue_counts (queue, failed, cancelled, retries, tasks_with_retries)
+    SELECT queue, -count(*) FILTER (WHERE was = 'failed'),
+           -count(*) FILTER (WHERE was = 'cancelled'),
+           -sum(greatest(was_attempts - 1, 0)), -count(*) FILTER (WHERE was_attempts > 1)
+    FROM changed
+    GROUP BY queue
 ),
 lane_rows AS (
     SELECT queue, type, priority, run_at FROM changed

@@ -63,6 +63,13 @@ from taskqueue.store.queues import (
     recount_running,
     set_queue_limits,
     set_queue_paused,
+    set_queue_retention,
+)
+from taskqueue.store.retention import (
+    Pruned,
+    fold_queue_counts,
+    prune_tasks,
+    succeeded_retentions,
 )
 from taskqueue.store.schedules import (
     DueSchedule,
@@ -115,6 +122,7 @@ __all__ = [
     "Fired",
     "Lane",
     "MinuteCounts",
+    "Pruned",
     "QueueState",
     "QueueStates",
     "ScheduleRow",
@@ -147,6 +155,7 @@ __all__ = [
     "failure_groups",
     "find_unhandled_types",
     "fire_schedule",
+    "fold_queue_counts",
     "fragment",
     "get_schedule",
     "get_task",
@@ -163,6 +172,7 @@ __all__ = [
     "open_missing_lanes",
     "pause_schedule",
     "ping",
+    "prune_tasks",
     "query",
     "queue_states",
     "queues_with_settings",
@@ -177,6 +187,8 @@ __all__ = [
     "search_tasks",
     "set_queue_limits",
     "set_queue_paused",
+    "set_queue_retention",
+    "succeeded_retentions",
     "task_history",
     "trigger_schedule",
     "update_schedule",

@@ -1,15 +1,18 @@
-"""Queues: their settings (pause, limits) and running counts, and the one
-read model of a queue's state (queue_states.sql) that the API, the
-dashboard, /health and the metrics all ask."""
+"""Queues: their settings (pause, limits, retention) and running counts,
+and the one read model of a queue's state (queue_states.sql) that the API,
+the dashboard, /health and the metrics all ask."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from taskqueue.config import Retention
+from taskqueue.durations import format_duration
 from taskqueue.models import (
     QueueInfo,
     QueueStats,
@@ -60,6 +63,24 @@ async def set_queue_limits(
         await conn.execute(query("drop_empty_queue_settings"), queue)
 
 
+async def set_queue_retention(
+    conn: Connection,
+    queue: str,
+    changes: Mapping[str, timedelta | None],
+    *,
+    actor: str,
+    asked: Any,
+) -> None:
+    """Change how long a queue's finished tasks are kept: ``changes`` maps
+    succeeded, failed or cancelled to a duration, or None for the default."""
+    args: list[Any] = [queue]
+    for state in ("succeeded", "failed", "cancelled"):
+        args += [state in changes, changes.get(state)]
+    async with conn.transaction():
+        await conn.execute(query("set_queue_retention"), *args, actor, asked)
+        await conn.execute(query("drop_default_queue_retention"), queue)
+
+
 async def recount_running(conn: Connection) -> dict[str, int]:
     """Count the running tasks of every limited queue afresh, under their
     locks: what a claim raced with a limit being set is put right."""
@@ -81,6 +102,10 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
     paused: bool
     concurrency_limit: int | None
     rate_limit: RateLimit | None
+    # The queue's own retention by state (None: the default).
+    retain_succeeded: timedelta | None
+    retain_failed: timedelta | None
+    retain_cancelled: timedelta | None
     queued: int
     due: int
     scheduled: int  # queued with run_at ahead
@@ -88,20 +113,30 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
     oldest_due_age_seconds: float  # 0 when none is due
     workers: int  # live workers that take from it
     failed: int
-    # Counted over every row of the queue, so only when asked (``totals``).
+    # What finished (queue_counts), only when asked (``totals``): tasks
+    # whose latest finish was succeeded or cancelled, kept or pruned since;
+    # total adds the queued and running ones.
     total: int
     succeeded: int
     cancelled: int
-    retries: int  # attempts beyond each task's first, summed
+    retries: int  # attempts beyond each finished task's first, summed
     tasks_with_retries: int
 
-    def info(self, recent: Mapping[str, tuple[int, int]]) -> QueueInfo:
+    def info(self, recent: Mapping[str, tuple[int, int]], defaults: Retention) -> QueueInfo:
         """The queue as GET /api/queues describes it, with what finished and
-        failed in the last minute (``recent_outcomes``)."""
+        failed in the last minute (``recent_outcomes``) and its retention
+        (its own, else ``defaults``)."""
         finished, failed = recent.get(self.name, (0, 0))
         # QueueInfo's other fields are a subset of these, under the same names.
         mine = {f: getattr(self, f) for f in _INFO_FIELDS}
-        return QueueInfo(**mine, finished_last_minute=finished, failed_last_minute=failed)
+        return QueueInfo(
+            **mine,
+            finished_last_minute=finished,
+            failed_last_minute=failed,
+            retain_succeeded=format_duration(self.retain_succeeded or defaults.succeeded),
+            retain_failed=format_duration(self.retain_failed or defaults.failed),
+            retain_cancelled=format_duration(self.retain_cancelled or defaults.cancelled),
+        )
 
     def stats(self) -> QueueStats:
         """The queue as GET /api/stats describes it (needs ``totals``)."""
@@ -122,7 +157,14 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
 _INFO_FIELDS = tuple(
     f
     for f in QueueInfo.__struct_fields__
-    if f not in ("finished_last_minute", "failed_last_minute")
+    if f
+    not in (
+        "finished_last_minute",
+        "failed_last_minute",
+        "retain_succeeded",
+        "retain_failed",
+        "retain_cancelled",
+    )
 )
 
 
@@ -167,9 +209,9 @@ async def queue_states(
     conn: Executor, queue: str | None = None, *, failed: bool = False, totals: bool = False
 ) -> QueueStates:
     """Every queue's state, or ``queue``'s alone (see queue_states.sql).
-    Cheap as it is (partial indexes only); ``failed`` adds the failed
-    count, ``totals`` (implying ``failed``) the counts that read every row
-    of the queue."""
+    Cheap whatever is asked (partial indexes and queue_counts): ``failed``
+    adds the failed count, ``totals`` (implying ``failed``) every count of
+    what finished."""
     records = await conn.fetch(query("queue_states"), queue, failed or totals, totals)
     return QueueStates(
         queues=[_queue_state(r) for r in records if r["name"] is not None],

@@ -4,15 +4,15 @@ dashboard of this API process shares.
 At a million tasks and ten million events the whole tasks table or event
 history is never read per page view:
 
-- queued, due, running and failed counts, per queue, come from the partial
-  indexes that hold just those rows (queue_states.sql), cancelled ones
-  from tasks_cancelled_idx: their cost follows the backlog, not the history;
-- succeeded is what remains of the total, an index-only count of the
-  primary key (~90 ms at a million rows, more on a busy server): no page
-  waits for it. It runs in the background, at most every
-  ``TOTAL_COST_FACTOR`` times what it took (at least every half second);
-  the first view after a start shows "counting…" for a moment, and between
-  counts the total moves with the live counts;
+- queued, due and running counts, per queue, come from the partial
+  indexes that hold just those rows (queue_states.sql), failed and
+  cancelled ones from the finish counters (queue_counts): their cost
+  follows the backlog, not the history;
+- succeeded is what remains of the total (live rows plus the finish
+  counters, dashboard_total.sql). It is read in the background, at most
+  every ``TOTAL_COST_FACTOR`` times what it took (at least every half
+  second); the first view after a start shows "counting…" for a moment,
+  and between counts the total moves with the live counts;
 - throughput is kept per minute for 24 hours in memory: the last hour is
   read at once, the rest of the day in the background, then only the last
   few minutes on each refresh (BRIN range scans);
@@ -204,8 +204,8 @@ class OverviewSnapshot:
         return states.queues, await self._views.cancelled()
 
     async def _count(self) -> None:
-        """Count every task (in the background: at a million tasks it takes
-        ~90 ms, longer on a busy server) and take succeeded as the rest."""
+        """Count every task (in the background, though it no longer reads
+        the history) and take succeeded as the rest."""
         try:
             started = time.monotonic()
             total = await self._views.total()

@@ -43,6 +43,7 @@ from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
 from taskqueue.worker.loop import PeriodicLoop
 from taskqueue.worker.partitions import PartitionKeeper
+from taskqueue.worker.pruner import Pruner
 from taskqueue.worker.scheduler import Scheduler
 from taskqueue.worker.unhandled import UnhandledTypes
 
@@ -235,6 +236,7 @@ class Worker:
             UnhandledTypes(pool, queues=s.queues, types=self.types),
             Scheduler(pool, self.registry, worker_id=self.worker_id),
             PartitionKeeper(pool, retain_events=s.retention.events),
+            Pruner(pool, worker_id=self.worker_id, retention=s.retention),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
