@@ -21,6 +21,7 @@ COMMANDS = [
     "schedules",
     "queues",
     "workers",
+    "partitions",
     "failures",
     "bulk",
     "actions",

@@ -97,10 +97,19 @@ async def seed(pool: asyncpg.Pool) -> None:
             ),
             EVENTS,
         )
+    # Each day in its own partition, as workers keep them (seeded rows with no
+    # day yet landed in the default partition; this moves them).
+    await store.ensure_event_partitions(pool, 3)
     # Finished rows are old and vacuumed in production: visibility map set.
     await pool.execute("VACUUM ANALYZE taskqueue.tasks")
     await pool.execute("VACUUM ANALYZE taskqueue.queue_counts")
     await pool.execute("VACUUM ANALYZE taskqueue.task_events")
+
+
+def read_days(plan: str) -> int:
+    """How many partitions of task_events the plan found rows in."""
+    scans = re.findall(r" on (task_events_\w+) task_events_\d+ \(actual.*?rows=([\d.]+)", plan)
+    return len({name for name, rows in scans if float(rows) > 0})
 
 
 async def plan(pool: asyncpg.Pool, name: str, *args: Any) -> str:
@@ -123,9 +132,11 @@ async def test_the_overview_renders_in_200_ms_over_a_long_history(
     assert "Index Only Scan using tasks_failed_idx" in failures, failures
     now = await store.database_now(pool)
     recent = await plan(pool, "dashboard_throughput", now - timedelta(minutes=3), None)
-    assert "task_events_at_idx" in recent and "Seq Scan" not in recent, recent
+    # History is partitioned by day: the window reads only the days it
+    # covers (days made ahead are empty), the last minutes through an index.
+    assert read_days(recent) <= 1 and "_at_idx" in recent, recent
     day = await plan(pool, "dashboard_throughput", now - timedelta(hours=24), now)
-    assert "task_events_at_idx" in day, day
+    assert read_days(day) <= 2 and "task_events_default" not in day, day
     total = await plan(pool, "dashboard_total")
     assert "tasks_pkey" not in total and "Seq Scan on tasks" not in total, total
 
