@@ -26,6 +26,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, store
+from taskqueue.benchmark import history
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import (
     BATCH_CONNECTIONS,
@@ -39,7 +40,8 @@ from taskqueue.benchmark.options import (
 )
 from taskqueue.benchmark.options import PHASES as PHASES
 from taskqueue.benchmark.options import Options as Options
-from taskqueue.benchmark.report import Report, figures, machine
+from taskqueue.benchmark.pressure import run_pressure
+from taskqueue.benchmark.report import PressureRun, Report, figures, machine
 from taskqueue.benchmark.report import render_table as render_table
 from taskqueue.benchmark.tools import (
     PeakRss,
@@ -68,6 +70,7 @@ class Bench:
         self.workdir = workdir
         self.progress = Progress(options.quiet)
         self.results: dict[str, list[float]] = {}
+        self.pressure_runs: list[PressureRun] = []
         self.log = workdir / "processes.log"
         self.pool: asyncpg.Pool
         self.tq: TaskQueue
@@ -392,6 +395,19 @@ class Bench:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: depth {self.o.depth_n:,}")
                     await self.depth_deep()
+            if "history" in self.o.phases:
+                for rep in range(self.o.reps):
+                    self._say(f"rep {rep + 1}/{self.o.reps}: history, empty database")
+                    await history.drain_empty(self)
+                self._say(f"history: loading {self.o.history_rows:,} finished tasks")
+                await history.load(self)
+                for rep in range(self.o.reps):
+                    self._say(f"rep {rep + 1}/{self.o.reps}: history, {self.o.history_rows:,} kept")
+                    await history.drain_with_history(self)
+            if "pressure" in self.o.phases:
+                for rep in range(self.o.reps):
+                    self._say(f"rep {rep + 1}/{self.o.reps}: pressure")
+                    self.pressure_runs.append(await run_pressure(self))
         finally:
             await self.tq.close()
 
@@ -452,7 +468,11 @@ async def run_benchmark(options: Options) -> Report:
             bench = Bench(options, dsn, workdir)
             await bench.run()
         return Report(
-            server=server, machine=machine(), options=options, figures=figures(bench.results)
+            server=server,
+            machine=machine(),
+            options=options,
+            figures=figures(bench.results, options),
+            pressure=bench.pressure_runs,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
