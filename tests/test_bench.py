@@ -207,7 +207,7 @@ async def test_pickup_latency_stays_bounded_while_the_horizon_is_pinned(
 ) -> None:
     bench = Bench(
         _short_pressure(
-            pressure_rate=500.0, pressure_clean=15.0, pressure_pinned=45.0, pressure_recovery=5.0
+            pressure_rate=1000.0, pressure_clean=15.0, pressure_pinned=60.0, pressure_recovery=5.0
         ),
         database_url,
         tmp_path,
@@ -215,13 +215,17 @@ async def test_pickup_latency_stays_bounded_while_the_horizon_is_pinned(
     await bench.run()
     [run] = bench.pressure_runs
     clean, pinned, _, pinned_tail, _ = run.stages
-    assert clean.p50_ms is not None and pinned_tail.p50_ms is not None
-    assert clean.p99_ms is not None and pinned_tail.p99_ms is not None
+    late = [w for w in run.windows if w.stage == "pinned"][-2:]  # the last 10 s pinned
+    assert clean.p50_ms is not None and clean.p99_ms is not None
+    assert pinned_tail.p99_ms is not None
     # Ratios with a floor: absolute speeds belong to the bench, and a noisy
     # 2-core machine moves a latency of a few milliseconds by a few more. A
-    # claim that walks dead rows fails the p50 here: it climbs steadily while
-    # the horizon is held (about 1 ms clean, 6-9 ms after 45 s at 500/s).
-    assert pinned_tail.p50_ms <= 3 * clean.p50_ms + 2, run.stages
+    # claim that walks dead rows fails the p50 here: it climbs while the
+    # horizon is held (on the test server about 1 ms clean, 8-15 ms after
+    # 50-60 s pinned at 1,000/s), where the p99 of a clean stage on a shared
+    # machine is too noisy to tell on its own.
+    for w in late:
+        assert w.p50_ms is not None and w.p50_ms <= 3 * clean.p50_ms + 2, run.windows
     assert pinned_tail.p99_ms <= 3 * clean.p99_ms + 10, run.stages
     assert pinned.completed_over_offered is not None and pinned.completed_over_offered >= 0.95
 
@@ -251,3 +255,24 @@ async def test_the_history_phase_drains_with_and_without_history(
         assert await run_audit(pool) == []  # loaded history has sound trails too
     finally:
         await pool.close()
+
+
+async def test_bench_refuses_a_pressure_rate_that_is_no_rate(pg_server: str) -> None:
+    env = {**os.environ, "DATABASE_URL": pg_server}
+    for rate in ("fast", "0", "-5%"):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "taskqueue.cli",
+            "bench",
+            "--phases",
+            "pressure",
+            "--pressure-rate",
+            rate,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode != 0, rate
+        assert b"--pressure-rate" in stderr, stderr

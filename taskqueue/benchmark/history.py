@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import TYPE_CHECKING
 
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import QUEUES_CALLS
-
-if TYPE_CHECKING:
-    from taskqueue.benchmark.runner import Bench
+from taskqueue.benchmark.phase import Run
 
 CHUNK = 500_000  # rows per INSERT: bounded memory, and progress to show
 
 
-async def drain_empty(bench: Bench) -> None:
+async def drain_empty(bench: Run) -> None:
     await bench_store.reset(bench.pool)
     await _drain(bench, "history_ref", "no history")
 
 
-async def load(bench: Bench) -> None:
+async def load(bench: Run) -> None:
     total = bench.o.history_rows
     label = f"history: load {total:,} finished tasks"
     await bench_store.reset(bench.pool)
@@ -38,19 +35,19 @@ async def load(bench: Bench) -> None:
     await bench_store.vacuum_history(bench.pool)
 
 
-async def drain_with_history(bench: Bench) -> None:
+async def drain_with_history(bench: Run) -> None:
     await _drain(bench, "history", f"{bench.o.history_rows:,} finished kept")
 
 
-async def _drain(bench: Bench, key: str, label: str) -> None:
+async def _drain(bench: Run, key: str, label: str) -> None:
     n = bench.o.drain_n
     await bench.fill(n, f"history, {label}: enqueue")
     await bench_store.vacuum_tasks(bench.pool)
-    bench.record(key, await bench._drain_with_worker(n, f"history, {label}: drain"))
+    bench.record(key, await bench.drain_with_worker(n, f"history, {label}: drain"))
     bench.record(f"{key}_queues", await _time_queues(bench))
 
 
-async def _time_queues(bench: Bench) -> float:
+async def _time_queues(bench: Run) -> float:
     """Median milliseconds of tq.queues(), what GET /api/queues returns,
     after one untimed call (plans and caches warm, as on a live server)."""
     await bench.tq.queues()

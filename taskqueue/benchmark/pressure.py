@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
@@ -33,13 +32,11 @@ from taskqueue.benchmark.options import (
     PRESSURE_TICK,
     Options,
 )
+from taskqueue.benchmark.phase import Run
 from taskqueue.benchmark.report import PressureRun, PressureStage, PressureWindow
 from taskqueue.benchmark.tools import process, until
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
-
-if TYPE_CHECKING:
-    from taskqueue.benchmark.runner import Bench
 
 CLEAN, PINNED, RECOVERY = "clean", "pinned", "recovery"
 WARMUP_TASKS = 200
@@ -147,13 +144,13 @@ class Sample(msgspec.Struct, kw_only=True):
     producer_lag_s: float
 
 
-async def run_pressure(bench: Bench) -> PressureRun:
+async def run_pressure(bench: Run) -> PressureRun:
     o = bench.o
     rate, note = o.pressure_rate, f"{o.pressure_rate:,.0f}/s, --pressure-rate"
     if o.pressure_rate_share is not None:
         await bench_store.reset(bench.pool)
         await bench.fill(o.drain_n, "pressure: clean drain, enqueue")
-        drained = await bench._drain_with_worker(o.drain_n, "pressure: clean drain")
+        drained = await bench.drain_with_worker(o.drain_n, "pressure: clean drain")
         rate = drained * o.pressure_rate_share
         note = f"{o.pressure_rate_share:.0%} of a clean drain measured first ({drained:,.0f}/s)"
     windows = plan(o)
@@ -188,7 +185,7 @@ async def run_pressure(bench: Bench) -> PressureRun:
     return await _report(bench, o, rate, note, pin, released, windows, samples, since, t0_db)
 
 
-async def _warm_up(bench: Bench) -> tuple[int, datetime, float]:
+async def _warm_up(bench: Run) -> tuple[int, datetime, float]:
     """Wait until every worker is live and a first batch went through; then
     (the last event id, the database clock, the monotonic clock) mark t0."""
 
@@ -208,7 +205,7 @@ async def _warm_up(bench: Bench) -> tuple[int, datetime, float]:
     return since, await bench_store.database_now(bench.pool), time.monotonic()
 
 
-async def _sleep_until(at: float, bench: Bench, w: Planned) -> None:
+async def _sleep_until(at: float, bench: Run, w: Planned) -> None:
     total = w.end - w.start
     while (left := at - time.monotonic()) > 0:
         bench.progress.show(f"pressure: {w.stage} {w.end:.0f}s", total - left, total)
@@ -216,7 +213,7 @@ async def _sleep_until(at: float, bench: Bench, w: Planned) -> None:
     bench.progress.show(f"pressure: {w.stage} {w.end:.0f}s", total, total)
 
 
-async def _release(bench: Bench, pin: Pin) -> bool:
+async def _release(bench: Run, pin: Pin) -> bool:
     """Roll the pin back; True once the server shows its session gone."""
     pid = pin.pid
     await pin.release()
@@ -233,7 +230,7 @@ async def _release(bench: Bench, pin: Pin) -> bool:
     return True
 
 
-async def _sample(bench: Bench, pin: Pin, producer: Producer) -> Sample:
+async def _sample(bench: Run, pin: Pin, producer: Producer) -> Sample:
     xid = None
     if pin.held and pin.pid is not None:
         xid = (await bench_store.session_state(bench.pool, pin.pid)).xid
@@ -246,7 +243,7 @@ async def _sample(bench: Bench, pin: Pin, producer: Producer) -> Sample:
 
 
 async def _report(
-    bench: Bench,
+    bench: Run,
     o: Options,
     rate: float,
     note: str,
@@ -331,7 +328,7 @@ async def _report(
 
 
 async def _stages(
-    bench: Bench,
+    bench: Run,
     since: int,
     starts: list[tuple[str, float]],
     end: float,
@@ -364,7 +361,7 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
-def _record(bench: Bench, run: PressureRun) -> None:
+def _record(bench: Run, run: PressureRun) -> None:
     """The figures of the table (medians over reps); the windows are in the report."""
     clean, pinned, _, pinned_tail, recovery_tail = run.stages
     for key, value in (

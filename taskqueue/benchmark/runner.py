@@ -203,7 +203,7 @@ class Bench:
         n = self.o.drain_n
         await bench_store.reset(self.pool)
         await self.fill(n, "drain: enqueue (untimed)")
-        self.record("drain", await self._drain_with_worker(n, "drain: worker", key="drain"))
+        self.record("drain", await self.drain_with_worker(n, "drain: worker", key="drain"))
 
         # The same drain with the worker's Prometheus metrics on, and scraped.
         await bench_store.reset(self.pool)
@@ -211,7 +211,7 @@ class Bench:
         port = free_port()
         self.record(
             "drain_metrics",
-            await self._drain_with_worker(
+            await self.drain_with_worker(
                 n,
                 "drain, metrics on: worker",
                 self.env(TASKQUEUE_METRICS_PORT=str(port)),
@@ -240,7 +240,7 @@ class Bench:
         succeeded, seconds = await bench_store.drain_progress(self.pool, since)
         self.record("drain_ref", succeeded / seconds)
 
-    async def _drain_with_worker(
+    async def drain_with_worker(
         self,
         count: int,
         label: str,
@@ -319,7 +319,7 @@ class Bench:
         await self.tq.set_limits("default", concurrency=LIMIT, actor="bench")
         try:
             await self.fill(n, f"limit {LIMIT:,}: enqueue (untimed)")
-            self.record("limited", await self._drain_with_worker(n, f"limit {LIMIT:,}: worker"))
+            self.record("limited", await self.drain_with_worker(n, f"limit {LIMIT:,}: worker"))
         finally:
             await self.tq.set_limits("default", concurrency=None, actor="bench")
 
@@ -332,13 +332,13 @@ class Bench:
         await bench_store.reset(self.pool)
         await self.fill(count, "no unknown types: enqueue")
         await bench_store.vacuum_tasks(self.pool)
-        self.record("unknown_ref", await self._drain_with_worker(count, "no unknown types: drain"))
+        self.record("unknown_ref", await self.drain_with_worker(count, "no unknown types: drain"))
         await bench_store.reset(self.pool)
         label = f"{UNKNOWN_AHEAD:,} unknown ahead"
         await self.fill(UNKNOWN_AHEAD, f"{label}: enqueue", task_type="bench_unknown", priority=1)
         await self.fill(count, f"{label}: enqueue")
         await bench_store.vacuum_tasks(self.pool)
-        self.record("unknown", await self._drain_with_worker(count, f"{label}: drain"))
+        self.record("unknown", await self.drain_with_worker(count, f"{label}: drain"))
 
     # phase 8 and 9 -----------------------------------------------------------
     async def depth_shallow(self) -> None:
@@ -346,9 +346,7 @@ class Bench:
         await bench_store.reset(self.pool)
         await self.fill(count, f"depth {count:,}: enqueue")
         await bench_store.vacuum_tasks(self.pool)
-        self.record(
-            "depth_shallow", await self._drain_with_worker(count, f"depth {count:,}: drain")
-        )
+        self.record("depth_shallow", await self.drain_with_worker(count, f"depth {count:,}: drain"))
 
     async def depth_deep_fill(self) -> None:
         await bench_store.reset(self.pool)
@@ -358,7 +356,7 @@ class Bench:
         count = self.o.depth_drain
         label = f"depth {self.o.depth_n:,}: drain"
         await bench_store.vacuum_tasks(self.pool)
-        self.record("depth_deep", await self._drain_with_worker(count, label, rss_key="worker_rss"))
+        self.record("depth_deep", await self.drain_with_worker(count, label, rss_key="worker_rss"))
         await self.fill(count, f"depth {self.o.depth_n:,}: top up")
 
     async def run(self) -> None:
