@@ -6,7 +6,10 @@ import shutil
 
 import msgspec
 
-PHASES = ("single", "bulk", "rest", "drain", "limited", "pickup", "unknown", "depth")
+# What runs without --phases; history and pressure take minutes, so they run
+# only when named.
+DEFAULT_PHASES = ("single", "bulk", "rest", "drain", "limited", "pickup", "unknown", "depth")
+PHASES = (*DEFAULT_PHASES, "history", "pressure")
 
 LIMIT = 1000  # the concurrency limit of the limited-queue drain
 UNKNOWN_AHEAD = 10_000  # tasks of a type the worker has no handler for, ahead in line
@@ -16,6 +19,11 @@ BATCH_CONNECTIONS = 4
 REFERENCE_CLAIM_BATCH = 100
 METRICS_SCRAPE_SECONDS = 0.5  # far more often than Prometheus would (15 s): the worst case
 BULK_PRODUCERS = 4  # coroutines calling enqueue_many at once, a connection each
+QUEUES_CALLS = 7  # GET /api/queues timings per measurement (history); the median is kept
+PRESSURE_TICK = 0.01  # seconds between the pressure producer's batches
+PRESSURE_BEHIND = 1.0  # producer lag (s) past which a window says the producer fell behind
+PRESSURE_TAIL = 60.0  # the pinned stage's last seconds, compared with the clean stage
+PRESSURE_LONG = 1800.0  # --pressure-long: seconds pinned
 
 
 class Options(msgspec.Struct, kw_only=True):
@@ -27,10 +35,21 @@ class Options(msgspec.Struct, kw_only=True):
     depth_drain: int = 20_000
     rest_seconds: float = 10.0
     reps: int = 3
-    phases: tuple[str, ...] = PHASES
+    phases: tuple[str, ...] = DEFAULT_PHASES
     database_url: str = ""
     quiet: bool = False
     load: str = "auto"  # REST load generator: wrk, python, or auto (wrk when installed)
+    history_rows: int = 1_000_000  # finished tasks (and their events) loaded before the drain
+    pressure_rate: float = 1000.0  # tasks/s offered
+    # When set, the offered rate is this share of a clean drain measured first
+    # (phase 5's drain, one worker), and pressure_rate is ignored.
+    pressure_rate_share: float | None = None
+    pressure_clean: float = 60.0  # seconds per stage
+    pressure_pinned: float = 180.0
+    pressure_recovery: float = 60.0
+    pressure_window: float = 20.0  # seconds per reported window
+    pressure_workers: int = 2  # worker processes
+    pressure_concurrency: int = 10  # TASKQUEUE_CONCURRENCY of each
 
 
 def rest_load_generator(options: Options) -> str:

@@ -26,6 +26,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, store
+from taskqueue.benchmark import history
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import (
     BATCH_CONNECTIONS,
@@ -39,7 +40,8 @@ from taskqueue.benchmark.options import (
 )
 from taskqueue.benchmark.options import PHASES as PHASES
 from taskqueue.benchmark.options import Options as Options
-from taskqueue.benchmark.report import Report, figures, machine
+from taskqueue.benchmark.pressure import run_pressure
+from taskqueue.benchmark.report import PressureRun, Report, figures, machine
 from taskqueue.benchmark.report import render_table as render_table
 from taskqueue.benchmark.tools import (
     PeakRss,
@@ -68,6 +70,7 @@ class Bench:
         self.workdir = workdir
         self.progress = Progress(options.quiet)
         self.results: dict[str, list[float]] = {}
+        self.pressure_runs: list[PressureRun] = []
         self.log = workdir / "processes.log"
         self.pool: asyncpg.Pool
         self.tq: TaskQueue
@@ -200,7 +203,7 @@ class Bench:
         n = self.o.drain_n
         await bench_store.reset(self.pool)
         await self.fill(n, "drain: enqueue (untimed)")
-        self.record("drain", await self._drain_with_worker(n, "drain: worker", key="drain"))
+        self.record("drain", await self.drain_with_worker(n, "drain: worker", key="drain"))
 
         # The same drain with the worker's Prometheus metrics on, and scraped.
         await bench_store.reset(self.pool)
@@ -208,7 +211,7 @@ class Bench:
         port = free_port()
         self.record(
             "drain_metrics",
-            await self._drain_with_worker(
+            await self.drain_with_worker(
                 n,
                 "drain, metrics on: worker",
                 self.env(TASKQUEUE_METRICS_PORT=str(port)),
@@ -237,7 +240,7 @@ class Bench:
         succeeded, seconds = await bench_store.drain_progress(self.pool, since)
         self.record("drain_ref", succeeded / seconds)
 
-    async def _drain_with_worker(
+    async def drain_with_worker(
         self,
         count: int,
         label: str,
@@ -316,7 +319,7 @@ class Bench:
         await self.tq.set_limits("default", concurrency=LIMIT, actor="bench")
         try:
             await self.fill(n, f"limit {LIMIT:,}: enqueue (untimed)")
-            self.record("limited", await self._drain_with_worker(n, f"limit {LIMIT:,}: worker"))
+            self.record("limited", await self.drain_with_worker(n, f"limit {LIMIT:,}: worker"))
         finally:
             await self.tq.set_limits("default", concurrency=None, actor="bench")
 
@@ -329,13 +332,13 @@ class Bench:
         await bench_store.reset(self.pool)
         await self.fill(count, "no unknown types: enqueue")
         await bench_store.vacuum_tasks(self.pool)
-        self.record("unknown_ref", await self._drain_with_worker(count, "no unknown types: drain"))
+        self.record("unknown_ref", await self.drain_with_worker(count, "no unknown types: drain"))
         await bench_store.reset(self.pool)
         label = f"{UNKNOWN_AHEAD:,} unknown ahead"
         await self.fill(UNKNOWN_AHEAD, f"{label}: enqueue", task_type="bench_unknown", priority=1)
         await self.fill(count, f"{label}: enqueue")
         await bench_store.vacuum_tasks(self.pool)
-        self.record("unknown", await self._drain_with_worker(count, f"{label}: drain"))
+        self.record("unknown", await self.drain_with_worker(count, f"{label}: drain"))
 
     # phase 8 and 9 -----------------------------------------------------------
     async def depth_shallow(self) -> None:
@@ -343,9 +346,7 @@ class Bench:
         await bench_store.reset(self.pool)
         await self.fill(count, f"depth {count:,}: enqueue")
         await bench_store.vacuum_tasks(self.pool)
-        self.record(
-            "depth_shallow", await self._drain_with_worker(count, f"depth {count:,}: drain")
-        )
+        self.record("depth_shallow", await self.drain_with_worker(count, f"depth {count:,}: drain"))
 
     async def depth_deep_fill(self) -> None:
         await bench_store.reset(self.pool)
@@ -355,7 +356,7 @@ class Bench:
         count = self.o.depth_drain
         label = f"depth {self.o.depth_n:,}: drain"
         await bench_store.vacuum_tasks(self.pool)
-        self.record("depth_deep", await self._drain_with_worker(count, label, rss_key="worker_rss"))
+        self.record("depth_deep", await self.drain_with_worker(count, label, rss_key="worker_rss"))
         await self.fill(count, f"depth {self.o.depth_n:,}: top up")
 
     async def run(self) -> None:
@@ -392,6 +393,19 @@ class Bench:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: depth {self.o.depth_n:,}")
                     await self.depth_deep()
+            if "history" in self.o.phases:
+                for rep in range(self.o.reps):
+                    self._say(f"rep {rep + 1}/{self.o.reps}: history, empty database")
+                    await history.drain_empty(self)
+                self._say(f"history: loading {self.o.history_rows:,} finished tasks")
+                await history.load(self)
+                for rep in range(self.o.reps):
+                    self._say(f"rep {rep + 1}/{self.o.reps}: history, {self.o.history_rows:,} kept")
+                    await history.drain_with_history(self)
+            if "pressure" in self.o.phases:
+                for rep in range(self.o.reps):
+                    self._say(f"rep {rep + 1}/{self.o.reps}: pressure")
+                    self.pressure_runs.append(await run_pressure(self))
         finally:
             await self.tq.close()
 
@@ -452,7 +466,11 @@ async def run_benchmark(options: Options) -> Report:
             bench = Bench(options, dsn, workdir)
             await bench.run()
         return Report(
-            server=server, machine=machine(), options=options, figures=figures(bench.results)
+            server=server,
+            machine=machine(),
+            options=options,
+            figures=figures(bench.results, options),
+            pressure=bench.pressure_runs,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

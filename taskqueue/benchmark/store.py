@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
+
+import msgspec
 
 from taskqueue.store import Executor
 
@@ -50,6 +53,82 @@ async def probe_latencies(conn: Executor) -> list[int]:
 
 async def count_tasks(conn: Executor) -> int:
     return int(await conn.fetchval(query("count_tasks")))
+
+
+async def database_now(conn: Executor) -> datetime:
+    value: datetime = await conn.fetchval(query("database_now"))
+    return value
+
+
+async def hold_horizon(conn: Executor) -> int:
+    """Take an XID in ``conn``'s open transaction (see hold_horizon.sql)."""
+    return int(await conn.fetchval(query("hold_horizon")))
+
+
+async def limit_idle_transaction(conn: Executor, seconds: float) -> None:
+    await conn.execute(query("limit_idle_transaction"), f"{max(1, round(seconds))}s")
+
+
+class SessionState(msgspec.Struct, kw_only=True):
+    state: str | None = None  # None: the session has ended
+    xid: str | None = None
+    xmin: str | None = None
+
+
+async def session_state(conn: Executor, pid: int) -> SessionState:
+    row = await conn.fetchrow(query("session_state"), pid)
+    if row is None:
+        return SessionState()
+    return SessionState(state=row["state"], xid=row["xid"], xmin=row["xmin"])
+
+
+class TableHealth(msgspec.Struct, kw_only=True):
+    tasks_dead: int
+    schema_dead: int
+    tasks_index_bytes: int
+
+
+async def table_health(conn: Executor) -> TableHealth:
+    row = await conn.fetchrow(query("table_health"))
+    assert row is not None
+    return TableHealth(
+        tasks_dead=int(row["tasks_dead"]),
+        schema_dead=int(row["schema_dead"]),
+        tasks_index_bytes=int(row["tasks_index_bytes"]),
+    )
+
+
+class Span(msgspec.Struct, kw_only=True):
+    queued: int
+    started: int
+    succeeded: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+
+async def pressure_spans(conn: Executor, after_event_id: int, bounds: list[datetime]) -> list[Span]:
+    """One Span per [bounds[k], bounds[k + 1]) (see pressure_spans.sql)."""
+    rows = await conn.fetch(query("pressure_spans"), after_event_id, bounds)
+    return [
+        Span(
+            queued=int(r["queued"]),
+            started=int(r["started"]),
+            succeeded=int(r["succeeded"]),
+            p50_ms=r["p50"],
+            p99_ms=r["p99"],
+            max_ms=r["max"],
+        )
+        for r in rows
+    ]
+
+
+async def load_history(conn: Executor, first: int, last: int, total: int) -> None:
+    await conn.execute(query("load_history"), first, last, total)
+
+
+async def vacuum_history(conn: Executor) -> None:
+    await conn.execute(query("vacuum_history"))
 
 
 _BENCH_DATABASE = re.compile(r"^taskqueue_bench_[0-9a-f]{8}$")

@@ -100,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="measure throughput, latency and memory (DATABASE_URL or embedded)"
     )
     bench.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported")
-    bench.add_argument("--phases", default="single,bulk,rest,drain,limited,pickup,unknown,depth")
+    bench.add_argument(
+        "--phases",
+        default="single,bulk,rest,drain,limited,pickup,unknown,depth",
+        help="comma-separated; history and pressure run only when named",
+    )
     bench.add_argument("--single-n", type=int, default=5_000)
     bench.add_argument("--bulk-n", type=int, default=100_000)
     bench.add_argument("--drain-n", type=int, default=50_000)
@@ -115,6 +119,32 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "wrk", "python"),
         default="auto",
         help="REST load generator (auto: wrk when installed, else a Python process)",
+    )
+    bench.add_argument(
+        "--history-rows",
+        type=int,
+        default=1_000_000,
+        help="history phase: finished tasks kept while draining (the issue's figure: 10,000,000)",
+    )
+    bench.add_argument(
+        "--pressure-rate",
+        default="1000",
+        help="pressure phase: tasks/s offered, or N%% of a clean drain measured first (e.g. 30%%)",
+    )
+    bench.add_argument("--pressure-clean", type=float, default=60.0, help="seconds, clean stage")
+    bench.add_argument(
+        "--pressure-pinned", type=float, default=180.0, help="seconds with the horizon held"
+    )
+    bench.add_argument(
+        "--pressure-long", action="store_true", help="hold the horizon 30 minutes instead"
+    )
+    bench.add_argument(
+        "--pressure-recovery", type=float, default=60.0, help="seconds after the release"
+    )
+    bench.add_argument("--pressure-window", type=float, default=20.0, help="seconds per window")
+    bench.add_argument("--pressure-workers", type=int, default=2, help="worker processes")
+    bench.add_argument(
+        "--pressure-concurrency", type=int, default=10, help="TASKQUEUE_CONCURRENCY of each"
     )
     bench.add_argument("--json", action="store_true", help="JSON with every rep's value")
     bench.add_argument("--quiet", action="store_true", help="no progress output")

@@ -118,6 +118,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from taskqueue.benchmark.options import PRESSURE_LONG
     from taskqueue.benchmark.runner import PHASES, Options, render_table, run_benchmark
 
     phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
@@ -126,7 +127,28 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(
             f"--phases: unknown {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}"
         )
+    rate_text = args.pressure_rate.strip()
+    try:
+        share = float(rate_text[:-1]) / 100 if rate_text.endswith("%") else None
+        rate = 0.0 if share is not None else float(rate_text)
+    except ValueError:
+        raise ConfigError(f"--pressure-rate: not a number or N%: {rate_text!r}") from None
+    if (share is not None and share <= 0) or (share is None and rate <= 0):
+        raise ConfigError("--pressure-rate must be positive")
+    if min(args.pressure_clean, args.pressure_recovery, args.pressure_pinned) < 0 or (
+        args.pressure_window <= 0
+    ):
+        raise ConfigError("--pressure-*: stages need 0 s or more, windows more than 0 s")
     options = Options(
+        history_rows=args.history_rows,
+        pressure_rate=rate or 1000.0,
+        pressure_rate_share=share,
+        pressure_clean=args.pressure_clean,
+        pressure_pinned=PRESSURE_LONG if args.pressure_long else args.pressure_pinned,
+        pressure_recovery=args.pressure_recovery,
+        pressure_window=args.pressure_window,
+        pressure_workers=args.pressure_workers,
+        pressure_concurrency=args.pressure_concurrency,
         single_n=args.single_n,
         bulk_n=args.bulk_n,
         drain_n=args.drain_n,

@@ -1,0 +1,59 @@
+"""Phase ``history``: the drain of phase 5 with ``history_rows`` finished
+tasks (and their three events each) kept in the tables, against the same
+drain on an empty database in the same run; and ``GET /api/queues`` (the
+call behind it, ``tq.queues()``) timed with and without that history.
+
+The history is loaded once, straight in SQL (INSERT ... SELECT
+generate_series, in chunks), after the empty-database reps, because the
+reference drains empty the tables."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from taskqueue.benchmark import store as bench_store
+from taskqueue.benchmark.options import QUEUES_CALLS
+from taskqueue.benchmark.phase import Run
+
+CHUNK = 500_000  # rows per INSERT: bounded memory, and progress to show
+
+
+async def drain_empty(bench: Run) -> None:
+    await bench_store.reset(bench.pool)
+    await _drain(bench, "history_ref", "no history")
+
+
+async def load(bench: Run) -> None:
+    total = bench.o.history_rows
+    label = f"history: load {total:,} finished tasks"
+    await bench_store.reset(bench.pool)
+    for first in range(1, total + 1, CHUNK):
+        last = min(total, first + CHUNK - 1)
+        await bench_store.load_history(bench.pool, first, last, total)
+        bench.progress.show(label, last, total)
+    await bench_store.vacuum_history(bench.pool)
+
+
+async def drain_with_history(bench: Run) -> None:
+    await _drain(bench, "history", f"{bench.o.history_rows:,} finished kept")
+
+
+async def _drain(bench: Run, key: str, label: str) -> None:
+    n = bench.o.drain_n
+    await bench.fill(n, f"history, {label}: enqueue")
+    await bench_store.vacuum_tasks(bench.pool)
+    bench.record(key, await bench.drain_with_worker(n, f"history, {label}: drain"))
+    bench.record(f"{key}_queues", await _time_queues(bench))
+
+
+async def _time_queues(bench: Run) -> float:
+    """Median milliseconds of tq.queues(), what GET /api/queues returns,
+    after one untimed call (plans and caches warm, as on a live server)."""
+    await bench.tq.queues()
+    timings = []
+    for _ in range(QUEUES_CALLS):
+        started = time.perf_counter()
+        await bench.tq.queues()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
