@@ -201,7 +201,6 @@ async def test_the_pressure_phase_lets_the_horizon_go_when_cancelled(
         await conn.close()
 
 
-@pytest.mark.xfail(strict=False, reason="claim path pending: claims still walk dead rows")
 async def test_pickup_latency_stays_bounded_while_the_horizon_is_pinned(
     database_url: str, tmp_path: Path
 ) -> None:
