@@ -5,6 +5,7 @@ with the xmin horizon held a claim reads only what lies above the floor."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import asyncpg
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
-from taskqueue.models import NewTask
+from taskqueue.models import ClaimedTask, NewTask
 from taskqueue.store import Lane
 
 LANE = Lane("default", "noop", 0)
@@ -234,3 +235,44 @@ def find_node(plan: dict[str, object], index: str) -> dict[str, int]:
         if found:
             return found
     return {}
+
+
+async def test_claimers_take_each_task_once_in_order_while_floors_are_raised(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    for batch in range(4):
+        await tq.enqueue_many(
+            [
+                NewTask(type="noop", priority=i % 3, payload={"i": batch * 300 + i})
+                for i in range(300)
+            ]
+        )
+    stop = asyncio.Event()
+
+    async def raiser() -> int:
+        raises = 0
+        while not stop.is_set():
+            raises += len(
+                await store.advance_lanes(pool, ["default"], ["noop"], grace=0.0, every=0.0)
+            )
+            await asyncio.sleep(0)
+        return raises
+
+    async def claimer(worker_id: str) -> list[ClaimedTask]:
+        claimed: list[ClaimedTask] = []
+        while batch := await store.claim_tasks(
+            pool, ["default"], 29, worker_id, 30, types=["noop"]
+        ):
+            # Within a claim: priority first, then run_at, then id.
+            keys = [(-t.priority, t.run_at, t.id) for t in batch]
+            assert keys == sorted(keys)
+            claimed.extend(batch)
+        return claimed
+
+    raising = asyncio.ensure_future(raiser())
+    results = await asyncio.gather(*(claimer(f"c{n}") for n in range(4)))
+    stop.set()
+    assert await raising > 0
+    ids = [t.id for result in results for t in result]
+    assert len(ids) == 1200 and len(set(ids)) == 1200
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'queued'") == 0
