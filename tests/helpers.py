@@ -219,3 +219,13 @@ def claimed_task(**overrides: Any) -> ClaimedTask:
         "run_at": datetime.now(UTC),
     }
     return ClaimedTask(**{**fields, **overrides})
+
+
+def plan_nodes(plan: dict[str, object], index: str) -> list[dict[str, int]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan that reads ``index``."""
+    found: list[dict[str, int]] = []
+    if plan.get("Index Name") == index:
+        found.append(plan)  # type: ignore[arg-type]
+    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
+        found.extend(plan_nodes(child, index))
+    return found

@@ -16,6 +16,7 @@ from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.models import ClaimedTask, NewTask
 from taskqueue.store import Lane
+from tests.helpers import plan_nodes
 
 LANE = Lane("default", "noop", 0)
 
@@ -213,7 +214,7 @@ async def test_with_the_horizon_held_a_claim_reads_only_above_the_floor(
                 30.0,
                 ["noop"],
             )
-        scan = find_node(plan[0][0][0]["Plan"], "tasks_claim_idx")
+        (scan,) = plan_nodes(plan[0][0][0]["Plan"], "tasks_claim_idx")
         # 2,000 dead entries lie below the floor; the claim read none of them.
         assert scan["Actual Rows"] == 10
         assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 20
@@ -225,16 +226,6 @@ async def test_with_the_horizon_held_a_claim_reads_only_above_the_floor(
         )
     finally:
         await holder.close()
-
-
-def find_node(plan: dict[str, object], index: str) -> dict[str, int]:
-    if plan.get("Index Name") == index:
-        return plan  # type: ignore[return-value]
-    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
-        found = find_node(child, index)
-        if found:
-            return found
-    return {}
 
 
 async def test_claimers_take_each_task_once_in_order_while_floors_are_raised(

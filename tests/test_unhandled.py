@@ -15,7 +15,7 @@ from taskqueue.models import NewTask
 from taskqueue.registry import Registry, TaskContext
 from taskqueue.worker import Worker
 from taskqueue.worker.unhandled import UnhandledTypes
-from tests.helpers import all_in_status, running_worker, wait_until
+from tests.helpers import all_in_status, plan_nodes, running_worker, wait_until
 
 
 async def test_tasks_of_a_type_the_worker_lacks_stay_queued_for_one_that_has_it(
@@ -102,7 +102,7 @@ async def test_a_backlog_of_unknown_types_ahead_costs_the_claim_nothing(
         )
         await conn.execute("ROLLBACK AND CHAIN")  # EXPLAIN ANALYZE claimed for real
     text = json.dumps(plan if isinstance(plan, list) else json.loads(plan))
-    scans = _nodes(json.loads(text)[0]["Plan"], "tasks_claim_idx")
+    scans = plan_nodes(json.loads(text)[0]["Plan"], "tasks_claim_idx")
     # One walk per lane of the worker's types that has ever had a task: the
     # noop lane alone (no sleep task was ever queued) returns the 100 rows,
     # and not a single send_email row is read.
@@ -110,12 +110,3 @@ async def test_a_backlog_of_unknown_types_ahead_costs_the_claim_nothing(
     assert (scan["Actual Loops"], scan["Actual Rows"] * scan["Actual Loops"]) == (1, 100)
     assert scan.get("Rows Removed by Filter", 0) == 0
     assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 50
-
-
-def _nodes(plan: dict[str, object], index: str) -> list[dict[str, int]]:
-    found: list[dict[str, int]] = []
-    if plan.get("Index Name") == index:
-        found.append(plan)  # type: ignore[arg-type]
-    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
-        found.extend(_nodes(child, index))
-    return found

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from taskqueue.models import OutcomeKind
 from taskqueue.observability.outcomes import OUTCOMES, outcome_index
@@ -351,27 +351,24 @@ class HttpMetrics:
         yield family
 
 
-class QueueGauges:
-    """Tasks by queue and state, the age of each queue's oldest due task and
-    the live workers, read from the database when a scrape finds them older
-    than ``max_age`` seconds. Queues that emptied keep reporting zeros."""
+T = TypeVar("T")
 
-    STATES = ("due", "scheduled", "running")
+
+class _DatabaseGauges(Generic[T]):
+    """Gauges read from the database when a scrape finds them older than
+    ``max_age`` seconds; concurrent scrapes share one read. Subclasses say
+    what a read gives (``_store``) and what a failed read leaves (``_failed``)."""
+
+    what = "gauges"
 
     def __init__(self, *, max_age: float, timeout: float = 5.0) -> None:
         self.max_age = max_age
         self.timeout = timeout
         self.read_at = -math.inf
-        self.up = 0  # did the last read work?
-        self.workers = 0
-        self.depth: dict[str, tuple[int, int, int]] = {}
-        self.oldest_due_age: dict[str, float] = {}
         self._reading: asyncio.Lock | None = None
 
-    async def refresh(self, read: Callable[[], Awaitable[QueueStates]]) -> None:
-        """Read again (``read``: the queue read model, ``tq.views.queue_states``)
-        if the last read is older than ``max_age``; concurrent scrapes share
-        one read."""
+    async def refresh(self, read: Callable[[], Awaitable[T]]) -> None:
+        """Read again with ``read`` if the last read is older than ``max_age``."""
         if time.monotonic() - self.read_at < self.max_age:
             return
         if self._reading is None:
@@ -381,16 +378,41 @@ class QueueGauges:
                 return
             try:
                 async with asyncio.timeout(self.timeout):
-                    states = await read()
+                    value = await read()
             except Exception as exc:
-                self.up = 0
-                logger.warning("cannot read the queue gauges (%s)", type(exc).__name__)
+                self._failed()
+                logger.warning("cannot read the %s (%s)", self.what, type(exc).__name__)
             else:
-                self.up = 1
-                self._store(states)
+                self._store(value)
             self.read_at = time.monotonic()
 
+    def _store(self, value: T) -> None:
+        raise NotImplementedError
+
+    def _failed(self) -> None:
+        raise NotImplementedError
+
+
+class QueueGauges(_DatabaseGauges["QueueStates"]):
+    """Tasks by queue and state, the age of each queue's oldest due task and
+    the live workers, read from the queue read model
+    (``tq.views.queue_states``). Queues that emptied keep reporting zeros."""
+
+    STATES = ("due", "scheduled", "running")
+    what = "queue gauges"
+
+    def __init__(self, *, max_age: float, timeout: float = 5.0) -> None:
+        super().__init__(max_age=max_age, timeout=timeout)
+        self.up = 0  # did the last read work?
+        self.workers = 0
+        self.depth: dict[str, tuple[int, int, int]] = {}
+        self.oldest_due_age: dict[str, float] = {}
+
+    def _failed(self) -> None:
+        self.up = 0
+
     def _store(self, states: QueueStates) -> None:
+        self.up = 1
         depth = dict.fromkeys(self.depth, (0, 0, 0))
         oldest = dict.fromkeys(self.oldest_due_age, 0.0)
         for q in states.queues:
@@ -433,36 +455,22 @@ class QueueGauges:
         )
 
 
-class HistoryGauges:
+class HistoryGauges(_DatabaseGauges[int]):
     """Events waiting in the history's default partition (rows written for a
     day that had no partition: partition maintenance is not running), read
-    from the database like ``QueueGauges``, at most once per ``max_age``
-    seconds. Absent until a read works."""
+    with ``tq.views.default_partition_rows``. Absent until a read works."""
+
+    what = "history gauges"
 
     def __init__(self, *, max_age: float, timeout: float = 5.0) -> None:
-        self.max_age = max_age
-        self.timeout = timeout
-        self.read_at = -math.inf
+        super().__init__(max_age=max_age, timeout=timeout)
         self.default_partition_rows: int | None = None
-        self._reading: asyncio.Lock | None = None
 
-    async def refresh(self, read: Callable[[], Awaitable[int]]) -> None:
-        """Read again (``read``: ``tq.views.default_partition_rows``) if the
-        last read is older than ``max_age``; concurrent scrapes share one read."""
-        if time.monotonic() - self.read_at < self.max_age:
-            return
-        if self._reading is None:
-            self._reading = asyncio.Lock()
-        async with self._reading:
-            if time.monotonic() - self.read_at < self.max_age:
-                return
-            try:
-                async with asyncio.timeout(self.timeout):
-                    self.default_partition_rows = await read()
-            except Exception as exc:
-                self.default_partition_rows = None
-                logger.warning("cannot read the history gauges (%s)", type(exc).__name__)
-            self.read_at = time.monotonic()
+    def _failed(self) -> None:
+        self.default_partition_rows = None
+
+    def _store(self, rows: int) -> None:
+        self.default_partition_rows = rows
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.metrics_core import GaugeMetricFamily
