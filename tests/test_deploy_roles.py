@@ -11,7 +11,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -512,7 +512,9 @@ async def test_row_level_security_leaves_the_worker_statements_on_their_indexes(
             30.0,
             ["noop", "sleep"],
         )
-        rescue = await conn.fetch("EXPLAIN " + store.query("rescue_expired"), None, 100, "w")
+        rescue = await conn.fetch(
+            "EXPLAIN " + store.query("rescue_expired"), None, 100, "w", datetime.now(UTC)
+        )
     claim_plan = "\n".join(r[0] for r in claim)
     rescue_plan = "\n".join(r[0] for r in rescue)
     assert "Index Scan using tasks_claim_idx" in claim_plan
@@ -524,7 +526,7 @@ async def test_row_level_security_leaves_the_worker_statements_on_their_indexes(
         claim_plan,
     )
     assert "Index Scan using tasks_lease_idx" in rescue_plan
-    assert "Index Cond: (locked_until <" in rescue_plan
+    assert "Index Cond: ((locked_until >= " in rescue_plan  # from the rescuer's floor
     assert "Seq Scan" not in claim_plan + rescue_plan
 
 

@@ -3,6 +3,7 @@ writing the rows (or by pinning the rescuer's clock), then one pass is run."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -14,7 +15,7 @@ from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
-from tests.helpers import event_types
+from tests.helpers import event_types, plan_nodes, wait_until
 
 
 async def make_running(
@@ -142,3 +143,76 @@ async def test_a_renewal_that_cannot_finish_times_out_within_a_quarter_lease_and
     assert took < 2 / 3, took  # a statement on the lease path gives up before lease/3
     assert [a.deadline for a in inflight.leased()] == before
     assert all(a.stop_reason is None for a in inflight.leased())
+
+
+async def test_rescue_passes_read_the_lease_index_from_where_the_last_one_judged(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    holder = await asyncpg.connect(database_url)
+    try:
+        holding = holder.transaction()
+        await holding.start()
+        await holder.fetchval("SELECT pg_current_xact_id()")  # vacuum can remove nothing now
+        # 1,000 tasks run and finished: each left a lease entry vacuum cannot remove.
+        await tq.enqueue_many([NewTask(type="noop") for _ in range(1000)])
+        claimed = await store.claim_tasks(pool, ["default"], 1000, "w", 0.001, types=["noop"])
+        await pool.execute(
+            "UPDATE taskqueue.tasks SET status = 'succeeded', locked_by = NULL,"
+            " locked_until = NULL, completed_at = now() WHERE id = ANY($1)",
+            [t.id for t in claimed],
+        )
+        # Judged an hour from now, from a floor half an hour from now: one
+        # lease ends between the two.
+        db_now = await pool.fetchval("SELECT now()")
+        judged, floor = db_now + timedelta(hours=1), db_now + timedelta(minutes=30)
+        dead = await tq.enqueue("noop")
+        await make_running(pool, dead.id, worker="dead", attempts=1, expired=False)
+        await pool.execute(
+            "UPDATE taskqueue.tasks SET locked_until = $2 WHERE id = $1",
+            dead.id,
+            db_now + timedelta(minutes=45),
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            plan = await conn.fetchval(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.query("rescue_expired"),
+                judged,
+                100,
+                "rescuer",
+                floor,
+            )
+            await conn.execute("ROLLBACK AND CHAIN")  # EXPLAIN ANALYZE rescued for real
+        (scan,) = plan_nodes(_as_json(plan)[0]["Plan"], "tasks_lease_idx")
+        # The 1,000 entries below the floor were not read; the expired lease was.
+        assert scan["Actual Rows"] == 1
+        assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10
+        rescue = await store.rescue_expired_since(pool, "rescuer", floor, now=judged)
+        assert rescue == ([(dead.id, "queued")], judged)
+    finally:
+        await holder.close()
+
+
+async def test_a_lease_left_below_the_floor_is_taken_back_by_the_next_full_pass(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    rescuer = Rescuer(pool, worker_id="rescuer", interval=60, full_every=0.0)
+    assert await rescuer.run_once() == []  # full; the floor is now the database's clock
+    task = await tq.enqueue("noop")
+    # A lease that ended before the floor: what a renewal that held the row
+    # while a pass skipped it, then rolled back, leaves behind.
+    await make_running(pool, task.id, worker="dead", attempts=1, expired=True)
+    floored = await store.rescue_expired_since(pool, "rescuer", await pool.fetchval("SELECT now()"))
+    assert floored.rescued == []
+    # The full pass is due again after a hundred times its own length.
+    rescued: list[tuple[uuid.UUID, str]] = []
+
+    async def taken_back() -> bool:
+        rescued.extend(await rescuer.run_once())
+        return bool(rescued)
+
+    await wait_until(taken_back, timeout=10)
+    assert rescued == [(task.id, "queued")]
+
+
+def _as_json(value: object) -> list[dict[str, dict[str, object]]]:
+    """EXPLAIN's JSON, decoded by the pool's codec or not."""
+    return value if isinstance(value, list) else json.loads(str(value))

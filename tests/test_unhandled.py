@@ -110,3 +110,38 @@ async def test_a_backlog_of_unknown_types_ahead_costs_the_claim_nothing(
     assert (scan["Actual Loops"], scan["Actual Rows"] * scan["Actual Loops"]) == (1, 100)
     assert scan.get("Rows Removed by Filter", 0) == 0
     assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 50
+
+
+async def test_the_check_reads_lanes_from_their_floors_while_the_horizon_is_held(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    producer = TaskQueue(pool, registry=None)
+    holder = await asyncpg.connect(database_url)
+    try:
+        holding = holder.transaction()
+        await holding.start()
+        await holder.fetchval("SELECT pg_current_xact_id()")  # vacuum can remove nothing now
+        for _ in range(5):  # 5,000 send_email tasks claimed by some other worker
+            await producer.enqueue_many([NewTask(type="send_email") for _ in range(1000)])
+            await store.claim_tasks(pool, ["default"], 1000, "other", 30, types=["send_email"])
+        await store.advance_lanes(pool, ["default"], ["send_email"], grace=0.0, every=0.0)
+        await producer.enqueue("send_email")
+        async with pool.acquire() as conn:
+            plan = await conn.fetchval(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.query("find_unhandled_types"),
+                "default",
+                ["noop"],
+                50,
+            )
+        (scan,) = plan_nodes(_as_json(plan)[0]["Plan"], "tasks_claim_idx")
+        # The 5,000 claimed tasks' entries lie below the lane's floor: unread.
+        assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10
+        check = UnhandledTypes(pool, queues=["default"], types=["noop"])
+        assert await check.run_once() == [("default", "send_email")]
+    finally:
+        await holder.close()
+
+
+def _as_json(value: object) -> list[dict[str, dict[str, object]]]:
+    """EXPLAIN's JSON, decoded by the pool's codec or not."""
+    return value if isinstance(value, list) else json.loads(str(value))

@@ -1,21 +1,24 @@
 -- The types of queued tasks in one queue that are not in a list (the
--- types a worker can run), found with a loose index scan: one descent of
--- tasks_claim_idx (queue, type, ...) per distinct type, however deep the
--- backlog of each.
+-- types a worker can run), read from the claim lanes: a lane of such a type
+-- that has a queued task at or above its floor. Nothing claims those lanes,
+-- so their floors stay put and this reads a few index entries per lane,
+-- however deep the backlog and whatever vacuum has not removed yet. (A
+-- task with no lane yet gets one from the lane keeper's safety net.)
 --   $1 text   queue
 --   $2 text[] types the asking worker has handlers for
 --   $3 int    how many types at most
-WITH RECURSIVE kinds(type) AS (
-    (SELECT t.type FROM taskqueue.tasks t
-     WHERE t.status = 'queued' AND t.queue = $1
-     ORDER BY t.type LIMIT 1)
-    UNION ALL
-    SELECT (SELECT t.type FROM taskqueue.tasks t
-            WHERE t.status = 'queued' AND t.queue = $1 AND t.type > k.type
-            ORDER BY t.type LIMIT 1)
-    FROM kinds k
-    WHERE k.type IS NOT NULL
-)
-SELECT type FROM kinds
-WHERE type IS NOT NULL AND type <> ALL ($2::text[])
+SELECT DISTINCT l.type
+FROM taskqueue.claim_lanes l
+-- A LIMIT, not EXISTS: the planner may turn EXISTS into a join that reads
+-- the queue's whole range of the index.
+CROSS JOIN LATERAL (
+    SELECT 1
+    FROM taskqueue.tasks t
+    WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
+      AND t.priority = l.priority AND t.run_at >= coalesce(l.floor_at, '-infinity')
+    ORDER BY t.run_at
+    LIMIT 1
+) AS queued
+WHERE l.queue = $1 AND l.type <> ALL ($2::text[])
+ORDER BY l.type
 LIMIT $3;

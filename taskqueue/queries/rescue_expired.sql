@@ -5,10 +5,18 @@
 --   $1 timestamptz the time leases are judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        id of the worker doing the rescue, kept in the event detail
+--   $4 timestamptz leases below this were judged by an earlier call (NULL:
+--                  read the lease index from its start). While vacuum is held
+--                  back, the index keeps an entry for every lease ever given;
+--                  a floor keeps each call to the leases that ran out since.
+-- Returns the rescued tasks, or one row with a NULL id when there are none,
+-- each with judged_at: the time leases were judged by (the next floor).
 WITH expired AS MATERIALIZED (
     SELECT id, locked_by
     FROM taskqueue.tasks
-    WHERE status = 'running' AND locked_until < coalesce($1::timestamptz, now())
+    WHERE status = 'running'
+      AND locked_until >= coalesce($4::timestamptz, '-infinity')
+      AND locked_until < coalesce($1::timestamptz, now())
     ORDER BY locked_until
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -51,7 +59,8 @@ running_counted AS (
 requeued_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM rescued WHERE status = 'queued'
 )
-SELECT rescued.id, rescued.status,
+SELECT rescued.id, rescued.status, coalesce($1::timestamptz, now()) AS judged_at,
        (SELECT pg_notify('taskqueue', queues) FROM requeued_queues WHERE queues IS NOT NULL)
            AS notified
-FROM rescued;
+FROM (SELECT 1) AS one
+LEFT JOIN rescued ON true;

@@ -13,11 +13,13 @@ from taskqueue.store._sql import (
     query,
 )
 from taskqueue.store.claims import (
+    Rescue,
     claim_tasks,
     complete_tasks,
     extend_leases,
     find_unhandled_types,
     rescue_expired,
+    rescue_expired_since,
 )
 from taskqueue.store.dashboard import (
     FailureGlance,
@@ -125,6 +127,7 @@ __all__ = [
     "Pruned",
     "QueueState",
     "QueueStates",
+    "Rescue",
     "ScheduleRow",
     "TaskRow",
     "actions_after",
@@ -181,6 +184,7 @@ __all__ = [
     "recount_running",
     "register_worker",
     "rescue_expired",
+    "rescue_expired_since",
     "resume_schedule",
     "retry_task",
     "schedule_now",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from taskqueue.models import (
     ClaimedTask,
@@ -14,6 +15,13 @@ from taskqueue.models import (
     Status,
 )
 from taskqueue.store._sql import Executor, query
+
+
+class Rescue(NamedTuple):
+    """What one rescue pass took back, and the time it judged leases by."""
+
+    rescued: list[tuple[uuid.UUID, Status]]
+    judged_at: datetime
 
 
 async def claim_tasks(
@@ -109,5 +117,23 @@ async def find_unhandled_types(
 async def rescue_expired(
     conn: Executor, rescuer_id: str, *, limit: int = 1000, now: datetime | None = None
 ) -> list[tuple[uuid.UUID, Status]]:
-    records = await conn.fetch(query("rescue_expired"), now, limit, rescuer_id)
-    return [(r["id"], Status(r["status"])) for r in records]
+    """Take back the tasks whose lease ran out before ``now`` (the database's
+    clock when None), reading the whole lease index."""
+    return (await rescue_expired_since(conn, rescuer_id, None, limit=limit, now=now)).rescued
+
+
+async def rescue_expired_since(
+    conn: Executor,
+    rescuer_id: str,
+    floor: datetime | None,
+    *,
+    limit: int = 1000,
+    now: datetime | None = None,
+) -> Rescue:
+    """Take back the tasks whose lease ran out in [``floor``, ``now``);
+    ``judged_at`` in the answer is the end of that range."""
+    records = await conn.fetch(query("rescue_expired"), now, limit, rescuer_id, floor)
+    return Rescue(
+        [(r["id"], Status(r["status"])) for r in records if r["id"] is not None],
+        records[0]["judged_at"],
+    )

@@ -8,8 +8,10 @@ Any worker may do it; a lane another worker is raising is skipped.
 Two safety nets run seldom: every ``check_every`` seconds each lane is
 read from its start and lowered if a queued task lies below its floor (a
 producer that committed long after its INSERT, or a task written by hand),
-and every ``open_every`` seconds queued tasks with no lane get one. A task
-caught by either waits at most that long; nothing is ever left behind."""
+and every ``open_every`` seconds queued tasks with no lane get one. Both
+walk every dead index entry while vacuum is held back, so each is paced
+by its cost too (``CostPacer``: at most 1 % of the time). A task caught by
+either waits at most that long; nothing is ever left behind."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from taskqueue import store
-from taskqueue.worker.loop import PeriodicLoop
+from taskqueue.worker.loop import CostPacer, PeriodicLoop
 
 logger = logging.getLogger("taskqueue.worker")
 
@@ -54,8 +56,12 @@ class LaneKeeper(PeriodicLoop):
         # not make a worker skip its lanes every other pass.
         self._raise_every = interval / 2 if raise_every is None else raise_every
         self._check_every = check_every
-        self._open_every = open_every
-        self._opened_at = float("-inf")
+        # Both safety nets read from an index's start; CostPacer keeps them
+        # to a sliver of the time when vacuum is held back. The check is
+        # asked for more often than a lane is due (the database says which
+        # lanes are), so a lane waits little past check_every.
+        self._check = CostPacer(check_every / 3)
+        self._open = CostPacer(open_every)
         self.raised = 0  # lane floors raised
         self.lowered = 0  # floors found above a queued task, lowered
         self.opened = 0  # lanes opened for tasks that had none
@@ -69,9 +75,10 @@ class LaneKeeper(PeriodicLoop):
         }
 
     async def run_once(self) -> None:
-        if time.monotonic() - self._opened_at >= self._open_every:
+        if self._open.due():
+            started = time.monotonic()
             opened = await store.open_missing_lanes(self._pool, self._queues)
-            self._opened_at = time.monotonic()
+            self._open.ran(started)
             self.opened += len(opened)
             for lane in opened:
                 logger.warning(
@@ -79,16 +86,19 @@ class LaneKeeper(PeriodicLoop):
                     " without taskqueue?): opened one",
                     *lane,
                 )
-        lowered = await store.check_lanes(
-            self._pool, self._queues, self._types, every=self._check_every
-        )
-        self.lowered += len(lowered)
-        for lane in lowered:
-            logger.info(
-                "claim lane %r/%r/%d had a queued task below its floor"
-                " (committed long after it was inserted): lowered",
-                *lane,
+        if self._check.due():
+            started = time.monotonic()
+            lowered = await store.check_lanes(
+                self._pool, self._queues, self._types, every=self._check_every
             )
+            self._check.ran(started)
+            self.lowered += len(lowered)
+            for lane in lowered:
+                logger.info(
+                    "claim lane %r/%r/%d had a queued task below its floor"
+                    " (committed long after it was inserted): lowered",
+                    *lane,
+                )
         raised = await store.advance_lanes(
             self._pool,
             self._queues,

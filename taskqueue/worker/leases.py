@@ -18,7 +18,7 @@ import asyncpg
 from taskqueue import store
 from taskqueue.models import Status
 from taskqueue.worker.inflight import InFlight
-from taskqueue.worker.loop import PeriodicLoop
+from taskqueue.worker.loop import CostPacer, PeriodicLoop
 
 logger = logging.getLogger("taskqueue.leases")
 
@@ -78,24 +78,59 @@ class Rescuer(PeriodicLoop):
     killed, partitioned): queued again if retries are left, else failed.
     Each pass also counts the running tasks of queues with a concurrency
     limit afresh, under their locks, which puts right the one count a claim
-    can get wrong: a claim already in flight when the limit was set."""
+    can get wrong: a claim already in flight when the limit was set.
+
+    A pass reads the lease index from a floor: the time the previous pass
+    judged leases by, below which it left nothing (a new lease always ends
+    after it). While vacuum is held back the index keeps an entry for every
+    lease ever given, and a pass from the start would walk them all. The one
+    lease a floored pass can miss is one it skipped because another
+    statement held the row and then rolled back; a full pass, paced by its
+    cost (``CostPacer``, at most every ``full_every`` seconds), finds it."""
 
     name = "rescuer"
+    LIMIT = 1000  # tasks per pass
 
-    def __init__(self, pool: asyncpg.Pool, *, worker_id: str, interval: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        worker_id: str,
+        interval: float,
+        full_every: float = 300.0,
+    ) -> None:
         super().__init__(interval)
         self._pool = pool
         self._worker_id = worker_id
+        self._floor: datetime | None = None
+        self._full = CostPacer(full_every)
         self.rescued = 0
 
     def readings(self) -> dict[str, int]:
         return {**super().readings(), "rescued": self.rescued}
 
     async def run_once(self, now: datetime | None = None) -> list[tuple[uuid.UUID, Status]]:
-        rescued = await store.rescue_expired(self._pool, self._worker_id, now=now)
+        """One pass; ``now`` pins the time leases are judged by (tests), and
+        such a pass reads the whole index and moves no floor."""
+        if now is not None:
+            rescued = await store.rescue_expired(self._pool, self._worker_id, now=now)
+        else:
+            rescued = await self._rescue()
         self.rescued += len(rescued)
         if rescued:
             logger.warning("rescued %d tasks whose lease had expired", len(rescued))
         async with self._pool.acquire() as conn:
             await store.recount_running(conn)
         return rescued
+
+    async def _rescue(self) -> list[tuple[uuid.UUID, Status]]:
+        full = self._floor is None or self._full.due()
+        started = time.monotonic()
+        rescue = await store.rescue_expired_since(
+            self._pool, self._worker_id, None if full else self._floor, limit=self.LIMIT
+        )
+        if full:
+            self._full.ran(started)
+        if len(rescue.rescued) < self.LIMIT:  # nothing left below judged_at
+            self._floor = rescue.judged_at
+        return rescue.rescued

@@ -1,6 +1,7 @@
 """The shape every background loop of a worker shares: ``run_once()`` does one
 pass (tests call it directly) and ``run()`` repeats it at a jittered interval
-until stopped, riding out database outages."""
+until stopped, riding out database outages. ``CostPacer`` paces the reads
+inside a loop whose cost grows while vacuum is held back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 
 from taskqueue.retrying import ReconnectDelay, is_transient
 
@@ -57,3 +59,26 @@ class PeriodicLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
         return self._stopping.is_set()
+
+
+class CostPacer:
+    """Paces a safety-net read whose cost grows with what vacuum has not
+    removed yet (an index read from its start walks every dead entry while
+    something holds back the xmin horizon): it is due at most every
+    ``every`` seconds, and never takes more than ``share`` of the time
+    however long one read gets, so it cannot crowd out the claim path."""
+
+    def __init__(self, every: float, *, share: float = 0.01) -> None:
+        self.every = every
+        self.share = share
+        self.next_at = float("-inf")  # time.monotonic() when due again
+        self.last_took = 0.0  # seconds the last read took
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def ran(self, started: float) -> None:
+        """Record a read that began at ``started`` (time.monotonic())."""
+        now = time.monotonic()
+        self.last_took = now - started
+        self.next_at = now + max(self.every, self.last_took / self.share)
