@@ -195,7 +195,7 @@ async def test_a_lease_left_below_the_floor_is_taken_back_by_the_next_full_pass(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     rescuer = Rescuer(pool, worker_id="rescuer", interval=60, full_every=0.0)
-    assert await rescuer.run_once() == []  # full; the floor is now the database's clock
+    assert await rescuer.run_once() == []  # a full pass; the floor trails its clock by 5 s
     task = await tq.enqueue("noop")
     # A lease that ended before the floor: what a renewal that held the row
     # while a pass skipped it, then rolled back, leaves behind.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -80,9 +80,10 @@ class Rescuer(PeriodicLoop):
     limit afresh, under their locks, which puts right the one count a claim
     can get wrong: a claim already in flight when the limit was set.
 
-    A pass reads the lease index from a floor: the time the previous pass
-    judged leases by, below which it left nothing (a new lease always ends
-    after it). While vacuum is held back the index keeps an entry for every
+    A pass reads the lease index from a floor: a few seconds before the time
+    the previous pass judged leases by, below which it left nothing (a new
+    lease ends after it, unless the statement giving it ran for longer than
+    the lease: the margin covers that). While vacuum is held back the index keeps an entry for every
     lease ever given, and a pass from the start would walk them all. The one
     lease a floored pass can miss is one it skipped because another
     statement held the row and then rolled back; a full pass, paced by its
@@ -90,6 +91,7 @@ class Rescuer(PeriodicLoop):
 
     name = "rescuer"
     LIMIT = 1000  # tasks per pass
+    MARGIN = timedelta(seconds=5)  # the floor trails the last judging time by this
 
     def __init__(
         self,
@@ -132,5 +134,5 @@ class Rescuer(PeriodicLoop):
         if full:
             self._full.ran(started)
         if len(rescue.rescued) < self.LIMIT:  # nothing left below judged_at
-            self._floor = rescue.judged_at
+            self._floor = rescue.judged_at - self.MARGIN
         return rescue.rescued
