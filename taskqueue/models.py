@@ -148,6 +148,12 @@ class Outcome(msgspec.Struct, kw_only=True, gc=False):
     # Why, for the event's detail: released ("shutdown", "lease_deadline"),
     # permanent ("invalid_payload"), snoozed (the handler's reason).
     reason: str | None = None
+    # Types with a retry policy only (see taskqueue.retry_policy): the rule
+    # that decided this failure, the exception's class name, and the
+    # seconds after created_at past which no retry is scheduled.
+    rule: str | None = None
+    exception: str | None = None
+    max_elapsed: float | None = None
 
 
 class QueueStats(msgspec.Struct, kw_only=True):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, Unpack
 
@@ -24,6 +24,7 @@ import msgspec
 from taskqueue.backoff import Backoff
 from taskqueue.errors import InvalidTask, UnknownTaskType, locate_validation_error
 from taskqueue.models import NewSchedule
+from taskqueue.retry_policy import BackoffFunction, ExceptionClasses, RetryPolicy
 from taskqueue.schedules.definition import ScheduleFields, define
 
 
@@ -110,6 +111,9 @@ class TaskSpec:
     backoff: Backoff | None = None
     queue: str | None = None
     priority: int | None = None
+    # retry_on, discard_on, max_elapsed, per-exception and custom backoff;
+    # None: every failure retries while attempts are left, after ``backoff``.
+    retry: RetryPolicy | None = None
     # This type's middleware, then its registry's (``Registry.use``), which
     # runs outside it; ``run`` is the handler inside both.
     middleware: tuple[Middleware, ...] = ()
@@ -166,13 +170,31 @@ class Registry:
         payload: Any = Any,
         max_retries: int | None = None,
         timeout_seconds: float | None = None,
-        backoff: Backoff | None = None,
+        backoff: Backoff | BackoffFunction | None = None,
         queue: str | None = None,
         priority: int | None = None,
         middleware: Sequence[Middleware] = (),
+        retry_on: ExceptionClasses | type[BaseException] = (),
+        discard_on: ExceptionClasses | type[BaseException] = (),
+        max_elapsed: float | None = None,
+        backoff_on: Mapping[type[BaseException], Backoff | float] | None = None,
     ) -> Callable[[H], H]:
         """Register the decorated handler as type ``name``. ``middleware``
-        wraps this type only, inside the registry's (``use``)."""
+        wraps this type only, inside the registry's (``use``).
+
+        Retry policy (``taskqueue.retry_policy`` has the precedence):
+        ``retry_on`` retries only these exceptions, ``discard_on`` fails at
+        once on these, ``max_elapsed`` schedules no retry due later than
+        that many seconds after the task's created_at, ``backoff_on`` maps
+        exception classes to a ``Backoff`` or fixed seconds, and ``backoff``
+        is a ``Backoff`` or a function ``(attempt, exception) -> seconds``."""
+        policy = RetryPolicy.build(
+            retry_on=retry_on,
+            discard_on=discard_on,
+            max_elapsed=max_elapsed,
+            backoff_on=backoff_on,
+            backoff_function=None if backoff is None or isinstance(backoff, Backoff) else backoff,
+        )
 
         def register(handler: H) -> H:
             self.add(
@@ -182,9 +204,10 @@ class Registry:
                     payload_type=payload,
                     max_retries=max_retries,
                     timeout_seconds=timeout_seconds,
-                    backoff=backoff,
+                    backoff=backoff if isinstance(backoff, Backoff) else None,
                     queue=queue,
                     priority=priority,
+                    retry=policy,
                     middleware=tuple(middleware),
                 )
             )

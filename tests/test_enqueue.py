@@ -12,6 +12,7 @@ from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidTask, TaskNotFound, TaskStateConflict, UnknownTaskType
 from taskqueue.models import NewTask, Status
 from taskqueue.registry import Registry, TaskContext, load_registry
+from taskqueue.store.bulk_copy import COPY_MIN_ROWS
 from tests.helpers import event_types
 
 
@@ -99,26 +100,29 @@ async def test_out_of_bounds_fields_are_rejected_by_name(
     assert info.value.field == field
 
 
-async def test_enqueue_many_is_one_statement(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+async def test_enqueue_many_below_the_copy_size_is_one_statement(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
     statements: list[str] = []
+    size = COPY_MIN_ROWS - 1  # larger batches go by COPY (tests/test_bulk_copy.py)
     async with pool.acquire() as conn:
         conn.add_query_logger(lambda record: statements.append(record.query))
         tasks = await tq.enqueue_many(
-            [NewTask(type="noop", payload={"i": i}, priority=i % 3) for i in range(500)],
+            [NewTask(type="noop", payload={"i": i}, priority=i % 3) for i in range(size)],
             connection=conn,
         )
     # asyncpg's own type introspection aside, one statement touched our tables.
     ours = [q for q in statements if "taskqueue." in q]
     assert len(ours) == 1
     assert "INSERT INTO taskqueue.tasks" in ours[0]
-    assert len({t.id for t in tasks}) == 500
-    assert [t.payload["i"] for t in tasks] == list(range(500))
+    assert len({t.id for t in tasks}) == size
+    assert [t.payload["i"] for t in tasks] == list(range(size))
     counts = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM taskqueue.tasks) AS tasks,"
         " (SELECT count(*) FROM taskqueue.task_events WHERE event_type = 'task_queued') AS events"
     )
     assert counts is not None
-    assert (counts["tasks"], counts["events"]) == (500, 500)
+    assert (counts["tasks"], counts["events"]) == (size, size)
 
 
 async def test_enqueue_many_names_the_bad_task(tq: TaskQueue) -> None:

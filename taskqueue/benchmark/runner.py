@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from taskqueue import db, store
+from taskqueue import db, enqueue, store
 from taskqueue.benchmark import history
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import (
@@ -124,8 +124,17 @@ class Bench:
         self.record("bulk", await self._bulk_rate(1, "enqueue, bulk"))
         label = f"enqueue, bulk, {BULK_PRODUCERS} producers"
         self.record("bulk_producers", await self._bulk_rate(BULK_PRODUCERS, label))
+        # The reference: the same calls, each one INSERT statement (no COPY).
+        label = "enqueue, bulk, one statement (reference)"
+        self.record("bulk_statement", await self._bulk_rate(1, label, by_statement=True))
 
-    async def _bulk_rate(self, producers: int, label: str) -> float:
+    async def _one_statement(self, batch: list[NewTask]) -> None:
+        rows = self.tq.prepare(batch)
+        async with self.pool.acquire() as conn:
+            results = await store.enqueue_tasks_by_statement(conn, rows)
+        enqueue.decode_payloads(results)
+
+    async def _bulk_rate(self, producers: int, label: str, *, by_statement: bool = False) -> float:
         n = self.o.bulk_n
         await bench_store.reset(self.pool)
         batches = [
@@ -140,7 +149,10 @@ class Bench:
         async def producer(mine: list[list[NewTask]]) -> None:
             nonlocal done
             for batch in mine:
-                await self.tq.enqueue_many(batch)
+                if by_statement:
+                    await self._one_statement(batch)
+                else:
+                    await self.tq.enqueue_many(batch)
                 done += 1
                 self.progress.show(label, done, len(batches))
 

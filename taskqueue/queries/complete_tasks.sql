@@ -14,16 +14,21 @@
 --               'lease_deadline', ...), permanent ('invalid_payload'), snoozed
 --               (the handler's reason); NULL for the default
 --   $8 text     worker id
+--   $9 text[]   the retry-policy rule that decided (types with a policy; else NULL)
+--   $10 text[]  the exception's class name (types with a policy; else NULL)
+--   $11 float8[] max_elapsed: no retry due later than created_at + this many
+--               seconds (NULL: no bound); past it the task fails, rule 'max_elapsed'
 -- 'released' and 'snoozed' put the task back without charging the attempt
 -- (released: due now; snoozed: due after its delay). 'permanent' fails the
 -- task whatever retries are left. An error or timeout retries while
--- attempts <= max_retries, else fails. Tasks that finish for good are
+-- attempts <= max_retries and, with max_elapsed, while the retry would be due
+-- within it; else fails. Tasks that finish for good are
 -- counted in queue_counts, one row per queue.
 WITH outcome AS (
     SELECT *
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::float8[],
-                $7::text[])
-        AS o(id, attempt, kind, error, result, delay, reason)
+                $7::text[], $9::text[], $10::text[], $11::float8[])
+        AS o(id, attempt, kind, error, result, delay, reason, rule, exception, max_elapsed)
 ),
 finished AS (
     UPDATE taskqueue.tasks t
@@ -31,7 +36,11 @@ finished AS (
             WHEN o.kind = 'succeeded' THEN 'succeeded'
             WHEN o.kind IN ('released', 'snoozed') THEN 'queued'
             WHEN o.kind = 'permanent' THEN 'failed'
-            WHEN t.attempts <= t.max_retries THEN 'queued'
+            WHEN t.attempts <= t.max_retries
+                 AND (o.max_elapsed IS NULL
+                      OR now() + make_interval(secs => o.delay)
+                         <= t.created_at + make_interval(secs => o.max_elapsed))
+                THEN 'queued'
             ELSE 'failed'
         END::taskqueue.task_status,
         attempts = CASE
@@ -42,6 +51,9 @@ finished AS (
             WHEN o.kind = 'released' THEN now()
             WHEN o.kind = 'snoozed' THEN now() + make_interval(secs => o.delay)
             WHEN o.kind IN ('error', 'timeout') AND t.attempts <= t.max_retries
+                 AND (o.max_elapsed IS NULL
+                      OR now() + make_interval(secs => o.delay)
+                         <= t.created_at + make_interval(secs => o.max_elapsed))
                 THEN now() + make_interval(secs => o.delay)
             ELSE t.run_at
         END,
@@ -54,14 +66,23 @@ finished AS (
         END,
         completed_at = CASE
             WHEN o.kind IN ('succeeded', 'permanent') THEN now()
-            WHEN o.kind IN ('error', 'timeout') AND t.attempts > t.max_retries THEN now()
+            WHEN o.kind IN ('error', 'timeout')
+                 AND (t.attempts > t.max_retries
+                      OR now() + make_interval(secs => o.delay)
+                         > t.created_at + make_interval(secs => o.max_elapsed))
+                THEN now()
         END
     FROM outcome o
     WHERE t.id = o.id
       AND t.status = 'running'
       AND t.locked_by = $8
       AND t.attempts = o.attempt
-    RETURNING t.id, t.queue, t.status, t.run_at, o.attempt, o.kind, o.error, o.delay, o.reason
+    RETURNING t.id, t.queue, t.status, t.run_at, o.attempt, o.kind, o.error, o.delay, o.reason,
+              o.exception,
+              -- An error or timeout failed with attempts left: max_elapsed ended it.
+              CASE WHEN o.kind IN ('error', 'timeout') AND t.status = 'failed'
+                        AND o.attempt <= t.max_retries THEN 'max_elapsed'
+                   ELSE o.rule END AS rule
 ),
 finished_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -80,8 +101,10 @@ finished_events AS (
                WHEN kind = 'released' THEN jsonb_build_object('reason', coalesce(reason, 'shutdown'))
                WHEN kind = 'snoozed' THEN jsonb_strip_nulls(jsonb_build_object(
                    'seconds', delay, 'run_at', run_at, 'reason', reason))
-               WHEN status = 'queued' THEN jsonb_build_object('failure', kind, 'retry_at', run_at)
-               ELSE jsonb_build_object('failure', coalesce(reason, kind))
+               WHEN status = 'queued' THEN jsonb_strip_nulls(jsonb_build_object(
+                   'failure', kind, 'retry_at', run_at, 'rule', rule, 'exception', exception))
+               ELSE jsonb_strip_nulls(jsonb_build_object(
+                   'failure', coalesce(reason, kind), 'rule', rule, 'exception', exception))
            END
     FROM finished
 ),

@@ -82,6 +82,9 @@ async def complete_tasks(
         [o.retry_delay for o in outcomes],
         [o.reason for o in outcomes],
         worker_id,
+        [o.rule for o in outcomes],
+        [o.exception for o in outcomes],
+        [o.max_elapsed for o in outcomes],
     )
     return {r["id"] for r in records}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -23,28 +23,11 @@ from taskqueue.models import (
     TaskFilter,
 )
 from taskqueue.store._sql import Executor, query
+from taskqueue.store.bulk_copy import COPY_MIN_ROWS, copyable, enqueue_by_copy
+from taskqueue.store.task_rows import TaskRow as TaskRow  # producers build store.TaskRow
+from taskqueue.store.task_rows import new_task
 
 _encode_json = msgspec.json.Encoder().encode
-
-
-class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """A new task with every default already resolved, ready to insert. The
-    fields are declared in the order of enqueue_task.sql's parameters."""
-
-    id: uuid.UUID
-    queue: str
-    type: str
-    name: str
-    payload: Any  # a JSON-able value or msgspec.Raw holding JSON text
-    priority: int
-    max_retries: int
-    timeout_seconds: float
-    run_at: datetime | None  # in UTC; None: the database's now() + delay_us
-    delay_us: int  # microseconds, so that both sides compute the same run_at
-    idempotency_key: str | None
-    # W3C trace context of the enqueuing span; None (left out of the JSON the
-    # bulk statement reads, so costing nothing) unless OpenTelemetry is tracing.
-    traceparent: str | None = None
 
 
 def _task(record: asyncpg.Record) -> Task:
@@ -54,10 +37,19 @@ def _task(record: asyncpg.Record) -> Task:
 
 
 async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueued]:
-    """Insert ``rows`` in one statement; rows whose idempotency key is taken
-    come back as the task that owns the key, with ``created=False``."""
+    """Insert ``rows`` in one transaction; rows whose idempotency key is taken
+    come back as the task that owns the key, with ``created=False``. Large
+    batches go by COPY (see bulk_copy), the others in one statement."""
     if not rows:
         return []
+    if len(rows) >= COPY_MIN_ROWS and sum(map(copyable, rows)) >= COPY_MIN_ROWS:
+        return await enqueue_by_copy(conn, rows, enqueue_tasks_by_statement)
+    return await enqueue_tasks_by_statement(conn, rows)
+
+
+async def enqueue_tasks_by_statement(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueued]:
+    """``enqueue_tasks`` in one statement, whatever the size (the benchmark's
+    reference for the COPY path)."""
     if len(rows) == 1:
         record = await conn.fetchrow(query("enqueue_task"), *msgspec.structs.astuple(rows[0]))
     else:
@@ -69,7 +61,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     inserted_ids: list[uuid.UUID] = record["ids"] or []
     created_at: datetime = record["created_at"]
     if len(inserted_ids) == len(rows):
-        return [Enqueued(_new_task(row, created_at), True) for row in rows]
+        return [Enqueued(new_task(row, created_at), True) for row in rows]
     inserted = set(inserted_ids)
     keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
     found = await conn.fetch(query("find_tasks_by_idempotency_key"), keys)
@@ -77,46 +69,13 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     results: list[Enqueued] = []
     for row in rows:
         if row.id in inserted:
-            results.append(Enqueued(_new_task(row, created_at), True))
+            results.append(Enqueued(new_task(row, created_at), True))
             continue
         owner = existing.get(row.idempotency_key or "")
         if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
     return results
-
-
-def _new_task(row: TaskRow, created_at: datetime) -> Task:
-    # Built from what we sent and the statement's start time: the same values
-    # the row holds (created_at defaults to statement_timestamp(); run_at is
-    # that + delay_us).
-    # The payload stays the JSON that was sent (msgspec.Raw): the REST API
-    # writes it back out as it is, and TaskQueue.submit decodes it for Python.
-    payload = row.payload
-    run_at = row.run_at
-    if run_at is None:
-        run_at = created_at + timedelta(microseconds=row.delay_us) if row.delay_us else created_at
-    return Task(
-        id=row.id,
-        queue=row.queue,
-        type=row.type,
-        name=row.name,
-        payload=payload,
-        status=Status.QUEUED,
-        priority=row.priority,
-        attempts=0,
-        max_retries=row.max_retries,
-        timeout_seconds=row.timeout_seconds,
-        run_at=run_at,
-        locked_by=None,
-        locked_until=None,
-        idempotency_key=row.idempotency_key,
-        result=None,
-        last_error=None,
-        created_at=created_at,
-        started_at=None,
-        completed_at=None,
-    )
 
 
 async def get_task(conn: Executor, task_id: uuid.UUID) -> Task | None:

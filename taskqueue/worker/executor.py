@@ -26,6 +26,7 @@ from taskqueue.models import ClaimedTask, Outcome, OutcomeKind
 from taskqueue.observability import tracing
 from taskqueue.observability.logs import running_task
 from taskqueue.registry import Registry, TaskContext
+from taskqueue.retry_policy import Rule, decide
 from taskqueue.worker.inflight import CANCELLED, LEASE_DEADLINE, SHUTDOWN, Attempt, InFlight
 
 logger = logging.getLogger("taskqueue.executor")
@@ -209,7 +210,7 @@ class ExecutorPool:
             runner.uncancel()
             return self._cut_short(attempt, run.cut)
         except Permanent as exc:
-            return self._failed(attempt, OutcomeKind.PERMANENT, describe_error(exc))
+            return self._failed(attempt, OutcomeKind.PERMANENT, describe_error(exc), exc=exc)
         except Snooze as exc:
             logger.info(
                 "task %s (%s) snoozed for %gs%s",
@@ -226,7 +227,7 @@ class ExecutorPool:
                 reason=exc.reason or None,
             )
         except Exception as exc:
-            return self._failed(attempt, OutcomeKind.ERROR, describe_error(exc))
+            return self._failed(attempt, OutcomeKind.ERROR, describe_error(exc), exc=exc)
         finally:
             running_task.reset(token)
             run.finish()
@@ -249,7 +250,8 @@ class ExecutorPool:
         task = attempt.task
         if cut == "timeout":
             error = f"timed out after {task.timeout_seconds:g} seconds"
-            return self._failed(attempt, OutcomeKind.TIMEOUT, error)
+            # A timeout is a TimeoutError to the type's retry policy.
+            return self._failed(attempt, OutcomeKind.TIMEOUT, error, exc=TimeoutError(error))
         if cut == CANCELLED:
             logger.info(
                 "task %s (%s): cancelled by an operator; handler stopped", task.id, task.type
@@ -264,18 +266,44 @@ class ExecutorPool:
         return Outcome(task_id=task.id, attempt=task.attempt, kind=OutcomeKind.RELEASED, reason=cut)
 
     def _failed(
-        self, attempt: Attempt, kind: OutcomeKind, error: str, *, reason: str | None = None
+        self,
+        attempt: Attempt,
+        kind: OutcomeKind,
+        error: str,
+        *,
+        reason: str | None = None,
+        exc: BaseException | None = None,
     ) -> Outcome:
         """A failure outcome, logged in one line: retried or not, and when."""
         task = attempt.task
+        spec = self._registry.get(task.type)
+        policy = spec.retry if spec is not None else None
+        backoff = (spec.backoff if spec else None) or self._backoff
+        rule: str | None = None
+        exception: str | None = None
+        max_elapsed: float | None = None
+        planned: float | None = None  # the policy's delay, when it retries
+        if policy is not None:
+            exception = type(exc).__name__ if exc is not None else None
+            if kind is OutcomeKind.PERMANENT or exc is None:
+                rule = Rule.PERMANENT
+            else:
+                decision = decide(
+                    policy, exc, attempt=task.attempt, max_retries=task.max_retries, backoff=backoff
+                )
+                rule, planned = decision.rule, decision.delay
+                if not decision.retry and decision.rule is not Rule.MAX_RETRIES:
+                    # Fails whatever attempts are left; the event says it was
+                    # an error (or timeout), and the rule why it ends here.
+                    reason, kind = kind.value, OutcomeKind.PERMANENT
+                max_elapsed = policy.max_elapsed
         retries = kind is not OutcomeKind.PERMANENT and task.attempt <= task.max_retries
         delay = 0.0
         if retries:
-            spec = self._registry.get(task.type)
-            delay = ((spec.backoff if spec else None) or self._backoff).delay(task.attempt)
+            delay = backoff.delay(task.attempt) if planned is None else planned
             then = f"retry in {delay:.3g}s"
         else:
-            then = "no retry: failed"
+            then = f"no retry ({rule}): failed" if rule else "no retry: failed"
         logger.warning(
             "task %s failed: type=%s queue=%s attempt=%d/%d outcome=%s, %s: %s",
             task.id,
@@ -294,6 +322,9 @@ class ExecutorPool:
             error=error,
             retry_delay=delay,
             reason=reason,
+            rule=rule,
+            exception=exception,
+            max_elapsed=max_elapsed,
         )
 
 

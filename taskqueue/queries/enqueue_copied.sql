@@ -1,0 +1,26 @@
+-- The rest of a COPY of new tasks into taskqueue.tasks (store/bulk_copy.py),
+-- in the COPY's transaction: each task's task_queued event, their claim
+-- lanes, and one NOTIFY. The copied tasks are due now: their run_at and
+-- created_at are the COPY's statement_timestamp(), which this returns.
+--   $1 uuid[]  ids of the copied tasks
+--   $2 text[]  queue, $3 text[] type, $4 int[] priority: their distinct lanes
+WITH copied AS MATERIALIZED (
+    SELECT created_at FROM taskqueue.tasks WHERE id = ($1::uuid[])[1]
+),
+lane_rows AS (
+    SELECT l.queue, l.type, l.priority, c.created_at AS run_at
+    FROM unnest($2::text[], $3::text[], $4::int[]) AS l(queue, type, priority)
+    CROSS JOIN copied c
+),
+-- include: _open_lanes.sql
+,
+queued_events AS (
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
+    SELECT id, 'task_queued', 'queued', 0 FROM unnest($1::uuid[]) AS id
+),
+due_queues AS (
+    SELECT string_agg(DISTINCT queue, ',') AS queues FROM lane_rows
+)
+SELECT (SELECT created_at FROM copied) AS created_at,
+       (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
+        FROM due_queues WHERE queues IS NOT NULL) AS notified;

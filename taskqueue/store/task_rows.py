@@ -1,0 +1,86 @@
+"""A new task as the row to insert (``TaskRow``), and the task a producer
+gets back for it. The row's fields are the one list of inserted columns:
+the single-row statement takes them as its parameters in this order, the
+batch statement as the keys of its JSON objects, and COPY as its columns
+(all but the two that say when the task is due, which the database
+computes), so a new column is one new field here plus the statements'
+column lists."""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from taskqueue.models import Status, Task
+
+
+class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+    """A new task with every default already resolved, ready to insert. The
+    fields are declared in the order of enqueue_task.sql's parameters."""
+
+    id: uuid.UUID
+    queue: str
+    type: str
+    name: str
+    payload: Any  # a JSON-able value or msgspec.Raw holding JSON text
+    priority: int
+    max_retries: int
+    timeout_seconds: float
+    run_at: datetime | None  # in UTC; None: the database's now() + delay_us
+    delay_us: int  # microseconds, so that both sides compute the same run_at
+    idempotency_key: str | None
+    # W3C trace context of the enqueuing span; None (left out of the JSON the
+    # bulk statement reads, so costing nothing) unless OpenTelemetry is tracing.
+    traceparent: str | None = None
+
+
+# COPY leaves run_at to its default, statement_timestamp() (rows due now only).
+_NOT_COPIED = ("run_at", "delay_us")
+COPY_COLUMNS: tuple[str, ...] = tuple(
+    name for name in TaskRow.__struct_fields__ if name not in _NOT_COPIED
+)
+_copied = operator.itemgetter(*(TaskRow.__struct_fields__.index(name) for name in COPY_COLUMNS))
+
+
+def copy_record(row: TaskRow) -> tuple[Any, ...]:
+    """``row``'s values in the order of COPY_COLUMNS."""
+    values: tuple[Any, ...] = _copied(msgspec.structs.astuple(row))
+    return values
+
+
+def new_task(row: TaskRow, created_at: datetime) -> Task:
+    """The task ``row`` became, inserted at ``created_at``."""
+    # Built from what we sent and the statement's start time: the same values
+    # the row holds (created_at defaults to statement_timestamp(); run_at is
+    # that + delay_us).
+    # The payload stays the JSON that was sent (msgspec.Raw): the REST API
+    # writes it back out as it is, and TaskQueue.submit decodes it for Python.
+    payload = row.payload
+    run_at = row.run_at
+    if run_at is None:
+        run_at = created_at + timedelta(microseconds=row.delay_us) if row.delay_us else created_at
+    return Task(
+        id=row.id,
+        queue=row.queue,
+        type=row.type,
+        name=row.name,
+        payload=payload,
+        status=Status.QUEUED,
+        priority=row.priority,
+        attempts=0,
+        max_retries=row.max_retries,
+        timeout_seconds=row.timeout_seconds,
+        run_at=run_at,
+        locked_by=None,
+        locked_until=None,
+        idempotency_key=row.idempotency_key,
+        result=None,
+        last_error=None,
+        created_at=created_at,
+        started_at=None,
+        completed_at=None,
+    )
