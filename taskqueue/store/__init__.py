@@ -28,6 +28,7 @@ from taskqueue.store.dashboard import (
     dashboard_total,
     database_now,
 )
+from taskqueue.store.enqueued import enqueued_tasks, lane_queues
 from taskqueue.store.events import (
     CONTROL_CHANNEL,
     NOTIFY_CHANNEL,
@@ -147,6 +148,7 @@ __all__ = [
     "drop_event_partitions",
     "due_schedules",
     "enqueue_tasks",
+    "enqueued_tasks",
     "ensure_event_partitions",
     "event_partitions",
     "events_after",
@@ -161,6 +163,7 @@ __all__ = [
     "get_task",
     "heartbeat_worker",
     "insert_schedule",
+    "lane_queues",
     "last_action_id",
     "last_event_id",
     "list_actions",
