@@ -67,7 +67,12 @@ async def async_connection(connection: Any) -> store.Connection:
         if isinstance(connection, AsyncSession):
             connection = await connection.connection()
         if isinstance(connection, AsyncConnection):
-            raw = (await connection.get_raw_connection()).driver_connection
+            fairy = await connection.get_raw_connection()
+            if getattr(fairy.dbapi_connection, "_transaction", False) is None:
+                # SQLAlchemy's asyncpg adapter sends BEGIN with its first
+                # statement, not before: one through it opens the transaction.
+                await connection.exec_driver_sql(store.query("ping"))
+            raw = fairy.driver_connection
             if isinstance(raw, psycopg.AsyncConnection):
                 return as_connection(PsycopgAsync(raw))
             if isinstance(raw, asyncpg.Connection):
