@@ -167,6 +167,19 @@ def test_something_else_is_refused_naming_the_argument(taskqueue_sync: TaskQueue
     assert raised.value.field == "connection"
 
 
+async def test_sync_api_refuses_an_async_sqlalchemy_connection(
+    taskqueue_sync: TaskQueue, database_url: str
+) -> None:
+    engine = create_async_engine(_url(database_url, "psycopg"))
+    try:
+        async with engine.connect() as conn, AsyncSession(engine) as session:
+            for wrong in (conn, session):
+                with pytest.raises(InvalidArgument, match="Connection or Session, not Async"):
+                    taskqueue_sync.enqueue("noop", connection=wrong)
+    finally:
+        await engine.dispose()
+
+
 async def test_async_api_refuses_a_sync_connection(tq: AsyncTaskQueue, database_url: str) -> None:
     with psycopg.connect(database_url) as conn, pytest.raises(InvalidArgument) as raised:
         await tq.enqueue("noop", connection=conn)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import psycopg
 import pytest
@@ -27,6 +28,7 @@ from taskqueue.testing import (
     enqueued,
     refute_enqueued,
 )
+from tests.helpers import run_audit
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -178,7 +180,11 @@ def test_drain_on_a_psycopg_connection_needs_autocommit(
         assert [r.outcome for r in drain(conn, registry)] == ["permanent"]
 
 
-async def test_drain_async_runs_on_the_async_api(tq: AsyncTaskQueue) -> None:
+async def test_drain_async_runs_on_the_async_api_and_leaves_sound_trails(
+    tq: AsyncTaskQueue, pool: asyncpg.Pool
+) -> None:
     tq.registry = registry
     await tq.enqueue("refuse")
-    assert [r.outcome for r in await drain_async(tq, registry)] == ["permanent"]
+    await tq.enqueue("flaky")
+    assert [r.outcome for r in await drain_async(tq, registry)] == ["permanent", "error"]
+    assert await run_audit(pool) == []
