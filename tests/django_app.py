@@ -44,6 +44,7 @@ def main(dsn: str) -> None:
 
     ids: dict[str, str] = {}
     with TaskQueue.connect(dsn) as tq:
+        ids["autocommitted"] = str(tq.enqueue("noop").id)  # Django's connection, no atomic block
         with transaction.atomic():
             connection.cursor().execute("SELECT 1")  # the app's own work
             ids["committed"] = str(tq.enqueue("noop", {"django": True}).id)

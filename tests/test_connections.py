@@ -200,6 +200,7 @@ def test_django_atomic_blocks_commit_or_roll_back_the_task(database_url: str) ->
     )
     assert done.returncode == 0, done.stderr
     ids = {name: uuid.UUID(value) for name, value in json.loads(done.stdout).items()}
+    assert rows_for(database_url, ids["autocommitted"]) == (1, 1)
     assert rows_for(database_url, ids["committed"]) == (1, 1)
     assert rows_for(database_url, ids["explicit"]) == (1, 1)
     assert rows_for(database_url, ids["rolled_back"]) == (0, 0)
