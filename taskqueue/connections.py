@@ -30,6 +30,7 @@ from taskqueue.store.adapters import (
     PsycopgAsync,
     PsycopgSync,
     as_connection,
+    begin_through_sqlalchemy,
 )
 
 _PSYCOPG_ONLY = (
@@ -69,9 +70,7 @@ async def async_connection(connection: Any) -> store.Connection:
         if isinstance(connection, AsyncConnection):
             fairy = await connection.get_raw_connection()
             if getattr(fairy.dbapi_connection, "_transaction", False) is None:
-                # SQLAlchemy's asyncpg adapter sends BEGIN with its first
-                # statement, not before: one through it opens the transaction.
-                await connection.exec_driver_sql(store.query("ping"))
+                await begin_through_sqlalchemy(connection)
             raw = fairy.driver_connection
             if isinstance(raw, psycopg.AsyncConnection):
                 return as_connection(PsycopgAsync(raw))

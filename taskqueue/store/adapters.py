@@ -28,7 +28,7 @@ from psycopg.pq import Format
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 
-from taskqueue.store._sql import Connection
+from taskqueue.store._sql import Connection, query
 
 T = TypeVar("T")
 
@@ -218,6 +218,13 @@ def _texts(args: Sequence[Any]) -> list[Any]:
     return [_text(a) for a in args]
 
 
+async def begin_through_sqlalchemy(connection: Any) -> None:
+    """Open the transaction of a SQLAlchemy ``AsyncConnection`` on asyncpg:
+    its adapter sends BEGIN with the first statement that goes through it,
+    not before, and statements sent to the raw connection do not count."""
+    await connection.exec_driver_sql(query("ping"))
+
+
 Adapter = PsycopgAsync | PsycopgSync | ForeignAsyncpg
 
 
@@ -245,6 +252,7 @@ __all__ = [
     "PsycopgAsync",
     "PsycopgSync",
     "as_connection",
+    "begin_through_sqlalchemy",
     "run_sync",
     "use_msgspec",
 ]

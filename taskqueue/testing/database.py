@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -80,6 +81,14 @@ def server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+_NAME = re.compile(r"taskqueue_[a-z_]+_[0-9a-f]{12}")
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"not a test database name: {name!r}")
+
+
 def _admin(dsn: str) -> psycopg.Connection[Any]:
     return psycopg.connect(dsn, autocommit=True)
 
@@ -87,6 +96,9 @@ def _admin(dsn: str) -> psycopg.Connection[Any]:
 def create_database(server_dsn: str, prefix: str, *, template: str | None = None) -> str:
     """A new database's name: empty, or a copy of ``template``."""
     name = f"{prefix}_{secrets.token_hex(6)}"
+    # Identifiers cannot be parameters: every name here is one this module made.
+    for given in (name, template or name):
+        _check_name(given)
     clause = f' TEMPLATE "{template}"' if template else ""
     with _admin(server_dsn) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{clause}')
@@ -94,6 +106,7 @@ def create_database(server_dsn: str, prefix: str, *, template: str | None = None
 
 
 def drop_database(server_dsn: str, name: str) -> None:
+    _check_name(name)
     with _admin(server_dsn) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
