@@ -16,7 +16,7 @@ from typing import Any, Unpack
 import asyncpg
 import msgspec
 
-from taskqueue import db, enqueue, store
+from taskqueue import connections, db, enqueue, store
 from taskqueue.config import Retention
 from taskqueue.errors import InvalidArgument, InvalidTask, TaskNotFound, TaskStateConflict
 from taskqueue.events import matches
@@ -129,11 +129,10 @@ class TaskQueue:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         name: str = "",
-        connection: store.Connection | None = None,
+        connection: Any = None,
     ) -> Task:
-        """Add one task. With ``connection`` the insert joins that connection's
-        current transaction: it commits or rolls back with the caller's work.
-        With an ``idempotency_key`` already in use, the existing task is returned."""
+        """Add one task; with ``connection`` (see taskqueue.connections) it joins that
+        connection's transaction. An ``idempotency_key`` in use returns the existing task."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -150,13 +149,13 @@ class TaskQueue:
         return result.task
 
     async def enqueue_many(
-        self, tasks: Sequence[NewTask], *, connection: store.Connection | None = None
+        self, tasks: Sequence[NewTask], *, connection: Any = None
     ) -> builtins.list[Task]:
         """Add many tasks in one statement (and one commit)."""
         return [r.task for r in await self.submit(tasks, connection=connection)]
 
     async def submit(
-        self, tasks: Sequence[NewTask], *, connection: store.Connection | None = None
+        self, tasks: Sequence[NewTask], *, connection: Any = None
     ) -> builtins.list[Enqueued]:
         """Like ``enqueue_many``, but also says which tasks this call created
         (``created=False``: the idempotency key already belonged to that task)."""
@@ -170,13 +169,14 @@ class TaskQueue:
         return enqueue.prepare(tasks, self.registry)
 
     async def insert(
-        self, rows: Sequence[store.TaskRow], *, connection: store.Connection | None = None
+        self, rows: Sequence[store.TaskRow], *, connection: Any = None
     ) -> builtins.list[Enqueued]:
         """Insert prepared tasks in one statement. The payloads of the tasks
         it returns as created are the JSON that was sent, as ``msgspec.Raw``
         (``submit`` decodes them)."""
         if connection is not None:
-            return await enqueue.insert(lambda batch: store.enqueue_tasks(connection, batch), rows)
+            own = await connections.async_connection(connection)
+            return await enqueue.insert(lambda batch: store.enqueue_tasks(own, batch), rows)
         return await enqueue.insert(lambda batch: self._db.run(store.enqueue_tasks, batch), rows)
 
     # -- inspecting and managing -----------------------------------------------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
+import psycopg
 
 from taskqueue import store
 from taskqueue.errors import InvalidTask
@@ -72,7 +73,12 @@ async def insert(statement: Insert, rows: Sequence[store.TaskRow]) -> list[Enque
     ``msgspec.Raw`` (``decode_payloads`` turns them into values)."""
     try:
         results = await statement(rows)
-    except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
+    except (
+        asyncpg.DataError,
+        asyncpg.ProgramLimitExceededError,
+        psycopg.errors.DataError,  # the sync API and the caller's psycopg connections
+        psycopg.errors.ProgramLimitExceeded,
+    ) as exc:
         # prepare() refuses everything known to upset PostgreSQL; should a
         # value still get through, it is the input's fault, not the caller's.
         field = "task" if len(rows) == 1 else "tasks"

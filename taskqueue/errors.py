@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 
 class TaskQueueError(Exception):
@@ -61,6 +62,15 @@ class TaskStateConflict(TaskQueueError):
         self.task_id = task_id
         self.status = status
         self.action = action
+
+
+class TaskFailed(TaskQueueError):
+    """Waited for a task's result, and it failed or was cancelled (``task``
+    says how: status, last_error)."""
+
+    def __init__(self, task: Any) -> None:
+        super().__init__(f"task {task.id} {task.status}: {task.last_error or 'no error recorded'}")
+        self.task = task
 
 
 class Permanent(TaskQueueError):

@@ -123,6 +123,16 @@ _ROWS: list[Row] = [
         lambda v, r: r is not None and v >= 0.8 * r,
     ),
     (
+        "single_sync",
+        "1 enqueue, single",
+        "tasks/s, sync (psycopg)",
+        "tasks/s",
+        "single",
+        "async enqueue",
+        ">= 90% of reference",
+        lambda v, r: r is not None and v >= 0.9 * r,
+    ),
+    (
         "bulk",
         "2 enqueue, bulk",
         "tasks/s, 1 producer",

@@ -59,6 +59,7 @@ from taskqueue.benchmark.tools import (
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
+from taskqueue.sync import TaskQueue as SyncTaskQueue
 
 # -- the run -------------------------------------------------------------------
 
@@ -116,6 +117,19 @@ class Bench:
                 self.progress.show("enqueue, single", i, n)
         self.record("single", n / (time.perf_counter() - started))
         self.progress.show("enqueue, single", n, n)
+        # The sync producer (taskqueue.sync on psycopg), blocking in a thread of its own.
+        self.record("single_sync", await asyncio.to_thread(self._single_sync, n))
+
+    def _single_sync(self, n: int) -> float:
+        with SyncTaskQueue.connect(self.dsn, self.tq.registry, max_size=1) as tq:
+            started = time.perf_counter()
+            for i in range(n):
+                tq.enqueue("noop", {"i": i})
+                if i % 100 == 0:
+                    self.progress.show("enqueue, single, sync", i, n)
+            rate = n / (time.perf_counter() - started)
+        self.progress.show("enqueue, single, sync", n, n)
+        return rate
 
     # phase 2 -------------------------------------------------------------------
     async def bulk(self) -> None:

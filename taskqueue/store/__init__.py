@@ -30,6 +30,7 @@ from taskqueue.store.dashboard import (
     dashboard_total,
     database_now,
 )
+from taskqueue.store.enqueued import enqueued_tasks, lane_queues
 from taskqueue.store.events import (
     CONTROL_CHANNEL,
     NOTIFY_CHANNEL,
@@ -152,6 +153,7 @@ __all__ = [
     "due_schedules",
     "enqueue_tasks",
     "enqueue_tasks_by_statement",
+    "enqueued_tasks",
     "ensure_event_partitions",
     "event_partitions",
     "events_after",
@@ -166,6 +168,7 @@ __all__ = [
     "get_task",
     "heartbeat_worker",
     "insert_schedule",
+    "lane_queues",
     "last_action_id",
     "last_event_id",
     "list_actions",

@@ -29,6 +29,12 @@ COPY_MIN_ROWS = 100
 Statement = Callable[[Executor, Sequence[TaskRow]], Awaitable[list[Enqueued]]]
 
 
+def can_copy(conn: Executor) -> bool:
+    """An asyncpg pool or connection (a pooled one is a proxy): the drivers
+    behind store.adapters send every batch as one statement."""
+    return isinstance(conn, asyncpg.Pool) or hasattr(conn, "copy_records_to_table")
+
+
 def copyable(row: TaskRow) -> bool:
     """Due now, without an idempotency key: COPY can take it as it is."""
     return row.idempotency_key is None and row.run_at is None and not row.delay_us
