@@ -104,6 +104,7 @@ from taskqueue.store.tasks import (
 )
 from taskqueue.store.workers import (
     applied_migrations,
+    backend_pid,
     heartbeat_worker,
     list_workers,
     ping,
@@ -131,6 +132,7 @@ __all__ = [
     "advance_lanes",
     "applied_migrations",
     "audit_trails",
+    "backend_pid",
     "bulk_action",
     "cancel_task",
     "check_lanes",
