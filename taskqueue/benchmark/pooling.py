@@ -35,12 +35,13 @@ from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import Options
 from taskqueue.benchmark.pgbouncer import find_pgbouncer, running_pgbouncer
 from taskqueue.benchmark.runner import bench_database
-from taskqueue.benchmark.tools import percentile, process, until
+from taskqueue.benchmark.tools import free_port, percentile, process, until, wait_http
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
 
 LISTENER = "taskqueue-worker-listen"
 POOLED = "taskqueue-worker"
+API = "taskqueue-api"
 ERROR_LINE = re.compile(r"Traceback|ERROR|prepared statement|\bfailed\b")
 
 
@@ -50,21 +51,24 @@ class Settings(msgspec.Struct, kw_only=True):
     tasks: int = 20_000
     pool_size: int = 8
     pickups: int = 30
+    apis: int = 2  # API processes in the connection-budget phase
+    rest_tasks: int = 3000  # POSTed through them, 64 at a time, while the fleet drains
     soak_seconds: float = 0.0
     soak_rate: int = 200  # tasks a second during the soak
 
 
 class Peaks:
-    """The largest count of backends seen, by application_name and in all."""
+    """The largest count of backends seen, by application_name, and of the
+    API's and workers' pools together (the ones a pooler bounds)."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, int] = {}
-        self.total = 0
+        self.pools = 0
 
     def add(self, counts: dict[str, int]) -> None:
         for name, n in counts.items():
             self.by_name[name] = max(self.by_name.get(name, 0), n)
-        self.total = max(self.total, sum(counts.values()))
+        self.pools = max(self.pools, counts.get(API, 0) + counts.get(POOLED, 0))
 
 
 @contextlib.asynccontextmanager
@@ -148,6 +152,62 @@ async def pickups(pool: asyncpg.Pool, n: int) -> list[float]:
     return await bench_store.pickup_seconds(pool, ids)
 
 
+@contextlib.asynccontextmanager
+async def apis(s: Settings, url: str, logs: Path, tag: str) -> AsyncIterator[list[str]]:
+    """``s.apis`` API processes on ``url``; yields their base URLs."""
+    bases: list[str] = []
+    with contextlib.ExitStack() as stack:
+        for i in range(s.apis):
+            port = free_port()
+            env = {**os.environ, "DATABASE_URL": url, "TASKQUEUE_PORT": str(port)}
+            env.pop("TASKQUEUE_DATABASE_URL", None)
+            stack.enter_context(process(["api"], env, logs / f"{tag}-api-{i}.log"))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base in bases:
+            await wait_http(f"{base}/health", 60)
+        yield bases
+
+
+async def rest_load(pool: asyncpg.Pool, bases: list[str], n: int) -> Peaks:
+    """POST ``n`` tasks through the APIs (64 at a time) and wait until the
+    fleet has run them all; the peaks of server connections meanwhile."""
+    import httpx
+
+    await bench_store.reset(pool)
+    limit = asyncio.Semaphore(64)
+    async with sampling(pool) as peaks, httpx.AsyncClient(timeout=30) as client:
+
+        async def post(i: int) -> None:
+            async with limit:
+                reply = await client.post(
+                    f"{bases[i % len(bases)]}/api/tasks", json={"type": "noop"}
+                )
+                reply.raise_for_status()
+
+        await asyncio.gather(*(post(i) for i in range(n)))
+
+        async def done() -> bool:
+            return await bench_store.unfinished_tasks(pool) == 0
+
+        await until(done, 300, "the REST tasks drained")
+    return peaks
+
+
+async def budget(s: Settings, url: str, direct: str, pool: asyncpg.Pool, logs: Path) -> Peaks:
+    """Server connections of ``s.apis`` APIs and ``s.workers`` workers under REST load."""
+    tag = "budget-pooled" if direct else "budget-direct"
+    with fleet(s, url, direct, logs, tag):
+        async with apis(s, url, logs, tag) as bases:
+            await wait_for_fleet(pool, s.workers)
+            return await rest_load(pool, bases, s.rest_tasks)
+
+
+def show_budget(what: str, peaks: Peaks) -> None:
+    names = (API, POOLED, LISTENER)
+    each = ", ".join(f"{name} {peaks.by_name.get(name, 0)}" for name in names)
+    show(what, f"{each}; pools together {peaks.pools}")
+
+
 def error_lines(files: list[Path]) -> list[str]:
     return [
         line
@@ -191,6 +251,9 @@ async def compare(s: Settings, dsn: str, pooled: str, pool: asyncpg.Pool, logs: 
             await asyncio.sleep(2)
         show("pgbouncer, no direct URL: peak pooled while idle", idle.by_name.get(POOLED, 0))
     show("polling: error lines in worker logs", len(error_lines(files)))
+    print(f"connection budget: {s.apis} APIs + {s.workers} workers, {s.rest_tasks} tasks by REST")
+    show_budget("direct: peak server connections", await budget(s, dsn, "", pool, logs))
+    show_budget("pgbouncer: peak server connections", await budget(s, pooled, dsn, pool, logs))
 
 
 async def soak(s: Settings, dsn: str, pooled: str, pool: asyncpg.Pool, logs: Path) -> None:
