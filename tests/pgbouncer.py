@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -27,8 +27,12 @@ def pgbouncer_binary() -> str:
 
 
 @contextlib.contextmanager
-def running_pgbouncer(server: str, *, pool_size: int = 2, **extra: str) -> Iterator[Bouncer]:
+def running_pgbouncer(
+    server: str, *, pool_size: int = 2, users: Iterable[str] = (), **extra: str
+) -> Iterator[Bouncer]:
     """PgBouncer in transaction mode in front of ``server`` (a trust-auth
-    PostgreSQL URL): ``pool_size`` server connections per database and user."""
-    with _running(pgbouncer_binary(), server, pool_size=pool_size, **extra) as bouncer:
+    PostgreSQL URL): ``pool_size`` server connections per database and user;
+    ``users``: roles that may log in through it besides the server URL's."""
+    binary = pgbouncer_binary()
+    with _running(binary, server, pool_size=pool_size, users=users, **extra) as bouncer:
         yield bouncer

@@ -21,6 +21,8 @@ from taskqueue import db
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.models import NewTask
+from tests.api_helpers import api_client
+from tests.helpers import all_in_status, running_worker, wait_until
 from tests.pgbouncer import Bouncer, running_pgbouncer
 from tests.test_deploy_compose import compose, example_env, service_env
 from tests.test_deploy_kubernetes import (
@@ -30,6 +32,7 @@ from tests.test_deploy_kubernetes import (
     secret_example,
     the,
 )
+from tests.test_deploy_roles import ROLES, Dsns, dsns, passwords
 
 REPO = Path(__file__).resolve().parent.parent
 OVERLAY = REPO / "deploy" / "kubernetes" / "pgbouncer"
@@ -211,3 +214,40 @@ async def test_the_keda_queries_count_through_a_real_pgbouncer(
     finally:
         await pool.close()
     assert counts == {"due-queued": 7, "in-flight": 0}
+
+
+async def test_each_role_works_through_pgbouncer_under_its_own_settings(
+    pg_server: str, dsns: Dsns
+) -> None:
+    with running_pgbouncer(pg_server, pool_size=2, users=ROLES) as pooler:
+        # PgBouncer logs in to the server as each role, so ALTER ROLE … SET holds.
+        for name, timeout in (("api", "5s"), ("worker", "30s"), ("auditor", "1min")):
+            pool = await db.create_pool(pooler.through(getattr(dsns, name)), max_size=1)
+            try:
+                assert await pool.fetchval("SHOW statement_timeout") == timeout, name
+            finally:
+                await pool.close()
+        async with (
+            running_worker(
+                pooler.through(dsns.worker), direct_url=dsns.worker, concurrency=4
+            ) as worker,
+            api_client(pooler.through(dsns.api)) as client,
+        ):
+            assert worker.pooler.pooled is True and worker.listener is not None
+            replies = [await client.post("/api/tasks", json={"type": "noop"}) for _ in range(20)]
+            assert {r.status_code for r in replies} == {201}
+            admin = await db.create_pool(dsns.admin, max_size=1)
+            try:
+                ids = [r.json()["id"] for r in replies]
+                await wait_until(lambda: all_in_status(admin, ids, "succeeded"))
+            finally:
+                await admin.close()
+        auditor = await db.create_pool(pooler.through(dsns.auditor), max_size=1)
+        try:
+            counts = {name: await auditor.fetchval(q) for name, q in keda_queries().items()}
+        finally:
+            await auditor.close()
+    assert counts == {"due-queued": 0, "in-flight": 0}
+
+
+__all__ = ["dsns", "passwords"]  # fixtures shared with test_deploy_roles

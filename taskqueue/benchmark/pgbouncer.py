@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -69,14 +69,15 @@ def _config(server: str, port: int, folder: Path, pool_size: int, extra: dict[st
 
 @contextlib.contextmanager
 def running_pgbouncer(
-    binary: str, server: str, *, pool_size: int, **extra: str
+    binary: str, server: str, *, pool_size: int, users: Iterable[str] = (), **extra: str
 ) -> Iterator[Bouncer]:
-    """PgBouncer in transaction mode in front of ``server`` until the block ends."""
+    """PgBouncer in transaction mode in front of ``server`` until the block
+    ends; ``users`` may log in besides the server URL's (and postgres)."""
     folder = Path(tempfile.mkdtemp(prefix="taskqueue-pgbouncer-"))
     folder.chmod(0o755)  # read by the unprivileged user it runs as under root
     port = free_port()
-    users = {urlsplit(server).username or "postgres", "postgres"}
-    (folder / "userlist.txt").write_text("".join(f'"{u}" ""\n' for u in sorted(users)))
+    names = {urlsplit(server).username or "postgres", "postgres", *users}
+    (folder / "userlist.txt").write_text("".join(f'"{u}" ""\n' for u in sorted(names)))
     (folder / "pgbouncer.ini").write_text(_config(server, port, folder, pool_size, extra))
     for name in ("userlist.txt", "pgbouncer.ini"):
         (folder / name).chmod(0o644)
