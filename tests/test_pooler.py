@@ -14,7 +14,7 @@ import pytest
 from taskqueue import db
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
-from taskqueue.pooler import STATEMENT_CACHE_SIZE, Pooler
+from taskqueue.pooler import STATEMENT_CACHE_SIZE, Pooler, is_pooled
 from tests.pgbouncer import Bouncer, running_pgbouncer
 
 
@@ -109,3 +109,37 @@ async def test_a_configured_mode_is_obeyed_without_looking(
             assert cache_size(conn) == cache
     finally:
         await pool.close()
+
+
+async def test_listen_then_pg_listening_channels_cannot_tell_pgbouncer_but_the_pid_can(
+    database_url: str, bouncer: Bouncer
+) -> None:
+    # Why detection compares pids: an idle PgBouncer lends the same server
+    # connection again, so the LISTEN seems to have held.
+    conn = await asyncpg.connect(bouncer.through(database_url), statement_cache_size=0)
+    try:
+        await conn.execute("LISTEN taskqueue_probe")
+        channels = await conn.fetchval("SELECT array_agg(c) FROM pg_listening_channels() c")
+        assert channels == ["taskqueue_probe"]
+        assert await is_pooled(conn)
+        await conn.execute("UNLISTEN *")
+    finally:
+        await conn.close()
+
+
+async def test_pgbouncer_refuses_startup_parameters_beyond_the_few_it_tracks(
+    database_url: str, bouncer: Bouncer
+) -> None:
+    # Why pools send application_name alone at startup (no other
+    # server_settings): anything else needs ignore_startup_parameters.
+    with pytest.raises(asyncpg.PostgresError, match="unsupported startup parameter"):
+        await asyncpg.connect(
+            bouncer.through(database_url), server_settings={"search_path": "taskqueue"}
+        )
+    conn = await asyncpg.connect(
+        bouncer.through(database_url), server_settings={"application_name": "taskqueue-x"}
+    )
+    try:
+        assert await conn.fetchval("SHOW application_name") == "taskqueue-x"
+    finally:
+        await conn.close()
