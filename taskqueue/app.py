@@ -30,6 +30,7 @@ from taskqueue.http.auth import Authenticator, auth_middleware
 from taskqueue.http.errors import handle_exception
 from taskqueue.http.guards import request_guard_middleware
 from taskqueue.http.query import refuse_unknown_query_parameters
+from taskqueue.pooler import Pooler
 from taskqueue.registry import Registry, load_registry
 from taskqueue.web.router import dashboard_router
 
@@ -70,6 +71,7 @@ def create_app(
             min_size=0,
             max_size=settings.api_pool_size,
             application_name="taskqueue-api",
+            pooler=Pooler(settings.pooler),
             timeout=5,
             command_timeout=30,
         )

@@ -34,6 +34,13 @@ class ConfigError(ValueError):
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     database_url: str = ""
+    # README "Connection poolers": DATABASE_URL may be a transaction pooler;
+    # the server itself, when given here, carries LISTEN, migrations and
+    # partition maintenance. The pooler: auto (detected), none, pgbouncer
+    # (no named prepared statements), pgbouncer-prepared (1.21+ with
+    # max_prepared_statements: asyncpg's statement cache stays on).
+    direct_url: str = ""
+    pooler: Literal["auto", "none", "pgbouncer", "pgbouncer-prepared"] = "auto"
     # worker
     queues: tuple[str, ...] = ("default",)
     concurrency: PositiveInt = 10

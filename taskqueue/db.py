@@ -1,17 +1,20 @@
-"""Connections to PostgreSQL: the asyncpg pool with its jsonb codec, and
-schema migrations through yoyo."""
+"""Connections to PostgreSQL: the asyncpg pool with its jsonb codec (made to
+suit a pooler in front, see taskqueue.pooler), the direct connection for
+maintenance, and schema migrations through yoyo."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import asyncpg
 import msgspec
 
 from taskqueue.errors import TaskQueueError
+from taskqueue.pooler import Pooler
 
 _JSONB_VERSION = b"\x01"  # jsonb's binary wire format is a version byte, then JSON text
 _encode_json = msgspec.json.Encoder().encode
@@ -58,15 +61,23 @@ async def _reset_only_open_transactions(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    pooler: Pooler | None = None,
+    **kwargs: Any,
 ) -> asyncpg.Pool:
     """A pool for taskqueue's own statements. Connections are not reset on
     release beyond rolling back an open transaction: do not SET session state,
-    LISTEN or take advisory locks on them."""
+    LISTEN or take advisory locks on them (``dsn`` may be a transaction
+    pooler). ``pooler``: what is behind ``dsn`` (default: detected)."""
+    pooler = pooler or Pooler()
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        connect=cast(Any, pooler.connect),  # the stubs' hook type lists every keyword
         init=init_connection,
         reset=_reset_only_open_transactions,
         server_settings={"application_name": kwargs.pop("application_name", "taskqueue")},
@@ -168,6 +179,25 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
     await init_connection(conn)
     return conn
+
+
+@asynccontextmanager
+async def direct_or_pool(
+    pool: asyncpg.Pool, direct_url: str, application_name: str
+) -> AsyncIterator[asyncpg.Pool | asyncpg.Connection]:
+    """A connection of its own to ``direct_url`` for the time of a block
+    (maintenance that should not hold a pooler's few server connections or
+    run through one), or ``pool`` itself when no direct URL is set."""
+    if not direct_url:
+        yield pool
+        return
+    conn = await connect(
+        direct_url, timeout=10, server_settings={"application_name": application_name}
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 class MigrationsNotFound(TaskQueueError):

@@ -4,13 +4,14 @@ and a claim that cannot finish gives up before a third of the lease."""
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import asyncpg
 import pytest
 
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
-from taskqueue.worker.dispatcher import Dispatcher
+from taskqueue.worker.dispatcher import POLL_ONLY_CAP, POLL_ONLY_FLOOR, Dispatcher
 from taskqueue.worker.inflight import InFlight
 
 
@@ -57,3 +58,23 @@ async def test_a_claim_that_cannot_finish_gives_up_within_a_quarter_lease(
         took = time.monotonic() - started
     assert took < 2 / 3, took
     assert inflight.held == 0
+
+
+def test_without_notifies_it_polls_soon_after_work_and_backs_off_to_half_a_second() -> None:
+    inflight = InFlight(concurrency=4, max_prefetch=0, lease_seconds=30)
+    polling = Dispatcher(
+        cast(asyncpg.Pool, None),
+        inflight,
+        queues=["default"],
+        types=["noop"],
+        worker_id="w",
+        lease_seconds=30,
+        poll_interval=1,
+        listening=False,
+    )
+    idle = [polling._idle_delay(0) for _ in range(6)]
+    assert idle == [POLL_ONLY_CAP] * 6  # idle from the start: the cap, never the interval
+    assert polling._idle_delay(3) == POLL_ONLY_FLOOR  # work found: look again soon
+    assert [polling._idle_delay(0) for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    listening = dispatcher(cast(asyncpg.Pool, None), inflight)
+    assert {listening._idle_delay(n) for n in (0, 3)} == {1}  # NOTIFYs wake it; the interval

@@ -234,6 +234,26 @@ async def test_the_keeper_makes_days_ahead_and_drops_days_past_retention(
     assert await keeper.run_once() == ([], [])
 
 
+async def test_with_a_direct_url_the_keeper_works_on_a_connection_of_its_own(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # The pool (a pooler's, in production) is closed: only the direct
+    # connection, opened for the pass and closed after it, can do the work.
+    now = await store.database_now(pool)
+    closed = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    await closed.close()
+    keeper = PartitionKeeper(
+        closed, retain_events=timedelta(days=30), days_ahead=4, direct_url=database_url
+    )
+    made, _ = await keeper.run_once()
+    assert made == [day_name(now + timedelta(days=4))]
+    left = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+        "taskqueue-worker-maintenance",
+    )
+    assert left == 0
+
+
 async def test_the_keeper_survives_a_role_without_the_right_to_maintain(
     pool: asyncpg.Pool, database_url: str
 ) -> None:

@@ -145,3 +145,15 @@ async def drop_database(conn: Executor, name: str) -> None:
     if not _BENCH_DATABASE.match(name):
         raise ValueError(f"not a bench database name: {name!r}")
     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def backends_by_name(conn: Executor) -> dict[str, int]:
+    return {r["application_name"]: r["n"] for r in await conn.fetch(query("backends_by_name"))}
+
+
+async def pickup_seconds(conn: Executor, ids: list[uuid.UUID]) -> list[float]:
+    return [float(r["seconds"]) for r in await conn.fetch(query("pickup_seconds"), ids)]
+
+
+async def unfinished_tasks(conn: Executor) -> int:
+    return int(await conn.fetchval(query("unfinished_tasks")))

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    dsn = settings.require_database_url()
+    # Migrations hold a session (yoyo's lock, psycopg's prepared statements):
+    # the server itself when DATABASE_URL is a pooler.
+    dsn = settings.direct_url or settings.require_database_url()
     if args.rollback is not None:
         if not args.yes:
             what = "every migration" if args.rollback == 0 else f"the newest {args.rollback}"

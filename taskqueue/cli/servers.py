@@ -77,8 +77,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             )
         settings = msgspec.structs.replace(settings, database_url=server_db.start())
     try:
-        dsn = settings.require_database_url()
-        db.migrate(dsn)
+        db.migrate(settings.direct_url or settings.require_database_url())
         _check_binding(settings)
         registry = load_registry(settings.handlers)
         # Counted always: the API's /metrics serves the worker's numbers too.
@@ -98,7 +97,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             on_signal(stop)
             api = asyncio.create_task(server.serve())
             work = asyncio.create_task(worker.run())
-            await _announce(server, settings, dsn)
+            await _announce(server, settings, settings.require_database_url())
             await asyncio.wait([api, work], return_when=asyncio.FIRST_COMPLETED)
             # One part ended (after a signal, or it failed): stop the other too,
             # without counting as a second stop request for the worker.

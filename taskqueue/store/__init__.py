@@ -108,6 +108,7 @@ from taskqueue.store.tasks import (
 )
 from taskqueue.store.workers import (
     applied_migrations,
+    backend_pid,
     heartbeat_worker,
     list_workers,
     ping,
@@ -136,6 +137,7 @@ __all__ = [
     "advance_lanes",
     "applied_migrations",
     "audit_trails",
+    "backend_pid",
     "bulk_action",
     "cancel_task",
     "check_lanes",

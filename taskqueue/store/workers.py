@@ -48,6 +48,10 @@ async def ping(conn: Executor) -> None:
     await conn.execute(query("ping"))
 
 
+async def backend_pid(conn: Executor) -> int:
+    return int(await conn.fetchval(query("backend_pid")))
+
+
 async def applied_migrations(conn: Executor) -> list[str]:
     """Migration ids yoyo has recorded; empty when yoyo never ran here."""
     try:

@@ -4,6 +4,9 @@ to the ledger.
 
 It claims again at once while claims come back full, and otherwise sleeps
 until a NOTIFY (enqueue wakeup) or a jittered poll interval, whichever is first.
+Without NOTIFYs (a transaction pooler and no direct URL: ``listening=False``)
+it polls adaptively instead: soon after a claim found work, backing off to
+at most half a second while idle, so a new task waits well under a second.
 The claim has a timeout shorter than a third of the lease: it is on the lease
 path, and a claim stuck behind a broken network must not hold up the loop.
 
@@ -31,6 +34,11 @@ from taskqueue.worker.inflight import InFlight
 
 logger = logging.getLogger("taskqueue.dispatcher")
 
+# Polling without NOTIFYs: the first wait after work was found, and the cap
+# the wait doubles up to while nothing is due (jittered down to half).
+POLL_ONLY_FLOOR = 0.05
+POLL_ONLY_CAP = 0.5
+
 
 class Dispatcher:
     def __init__(
@@ -44,6 +52,7 @@ class Dispatcher:
         lease_seconds: float,
         poll_interval: float,
         on_claimed: Callable[[list[ClaimedTask]], None] | None = None,
+        listening: bool = True,
     ) -> None:
         self._pool = pool
         self._inflight = inflight
@@ -53,6 +62,9 @@ class Dispatcher:
         self._lease_seconds = lease_seconds
         self._timeout = lease_seconds / 4
         self._poll_interval = poll_interval
+        self._listening = listening
+        self._poll_cap = min(poll_interval, POLL_ONLY_CAP)
+        self._poll_delay = self._poll_cap
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._governed = False  # some of this worker's queues have settings
@@ -129,7 +141,17 @@ class Dispatcher:
                 continue
             if got < free:
                 # Nothing more is due right now.
-                await self._sleep(self._poll_interval * random.uniform(0.5, 1.0))
+                await self._sleep(self._idle_delay(got) * random.uniform(0.5, 1.0))
+
+    def _idle_delay(self, got: int) -> float:
+        """How long to wait before the next claim when nothing more is due."""
+        if self._listening:
+            return self._poll_interval
+        # Work found: more may follow soon (enqueuers come in bursts); idle:
+        # back off so that a fleet of idle workers costs a few claims a second.
+        floor = min(POLL_ONLY_FLOOR, self._poll_cap)
+        self._poll_delay = floor if got else min(self._poll_cap, self._poll_delay * 2)
+        return self._poll_delay
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake early for a NOTIFY or stop()."""

@@ -3,7 +3,9 @@ every pass makes the next days' partitions of task_events that are missing
 and drops the days older than event retention (TASKQUEUE_RETAIN_EVENTS),
 whole partitions at a time. Every worker runs it; there is no leader: the
 database functions take turns on a lock, so a pass that finds the work done
-costs a catalog read."""
+costs a catalog read. With TASKQUEUE_DIRECT_URL each pass runs on a
+connection of its own to the server (DDL waiting on its lock must not hold
+one of a pooler's few server connections), closed after the pass."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from datetime import timedelta
 
 import asyncpg
 
-from taskqueue import store
+from taskqueue import db, store
 from taskqueue.worker.loop import PeriodicLoop
 
 logger = logging.getLogger("taskqueue.worker")
 
 DAYS_AHEAD = 3  # partitions ready this far ahead: three days of missed passes lose nothing
 INTERVAL_SECONDS = 600.0
+APPLICATION_NAME = "taskqueue-worker-maintenance"
 
 
 class PartitionKeeper(PeriodicLoop):
@@ -31,11 +34,13 @@ class PartitionKeeper(PeriodicLoop):
         retain_events: timedelta,
         days_ahead: int = DAYS_AHEAD,
         interval: float = INTERVAL_SECONDS,
+        direct_url: str = "",
     ) -> None:
         # The first pass comes soon after start: a worker started after a
         # long outage finds today's partition missing.
         super().__init__(interval, first_delay=min(5.0, interval))
         self._pool = pool
+        self._direct_url = direct_url
         self._retain_events = retain_events
         self._days_ahead = days_ahead
         self.created = 0
@@ -53,9 +58,10 @@ class PartitionKeeper(PeriodicLoop):
     async def run_once(self) -> tuple[list[str], list[store.EventPartition]]:
         """(partitions made, partitions dropped) by this pass."""
         try:
-            made = await store.ensure_event_partitions(self._pool, self._days_ahead)
-            cutoff = await store.database_now(self._pool) - self._retain_events
-            dropped = await store.drop_event_partitions(self._pool, cutoff)
+            async with db.direct_or_pool(self._pool, self._direct_url, APPLICATION_NAME) as conn:
+                made = await store.ensure_event_partitions(conn, self._days_ahead)
+                cutoff = await store.database_now(conn) - self._retain_events
+                dropped = await store.drop_event_partitions(conn, cutoff)
         except asyncpg.InsufficientPrivilegeError as exc:
             # A role without EXECUTE on the maintenance functions (roles.sql
             # not run again after upgrading) must not stop the worker: events

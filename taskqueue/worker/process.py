@@ -31,10 +31,11 @@ from taskqueue.errors import TaskQueueError
 from taskqueue.models import Outcome
 from taskqueue.observability.metrics import ENQUEUED, MetricsServer, WorkerMetrics, build_registry
 from taskqueue.observability.readings import WorkerReadings
+from taskqueue.pooler import Pooler
 from taskqueue.registry import Registry
 from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
-from taskqueue.worker.dispatcher import Dispatcher
+from taskqueue.worker.dispatcher import POLL_ONLY_CAP, Dispatcher
 from taskqueue.worker.executor import ExecutorPool
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.inflight import SHUTDOWN, InFlight
@@ -85,6 +86,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._stop_now = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
+        self.pooler = Pooler(settings.pooler)  # what is behind DATABASE_URL, once connected
         self.dispatcher: Dispatcher | None = None
         self.completer: Completer | None = None
         self.executors: ExecutorPool | None = None
@@ -169,7 +171,7 @@ class Worker:
 
     async def _run_with(self, pool: asyncpg.Pool) -> None:
         s, inflight, metrics = self.settings, self.inflight, self.metrics
-        dsn = s.require_database_url()
+        listen_url = self._listen_url()
         completer = self.completer = Completer(
             pool,
             self.worker_id,
@@ -206,14 +208,19 @@ class Worker:
             lease_seconds=s.lease_seconds,
             poll_interval=s.poll_interval,
             on_claimed=None if metrics is None else metrics.claimed,
+            listening=bool(listen_url),
         )
-        listener = self.listener = Listener(
-            dsn,
-            s.queues,
-            dispatcher.wake,
-            worker_id=self.worker_id,
-            cancel=inflight.cancel,
-            settings_changed=dispatcher.settings_changed,
+        listener = self.listener = (
+            Listener(
+                listen_url,
+                s.queues,
+                dispatcher.wake,
+                worker_id=self.worker_id,
+                cancel=inflight.cancel,
+                settings_changed=dispatcher.settings_changed,
+            )
+            if listen_url
+            else None
         )
         heartbeat = Heartbeat(
             pool,
@@ -235,13 +242,13 @@ class Worker:
             LaneKeeper(pool, queues=s.queues, types=self.types),
             UnhandledTypes(pool, queues=s.queues, types=self.types),
             Scheduler(pool, self.registry, worker_id=self.worker_id),
-            PartitionKeeper(pool, retain_events=s.retention.events),
+            PartitionKeeper(pool, retain_events=s.retention.events, direct_url=s.direct_url),
             Pruner(pool, worker_id=self.worker_id, retention=s.retention),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
             completing,
-            asyncio.create_task(listener.run(), name="listener"),
+            *([asyncio.create_task(listener.run(), name="listener")] if listener else []),
             *(asyncio.create_task(loop.run(), name=loop.name) for loop in loops),
         ]
         running = [
@@ -258,8 +265,9 @@ class Worker:
         )
         # Started means listening too: a wakeup or a cancel sent before the
         # LISTEN is up would wait for the poll or the next lease renewal.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(listener.connected.wait(), 5)
+        if listener is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listener.connected.wait(), 5)
         self.started.set()
         try:
             crashed = await _until_stop_or_crash(self._stop, [claiming, *background, *running])
@@ -268,7 +276,8 @@ class Worker:
         finally:
             await heartbeat.announce("stopping")
             await self._shut_down(claiming, running, completer, completing)
-            listener.stop()
+            if listener is not None:
+                listener.stop()
             for loop in loops:
                 loop.stop()
             _, pending = await asyncio.wait(background, timeout=5)
@@ -276,6 +285,23 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await heartbeat.announce("stopped")
+
+    def _listen_url(self) -> str:
+        """Where to LISTEN: the direct URL, else DATABASE_URL unless a pooler
+        is behind it (then nowhere: the dispatcher polls)."""
+        s = self.settings
+        if s.direct_url:
+            return s.direct_url
+        if self.pooler.allows_listen:
+            return s.require_database_url()
+        logger.warning(
+            "DATABASE_URL leads to a connection pooler and TASKQUEUE_DIRECT_URL is not set:"
+            " no LISTEN wakeups, so this worker polls (new tasks wait up to %.1fs) and"
+            " cancels reach running tasks at the next lease renewal;"
+            " set TASKQUEUE_DIRECT_URL to the server itself for millisecond pickup",
+            min(s.poll_interval, POLL_ONLY_CAP),
+        )
+        return ""
 
     async def _shut_down(
         self,
@@ -353,6 +379,7 @@ class Worker:
                     min_size=1,
                     max_size=6,
                     application_name=APPLICATION_NAME,
+                    pooler=self.pooler,
                     # Bounds every statement (and the cancellation of one that
                     # timed out) so that no loop hangs on a broken connection.
                     command_timeout=max(s.lease_seconds / 3, 1.0),

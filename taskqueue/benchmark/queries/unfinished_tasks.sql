@@ -1,0 +1,2 @@
+-- taskqueue bench (pooling): tasks not (yet) succeeded.
+SELECT count(*) FROM taskqueue.tasks WHERE status <> 'succeeded';
