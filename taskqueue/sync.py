@@ -10,11 +10,12 @@ rolled back, the task, its event and its wake-up never happened."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import msgspec
 import psycopg
@@ -22,8 +23,9 @@ from psycopg_pool import ConnectionPool
 
 from taskqueue import connections, enqueue, store
 from taskqueue.client import _task_id
-from taskqueue.errors import TaskFailed, TaskNotFound, TaskStateConflict
+from taskqueue.errors import InvalidArgument, TaskFailed, TaskNotFound, TaskStateConflict
 from taskqueue.models import Enqueued, NewTask, Status, Task, TaskEvent
+from taskqueue.pooler import MODES, Mode
 from taskqueue.registry import Registry, load_registry
 from taskqueue.store.adapters import PsycopgSync, as_connection, run_sync, use_msgspec
 
@@ -34,9 +36,33 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    # Once per pooled connection, instead of once per statement.
-    use_msgspec(conn.adapters)
+def _configurer(pooler: Mode) -> Callable[[psycopg.Connection[Any]], None]:
+    def configure(conn: psycopg.Connection[Any]) -> None:
+        # Once per pooled connection, instead of once per statement.
+        use_msgspec(conn.adapters)
+        # psycopg names and prepares a statement from its fifth run; behind a
+        # transaction pooler that cannot track them (PgBouncer before 1.21)
+        # the name would reach another client's server connection.
+        if _behind_pooler(conn, pooler):
+            conn.prepare_threshold = None
+
+    return configure
+
+
+def _behind_pooler(conn: psycopg.Connection[Any], pooler: Mode) -> bool:
+    if pooler == "auto":
+        # A pooler answers the startup with a process id of its own (see taskqueue.pooler).
+        return conn.info.backend_pid != run_sync(
+            store.backend_pid(as_connection(PsycopgSync(conn)))
+        )
+    return pooler == "pgbouncer"
+
+
+def _pooler_from_environment() -> Mode:
+    mode = os.environ.get("TASKQUEUE_POOLER", "auto")
+    if mode not in MODES:
+        raise InvalidArgument("TASKQUEUE_POOLER", f"must be one of {', '.join(MODES)}")
+    return cast(Mode, mode)
 
 
 class TaskQueue:
@@ -71,15 +97,19 @@ class TaskQueue:
         min_size: int = 1,
         max_size: int = 10,
         django: bool | None = None,
+        pooler: Mode | None = None,
     ) -> TaskQueue:
         """A pool of its own (autocommit connections: each call its own
-        transaction unless given ``connection=``)."""
+        transaction unless given ``connection=``). ``pooler``: as
+        TASKQUEUE_POOLER (which it defaults to), ``auto`` looks whether a
+        transaction pooler answers and then prepares no statement."""
+        mode = pooler or _pooler_from_environment()
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True, "application_name": "taskqueue"},
-            configure=_configure,
+            configure=_configurer(mode),
             open=True,
         )
         pool.wait()

@@ -143,3 +143,30 @@ async def test_pgbouncer_refuses_startup_parameters_beyond_the_few_it_tracks(
         assert await conn.fetchval("SHOW application_name") == "taskqueue-x"
     finally:
         await conn.close()
+
+
+def test_the_sync_producer_prepares_nothing_behind_pgbouncer(
+    database_url: str, bouncer: Bouncer
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from taskqueue.sync import TaskQueue as SyncTaskQueue
+
+    # Eight threads on two server connections, each statement sent well past
+    # psycopg's fifth run, which is where it would start naming them.
+    with SyncTaskQueue.connect(bouncer.through(database_url), min_size=4, max_size=8) as tq:
+        with tq.pool.connection() as conn:
+            assert conn.prepare_threshold is None
+
+        def one(i: int) -> None:
+            for j in range(10):
+                task = tq.enqueue("noop", {"i": i, "j": j})
+                assert tq.get(task.id).payload == {"i": i, "j": j}
+
+        with ThreadPoolExecutor(8) as threads:
+            list(threads.map(one, range(8)))
+    with (
+        SyncTaskQueue.connect(database_url, min_size=1, max_size=1) as direct,
+        direct.pool.connection() as conn,
+    ):
+        assert conn.prepare_threshold == 5  # psycopg's default, kept on a direct server
