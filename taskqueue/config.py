@@ -70,6 +70,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_pool_size: PositiveInt = 10
     jwt_audience: str = ""  # when set, JWTs must carry this `aud`
     jwt_issuer: str = ""  # when set, JWTs must carry this `iss`
+    # Host names requests may carry besides loopback ones when auth is off
+    # (a proxy in front), comma-separated; enforced with auth on too when set.
+    allowed_hosts: str = ""
     # Dashboard sessions: the cookie's signing key (default: derived from the
     # tokens and JWT secret) and how long a sign-in lasts.
     session_secret: str = ""
@@ -77,6 +80,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Webhook destinations opened beyond the public internet: CIDRs and host
     # names, comma-separated (read by workers; see taskqueue.handlers).
     webhook_allow: str = ""
+    # How much of a webhook's (or result callback's) answer a worker reads;
+    # the rest is never read, and nothing is decompressed (taskqueue.outbound).
+    webhook_max_response_bytes: PositiveInt = 1024 * 1024
     # Observability (README: "Observability"). A worker serves /metrics on
     # metrics_port when set (0: any free port); the API serves it on its own port.
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
@@ -96,6 +102,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             from taskqueue.destinations import DestinationPolicy
 
             DestinationPolicy.parse(self.webhook_allow)  # a ValueError names the variable
+        if self.allowed_hosts:
+            from taskqueue.http.hosts import parse_allowed_hosts
+
+            parse_allowed_hosts(self.allowed_hosts)  # a ValueError names the variable
         for field in ("retain_succeeded", "retain_failed", "retain_cancelled", "retain_events"):
             try:
                 parse_duration(getattr(self, field))
