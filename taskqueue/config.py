@@ -12,6 +12,8 @@ import msgspec
 
 from taskqueue.backoff import Backoff, Jitter
 from taskqueue.durations import parse_duration
+from taskqueue.limits import MAX_QUEUE_LENGTH
+from taskqueue.validation import queue_problem
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -102,6 +104,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             from taskqueue.destinations import DestinationPolicy
 
             DestinationPolicy.parse(self.webhook_allow)  # a ValueError names the variable
+        for queue in self.queues:
+            if problem := queue_problem(queue, max_length=MAX_QUEUE_LENGTH):
+                raise ValueError(f"TASKQUEUE_QUEUES: {queue[:100]!r}: {problem}")
         if self.allowed_hosts:
             from taskqueue.http.hosts import parse_allowed_hosts
 
