@@ -322,7 +322,9 @@ async def test_the_gauges_statement_walks_the_partial_indexes(pool: asyncpg.Pool
     # Mostly finished tasks, a backlog, a few running: the cost must follow
     # the backlog and the running tasks, not the table's history.
     await seed_production_shape(pool, backlog=50, claimed=10)
-    explained = await pool.fetch(f"EXPLAIN {store.query('queue_states')}", None, False, False)
+    explained = await pool.fetch(
+        f"EXPLAIN {store.query('queue_states')}", None, False, False, None, None
+    )
     plan = "\n".join(r[0] for r in explained)
     assert "tasks_claim_idx" in plan
     assert "tasks_lease_idx" in plan

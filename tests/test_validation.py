@@ -153,7 +153,8 @@ async def test_one_queue_rule_for_rest_batches_schedules_python_and_settings(
         async with api_client(database_url) as client:
             single = await client.post("/api/tasks", json={"type": "noop", "queue": bad})
             batch = await client.post(
-                "/api/tasks/batch", json={"tasks": [{"type": "noop"}, {"type": "noop", "queue": bad}]}
+                "/api/tasks/batch",
+                json={"tasks": [{"type": "noop"}, {"type": "noop", "queue": bad}]},
             )
             schedule = await client.post(
                 "/api/schedules",
