@@ -38,7 +38,9 @@ from taskqueue.observability import tracing
 from taskqueue.observability.metrics import ENQUEUED
 from taskqueue.validation import (
     QUEUE_NAME,
+    is_member_key,
     json_problem,
+    key_problem,
     queue_problem,
     text_problem,
     zoned_problem,
@@ -159,9 +161,13 @@ def resolve(
     run_at_utc, delay_us = _when(new, index, count)
     key = new.idempotency_key
     if key is not None and not (
-        type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()
+        type(key) is str
+        and 0 < len(key) <= MAX_KEY_LENGTH
+        and key.isprintable()
+        and not is_member_key(key)
     ):
-        raise _invalid(index, count, "idempotency_key", _text(key, MAX_KEY_LENGTH, 1))
+        problem = key_problem(key, max_length=MAX_KEY_LENGTH) or "invalid"
+        raise _invalid(index, count, "idempotency_key", problem)
     return store.TaskRow(
         id=uuid7(),
         queue=queue,

@@ -64,6 +64,26 @@ def queue_problem(value: object, *, max_length: int) -> str | None:
     return f"{_length_text(1, max_length)}, {QUEUE_RULE}"
 
 
+MEMBER_KEY_RULE: Final = (
+    "must not end in '/' and digits: a batch sent with Idempotency-Key K gives its "
+    "task i the key K/i, and no other key may look like one"
+)
+_MEMBER_KEY_SUFFIX: Final = re.compile(r"/[0-9]+\Z")
+
+
+def is_member_key(key: str) -> bool:
+    """Whether ``key`` has the shape of a batch member's key (``K/3``)."""
+    return "/" in key and _MEMBER_KEY_SUFFIX.search(key) is not None
+
+
+def key_problem(value: object, *, max_length: int) -> str | None:
+    """Why ``value`` is no idempotency key a producer may give, or None."""
+    problem = text_problem(value, max_length=max_length, min_length=1)
+    if problem is None and is_member_key(value):  # type: ignore[arg-type]
+        return MEMBER_KEY_RULE
+    return problem
+
+
 def _length_text(min_length: int, max_length: int) -> str:
     if min_length:
         return f"{min_length} to {max_length} characters"
