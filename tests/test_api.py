@@ -668,6 +668,20 @@ async def test_jwt_secret_length_audience_issuer_and_malformed_claims(database_u
     async with api_client(database_url, jwt_secret=JWT_SECRET) as client:
         assert (await client.get("/api/tasks", headers=token(scope=5))).status_code == 401
         assert (await client.get("/api/tasks", headers=token(scopes=["read"]))).status_code == 200
+        # Claims of the wrong type, even ones PyJWT would read as numbers.
+        for bad in (
+            token(exp=str(int(time.time() + 60))),
+            token(exp=True),
+            token(nbf=str(int(time.time() - 60))),
+            token(iat="0"),
+            token(iat=[1]),
+            token(scope=["read", "write"]),
+            token(scopes=["read"], scope=["write"]),
+        ):
+            response = await client.get("/api/tasks", headers=bad)
+            assert response.status_code == 401, response.text
+        fine = token(iat=int(time.time()), nbf=time.time() - 1.5)
+        assert (await client.get("/api/tasks", headers=fine)).status_code == 200
 
 
 async def test_the_docs_page_works_offline(database_url: str) -> None:

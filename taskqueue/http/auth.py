@@ -26,6 +26,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from taskqueue.config import ConfigError, Settings
+from taskqueue.text import escape_controls
 
 READ = "read"
 WRITE = "write"
@@ -124,6 +125,13 @@ class Authenticator:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
+        # PyJWT takes "exp": "9999999999" as a number; a claim of the wrong
+        # type is a token this API did not mean to accept.
+        if any(
+            name in claims and (type(claims[name]) not in (int, float))
+            for name in ("exp", "nbf", "iat")
+        ) or ("scope" in claims and type(claims["scope"]) is not str):
+            return None
         raw = claims.get("scopes", claims.get("scope", ""))
         if isinstance(raw, str):
             scopes = raw.split()
@@ -132,7 +140,12 @@ class Authenticator:
         else:
             return None
         subject = claims.get("sub")
-        name = f"jwt:{subject[:100]}" if isinstance(subject, str) and subject else "jwt"
+        # The name is stored (operator log) and printed: no control characters.
+        name = (
+            f"jwt:{escape_controls(subject[:100])}"
+            if isinstance(subject, str) and subject
+            else "jwt"
+        )
         return name, frozenset(scopes) & ALL_SCOPES
 
     def check(self, authorization: str, scope: str) -> str:
