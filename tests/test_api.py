@@ -806,3 +806,34 @@ async def test_idempotency_keys_are_ascii_and_never_take_a_batch_members_shape(
     with pytest.raises(InvalidTask) as info:
         await tq.enqueue("noop", {}, idempotency_key="k/0")
     assert info.value.field == "idempotency_key"
+
+
+async def test_a_key_given_twice_in_any_object_of_a_body_is_a_422(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    bodies = {
+        "/api/tasks": [
+            b'{"type": "noop", "type": "fail"}',
+            b'{"type": "noop", "payload": {"to": "a@example.com", "to": "b@example.com"}}',
+            b'{"type": "noop", "payload": {"deep": [{"x": 1, "x": 2}]}}',
+        ],
+        "/api/tasks/batch": [b'{"tasks": [{"type": "noop"}, {"type": "noop", "type": "x"}]}'],
+        "/api/schedules": [b'{"name": "s", "name": "t", "type": "noop", "every_seconds": 60}'],
+    }
+    async with api_client(database_url) as client:
+        for path, cases in bodies.items():
+            for body in cases:
+                response = await client.post(
+                    path, content=body, headers={"Content-Type": "application/json"}
+                )
+                assert response.status_code == 422, (path, body, response.text)
+                assert "given twice" in response.json()["message"]
+        assert response.json()["field"] == "name"
+        # The same key in different objects is no duplicate.
+        fine = await client.post(
+            "/api/tasks/batch",
+            content=b'{"tasks": [{"type": "noop", "payload": {"type": 1}}, {"type": "noop"}]}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert fine.status_code == 201, fine.text
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 2
