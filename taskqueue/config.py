@@ -68,6 +68,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_tokens_file: str = ""
     jwt_secret: str = ""
     max_body_bytes: PositiveInt = 256 * 1024
+    # A request's head must arrive within this many seconds, its body within
+    # this many after its head; then 408 and the connection closes.
+    request_head_timeout: PositiveFloat = 10.0
+    request_body_timeout: PositiveFloat = 30.0
     max_batch_size: PositiveInt = 1000
     api_pool_size: PositiveInt = 10
     jwt_audience: str = ""  # when set, JWTs must carry this `aud`

@@ -49,6 +49,8 @@ async def test_other_hosts_get_421_on_api_and_dashboard_without_auth(
                 assert response.json()["error"] == "misdirected_request"
         count = await client.get("/api/stats")
         assert count.json()["total_tasks"] == 0
+        # Probes name an address; health holds no task data.
+        assert (await client.get("/health", headers={"Host": host})).status_code == 200
 
 
 async def test_allowed_hosts_open_names_behind_a_proxy(database_url: str) -> None:

@@ -7,7 +7,9 @@ it through; but its requests still carry that domain in ``Host``. So with
 auth off only loopback names are accepted (``localhost``, ``127.0.0.1``,
 ``[::1]``, any port), plus the names in TASKQUEUE_ALLOWED_HOSTS (a
 deployment behind a proxy that keeps the public name); anything else is 421.
-With auth on, TASKQUEUE_ALLOWED_HOSTS, when set, is enforced the same way."""
+With auth on, TASKQUEUE_ALLOWED_HOSTS, when set, is enforced the same way.
+/health and /ready answer any name: probes use addresses, and they hold no
+task data."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:  # settings check names without the web stack (workers read th
     from litestar.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 def parse_allowed_hosts(text: str) -> frozenset[str]:
@@ -67,8 +70,10 @@ def host_guard_middleware(allowed: frozenset[str]) -> Callable[[ASGIApp], ASGIAp
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] in ("http", "websocket") and not host_allowed(
-                scope["headers"], allowed
+            if (
+                scope["type"] in ("http", "websocket")
+                and scope["path"] not in OPEN_PATHS
+                and not host_allowed(scope["headers"], allowed)
             ):
                 raise HTTPException(
                     status_code=421,
