@@ -81,6 +81,7 @@ def create_app(
             command_timeout=30,
         )
         tq = TaskQueue(pool, types, retention=settings.retention)
+        sessions.revocations.bind(db.Runner(pool))
         committer = GroupCommitter(lambda rows: tq.insert(rows), max_batch=settings.max_batch_size)
         hub = EventHub(tq.views)
         snapshot = HealthSnapshot(tq)

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 
 from taskqueue.api.stream import EventHub, Filters
 from taskqueue.client import TaskQueue
@@ -203,3 +204,37 @@ async def _seen(sse: Sse, ids: list[uuid.UUID], event_type: str) -> bool:
 
 async def _subscribed(hub: EventHub, count: int) -> bool:
     return hub.subscribers >= count
+
+
+async def _read_until_closed(base: str, headers: dict[str, str]) -> tuple[str, float]:
+    started = time.monotonic()
+    text = ""
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(20)) as client,
+        client.stream("GET", "/api/events", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        async for chunk in response.aiter_text():
+            text += chunk
+    return text, time.monotonic() - started
+
+
+async def test_a_stream_ends_when_its_jwt_or_session_expires(
+    database_url: str, tmp_path: Path
+) -> None:
+    secret = "jwt-secret-for-tests-0123456789abcdef"
+    expires = int(time.time()) + 3
+    token = jwt.encode({"sub": "s", "scope": "read write", "exp": expires}, secret)
+    async with api_process(database_url, tmp_path / "api.log", jwt_secret=secret) as (base, _):
+        async with httpx.AsyncClient(base_url=base) as client:
+            signed = await client.post("/login", json={"token": token})
+            assert signed.status_code == 200
+            cookie = signed.cookies["taskqueue_session"]
+        (by_token, token_took), (by_session, _) = await asyncio.gather(
+            _read_until_closed(base, {"Authorization": f"Bearer {token}"}),
+            _read_until_closed(base, {"Cookie": f"taskqueue_session={cookie}"}),
+        )
+    for text in (by_token, by_session):
+        assert text.startswith("retry: "), text
+        assert text.endswith('event: expired\ndata: {"message":"the credential expired"}\n\n')
+    assert time.time() >= expires and token_took < 10

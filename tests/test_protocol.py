@@ -117,8 +117,10 @@ def _reply_when_closed(port: int, request: bytes) -> tuple[bytes, float]:
 async def test_half_sent_heads_and_bodies_are_answered_408_and_closed(
     database_url: str, tmp_path: Path
 ) -> None:
-    timeouts = {"request_head_timeout": "0.5", "request_body_timeout": "1"}
-    async with api_process(database_url, tmp_path / "api.log", **timeouts) as (base, _):
+    log = tmp_path / "api.log"
+    async with api_process(
+        database_url, log, request_head_timeout="0.5", request_body_timeout="1"
+    ) as (base, _):
         port = _port(base)
         head = b"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         cases = {

@@ -127,9 +127,11 @@ class EventHub:
                 subscriber.queue.put_nowait(None)
 
     async def stream(
-        self, filters: Filters, *, last_event_id: int | None = None
+        self, filters: Filters, *, last_event_id: int | None = None, until: float | None = None
     ) -> AsyncIterator[bytes]:
-        """SSE bytes for one subscriber until it goes away or the hub closes."""
+        """SSE bytes for one subscriber until it goes away, the hub closes or
+        ``until`` (Unix seconds: when the token or session that opened it
+        expires) passes; then an ``expired`` event, and the stream ends."""
         subscriber = _Subscriber(filters)
         self._subscribers.add(subscriber)
         try:
@@ -140,10 +142,18 @@ class EventHub:
                 async for missed in self._catch_up(filters, last_event_id, self._tail.last_id):
                     yield missed
             while not self._closing.is_set():
+                wait = HEARTBEAT_SECONDS
+                if until is not None:
+                    left = until - time.time()
+                    if left <= 0:
+                        yield _message("expired", {"message": "the credential expired"})
+                        return
+                    wait = min(wait, left)
                 try:
-                    live = await asyncio.wait_for(subscriber.queue.get(), HEARTBEAT_SECONDS)
+                    live = await asyncio.wait_for(subscriber.queue.get(), wait)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    if until is None or until > time.time():
+                        yield b": keep-alive\n\n"
                     continue
                 if live is None:
                     return

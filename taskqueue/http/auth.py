@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ WRITE = "write"
 ALL_SCOPES = frozenset({READ, WRITE})
 LOCAL_ACTOR = "local"  # who acts when auth is off (the API only listens on 127.0.0.1)
 ACTOR_STATE_KEY = "taskqueue_actor"  # where the middleware leaves it in scope["state"]
+# ...and when the credential that let the request in expires (Unix seconds),
+# for responses that outlive the request: an event stream ends then.
+EXPIRES_STATE_KEY = "taskqueue_expires"
 MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash are guessable offline
 
 
@@ -101,16 +104,24 @@ class Authenticator:
 
     def identify(self, presented: str) -> tuple[str, frozenset[str]] | None:
         """(name, scopes) of a valid token, else None."""
+        found = self.identify_until(presented)
+        return None if found is None else (found[0], found[1])
+
+    def identify_until(self, presented: str) -> tuple[str, frozenset[str], float | None] | None:
+        """(name, scopes, expiry) of a valid token, else None; the expiry is
+        a JWT's ``exp`` (Unix seconds), None for a configured token."""
         digest = hashlib.sha256(presented.encode()).digest()
         found: tuple[str, frozenset[str]] | None = None
         for known, entry in self._tokens.items():
             if hmac.compare_digest(known, digest):
                 found = entry
-        if found is None and self._jwt_secret and presented.count(".") == 2:
-            found = self._jwt_identity(presented)
-        return found
+        if found is not None:
+            return found[0], found[1], None
+        if self._jwt_secret and presented.count(".") == 2:
+            return self._jwt_identity(presented)
+        return None
 
-    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str]] | None:
+    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str], float] | None:
         """The token's subject and scopes; None for a token that is invalid,
         expired, for another audience or issuer, or whose claims have the
         wrong shape."""
@@ -146,29 +157,33 @@ class Authenticator:
             if isinstance(subject, str) and subject
             else "jwt"
         )
-        return name, frozenset(scopes) & ALL_SCOPES
+        return name, frozenset(scopes) & ALL_SCOPES, float(claims["exp"])
 
     def check(self, authorization: str, scope: str) -> str:
         """The name of who presented ``authorization``; raise 401 without a
         valid token, 403 without ``scope``."""
+        return self.check_until(authorization, scope)[0]
+
+    def check_until(self, authorization: str, scope: str) -> tuple[str, float | None]:
+        """``check``, and when the token expires (None: it does not)."""
         if not self.enabled:
-            return LOCAL_ACTOR
+            return LOCAL_ACTOR, None
         kind, _, presented = authorization.partition(" ")
         if kind.lower() != "bearer" or not presented.strip():
             raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)")
-        found = self.identify(presented.strip())
+        found = self.identify_until(presented.strip())
         if found is None:
             raise NotAuthorizedException("invalid or expired token")
-        name, scopes = found
+        name, scopes, expires = found
         if scope not in scopes:
             raise PermissionDeniedException(f"this token lacks the '{scope}' scope")
-        return name
+        return name, expires
 
 
 # For a request without an Authorization header: the actor of the
-# dashboard session it carries (checking scope and CSRF token, raising 403),
-# or None when it carries none.
-SessionActor = Callable[[Scope, str], str | None]
+# dashboard session it carries and when the session ends (checking scope and
+# CSRF token, raising 403), or None when it carries none (or a signed-out one).
+SessionActor = Callable[[Scope, str], Awaitable[tuple[str, float | None] | None]]
 
 
 def auth_middleware(
@@ -192,12 +207,13 @@ def auth_middleware(
                             break
                     method = scope.get("method", "GET")
                     needed = READ if method in ("GET", "HEAD") else WRITE
-                    actor = None
+                    found = None
                     if not header and sessions is not None:
-                        actor = sessions(scope, needed)
-                    if actor is None:
-                        actor = authenticator.check(header.decode("latin-1"), needed)
-                    scope.setdefault("state", {})[ACTOR_STATE_KEY] = actor
+                        found = await sessions(scope, needed)
+                    if found is None:
+                        found = authenticator.check_until(header.decode("latin-1"), needed)
+                    state = scope.setdefault("state", {})
+                    state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = found
             await app(scope, receive, send)
 
         return middleware
@@ -226,6 +242,13 @@ def actor_of(request: Request[Any, Any, Any]) -> str:
     without auth)."""
     actor = request.scope.get("state", {}).get(ACTOR_STATE_KEY)
     return actor if isinstance(actor, str) else LOCAL_ACTOR
+
+
+def expires_of(request: Request[Any, Any, Any]) -> float | None:
+    """When the credential of this request expires (Unix seconds), as the
+    auth middleware found; None when it does not (or auth is off)."""
+    expires = request.scope.get("state", {}).get(EXPIRES_STATE_KEY)
+    return expires if isinstance(expires, float) else None
 
 
 def is_loopback(host: str) -> bool:

@@ -89,6 +89,7 @@ from taskqueue.store.schedules import (
     trigger_schedule,
     update_schedule,
 )
+from taskqueue.store.sessions import revoke_session, session_revoked
 from taskqueue.store.tasks import (
     BULK_ACTIONS,
     TaskRow,
@@ -183,8 +184,10 @@ __all__ = [
     "rescue_expired",
     "resume_schedule",
     "retry_task",
+    "revoke_session",
     "schedule_now",
     "search_tasks",
+    "session_revoked",
     "set_queue_limits",
     "set_queue_paused",
     "set_queue_retention",
