@@ -238,3 +238,28 @@ async def test_a_stream_ends_when_its_jwt_or_session_expires(
         assert text.startswith("retry: "), text
         assert text.endswith('event: expired\ndata: {"message":"the credential expired"}\n\n')
     assert time.time() >= expires and token_took < 10
+
+
+async def test_a_session_stream_ends_at_the_next_heartbeat_after_sign_out(tq: TaskQueue) -> None:
+    hub = EventHub(tq.views, poll_seconds=0.05, heartbeat_seconds=0.1)
+    signed_in = True
+
+    async def alive() -> bool:
+        return signed_in
+
+    received: list[bytes] = []
+
+    async def listen() -> None:
+        async for message in hub.stream(Filters(), alive=alive):
+            received.append(message)
+
+    reading = asyncio.create_task(listen())
+    await wait_until(lambda: _has(received, b": keep-alive"))
+    signed_in = False
+    await asyncio.wait_for(reading, 10)
+    assert received[-1] == b'event: expired\ndata: {"message":"the session was signed out"}\n\n'
+    hub.close()
+
+
+async def _has(received: list[bytes], part: bytes) -> bool:
+    return any(part in message for message in received)

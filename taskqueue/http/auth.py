@@ -36,6 +36,9 @@ ACTOR_STATE_KEY = "taskqueue_actor"  # where the middleware leaves it in scope["
 # ...and when the credential that let the request in expires (Unix seconds),
 # for responses that outlive the request: an event stream ends then.
 EXPIRES_STATE_KEY = "taskqueue_expires"
+# ...and, for a dashboard session, whether it is still signed in (asked again
+# by responses that outlive the request).
+ALIVE_STATE_KEY = "taskqueue_alive"
 MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash are guessable offline
 
 
@@ -183,7 +186,9 @@ class Authenticator:
 # For a request without an Authorization header: the actor of the
 # dashboard session it carries and when the session ends (checking scope and
 # CSRF token, raising 403), or None when it carries none (or a signed-out one).
-SessionActor = Callable[[Scope, str], Awaitable[tuple[str, float | None] | None]]
+SessionActor = Callable[
+    [Scope, str], Awaitable[tuple[str, float | None, Callable[[], Awaitable[bool]]] | None]
+]
 
 
 def auth_middleware(
@@ -207,13 +212,16 @@ def auth_middleware(
                             break
                     method = scope.get("method", "GET")
                     needed = READ if method in ("GET", "HEAD") else WRITE
-                    found = None
-                    if not header and sessions is not None:
-                        found = await sessions(scope, needed)
-                    if found is None:
-                        found = authenticator.check_until(header.decode("latin-1"), needed)
                     state = scope.setdefault("state", {})
-                    state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = found
+                    session = None
+                    if not header and sessions is not None:
+                        session = await sessions(scope, needed)
+                    if session is None:
+                        found = authenticator.check_until(header.decode("latin-1"), needed)
+                        state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = found
+                    else:
+                        actor, expires, state[ALIVE_STATE_KEY] = session
+                        state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = actor, expires
             await app(scope, receive, send)
 
         return middleware
@@ -249,6 +257,13 @@ def expires_of(request: Request[Any, Any, Any]) -> float | None:
     auth middleware found; None when it does not (or auth is off)."""
     expires = request.scope.get("state", {}).get(EXPIRES_STATE_KEY)
     return expires if isinstance(expires, float) else None
+
+
+def session_alive(request: Request[Any, Any, Any]) -> Callable[[], Awaitable[bool]] | None:
+    """For a request let in by a dashboard session: whether that session is
+    still signed in; None for any other request."""
+    alive = request.scope.get("state", {}).get(ALIVE_STATE_KEY)
+    return alive if callable(alive) else None
 
 
 def is_loopback(host: str) -> bool:

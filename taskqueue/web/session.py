@@ -36,7 +36,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -237,9 +237,12 @@ class Sessions:
         """End ``viewer``'s session for every copy of its cookie."""
         await self.revocations.revoke(viewer)
 
-    async def api_actor(self, scope: Scope, needed: str) -> tuple[str, float | None] | None:
+    async def api_actor(
+        self, scope: Scope, needed: str
+    ) -> tuple[str, float | None, Callable[[], Awaitable[bool]]] | None:
         """For the API's auth middleware: the name behind a request's session
-        cookie and when the session ends, or None without one. A session
+        cookie, when the session ends and how to ask whether it is still
+        signed in, or None without one. A session
         without ``needed`` scope, or a state-changing request without the
         session's CSRF token, is refused (403) whatever page it came from."""
         viewer = await self.current(scope["headers"])
@@ -253,7 +256,11 @@ class Sessions:
             raise PermissionDeniedException(
                 "missing or wrong CSRF token (X-CSRF-Token): reload the page and try again"
             )
-        return viewer.name, viewer.expires
+
+        async def alive() -> bool:
+            return not await self.revocations.revoked(viewer)
+
+        return viewer.name, viewer.expires, alive
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
