@@ -29,6 +29,7 @@ from taskqueue.config import Settings
 from taskqueue.http.auth import Authenticator, auth_middleware
 from taskqueue.http.errors import handle_exception
 from taskqueue.http.guards import request_guard_middleware
+from taskqueue.http.hosts import LOOPBACK_HOSTS, host_guard_middleware, parse_allowed_hosts
 from taskqueue.http.query import refuse_unknown_query_parameters
 from taskqueue.pooler import Pooler
 from taskqueue.registry import Registry, load_registry
@@ -61,6 +62,12 @@ def create_app(
     if not authenticator.enabled:
         logger.warning("API auth is off (no TASKQUEUE_API_TOKENS): serve on 127.0.0.1 only")
     metrics = ApiMetrics(settings, metrics_also)
+    allowed_hosts = parse_allowed_hosts(settings.allowed_hosts)
+    host_guard = (
+        [host_guard_middleware(LOOPBACK_HOSTS | allowed_hosts)]
+        if allowed_hosts or not authenticator.enabled
+        else []
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -76,6 +83,7 @@ def create_app(
             command_timeout=30,
         )
         tq = TaskQueue(pool, types, retention=settings.retention)
+        sessions.revocations.bind(db.Runner(pool))
         committer = GroupCommitter(lambda rows: tq.insert(rows), max_batch=settings.max_batch_size)
         hub = EventHub(tq.views)
         snapshot = HealthSnapshot(tq)
@@ -98,7 +106,11 @@ def create_app(
         lifespan=[lifespan],
         state=State({"settings": settings, "dashboard_sessions": sessions}),
         dependencies={"tq": Provide(_task_queue, sync_to_thread=False)},
-        middleware=[request_guard_middleware(), auth_middleware(authenticator, sessions.api_actor)],
+        middleware=[
+            *host_guard,
+            request_guard_middleware(),
+            auth_middleware(authenticator, sessions.api_actor),
+        ],
         before_request=refuse_unknown_query_parameters,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,

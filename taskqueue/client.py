@@ -34,7 +34,7 @@ from taskqueue.limits import MAX_QUEUE_LENGTH as MAX_QUEUE_LENGTH
 from taskqueue.limits import MAX_RETRIES_LIMIT as MAX_RETRIES_LIMIT
 from taskqueue.limits import MAX_TIMEOUT_SECONDS as MAX_TIMEOUT_SECONDS
 from taskqueue.limits import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
-from taskqueue.limits import check_bulk, check_filter_text, check_page
+from taskqueue.limits import check_bulk, check_filter_text, check_page, check_window
 from taskqueue.models import (
     BulkResult,
     Enqueued,
@@ -265,9 +265,10 @@ class TaskQueue:
     async def stats(self) -> Stats:
         return (await self.views.queue_states(totals=True)).stats()
 
-    async def workers(self) -> builtins.list[WorkerInfo]:
-        """The worker registry: running, stopping, stopped and lost workers."""
-        return await self.views.workers()
+    async def workers(
+        self, *, offset: int = 0, limit: int | None = None
+    ) -> builtins.list[WorkerInfo]:
+        return await self.views.workers(offset=offset, limit=limit)  # newest first
 
     # -- the flat names of tq.queues ---------------------------------------------
 
@@ -299,15 +300,14 @@ class TaskQueue:
         type: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> builtins.list[FailureGroup]:
-        """Failed tasks grouped by queue, type and error, biggest groups first."""
+        """Failed tasks grouped by queue, type and error, biggest first; ``offset`` pages."""
         check_filter_text(queue, type)
         if since is not None and (problem := zoned_problem(since)):
             raise InvalidArgument("since", problem)
-        check_page(limit)
-        return await self._db.run(
-            store.failure_groups, queue=queue, task_type=type, since=since, limit=limit
-        )
+        check_window(offset, limit)
+        return await self._db.run(store.failure_groups, queue, type, since, limit, offset)
 
     async def retry_many(
         self,

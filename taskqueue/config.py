@@ -12,6 +12,8 @@ import msgspec
 
 from taskqueue.backoff import Backoff, Jitter
 from taskqueue.durations import parse_duration
+from taskqueue.limits import MAX_QUEUE_LENGTH
+from taskqueue.validation import queue_problem
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -73,10 +75,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_tokens_file: str = ""
     jwt_secret: str = ""
     max_body_bytes: PositiveInt = 256 * 1024
+    # A request's head must arrive within this many seconds, its body within
+    # this many after its head; then 408 and the connection closes.
+    request_head_timeout: PositiveFloat = 10.0
+    request_body_timeout: PositiveFloat = 30.0
     max_batch_size: PositiveInt = 1000
     api_pool_size: PositiveInt = 10
     jwt_audience: str = ""  # when set, JWTs must carry this `aud`
     jwt_issuer: str = ""  # when set, JWTs must carry this `iss`
+    # Host names requests may carry besides loopback ones when auth is off
+    # (a proxy in front), comma-separated; enforced with auth on too when set.
+    allowed_hosts: str = ""
     # Dashboard sessions: the cookie's signing key (default: derived from the
     # tokens and JWT secret) and how long a sign-in lasts.
     session_secret: str = ""
@@ -84,6 +93,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Webhook destinations opened beyond the public internet: CIDRs and host
     # names, comma-separated (read by workers; see taskqueue.handlers).
     webhook_allow: str = ""
+    # How much of a webhook's (or result callback's) answer a worker reads;
+    # the rest is never read, and nothing is decompressed (taskqueue.outbound).
+    webhook_max_response_bytes: PositiveInt = 1024 * 1024
     # Observability (README: "Observability"). A worker serves /metrics on
     # metrics_port when set (0: any free port); the API serves it on its own port.
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
@@ -103,6 +115,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             from taskqueue.destinations import DestinationPolicy
 
             DestinationPolicy.parse(self.webhook_allow)  # a ValueError names the variable
+        for queue in self.queues:
+            if problem := queue_problem(queue, max_length=MAX_QUEUE_LENGTH):
+                raise ValueError(f"TASKQUEUE_QUEUES: {queue[:100]!r}: {problem}")
+        if self.allowed_hosts:
+            from taskqueue.http.hosts import parse_allowed_hosts
+
+            parse_allowed_hosts(self.allowed_hosts)  # a ValueError names the variable
         for field in ("retain_succeeded", "retain_failed", "retain_cancelled", "retain_events"):
             try:
                 parse_duration(getattr(self, field))

@@ -37,7 +37,15 @@ from taskqueue.limits import (
 from taskqueue.models import Enqueued, NewTask, uuid7
 from taskqueue.observability import tracing
 from taskqueue.observability.metrics import ENQUEUED
-from taskqueue.validation import json_problem, queue_problem, text_problem, zoned_problem
+from taskqueue.validation import (
+    QUEUE_NAME,
+    is_member_key,
+    json_problem,
+    key_problem,
+    queue_problem,
+    text_problem,
+    zoned_problem,
+)
 
 if TYPE_CHECKING:
     from taskqueue.registry import Registry, TaskSpec
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
 _decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
 _NUMBER = (int, float)
+_queue_name = QUEUE_NAME.fullmatch
 _NUL_ESCAPE = b"\\u0000"
 _TOO_DEEP = (
     f"nested deeper than {MAX_PAYLOAD_DEPTH} levels of arrays and objects (or contains itself)"
@@ -136,14 +145,7 @@ def resolve(
     priority = default_priority if new.priority is None else new.priority
     max_retries = default_retries if new.max_retries is None else new.max_retries
     timeout = default_timeout if new.timeout_seconds is None else new.timeout_seconds
-    if not (
-        type(queue) is str
-        and 0 < len(queue) <= MAX_QUEUE_LENGTH
-        and queue.isprintable()
-        and " " not in queue
-        and "," not in queue
-        and "\ufffd" not in queue
-    ):
+    if not (type(queue) is str and len(queue) <= MAX_QUEUE_LENGTH and _queue_name(queue)):
         raise _invalid(
             index, count, "queue", queue_problem(queue, max_length=MAX_QUEUE_LENGTH) or "invalid"
         )
@@ -165,9 +167,13 @@ def resolve(
     run_at_utc, delay_us = _when(new, index, count)
     key = new.idempotency_key
     if key is not None and not (
-        type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()
+        type(key) is str
+        and 0 < len(key) <= MAX_KEY_LENGTH
+        and key.isprintable()
+        and not is_member_key(key)
     ):
-        raise _invalid(index, count, "idempotency_key", _text(key, MAX_KEY_LENGTH, 1))
+        problem = key_problem(key, max_length=MAX_KEY_LENGTH) or "invalid"
+        raise _invalid(index, count, "idempotency_key", problem)
     return store.TaskRow(
         id=uuid7(),
         queue=queue,

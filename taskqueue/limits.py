@@ -31,6 +31,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_LIMIT",
     "MAX_NAME_LENGTH",
+    "MAX_OFFSET",
     "MAX_PAGE_SIZE",
     "MAX_PAYLOAD_DEPTH",
     "MAX_PRIORITY",
@@ -47,6 +48,7 @@ __all__ = [
     "check_page",
     "check_rate",
     "check_retention",
+    "check_window",
     "queue_name",
 ]
 
@@ -159,6 +161,18 @@ def check_page(limit: object, error: Callable[[str, str], Exception] = InvalidAr
     """A page of 1 to MAX_PAGE_SIZE rows; ``error`` is what to raise."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise error("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+
+
+MAX_OFFSET: Final = 1_000_000
+
+
+def check_window(offset: object, limit: object) -> None:
+    """A page by offset: 0 to MAX_OFFSET rows skipped, then ``limit`` rows
+    (None: all the rest)."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidArgument("offset", f"must be between 0 and {MAX_OFFSET}")
+    if limit is not None:
+        check_page(limit)
 
 
 def check_retention(field: str, value: object) -> timedelta | None:

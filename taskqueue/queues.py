@@ -19,6 +19,7 @@ from taskqueue.limits import (
     check_concurrency,
     check_rate,
     check_retention,
+    check_window,
     queue_name,
 )
 from taskqueue.models import QueueInfo, RateLimit
@@ -37,9 +38,11 @@ class Queues:
         self._db = runner
         self._retention = retention
 
-    async def __call__(self) -> list[QueueInfo]:
-        """Every queue that has tasks, settings or live workers."""
-        return await self._read(None)
+    async def __call__(self, *, offset: int = 0, limit: int | None = None) -> list[QueueInfo]:
+        """Every queue that has tasks, settings or live workers, by name;
+        ``offset`` and ``limit`` (1 to MAX_PAGE_SIZE) page them."""
+        check_window(offset, limit)
+        return await self._read(None, offset=offset, limit=limit)
 
     async def get(self, name: str) -> QueueInfo:
         if queue_problem(name, max_length=MAX_QUEUE_LENGTH) is not None:
@@ -49,8 +52,12 @@ class Queues:
             raise QueueNotFound(name)
         return found[0]
 
-    async def _read(self, name: str | None) -> list[QueueInfo]:
-        states = await self._db.run(store.queue_states, name, totals=True)
+    async def _read(
+        self, name: str | None, *, offset: int = 0, limit: int | None = None
+    ) -> list[QueueInfo]:
+        states = await self._db.run(
+            store.queue_states, name, totals=True, offset=offset, limit=limit
+        )
         if not states.queues:
             return []
         recent = await self._db.run(store.recent_outcomes, name)

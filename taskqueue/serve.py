@@ -16,13 +16,21 @@ if TYPE_CHECKING:  # the worker process never imports the web stack
     import uvicorn
     from litestar import Litestar
 
+    from taskqueue.config import Settings
+
 logger = logging.getLogger("taskqueue.serve")
 
 
-def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False) -> uvicorn.Server:
+def api_server(app: Litestar, settings: Settings) -> uvicorn.Server:
+    """uvicorn serving ``app`` on the settings' host and port, with their
+    read timeouts for request heads and bodies."""
     import uvicorn
 
-    from taskqueue.api.protocol import BoundedHttpToolsProtocol
+    from taskqueue.http.protocol import BoundedHttpToolsProtocol
+
+    class Protocol(BoundedHttpToolsProtocol):
+        head_timeout = settings.request_head_timeout
+        body_timeout = settings.request_body_timeout
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -40,12 +48,12 @@ def api_server(app: Litestar, host: str, port: int, *, access_log: bool = False)
 
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         loop="none",  # the running loop (uvloop when installed)
-        http=BoundedHttpToolsProtocol,  # httptools with a cap on the request head
+        http=Protocol,  # httptools with a cap on the request head and read timeouts
         lifespan="on",
-        access_log=access_log,
+        access_log=False,  # the app logs requests itself (TASKQUEUE_ACCESS_LOG)
         log_config=None,  # uvicorn logs through the process's handlers and format
         log_level="info",
         timeout_keep_alive=30,

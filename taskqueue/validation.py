@@ -25,10 +25,13 @@ TEXT_RULE: Final = (
     "(NUL, newlines, bidi overrides, zero-width characters) and no spaces other than ' '"
 )
 QUEUE_RULE: Final = (
-    "printable characters only: no control or format characters "
-    "(NUL, newlines, bidi overrides, zero-width characters), no spaces, no commas "
-    "and no U+FFFD (what undecodable bytes in a URL become)"
+    "ASCII letters, digits and . _ : - only, starting with a letter, digit or _ "
+    "(a queue's name is a path segment of the API and the dashboard: no '/', "
+    "spaces, commas or control characters)"
 )
+QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
+"""Every queue name matches it whole (with a length bound): fit for a URL
+path segment unescaped, a comma-separated list and a log line."""
 
 # Datetimes given as filters: a zone and a year PostgreSQL and Python agree on.
 EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,20 +53,35 @@ def text_problem(value: object, *, max_length: int, min_length: int = 0) -> str 
 
 
 def queue_problem(value: object, *, max_length: int) -> str | None:
-    """Queue names also travel comma-separated (TASKQUEUE_QUEUES, --queues),
-    so they have no spaces or commas either; and in URL paths, where bytes
-    that are not UTF-8 decode to U+FFFD: a name with one was mangled."""
+    """One rule for queue names everywhere (enqueue, schedules, pause and
+    limits, filters, TASKQUEUE_QUEUES): they travel as URL path segments
+    (``/api/queues/{name}/pause``, ``/queues/{name}``), comma-separated and
+    in log lines, so only characters none of those need to escape."""
     if type(value) is not str:
         return f"must be a string, not {type(value).__name__}"
-    if (
-        1 <= len(value) <= max_length
-        and value.isprintable()
-        and " " not in value
-        and "," not in value
-        and "\ufffd" not in value
-    ):
+    if len(value) <= max_length and QUEUE_NAME.fullmatch(value):
         return None
     return f"{_length_text(1, max_length)}, {QUEUE_RULE}"
+
+
+MEMBER_KEY_RULE: Final = (
+    "must not end in '/' and digits: a batch sent with Idempotency-Key K gives its "
+    "task i the key K/i, and no other key may look like one"
+)
+_MEMBER_KEY_SUFFIX: Final = re.compile(r"/[0-9]+\Z")
+
+
+def is_member_key(key: str) -> bool:
+    """Whether ``key`` has the shape of a batch member's key (``K/3``)."""
+    return "/" in key and _MEMBER_KEY_SUFFIX.search(key) is not None
+
+
+def key_problem(value: object, *, max_length: int) -> str | None:
+    """Why ``value`` is no idempotency key a producer may give, or None."""
+    problem = text_problem(value, max_length=max_length, min_length=1)
+    if problem is None and is_member_key(value):  # type: ignore[arg-type]
+        return MEMBER_KEY_RULE
+    return problem
 
 
 def _length_text(min_length: int, max_length: int) -> str:

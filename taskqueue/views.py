@@ -10,6 +10,7 @@ from datetime import datetime
 
 from taskqueue import db, store
 from taskqueue.events import EventTail
+from taskqueue.limits import check_window
 from taskqueue.models import OperatorAction, Status, StreamEvent, Task, WorkerInfo
 
 
@@ -20,11 +21,20 @@ class Views:
         self._db = runner
 
     async def queue_states(
-        self, queue: str | None = None, *, failed: bool = False, totals: bool = False
+        self,
+        queue: str | None = None,
+        *,
+        failed: bool = False,
+        totals: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> store.QueueStates:
-        """Every queue's state (or ``queue``'s), from the partial indexes;
-        ``failed`` adds failed counts, ``totals`` the counts of every row."""
-        return await self._db.run(store.queue_states, queue, failed=failed, totals=totals)
+        """Every queue's state (or ``queue``'s, or a page of them by name),
+        from the partial indexes; ``failed`` adds failed counts, ``totals``
+        the counts of every row."""
+        return await self._db.run(
+            store.queue_states, queue, failed=failed, totals=totals, offset=offset, limit=limit
+        )
 
     async def default_partition_rows(self) -> int:
         """Events in the history's default partition (0 while partition
@@ -79,9 +89,11 @@ class Views:
             limit=limit,
         )
 
-    async def workers(self) -> list[WorkerInfo]:
-        """The worker registry: running, stopping, stopped and lost workers."""
-        return await self._db.run(store.list_workers)
+    async def workers(self, *, offset: int = 0, limit: int | None = None) -> list[WorkerInfo]:
+        """The worker registry: running, stopping, stopped and lost workers,
+        newest first (a page of it with ``offset`` and ``limit``)."""
+        check_window(offset, limit)
+        return await self._db.run(store.list_workers, offset=offset, limit=limit)
 
     async def applied_migrations(self) -> list[str]:
         return await self._db.run(store.applied_migrations)

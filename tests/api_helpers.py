@@ -18,11 +18,15 @@ from litestar.testing import AsyncTestClient
 from taskqueue.app import create_app
 from taskqueue.config import Settings
 
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+
 
 @asynccontextmanager
 async def api_client(database_url: str, **settings: Any) -> AsyncIterator[AsyncTestClient[Any]]:
     app = create_app(Settings(database_url=database_url, **settings))
-    async with AsyncTestClient(app) as client:
+    # A loopback Host, as a browser on the same machine sends: without
+    # tokens the app answers no other (taskqueue.http.hosts).
+    async with AsyncTestClient(app, base_url=LOCAL_BASE_URL) as client:
         yield client
 
 

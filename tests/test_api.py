@@ -13,7 +13,9 @@ import httpx
 import jwt
 import pytest
 
+from taskqueue.client import TaskQueue
 from taskqueue.config import ConfigError, Settings
+from taskqueue.errors import InvalidTask
 from taskqueue.http.auth import Authenticator, check_binding
 from tests.api_helpers import api_client, api_process
 from tests.helpers import all_in_status, event_types, running_worker, wait_until
@@ -666,6 +668,20 @@ async def test_jwt_secret_length_audience_issuer_and_malformed_claims(database_u
     async with api_client(database_url, jwt_secret=JWT_SECRET) as client:
         assert (await client.get("/api/tasks", headers=token(scope=5))).status_code == 401
         assert (await client.get("/api/tasks", headers=token(scopes=["read"]))).status_code == 200
+        # Claims of the wrong type, even ones PyJWT would read as numbers.
+        for bad in (
+            token(exp=str(int(time.time() + 60))),
+            token(exp=True),
+            token(nbf=str(int(time.time() - 60))),
+            token(iat="0"),
+            token(iat=[1]),
+            token(scope=["read", "write"]),
+            token(scopes=["read"], scope=["write"]),
+        ):
+            response = await client.get("/api/tasks", headers=bad)
+            assert response.status_code == 401, response.text
+        fine = token(iat=int(time.time()), nbf=time.time() - 1.5)
+        assert (await client.get("/api/tasks", headers=fine)).status_code == 200
 
 
 async def test_the_docs_page_works_offline(database_url: str) -> None:
@@ -750,3 +766,74 @@ async def test_odd_values_in_every_field_and_parameter_never_give_a_server_error
                 response = await client.post(f"/api/tasks/{value}/{action}")
                 assert response.status_code < 500, (action, value[:40], response.text)
     assert {201, 400, 422} <= statuses
+
+
+async def test_idempotency_keys_are_ascii_and_never_take_a_batch_members_shape(
+    database_url: str, tq: TaskQueue
+) -> None:
+    async with api_client(database_url) as client:
+        batch = await client.post(
+            "/api/tasks/batch",
+            json={"tasks": [{"type": "noop"}, {"type": "noop"}]},
+            headers={"Idempotency-Key": "k"},
+        )
+        assert [t["idempotency_key"] for t in batch.json()] == ["k/0", "k/1"]
+        # A single task cannot claim (and so return) a batch member's key.
+        for key in ("k/0", "k/12"):
+            single = await client.post(
+                "/api/tasks", json={"type": "noop"}, headers={"Idempotency-Key": key}
+            )
+            assert (single.status_code, single.json()["field"]) == (422, "idempotency_key")
+            assert "K/i" in single.json()["message"]
+            in_body = await client.post("/api/tasks", json={"type": "noop", "idempotency_key": key})
+            assert (in_body.status_code, in_body.json()["field"]) == (422, "idempotency_key")
+            member = await client.post(
+                "/api/tasks/batch",
+                json={"tasks": [{"type": "noop"}, {"type": "noop", "idempotency_key": key}]},
+            )
+            assert member.json()["field"] == "tasks[1].idempotency_key"
+        headers = [(b"idempotency-key", "clé-1".encode())]
+        utf8 = await client.post("/api/tasks", json={"type": "noop"}, headers=headers)
+        assert (utf8.status_code, utf8.json()["field"]) == (422, "idempotency_key")
+        assert "ASCII only" in utf8.json()["message"]
+        fine = await client.post("/api/tasks", json={"type": "noop", "idempotency_key": "clé-1"})
+        assert fine.status_code == 201  # the body is UTF-8: any printable text
+        for key in ("a/b", "k/0x", "v1/2/x"):
+            ok = await client.post(
+                "/api/tasks", json={"type": "noop"}, headers={"Idempotency-Key": key}
+            )
+            assert ok.status_code == 201, (key, ok.text)
+    with pytest.raises(InvalidTask) as info:
+        await tq.enqueue("noop", {}, idempotency_key="k/0")
+    assert info.value.field == "idempotency_key"
+
+
+async def test_a_key_given_twice_in_any_object_of_a_body_is_a_422(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    bodies = {
+        "/api/tasks": [
+            b'{"type": "noop", "type": "fail"}',
+            b'{"type": "noop", "payload": {"to": "a@example.com", "to": "b@example.com"}}',
+            b'{"type": "noop", "payload": {"deep": [{"x": 1, "x": 2}]}}',
+        ],
+        "/api/tasks/batch": [b'{"tasks": [{"type": "noop"}, {"type": "noop", "type": "x"}]}'],
+        "/api/schedules": [b'{"name": "s", "name": "t", "type": "noop", "every_seconds": 60}'],
+    }
+    async with api_client(database_url) as client:
+        for path, cases in bodies.items():
+            for body in cases:
+                response = await client.post(
+                    path, content=body, headers={"Content-Type": "application/json"}
+                )
+                assert response.status_code == 422, (path, body, response.text)
+                assert "given twice" in response.json()["message"]
+        assert response.json()["field"] == "name"
+        # The same key in different objects is no duplicate.
+        fine = await client.post(
+            "/api/tasks/batch",
+            content=b'{"tasks": [{"type": "noop", "payload": {"type": 1}}, {"type": "noop"}]}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert fine.status_code == 201, fine.text
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 2

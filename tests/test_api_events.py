@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 
 from taskqueue.api.stream import EventHub, Filters
 from taskqueue.client import TaskQueue
@@ -203,3 +204,62 @@ async def _seen(sse: Sse, ids: list[uuid.UUID], event_type: str) -> bool:
 
 async def _subscribed(hub: EventHub, count: int) -> bool:
     return hub.subscribers >= count
+
+
+async def _read_until_closed(base: str, headers: dict[str, str]) -> tuple[str, float]:
+    started = time.monotonic()
+    text = ""
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(20)) as client,
+        client.stream("GET", "/api/events", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        async for chunk in response.aiter_text():
+            text += chunk
+    return text, time.monotonic() - started
+
+
+async def test_a_stream_ends_when_its_jwt_or_session_expires(
+    database_url: str, tmp_path: Path
+) -> None:
+    secret = "jwt-secret-for-tests-0123456789abcdef"
+    expires = int(time.time()) + 3
+    token = jwt.encode({"sub": "s", "scope": "read write", "exp": expires}, secret)
+    async with api_process(database_url, tmp_path / "api.log", jwt_secret=secret) as (base, _):
+        async with httpx.AsyncClient(base_url=base) as client:
+            signed = await client.post("/login", json={"token": token})
+            assert signed.status_code == 200
+            cookie = signed.cookies["taskqueue_session"]
+        (by_token, token_took), (by_session, _) = await asyncio.gather(
+            _read_until_closed(base, {"Authorization": f"Bearer {token}"}),
+            _read_until_closed(base, {"Cookie": f"taskqueue_session={cookie}"}),
+        )
+    for text in (by_token, by_session):
+        assert text.startswith("retry: "), text
+        assert text.endswith('event: expired\ndata: {"message":"the credential expired"}\n\n')
+    assert time.time() >= expires and token_took < 10
+
+
+async def test_a_session_stream_ends_at_the_next_heartbeat_after_sign_out(tq: TaskQueue) -> None:
+    hub = EventHub(tq.views, poll_seconds=0.05, heartbeat_seconds=0.1)
+    signed_in = True
+
+    async def alive() -> bool:
+        return signed_in
+
+    received: list[bytes] = []
+
+    async def listen() -> None:
+        async for message in hub.stream(Filters(), alive=alive):
+            received.append(message)
+
+    reading = asyncio.create_task(listen())
+    await wait_until(lambda: _has(received, b": keep-alive"))
+    signed_in = False
+    await asyncio.wait_for(reading, 10)
+    assert received[-1] == b'event: expired\ndata: {"message":"the session was signed out"}\n\n'
+    hub.close()
+
+
+async def _has(received: list[bytes], part: bytes) -> bool:
+    return any(part in message for message in received)

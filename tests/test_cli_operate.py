@@ -11,9 +11,11 @@ import subprocess
 import sys
 
 import asyncpg
+import jwt as pyjwt
 
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
+from tests.api_helpers import api_client
 from tests.helpers import wait_until
 from tests.test_bulk import fail_tasks
 
@@ -153,3 +155,25 @@ async def test_partitions_lists_the_days_and_the_default_partitions_rows(
         "rows": 1,
         "default": True,
     }
+
+
+async def test_actions_and_failures_print_control_characters_escaped(
+    database_url: str, tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    secret = "jwt-secret-for-tests-0123456789abcdef"
+    subject = "eve\n2026-01-01 INFO forged\x1b[2J\u202e"
+    token = pyjwt.encode({"sub": subject, "scope": "read write", "exp": 2**31}, secret)
+    async with api_client(database_url, jwt_secret=secret) as client:
+        paused = await client.post(
+            "/api/queues/mail/pause", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert paused.status_code == 200, paused.text
+    await fail_tasks(pool, ["boom \x1b[31mred\x1b[0m\nsecond line"])
+    actions = taskqueue(database_url, "actions")
+    failures = taskqueue(database_url, "failures")
+    for shown in (actions, failures):
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
+    assert "jwt:eve\\n2026-01-01 INFO forged\\x1b[2J\\u202e" in actions.stdout
+    assert len(actions.stdout.splitlines()) == 2  # the header and one action
+    assert "boom \\x1b[<n>mred" in failures.stdout  # numbers are masked in groups

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,18 @@ async def test_the_access_log_is_switchable_and_off_by_default(
     async with api_client(database_url) as client:  # the default
         assert (await client.get("/health")).status_code == 200
     assert not [r for r in caplog.records if r.name == "taskqueue.access"]
+
+
+def test_messages_and_tracebacks_are_logged_with_control_characters_escaped() -> None:
+    record = logging.makeLogRecord(
+        {"msg": "task failed: %s", "args": ("bad\x1b[31m\nFAKE line",), "levelname": "INFO"}
+    )
+    console = ConsoleFormatter().format(record)
+    assert console.endswith("task failed: bad\\x1b[31m\\nFAKE line") and "\n" not in console
+    assert '"msg":"task failed: bad\\\\x1b[31m\\\\nFAKE line"' in JsonFormatter().format(record)
+    try:
+        raise ValueError("evil\x1b[2J")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    with_trace = ConsoleFormatter().format(record)
+    assert "ValueError: evil\\x1b[2J" in with_trace and "\x1b" not in with_trace

@@ -34,7 +34,7 @@ from taskqueue.observability.metrics import (
 from taskqueue.observability.outcomes import OUTCOMES
 from taskqueue.registry import Registry, TaskContext, load_registry
 from taskqueue.worker import Worker
-from tests.api_helpers import api_client, api_process, free_port
+from tests.api_helpers import LOCAL_BASE_URL, api_client, api_process, free_port
 from tests.helpers import (
     FAST,
     all_in_status,
@@ -322,7 +322,9 @@ async def test_the_gauges_statement_walks_the_partial_indexes(pool: asyncpg.Pool
     # Mostly finished tasks, a backlog, a few running: the cost must follow
     # the backlog and the running tasks, not the table's history.
     await seed_production_shape(pool, backlog=50, claimed=10)
-    explained = await pool.fetch(f"EXPLAIN {store.query('queue_states')}", None, False, False)
+    explained = await pool.fetch(
+        f"EXPLAIN {store.query('queue_states')}", None, False, False, None, None
+    )
     plan = "\n".join(r[0] for r in explained)
     assert "tasks_claim_idx" in plan
     assert "tasks_lease_idx" in plan
@@ -494,7 +496,7 @@ async def test_taskqueue_run_serves_the_workers_numbers_on_the_api(database_url:
     from taskqueue.app import create_app
 
     app = create_app(Settings(database_url=database_url), metrics_also=[worker_metrics.collect])
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(app, base_url=LOCAL_BASE_URL) as client:
         got = parse((await client.get("/metrics")).text)
     labels = {"queue": "default", "type": "noop", "outcome": "succeeded"}
     assert value(got, "taskqueue_tasks_finished_total", **labels) == 1

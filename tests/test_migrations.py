@@ -37,6 +37,7 @@ TABLES = {
     "queue_retention",
     "queue_counts",
     "prune_marks",
+    "revoked_sessions",
 }
 
 

@@ -100,3 +100,49 @@ async def test_heads_over_the_cap_get_431_and_those_under_it_pass(
                 "/api/tasks", json={"type": "noop", "payload": {"blob": "b" * 200_000}}
             )
             assert created.status_code == 201, created.text
+
+
+def _reply_when_closed(port: int, request: bytes) -> tuple[bytes, float]:
+    """What the server answers to ``request`` (maybe half a request) before
+    it closes the connection, and after how many seconds."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply, time.monotonic() - started
+
+
+async def test_half_sent_heads_and_bodies_are_answered_408_and_closed(
+    database_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "api.log"
+    async with api_process(
+        database_url, log, request_head_timeout="0.5", request_body_timeout="1"
+    ) as (base, _):
+        port = _port(base)
+        head = b"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        cases = {
+            "nothing": b"",
+            "half a head": head,
+            "half a body": head
+            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            + b'{"type": "no',
+        }
+        replies = await asyncio.gather(
+            *(asyncio.to_thread(_reply_when_closed, port, request) for request in cases.values())
+        )
+        for (name, _), (reply, seconds) in zip(cases.items(), replies, strict=True):
+            assert reply.startswith(b"HTTP/1.1 408 Request Timeout"), (name, reply)
+            limit = 1 if name == "half a body" else 0.5
+            assert limit <= seconds < limit + 5, (name, seconds)
+        assert b"request body did not arrive within 1 s" in replies[2][0]
+        # A whole request, even in pieces, is served as ever.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\n")
+            sock.sendall(b"Host: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        async with httpx.AsyncClient(base_url=base) as client:
+            assert (await client.post("/api/tasks", json={"type": "noop"})).status_code == 201
+    assert "its request head took over 0.5s" in (tmp_path / "api.log").read_text()

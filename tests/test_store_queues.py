@@ -112,7 +112,9 @@ async def test_what_finished_lately_is_read_from_the_history_on_its_own(
 async def test_the_cheap_read_never_walks_the_whole_table(pool: asyncpg.Pool) -> None:
     await seed_production_shape(pool, backlog=50, claimed=10)
     for failed, totals in ((False, False), (True, False), (True, True)):
-        rows = await pool.fetch(f"EXPLAIN {store.query('queue_states')}", None, failed, totals)
+        rows = await pool.fetch(
+            f"EXPLAIN {store.query('queue_states')}", None, failed, totals, None, None
+        )
         plan = "\n".join(r[0] for r in rows)
         assert "tasks_claim_idx" in plan and "tasks_lease_idx" in plan, plan
         assert "Seq Scan on tasks" not in plan and "task_events" not in plan, plan

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgspec
 import pytest
 
+from taskqueue.client import TaskQueue
+from taskqueue.config import ConfigError, Settings
+from taskqueue.errors import InvalidTask
 from taskqueue.validation import (
     MAX_PAYLOAD_DEPTH,
     TEXT_RULE,
@@ -19,6 +22,7 @@ from taskqueue.validation import (
     too_deep_at,
     zoned_problem,
 )
+from tests.api_helpers import api_client
 
 
 @pytest.mark.parametrize(
@@ -51,11 +55,30 @@ def test_the_text_rule_accepts_printable_text_of_any_script() -> None:
     assert text_problem(5, max_length=100) == "must be a string, not int"
 
 
-def test_queue_names_also_refuse_spaces_and_commas() -> None:
-    assert queue_problem("critical", max_length=100) is None
-    for bad in ("two words", "a,b", " lead", "", "x" * 101, "q\x00", "caf\ufffd"):
+BAD_QUEUES = (
+    "a/b",
+    "..",
+    ".hidden",
+    "a?b",
+    "a#b",
+    "a%2Fb",
+    "two words",
+    "a,b",
+    " lead",
+    "",
+    "x" * 101,
+    "q\x00",
+    "caf\ufffd",
+    "émails",
+)
+
+
+def test_queue_names_are_path_segments_as_they_are() -> None:
+    for good in ("critical", "emails.eu-west:1", "_internal", "x" * 100):
+        assert queue_problem(good, max_length=100) is None, good
+    for bad in BAD_QUEUES:
         problem = queue_problem(bad, max_length=100)
-        assert problem is not None and "no spaces, no commas" in problem, bad
+        assert problem is not None and "ASCII letters, digits and . _ : - only" in problem, bad
 
 
 def encoded(value: object) -> bytes:
@@ -115,3 +138,31 @@ def test_task_ids_from_text_or_uuid() -> None:
     assert as_task_id(str(made)) == made
     assert as_task_id("not-a-uuid") is None
     assert as_task_id(123) is None
+
+
+async def test_one_queue_rule_for_rest_batches_schedules_python_and_settings(
+    tq: TaskQueue, database_url: str
+) -> None:
+    for bad in ("a/b", "..", "a?b"):
+        with pytest.raises(InvalidTask) as info:
+            await tq.enqueue("noop", {}, queue=bad)
+        assert info.value.field == "queue"
+        with pytest.raises(InvalidTask) as info:
+            await tq.schedules.add("s1", type="noop", every_seconds=60, queue=bad)
+        assert info.value.field == "queue"
+        async with api_client(database_url) as client:
+            single = await client.post("/api/tasks", json={"type": "noop", "queue": bad})
+            batch = await client.post(
+                "/api/tasks/batch",
+                json={"tasks": [{"type": "noop"}, {"type": "noop", "queue": bad}]},
+            )
+            schedule = await client.post(
+                "/api/schedules",
+                json={"name": "s1", "type": "noop", "every_seconds": 60, "queue": bad},
+            )
+        assert (single.status_code, single.json()["field"]) == (422, "queue"), single.text
+        assert (batch.status_code, batch.json()["field"]) == (422, "tasks[1].queue"), batch.text
+        assert (schedule.status_code, schedule.json()["field"]) == (422, "queue"), schedule.text
+    assert (await tq.stats()).total_tasks == 0
+    with pytest.raises(ConfigError, match="TASKQUEUE_QUEUES"):
+        Settings.from_env({"TASKQUEUE_QUEUES": "default,a/b"})

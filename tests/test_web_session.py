@@ -10,6 +10,7 @@ import re
 import time
 from typing import Any
 
+import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -206,3 +207,29 @@ def test_sign_in_time_is_bounded() -> None:
     for _ in range(1000):
         assert sessions.viewer(cookie) is not None
     assert time.perf_counter() - started < 1.0
+
+
+async def test_sign_out_revokes_every_copy_of_the_session_in_every_process(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    async with api_client(database_url, api_tokens=TOKENS) as client:
+        csrf = await signed_in(client, WRITER)
+        copied = client.cookies[COOKIE_NAME]
+        assert (await client.get("/api/tasks")).status_code == 200
+        out = await client.post("/logout", headers={"X-CSRF-Token": csrf})
+        assert out.status_code == 200
+        client.cookies.clear()
+        client.cookies[COOKIE_NAME] = copied  # the copy an attacker kept
+        assert (await client.get("/api/tasks")).status_code == 401
+        assert (await client.get("/queues", follow_redirects=False)).status_code == 303
+    # Another API process, configured alike: it signed the session out too.
+    async with api_client(database_url, api_tokens=TOKENS) as other:
+        other.cookies[COOKIE_NAME] = copied
+        assert (await other.get("/api/tasks")).status_code == 401
+        assert (await other.get("/", follow_redirects=False)).status_code == 303
+        # A new sign-in is a new session.
+        other.cookies.clear()
+        await signed_in(other, WRITER)
+        assert (await other.get("/api/tasks")).status_code == 200
+    kept = await pool.fetch("SELECT expires_at > now() AS live FROM taskqueue.revoked_sessions")
+    assert [r["live"] for r in kept] == [True]

@@ -122,7 +122,7 @@ async def test_the_overview_renders_in_200_ms_over_a_long_history(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     await seed(pool)
-    queues = await plan(pool, "queue_states", None, True, True)
+    queues = await plan(pool, "queue_states", None, True, True, None, None)
     assert "tasks_claim_idx" in queues and "queue_counts" in queues, queues
     assert "tasks_lease_idx" in queues, queues
     assert "Seq Scan on tasks" not in queues, queues

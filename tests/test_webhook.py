@@ -7,18 +7,27 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from taskqueue import handlers
+from taskqueue import handlers, outbound
 from taskqueue.client import TaskQueue
+from taskqueue.config import ConfigError, Settings
 from taskqueue.destinations import Address
 from taskqueue.errors import InvalidTask, Permanent
 from tests.api_helpers import api_client
-from tests.helpers import all_in_status, event_types, running_worker, wait_until
+from tests.helpers import (
+    all_in_status,
+    event_types,
+    running_worker,
+    wait_until,
+    worker_process,
+)
 
 
 class Receiver:
@@ -159,13 +168,13 @@ async def test_the_address_checked_is_the_address_connected_to(
             return [ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("127.0.0.1")]
         return [ipaddress.ip_address(answer)]
 
-    monkeypatch.setattr(handlers, "resolve", flipping)
+    monkeypatch.setattr(outbound, "resolve", flipping)
     monkeypatch.setenv("TASKQUEUE_WEBHOOK_ALLOW", "127.0.0.1/32")
     try:
         first = await tq.enqueue("webhook", {"url": f"http://flip.test:{port}/a"}, max_retries=0)
         async with running_worker(database_url):
             await wait_until(lambda: all_in_status(pool, [first.id], "succeeded"))
-            await handlers.close_http_client()  # the next task needs a new connection
+            await outbound.close_http_client()  # the next task needs a new connection
             second = await tq.enqueue(
                 "webhook", {"url": f"http://flip.test:{port}/b"}, max_retries=0
             )
@@ -241,3 +250,130 @@ async def test_credentials_and_query_strings_never_reach_errors_events_or_logs(
         assert "s3cret" not in text
     # httpx logs each request's URL: shown, but without its secrets
     assert f"HTTP Request: POST http://***@127.0.0.1:{port}/down?***" in caplog.text
+
+
+# -- answers too big to read ----------------------------------------------------------
+
+MIB = 1024 * 1024
+HUGE_BYTES = 300 * MIB
+BOMB_INFLATED_BYTES = 1024 * MIB
+
+
+def gzip_bomb() -> bytes:
+    """A gzip body of about 1 MB that inflates to 1 GiB of zeros."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(MIB)
+    parts = [packer.compress(zeros) for _ in range(BOMB_INFLATED_BYTES // MIB)]
+    return b"".join(parts) + packer.flush()
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return gzip_bomb()
+
+
+@pytest.fixture
+def flood(bomb: bytes) -> Iterator[str]:
+    """/huge answers 300 MB (streamed, never held); /bomb the gzip bomb,
+    Content-Encoding: gzip; /small a short body; /huge-error 500 + 300 MB."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            path = self.path
+            try:
+                if path in ("/huge", "/huge-error"):
+                    self.send_response(200 if path == "/huge" else 500)
+                    self.send_header("content-length", str(HUGE_BYTES))
+                    self.end_headers()
+                    chunk = b"x" * MIB
+                    for _ in range(HUGE_BYTES // MIB):
+                        self.wfile.write(chunk)
+                elif path == "/bomb":
+                    self.send_response(200)
+                    self.send_header("content-encoding", "gzip")
+                    self.send_header("content-length", str(len(bomb)))
+                    self.end_headers()
+                    self.wfile.write(bomb)
+                else:
+                    self.send_response(200)
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the worker stopped reading: what it should do
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.usefixtures("allow_loopback")
+async def test_answers_are_read_up_to_the_cap_raw_and_never_inflated(
+    flood: str, bomb: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    try:
+        huge = await outbound.post(
+            f"{flood}/huge", content=b"{}", headers={}, timeout=10, max_bytes=1000
+        )
+        assert (huge.status_code, len(huge.body), huge.truncated) == (200, 1000, True)
+        gzipped = await outbound.post(f"{flood}/bomb", content=b"{}", headers={}, timeout=10)
+        # Read as sent: the compressed bytes, not what they inflate to.
+        assert gzipped.body == bomb and not gzipped.truncated
+        assert gzipped.content_encoding == "gzip"
+        monkeypatch.setenv(outbound.MAX_RESPONSE_VARIABLE, "100")
+        capped = await outbound.post(f"{flood}/bomb", content=b"{}", headers={}, timeout=10)
+        assert (len(capped.body), capped.truncated) == (100, True)
+    finally:
+        await outbound.close_http_client()
+
+
+def test_the_response_cap_is_a_setting() -> None:
+    assert Settings().webhook_max_response_bytes == MIB
+    assert Settings.from_env({"TASKQUEUE_WEBHOOK_MAX_RESPONSE_BYTES": "2048"}) == Settings(
+        webhook_max_response_bytes=2048
+    )
+    with pytest.raises(ConfigError, match="TASKQUEUE_WEBHOOK_MAX_RESPONSE_BYTES"):
+        Settings.from_env({"TASKQUEUE_WEBHOOK_MAX_RESPONSE_BYTES": "0"})
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident set (VmHWM), as the kernel counts it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_a_worker_survives_a_300_mb_answer_and_a_gzip_bomb(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str, flood: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    async with worker_process(database_url, log, webhook_allow="127.0.0.1") as proc:
+        warm = await tq.enqueue("webhook", {"url": f"{flood}/small"})
+        await wait_until(lambda: all_in_status(pool, [warm.id], "succeeded"), timeout=30)
+        before = peak_rss_bytes(proc.pid)
+        huge = await tq.enqueue("webhook", {"url": f"{flood}/huge"})
+        bomb = await tq.enqueue("webhook", {"url": f"{flood}/bomb"})
+        failing = await tq.enqueue("webhook", {"url": f"{flood}/huge-error"}, max_retries=0)
+        await wait_until(lambda: all_in_status(pool, [huge.id, bomb.id], "succeeded"), timeout=60)
+        await wait_until(lambda: all_in_status(pool, [failing.id], "failed"), timeout=60)
+        after = peak_rss_bytes(proc.pid)
+    print(f"worker peak RSS: {before / MIB:.1f} MiB before, {after / MIB:.1f} MiB after")
+    assert after - before < 100 * MIB, (before, after)
+    assert (await tq.get(huge.id)).result == {
+        "status_code": 200,
+        "body_truncated": True,
+        "body_bytes_read": MIB,
+    }
+    assert (await tq.get(bomb.id)).result == {"status_code": 200, "content_encoding": "gzip"}
+    assert (await tq.get(failing.id)).last_error == (
+        f"WebhookFailed: {flood}/huge-error answered HTTP 500 (body cut at {MIB} bytes)"
+    )

@@ -132,6 +132,10 @@ BEGIN
         ON taskqueue.schedule_fires TO taskqueue_api;
     GRANT SELECT ON taskqueue.workers TO taskqueue_api;
     GRANT SELECT, INSERT ON taskqueue.operator_actions TO taskqueue_api;
+    -- Dashboard sign-out: revoke_session.sql, session_revoked.sql.
+    IF to_regclass('taskqueue.revoked_sessions') IS NOT NULL THEN
+        GRANT SELECT, INSERT, DELETE ON taskqueue.revoked_sessions TO taskqueue_api;
+    END IF;
     -- Claim lanes: a producer opens a task's lane and lowers its floor for
     -- a task due in the past (_open_lanes.sql).
     GRANT SELECT, INSERT (queue, type, priority), UPDATE (floor_at)

@@ -12,6 +12,7 @@ from litestar.response import Stream
 
 from taskqueue.api.openapi import SECURITY, error_responses
 from taskqueue.api.stream import EventHub, Filters
+from taskqueue.http.auth import expires_of, session_alive
 from taskqueue.http.errors import ApiError
 
 
@@ -29,7 +30,9 @@ from taskqueue.http.errors import ApiError
         "or task_id. Reconnecting with the Last-Event-ID header (browsers do it by "
         "themselves) resumes after that event with no gap. A comment every 15 s keeps "
         "idle connections open. Every stream of one API process shares one reading of "
-        "the database."
+        "the database. When the JWT or dashboard session that opened the stream "
+        "expires (or the session signs out), an `event: expired` is sent and the "
+        "stream ends."
     ),
     opt={"query_parameters": ("queue", "type", "task_id")},
     media_type="text/event-stream",
@@ -55,7 +58,12 @@ async def get_events(
     hub: EventHub = state.event_hub
     filters = Filters(queue=queue, task_type=task_type, task_id=task_id)
     return Stream(
-        hub.stream(filters, last_event_id=resume),
+        hub.stream(
+            filters,
+            last_event_id=resume,
+            until=expires_of(request),
+            alive=session_alive(request),
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

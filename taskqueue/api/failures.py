@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
 from taskqueue.api.openapi import SECURITY, error_responses
+from taskqueue.api.paging import PAGE_DESCRIPTION, PAGE_PARAMETERS, Limit, Offset, next_page
 from taskqueue.client import TaskQueue
-from taskqueue.limits import MAX_PAGE_SIZE
 from taskqueue.models import FailureGroup
 
 
@@ -25,15 +25,18 @@ from taskqueue.models import FailureGroup
         "The error is the first line of last_error with ids, numbers and quoted values "
         "masked (<id>, <n>, <value>), so that one fault is one group. Pass a group's "
         "queue, type and error as the filter of POST /api/tasks/retry (or cancel, delete) "
-        "to act on the whole group."
+        "to act on the whole group. " + PAGE_DESCRIPTION
     ),
-    opt={"query_parameters": ("queue", "type", "since", "limit")},
+    opt={"query_parameters": ("queue", "type", "since", *PAGE_PARAMETERS)},
 )
 async def get_failures(
+    request: Request[Any, Any, Any],
     tq: NamedDependency[TaskQueue],
     queue: FromQuery[str | None] = None,
     task_type: Annotated[str | None, QueryParameter(name="type")] = None,
     since: FromQuery[datetime | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)] = 100,
-) -> list[FailureGroup]:
-    return await tq.failures(queue=queue, type=task_type, since=since, limit=limit)
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response[list[FailureGroup]]:
+    groups = await tq.failures(queue=queue, type=task_type, since=since, limit=limit, offset=offset)
+    return Response(groups, headers=next_page(request, offset, limit, len(groups)))

@@ -8,17 +8,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
+from taskqueue.api.paging import PAGE_DESCRIPTION, PAGE_PARAMETERS, Limit, Offset, next_page
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidArgument
 from taskqueue.http.auth import actor_of
 from taskqueue.http.body import decode_body
-from taskqueue.limits import MAX_LIMIT, check_retention
+from taskqueue.limits import MAX_LIMIT, MAX_PAGE_SIZE, check_retention
 from taskqueue.models import QueueInfo, RateLimit
 
 
@@ -49,9 +50,22 @@ class QueueController(Controller):
     tags = ["queues"]  # noqa: RUF012 - Litestar reads it as a class attribute
     security = SECURITY
 
-    @get("/", responses=error_responses(), summary="Every queue: settings and counts")
-    async def list_queues(self, tq: NamedDependency[TaskQueue]) -> list[QueueInfo]:
-        return await tq.queues()
+    @get(
+        "/",
+        responses=error_responses(422),
+        summary="Every queue: settings and counts, by name",
+        description=PAGE_DESCRIPTION,
+        opt={"query_parameters": PAGE_PARAMETERS},
+    )
+    async def list_queues(
+        self,
+        request: Request[Any, Any, State],
+        tq: NamedDependency[TaskQueue],
+        limit: Limit = MAX_PAGE_SIZE,
+        offset: Offset = 0,
+    ) -> Response[list[QueueInfo]]:
+        queues = await tq.queues(offset=offset, limit=limit)
+        return Response(queues, headers=next_page(request, offset, limit, len(queues)))
 
     @get("/{name:str}", responses=error_responses(404), summary="One queue")
     async def get_queue(self, tq: NamedDependency[TaskQueue], name: FromPath[str]) -> QueueInfo:

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -102,9 +102,16 @@ class _Subscriber:
 
 
 class EventHub:
-    def __init__(self, views: Views, *, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        views: Views,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
         self._views = views
         self._poll_seconds = poll_seconds
+        self._heartbeat_seconds = heartbeat_seconds
         self._subscribers: set[_Subscriber] = set()
         self._recent: deque[StreamEvent] = deque(maxlen=RECENT_EVENTS)
         self._tail: EventTail | None = None
@@ -127,9 +134,17 @@ class EventHub:
                 subscriber.queue.put_nowait(None)
 
     async def stream(
-        self, filters: Filters, *, last_event_id: int | None = None
+        self,
+        filters: Filters,
+        *,
+        last_event_id: int | None = None,
+        until: float | None = None,
+        alive: Callable[[], Awaitable[bool]] | None = None,
     ) -> AsyncIterator[bytes]:
-        """SSE bytes for one subscriber until it goes away or the hub closes."""
+        """SSE bytes for one subscriber until it goes away, the hub closes,
+        ``until`` (Unix seconds: when the token or session that opened it
+        expires) passes or, asked at each heartbeat, ``alive()`` says the
+        session was signed out; then an ``expired`` event, and it ends."""
         subscriber = _Subscriber(filters)
         self._subscribers.add(subscriber)
         try:
@@ -140,10 +155,21 @@ class EventHub:
                 async for missed in self._catch_up(filters, last_event_id, self._tail.last_id):
                     yield missed
             while not self._closing.is_set():
+                wait = self._heartbeat_seconds
+                if until is not None:
+                    left = until - time.time()
+                    if left <= 0:
+                        yield _message("expired", {"message": "the credential expired"})
+                        return
+                    wait = min(wait, left)
                 try:
-                    live = await asyncio.wait_for(subscriber.queue.get(), HEARTBEAT_SECONDS)
+                    live = await asyncio.wait_for(subscriber.queue.get(), wait)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    if alive is not None and not await alive():
+                        yield _message("expired", {"message": "the session was signed out"})
+                        return
+                    if until is None or until > time.time():
+                        yield b": keep-alive\n\n"
                     continue
                 if live is None:
                     return

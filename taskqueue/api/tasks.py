@@ -31,7 +31,7 @@ from taskqueue.limits import MAX_KEY_LENGTH
 from taskqueue.models import Stats, Status, Task
 from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
 from taskqueue.schedules import NAME_PATTERN
-from taskqueue.validation import text_problem
+from taskqueue.validation import key_problem
 
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
@@ -60,9 +60,15 @@ def _idempotency_key(request: Request[Any, Any, Any], body: CreateTask) -> str |
 
 def _idempotency_header(request: Request[Any, Any, Any], max_length: int) -> str | None:
     header = request.headers.get("idempotency-key")
-    if header is not None and (
-        problem := text_problem(header, max_length=max_length, min_length=1)
-    ):
+    if header is None:
+        return None
+    # Header bytes arrive as Latin-1: UTF-8 would be stored mangled.
+    problem = (
+        key_problem(header, max_length=max_length)
+        if header.isascii()
+        else "ASCII only (send a non-ASCII key as the idempotency_key field of the body)"
+    )
+    if problem:
         raise ApiError(
             422, "invalid_field", f"Idempotency-Key header: {problem}", "idempotency_key"
         )
@@ -158,13 +164,15 @@ class TaskController(Controller):
         if not 0 < len(body.tasks) <= limit:
             raise ApiError(422, "invalid_field", f"tasks: 1 to {limit} tasks per batch", "tasks")
         keys = _batch_keys(request, body, limit)
-        if keys is None:
-            new_tasks = [t.to_new_task() for t in body.tasks]
-        else:
-            new_tasks = [t.to_new_task(key) for t, key in zip(body.tasks, keys, strict=True)]
+        rows = tq.prepare([t.to_new_task() for t in body.tasks])
+        if keys is not None:
+            # Set after validation: only this derivation makes keys of the
+            # member shape (K/i), which producers' own keys may not take.
+            for row, key in zip(rows, keys, strict=True):
+                row.idempotency_key = key
         # insert, not submit: the payloads stay the JSON sent and are written
         # back out as they are.
-        results = await tq.insert(tq.prepare(new_tasks))
+        results = await tq.insert(rows)
         created = any(r.created for r in results)
         return Response(
             [BatchTaskOut.of(r.task, created=r.created) for r in results],

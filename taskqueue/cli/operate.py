@@ -18,6 +18,7 @@ import msgspec
 from taskqueue import db
 from taskqueue.cli.output import emit_json, json_line, table, when, with_client, zoned
 from taskqueue.config import ConfigError, Settings
+from taskqueue.text import escape_controls
 
 if TYPE_CHECKING:
     from taskqueue.client import TaskQueue
@@ -320,10 +321,10 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
                 f"{event.at:%H:%M:%S.%f}"[:-3],
                 event.event_type.removeprefix("task_").ljust(15),
                 event.task_id,
-                event.queue or "-",
-                event.type or "-",
+                escape_controls(event.queue or "-"),
+                escape_controls(event.type or "-"),
                 f"attempt {event.attempt}",
-                event.worker_id or "",
+                escape_controls(event.worker_id or ""),
                 flush=True,
             )
 
@@ -415,7 +416,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             await pool.close()
         shown = report.violations[: args.max_shown]
         for violation in shown:
-            print(f"task {violation.task_id}: {violation.problem}")
+            print(f"task {violation.task_id}: {escape_controls(violation.problem)}")
         if len(report.violations) > len(shown):
             print(f"… and {len(report.violations) - len(shown)} more")
         bad = len({v.task_id for v in report.violations})

@@ -23,6 +23,7 @@ from taskqueue.config import ConfigError, Settings, mask_password
 from taskqueue.embedded import EmbeddedPostgresError
 from taskqueue.errors import TaskQueueError
 from taskqueue.registry import load_registry
+from taskqueue.text import escape_controls
 
 if TYPE_CHECKING:
     from taskqueue.client import TaskQueue
@@ -36,8 +37,9 @@ _EXPLAINED = (ConfigError, TaskQueueError, EmbeddedPostgresError)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Rows as left-aligned columns under ``header``."""
-    lines = [tuple(header)] + [tuple("" if cell is None else str(cell) for cell in r) for r in rows]
+    """Rows as left-aligned columns under ``header``, control characters escaped."""
+    cells = [tuple("" if cell is None else escape_controls(str(cell)) for cell in r) for r in rows]
+    lines = [tuple(header), *cells]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -107,7 +109,7 @@ def failed(exc: Exception, args: argparse.Namespace, *, json_logs: bool) -> int:
 
 
 def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
-    text = " ".join(str(exc).split())
+    text = escape_controls(" ".join(str(exc).split()))
     if not isinstance(exc, _EXPLAINED):
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         if not args.verbose:

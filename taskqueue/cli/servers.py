@@ -45,7 +45,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from taskqueue.serve import api_server, on_signal, run_loop, tune_gc_for_throughput
 
     _check_binding(settings)
-    server = api_server(_api_app(settings), settings.host, settings.port)
+    server = api_server(_api_app(settings), settings)
     tune_gc_for_throughput()
 
     async def main() -> None:
@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         worker = Worker(settings, registry, metrics=WorkerMetrics())
         assert worker.metrics is not None
         app = _api_app(settings, registry, metrics_also=[worker.metrics.collect])
-        server = api_server(app, settings.host, settings.port)
+        server = api_server(app, settings)
         tune_gc_for_throughput()
 
         def stop() -> None:

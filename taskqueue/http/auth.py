@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,19 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from taskqueue.config import ConfigError, Settings
+from taskqueue.text import escape_controls
 
 READ = "read"
 WRITE = "write"
 ALL_SCOPES = frozenset({READ, WRITE})
 LOCAL_ACTOR = "local"  # who acts when auth is off (the API only listens on 127.0.0.1)
 ACTOR_STATE_KEY = "taskqueue_actor"  # where the middleware leaves it in scope["state"]
+# ...and when the credential that let the request in expires (Unix seconds),
+# for responses that outlive the request: an event stream ends then.
+EXPIRES_STATE_KEY = "taskqueue_expires"
+# ...and, for a dashboard session, whether it is still signed in (asked again
+# by responses that outlive the request).
+ALIVE_STATE_KEY = "taskqueue_alive"
 MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash are guessable offline
 
 
@@ -100,16 +107,24 @@ class Authenticator:
 
     def identify(self, presented: str) -> tuple[str, frozenset[str]] | None:
         """(name, scopes) of a valid token, else None."""
+        found = self.identify_until(presented)
+        return None if found is None else (found[0], found[1])
+
+    def identify_until(self, presented: str) -> tuple[str, frozenset[str], float | None] | None:
+        """(name, scopes, expiry) of a valid token, else None; the expiry is
+        a JWT's ``exp`` (Unix seconds), None for a configured token."""
         digest = hashlib.sha256(presented.encode()).digest()
         found: tuple[str, frozenset[str]] | None = None
         for known, entry in self._tokens.items():
             if hmac.compare_digest(known, digest):
                 found = entry
-        if found is None and self._jwt_secret and presented.count(".") == 2:
-            found = self._jwt_identity(presented)
-        return found
+        if found is not None:
+            return found[0], found[1], None
+        if self._jwt_secret and presented.count(".") == 2:
+            return self._jwt_identity(presented)
+        return None
 
-    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str]] | None:
+    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str], float] | None:
         """The token's subject and scopes; None for a token that is invalid,
         expired, for another audience or issuer, or whose claims have the
         wrong shape."""
@@ -124,6 +139,13 @@ class Authenticator:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
+        # PyJWT takes "exp": "9999999999" as a number; a claim of the wrong
+        # type is a token this API did not mean to accept.
+        if any(
+            name in claims and (type(claims[name]) not in (int, float))
+            for name in ("exp", "nbf", "iat")
+        ) or ("scope" in claims and type(claims["scope"]) is not str):
+            return None
         raw = claims.get("scopes", claims.get("scope", ""))
         if isinstance(raw, str):
             scopes = raw.split()
@@ -132,30 +154,41 @@ class Authenticator:
         else:
             return None
         subject = claims.get("sub")
-        name = f"jwt:{subject[:100]}" if isinstance(subject, str) and subject else "jwt"
-        return name, frozenset(scopes) & ALL_SCOPES
+        # The name is stored (operator log) and printed: no control characters.
+        name = (
+            f"jwt:{escape_controls(subject[:100])}"
+            if isinstance(subject, str) and subject
+            else "jwt"
+        )
+        return name, frozenset(scopes) & ALL_SCOPES, float(claims["exp"])
 
     def check(self, authorization: str, scope: str) -> str:
         """The name of who presented ``authorization``; raise 401 without a
         valid token, 403 without ``scope``."""
+        return self.check_until(authorization, scope)[0]
+
+    def check_until(self, authorization: str, scope: str) -> tuple[str, float | None]:
+        """``check``, and when the token expires (None: it does not)."""
         if not self.enabled:
-            return LOCAL_ACTOR
+            return LOCAL_ACTOR, None
         kind, _, presented = authorization.partition(" ")
         if kind.lower() != "bearer" or not presented.strip():
             raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)")
-        found = self.identify(presented.strip())
+        found = self.identify_until(presented.strip())
         if found is None:
             raise NotAuthorizedException("invalid or expired token")
-        name, scopes = found
+        name, scopes, expires = found
         if scope not in scopes:
             raise PermissionDeniedException(f"this token lacks the '{scope}' scope")
-        return name
+        return name, expires
 
 
 # For a request without an Authorization header: the actor of the
-# dashboard session it carries (checking scope and CSRF token, raising 403),
-# or None when it carries none.
-SessionActor = Callable[[Scope, str], str | None]
+# dashboard session it carries and when the session ends (checking scope and
+# CSRF token, raising 403), or None when it carries none (or a signed-out one).
+SessionActor = Callable[
+    [Scope, str], Awaitable[tuple[str, float | None, Callable[[], Awaitable[bool]]] | None]
+]
 
 
 def auth_middleware(
@@ -179,12 +212,16 @@ def auth_middleware(
                             break
                     method = scope.get("method", "GET")
                     needed = READ if method in ("GET", "HEAD") else WRITE
-                    actor = None
+                    state = scope.setdefault("state", {})
+                    session = None
                     if not header and sessions is not None:
-                        actor = sessions(scope, needed)
-                    if actor is None:
-                        actor = authenticator.check(header.decode("latin-1"), needed)
-                    scope.setdefault("state", {})[ACTOR_STATE_KEY] = actor
+                        session = await sessions(scope, needed)
+                    if session is None:
+                        found = authenticator.check_until(header.decode("latin-1"), needed)
+                        state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = found
+                    else:
+                        actor, expires, state[ALIVE_STATE_KEY] = session
+                        state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = actor, expires
             await app(scope, receive, send)
 
         return middleware
@@ -213,6 +250,20 @@ def actor_of(request: Request[Any, Any, Any]) -> str:
     without auth)."""
     actor = request.scope.get("state", {}).get(ACTOR_STATE_KEY)
     return actor if isinstance(actor, str) else LOCAL_ACTOR
+
+
+def expires_of(request: Request[Any, Any, Any]) -> float | None:
+    """When the credential of this request expires (Unix seconds), as the
+    auth middleware found; None when it does not (or auth is off)."""
+    expires = request.scope.get("state", {}).get(EXPIRES_STATE_KEY)
+    return expires if isinstance(expires, float) else None
+
+
+def session_alive(request: Request[Any, Any, Any]) -> Callable[[], Awaitable[bool]] | None:
+    """For a request let in by a dashboard session: whether that session is
+    still signed in; None for any other request."""
+    alive = request.scope.get("state", {}).get(ALIVE_STATE_KEY)
+    return alive if callable(alive) else None
 
 
 def is_loopback(host: str) -> bool:

@@ -159,6 +159,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    421: "misdirected_request",
     431: "request_header_fields_too_large",
     429: "too_many_requests",
 }

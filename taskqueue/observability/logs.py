@@ -12,7 +12,10 @@ variable that follows the handler into whatever it awaits, and one formatter
 is all a JSON line needs, without a second logging API or a dependency.
 
 Whatever the format, the configured secrets (the database password, API
-tokens, the JWT secret) and the password of any URL in a message are masked."""
+tokens, the JWT secret) and the password of any URL in a message are masked,
+and control characters in a message (a task's error, a name from a request)
+are escaped (taskqueue.text), so no message can forge a line or drive the
+terminal."""
 
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
+
+from taskqueue.text import escape_controls
 
 if TYPE_CHECKING:
     from taskqueue.config import Settings
@@ -95,6 +100,13 @@ class ConsoleFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._redact = redact or Redactor()
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return escape_controls(super().formatException(ei), keep_newlines=True)
+
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         task_id = getattr(record, "task_id", None)
@@ -137,7 +149,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": escape_controls(record.getMessage()),
         }
         fields = record.__dict__
         for attribute, key in _TASK_KEYS.items():

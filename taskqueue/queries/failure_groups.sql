@@ -5,6 +5,7 @@
 --   $2 text        type (NULL: any)
 --   $3 timestamptz failed at or after (NULL: any time)
 --   $4 int         how many groups at most
+--   $5 int         skip this many groups first
 SELECT queue, type, taskqueue.error_group(last_error) AS error,
        count(*) AS count,
        min(completed_at) AS first_failed_at,
@@ -16,5 +17,6 @@ WHERE status = 'failed'
   AND ($2::text IS NULL OR type = $2)
   AND ($3::timestamptz IS NULL OR completed_at >= $3)
 GROUP BY queue, type, taskqueue.error_group(last_error)
-ORDER BY count(*) DESC, max(completed_at) DESC
+ORDER BY count(*) DESC, max(completed_at) DESC, queue, type, 3
+OFFSET $5
 LIMIT $4;

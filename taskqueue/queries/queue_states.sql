@@ -12,6 +12,8 @@
 --   $1 text    one queue (NULL: all)
 --   $2 boolean read the failed count
 --   $3 boolean read every finish count: succeeded, failed, cancelled, retries
+--   $4 int     skip this many queues, in name order (NULL: none)
+--   $5 int     at most this many queues (NULL: all)
 -- One row per queue that has tasks queued or running, finish counts (when $2
 -- or $3), settings, retention overrides or live workers; or, when there is
 -- none, a single row whose name is NULL, carrying live_workers. Counts not
@@ -100,6 +102,9 @@ states AS (
     LEFT JOIN counts c ON c.queue = n.queue
     LEFT JOIN serving v ON v.queue = n.queue
     WHERE $1::text IS NULL OR n.queue = $1
+    ORDER BY n.queue
+    OFFSET coalesce($4::int, 0)
+    LIMIT $5::int
 )
 SELECT (SELECT count(*) FROM live) AS live_workers, q.*
 FROM (SELECT 1) AS one

@@ -92,6 +92,7 @@ from taskqueue.store.schedules import (
     trigger_schedule,
     update_schedule,
 )
+from taskqueue.store.sessions import revoke_session, session_revoked
 from taskqueue.store.tasks import (
     BULK_ACTIONS,
     TaskRow,
@@ -194,8 +195,10 @@ __all__ = [
     "rescue_expired_since",
     "resume_schedule",
     "retry_task",
+    "revoke_session",
     "schedule_now",
     "search_tasks",
+    "session_revoked",
     "set_queue_limits",
     "set_queue_paused",
     "set_queue_retention",

@@ -206,13 +206,21 @@ class QueueStates(msgspec.Struct, kw_only=True, frozen=True):
 
 
 async def queue_states(
-    conn: Executor, queue: str | None = None, *, failed: bool = False, totals: bool = False
+    conn: Executor,
+    queue: str | None = None,
+    *,
+    failed: bool = False,
+    totals: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> QueueStates:
     """Every queue's state, or ``queue``'s alone (see queue_states.sql).
     Cheap whatever is asked (partial indexes and queue_counts): ``failed``
     adds the failed count, ``totals`` (implying ``failed``) every count of
-    what finished."""
-    records = await conn.fetch(query("queue_states"), queue, failed or totals, totals)
+    what finished; ``offset`` and ``limit`` page through them by name."""
+    records = await conn.fetch(
+        query("queue_states"), queue, failed or totals, totals, offset, limit
+    )
     return QueueStates(
         queues=[_queue_state(r) for r in records if r["name"] is not None],
         live_workers=int(records[0]["live_workers"]),

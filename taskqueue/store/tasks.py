@@ -156,13 +156,13 @@ async def search_tasks(
 
 async def failure_groups(
     conn: Executor,
-    *,
     queue: str | None = None,
     task_type: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[FailureGroup]:
-    records = await conn.fetch(query("failure_groups"), queue, task_type, since, limit)
+    records = await conn.fetch(query("failure_groups"), queue, task_type, since, limit, offset)
     return [FailureGroup(**dict(r.items())) for r in records]
 
 

@@ -61,5 +61,8 @@ async def applied_migrations(conn: Executor) -> list[str]:
     return [r["migration_id"] for r in records]
 
 
-async def list_workers(conn: Executor) -> list[WorkerInfo]:
-    return [WorkerInfo(**dict(r.items())) for r in await conn.fetch(query("list_workers"))]
+async def list_workers(
+    conn: Executor, *, offset: int = 0, limit: int | None = None
+) -> list[WorkerInfo]:
+    records = await conn.fetch(query("list_workers"), offset, limit)
+    return [WorkerInfo(**dict(r.items())) for r in records]

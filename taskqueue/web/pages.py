@@ -19,7 +19,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidTask, TaskNotFound
+from taskqueue.limits import MAX_OFFSET
 from taskqueue.models import Status, Task, TaskFilter
+from taskqueue.store import QueueState
 from taskqueue.validation import as_task_id, text_problem
 from taskqueue.web import timeline
 from taskqueue.web.headers import html_response
@@ -28,6 +30,9 @@ from taskqueue.web.render import pretty_json, render
 from taskqueue.web.session import Viewer
 
 PAGE_SIZE = 50
+LIST_PAGE_SIZE = 100  # queues, workers and failure groups per page
+OVERVIEW_QUEUES = 50  # the busiest queues the Overview shows
+QUEUE_CHOICES = 200  # queue names the Tasks page offers as filters
 TASK_FILTERS = ("status", "queue", "type", "created_after", "created_before", "q", "cursor")
 _encode = msgspec.json.Encoder().encode
 
@@ -55,10 +60,31 @@ async def overview_page(
             page="overview",
             stream="/api/events",
             data=data,
+            top_queues=sorted(data.queues, key=_busy, reverse=True)[:OVERVIEW_QUEUES],
             peak_hour=peak_hour,
             peak_day=peak_day,
         )
     )
+
+
+def _busy(queue: QueueState) -> int:
+    return queue.queued + queue.running + queue.failed
+
+
+def _offset(raw: str) -> int:
+    """A page's offset from the URL; a wrong one is the first page."""
+    return int(raw) if raw.isdigit() and int(raw) <= MAX_OFFSET else 0
+
+
+def _pager(path: str, offset: int, got: int, **kept: str) -> dict[str, str | None]:
+    """Links to the first and the next page of a list paged by offset."""
+    query = {k: v for k, v in kept.items() if v}
+    first = f"{path}?{urlencode(query)}" if query else path
+    following = f"{path}?{urlencode({**query, 'offset': offset + got})}"
+    return {
+        "first_link": first if offset else None,
+        "next_link": following if got == LIST_PAGE_SIZE else None,
+    }
 
 
 class TaskQuery(msgspec.Struct, kw_only=True):
@@ -146,7 +172,8 @@ async def tasks_page(
     stream = "/api/events"
     if query.queue:
         stream += "?" + urlencode({"queue": query.queue})
-    queue_names = [q.name for q in (await tq.views.queue_states(failed=True)).queues]
+    states = await tq.views.queue_states(limit=QUEUE_CHOICES)
+    queue_names = [q.name for q in states.queues]
     return html_response(
         render(
             "tasks.html",
@@ -219,13 +246,15 @@ async def task_page(
     )
 
 
-@get("/failures", opt={"query_parameters": ("queue", "type")}, name="failures")
+@get("/failures", opt={"query_parameters": ("queue", "type", "offset")}, name="failures")
 async def failures_page(
     tq: NamedDependency[TaskQueue],
     viewer: NamedDependency[Viewer],
     queue: FromQuery[str] = "",
     task_type: Annotated[str, QueryParameter(name="type")] = "",
+    offset: FromQuery[str] = "",
 ) -> Response[str]:
+    skip = _offset(offset)
     problems = [
         f"{field}: {problem}"
         for field, value in (("queue", queue), ("type", task_type))
@@ -233,7 +262,9 @@ async def failures_page(
     ]
     groups = []
     if not problems:
-        groups = await tq.failures(queue=queue or None, type=task_type or None, limit=200)
+        groups = await tq.failures(
+            queue=queue or None, type=task_type or None, limit=LIST_PAGE_SIZE, offset=skip
+        )
     filters = [
         (
             group,
@@ -257,36 +288,43 @@ async def failures_page(
             problems=problems,
             queue=queue,
             type=task_type,
+            **_pager("/failures", skip, len(groups), queue=queue, type=task_type),
         )
     )
 
 
-@get("/queues", opt={"query_parameters": ()}, name="queues")
+@get("/queues", opt={"query_parameters": ("offset",)}, name="queues")
 async def queues_page(
-    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], offset: FromQuery[str] = ""
 ) -> Response[str]:
+    skip = _offset(offset)
+    states = await tq.views.queue_states(failed=True, offset=skip, limit=LIST_PAGE_SIZE)
     return html_response(
         render(
             "queues.html",
             viewer,
             page="queues",
             stream="/api/events",
-            queues=(await tq.views.queue_states(failed=True)).queues,
+            queues=states.queues,
+            **_pager("/queues", skip, len(states.queues)),
         )
     )
 
 
-@get("/workers", opt={"query_parameters": ()}, name="workers")
+@get("/workers", opt={"query_parameters": ("offset",)}, name="workers")
 async def workers_page(
-    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], offset: FromQuery[str] = ""
 ) -> Response[str]:
+    skip = _offset(offset)
+    workers = await tq.workers(offset=skip, limit=LIST_PAGE_SIZE)
     return html_response(
         render(
             "workers.html",
             viewer,
             page="workers",
             stream="/api/events",
-            workers=await tq.workers(),
+            workers=workers,
             now=await tq.views.now(),
+            **_pager("/workers", skip, len(workers)),
         )
     )

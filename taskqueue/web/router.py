@@ -37,11 +37,11 @@ class SignInRequired(Exception):
         self.target = target
 
 
-def _viewer(request: Request[Any, Any, State], state: State) -> Viewer:
+async def _viewer(request: Request[Any, Any, State], state: State) -> Viewer:
     sessions: Sessions = state.dashboard_sessions
     if not sessions.enabled:
         return sessions.open_viewer()
-    viewer = sessions.viewer_from_headers(request.scope["headers"])
+    viewer = await sessions.current(request.scope["headers"])
     if viewer is None:
         target = request.url.path
         if request.url.query:
@@ -107,7 +107,7 @@ def dashboard_router(settings: Settings, authenticator: Authenticator) -> tuple[
             signin.sign_out,
             static_file,
         ],
-        dependencies={"viewer": Provide(_viewer, sync_to_thread=False)},
+        dependencies={"viewer": Provide(_viewer)},
         exception_handlers={SignInRequired: _to_sign_in, Exception: _error_page},
         include_in_schema=False,
     )

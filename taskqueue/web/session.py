@@ -19,7 +19,14 @@ it), Secure over HTTPS, expiring after TASKQUEUE_SESSION_HOURS. Its value is
 The signing key is TASKQUEUE_SESSION_SECRET when set; otherwise it is
 derived from the auth configuration (every token's digest and the JWT
 secret), so every API process with the same configuration accepts the same
-sessions, they survive restarts, and changing the tokens ends them all."""
+sessions, they survive restarts, and changing the tokens ends them all.
+
+Signing out ends the session everywhere, not only in the browser that had
+it: the session's id (the SHA-256 of its CSRF token) goes to
+taskqueue.revoked_sessions until the cookie would have expired, and a copy of
+the cookie is refused from then on: at once by the API process that signed
+it out, within REVOCATION_CHECK_SECONDS by the others (each asks the
+database at most that often per session, by primary key)."""
 
 from __future__ import annotations
 
@@ -29,19 +36,22 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import msgspec
 from litestar.exceptions import PermissionDeniedException
 from litestar.types import Scope
 
+from taskqueue import db, store
 from taskqueue.config import ConfigError, Settings
 from taskqueue.http.auth import LOCAL_ACTOR, WRITE, Authenticator
 
 COOKIE_NAME = "taskqueue_session"
 CSRF_HEADER = b"x-csrf-token"
 MIN_SECRET_BYTES = 32
+REVOCATION_CHECK_SECONDS = 2.0
 _KEY_LABEL = b"taskqueue dashboard session v1"
 
 
@@ -59,6 +69,12 @@ class Viewer:
     name: str
     scopes: frozenset[str]
     csrf: str  # empty when auth is off: no session, no cookie to forge with
+    expires: float | None = None  # when the session (or its JWT) ends, Unix seconds
+
+    @property
+    def session_id(self) -> bytes:
+        """What a sign-out records: the digest of the session's random CSRF token."""
+        return hashlib.sha256(self.csrf.encode()).digest()
 
     @property
     def can_write(self) -> bool:
@@ -77,6 +93,53 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+class Revocations:
+    """Which sessions were signed out. A revoked id is remembered until its
+    cookie's expiry; a live one is asked of the database again after
+    REVOCATION_CHECK_SECONDS. Without a database (``bind`` not called yet)
+    only this process's own sign-outs count."""
+
+    def __init__(self) -> None:
+        self._runner: db.Runner | None = None
+        self._revoked: dict[bytes, float] = {}  # session id -> its expiry (Unix seconds)
+        self._live: dict[bytes, float] = {}  # session id -> when last found live (monotonic)
+
+    def bind(self, runner: db.Runner) -> None:
+        self._runner = runner
+
+    async def revoked(self, viewer: Viewer) -> bool:
+        session = viewer.session_id
+        if session in self._revoked:
+            return True
+        now = time.monotonic()
+        checked = self._live.get(session)
+        if self._runner is None or (
+            checked is not None and now - checked < REVOCATION_CHECK_SECONDS
+        ):
+            return False
+        if await self._runner.run(store.session_revoked, session):
+            self._remember(session, viewer.expires or time.time())
+            return True
+        if len(self._live) >= 10_000:  # many sessions at once: start the memo over
+            self._live.clear()
+        self._live[session] = now
+        return False
+
+    async def revoke(self, viewer: Viewer) -> None:
+        expires = viewer.expires or time.time()
+        self._remember(viewer.session_id, expires)
+        if self._runner is not None:
+            until = datetime.fromtimestamp(expires, UTC)
+            await self._runner.run(store.revoke_session, viewer.session_id, until)
+
+    def _remember(self, session: bytes, expires: float) -> None:
+        now = time.time()
+        for known in [s for s, until in self._revoked.items() if until <= now]:
+            del self._revoked[known]
+        self._revoked[session] = expires
+        self._live.pop(session, None)
+
+
 class Sessions:
     """Issues and checks session cookies for one authenticator."""
 
@@ -86,6 +149,7 @@ class Sessions:
         self.authenticator = authenticator
         self._key = key
         self.lifetime_seconds = int(lifetime_seconds)
+        self.revocations = Revocations()
 
     @classmethod
     def from_settings(cls, settings: Settings, authenticator: Authenticator) -> Sessions:
@@ -112,10 +176,10 @@ class Sessions:
     def sign_in(self, token: str, *, now: float | None = None) -> tuple[str, Viewer] | None:
         """A cookie value and its viewer for a valid ``token``; else None."""
         token = token.strip()
-        found = self.authenticator.identify(token) if token else None
+        found = self.authenticator.identify_until(token) if token else None
         if found is None:
             return None
-        name, scopes = found
+        name, scopes, token_expires = found
         digest = hashlib.sha256(token.encode()).hexdigest()
         configured = self.authenticator.by_digest(bytes.fromhex(digest)) is not None
         data = SessionData(
@@ -125,7 +189,8 @@ class Sessions:
             expires=int((time.time() if now is None else now) + self.lifetime_seconds),
         )
         payload = _b64(_encode(data))
-        return f"{payload}.{self._sign(payload)}", Viewer(name, scopes, data.csrf)
+        expires = float(min(data.expires, token_expires or data.expires))
+        return f"{payload}.{self._sign(payload)}", Viewer(name, scopes, data.csrf, expires)
 
     def viewer(self, cookie: str, *, now: float | None = None) -> Viewer | None:
         """The viewer a cookie value stands for, or None when it is forged,
@@ -141,29 +206,46 @@ class Sessions:
             return None
         if data.expires <= (time.time() if now is None else now):
             return None
-        found: tuple[str, frozenset[str]] | None = None
+        found: tuple[str, frozenset[str], float | None] | None = None
         if data.digest is not None:
             try:
-                found = self.authenticator.by_digest(bytes.fromhex(data.digest))
+                configured = self.authenticator.by_digest(bytes.fromhex(data.digest))
             except ValueError:
                 return None
+            found = None if configured is None else (*configured, None)
         elif data.jwt is not None:
-            found = self.authenticator.identify(data.jwt)
+            found = self.authenticator.identify_until(data.jwt)
         if found is None:
             return None
-        return Viewer(found[0], found[1], data.csrf)
+        expires = min(float(data.expires), found[2] or float(data.expires))
+        return Viewer(found[0], found[1], data.csrf, expires)
 
     def viewer_from_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> Viewer | None:
-        """The session viewer of an ASGI request, if it has a valid cookie."""
+        """The session viewer of an ASGI request, if it has a valid cookie
+        (signed out or not: ``current`` asks that too)."""
         cookie = cookie_value(headers, COOKIE_NAME)
         return None if cookie is None else self.viewer(cookie)
 
-    def api_actor(self, scope: Scope, needed: str) -> str | None:
+    async def current(self, headers: Iterable[tuple[bytes, bytes]]) -> Viewer | None:
+        """The viewer of a request's valid session cookie that was not signed out."""
+        viewer = self.viewer_from_headers(headers)
+        if viewer is None or await self.revocations.revoked(viewer):
+            return None
+        return viewer
+
+    async def sign_out(self, viewer: Viewer) -> None:
+        """End ``viewer``'s session for every copy of its cookie."""
+        await self.revocations.revoke(viewer)
+
+    async def api_actor(
+        self, scope: Scope, needed: str
+    ) -> tuple[str, float | None, Callable[[], Awaitable[bool]]] | None:
         """For the API's auth middleware: the name behind a request's session
-        cookie, or None without one. A session without ``needed`` scope, or a
-        state-changing request without the session's CSRF token, is refused
-        (403) whatever page it came from."""
-        viewer = self.viewer_from_headers(scope["headers"])
+        cookie, when the session ends and how to ask whether it is still
+        signed in, or None without one. A session
+        without ``needed`` scope, or a state-changing request without the
+        session's CSRF token, is refused (403) whatever page it came from."""
+        viewer = await self.current(scope["headers"])
         if viewer is None:
             return None
         if needed not in viewer.scopes:
@@ -174,7 +256,11 @@ class Sessions:
             raise PermissionDeniedException(
                 "missing or wrong CSRF token (X-CSRF-Token): reload the page and try again"
             )
-        return viewer.name
+
+        async def alive() -> bool:
+            return not await self.revocations.revoked(viewer)
+
+        return viewer.name, viewer.expires, alive
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())

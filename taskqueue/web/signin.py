@@ -86,9 +86,11 @@ async def sign_in(request: Request[Any, Any, State], state: State) -> Response[S
 @post("/logout", status_code=200, opt={"query_parameters": ()}, name="sign-out")
 async def sign_out(request: Request[Any, Any, State], state: State) -> Response[SignedIn]:
     sessions = _sessions(state)
-    viewer = sessions.viewer_from_headers(request.scope["headers"])
-    if viewer is not None and not csrf_matches(viewer, request.scope["headers"]):
-        raise PermissionDeniedException("missing or wrong CSRF token (X-CSRF-Token)")
+    viewer = await sessions.current(request.scope["headers"])
+    if viewer is not None:
+        if not csrf_matches(viewer, request.scope["headers"]):
+            raise PermissionDeniedException("missing or wrong CSRF token (X-CSRF-Token)")
+        await sessions.sign_out(viewer)  # a copy of the cookie stops working too
     return Response(
         SignedIn(next="/login" if sessions.enabled else "/"),
         cookies=[
