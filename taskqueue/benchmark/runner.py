@@ -48,6 +48,7 @@ from taskqueue.benchmark.tools import (
     Progress,
     free_port,
     percentile,
+    pgbench_inserts,
     process,
     python_load,
     scrape_every,
@@ -108,8 +109,15 @@ class Bench:
                 await bench_store.reference_insert(conn, uuid.uuid4(), {"i": i})
                 if i % 100 == 0:
                     self.progress.show("commit ceiling (reference)", i, n)
-            self.record("single_ref", n / (time.perf_counter() - started))
+            ref_seconds = time.perf_counter() - started
+            self.record("single_ref", n / ref_seconds)
             self.progress.show("commit ceiling (reference)", n, n)
+        # The same INSERT from pgbench: the server's ceiling with no Python client.
+        pgbench = await asyncio.to_thread(
+            pgbench_inserts, self.dsn, bench_store.query_path("pgbench_insert"), ref_seconds
+        )
+        if pgbench is not None:
+            self.record("single_pgbench", pgbench)
         started = time.perf_counter()
         for i in range(n):
             await self.tq.enqueue("noop", {"i": i})

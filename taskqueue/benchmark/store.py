@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,6 +19,11 @@ from taskqueue.store import Executor
 @cache
 def query(name: str) -> str:
     return resources.files("taskqueue.benchmark.queries").joinpath(f"{name}.sql").read_text()
+
+
+def query_path(name: str) -> Path:
+    """The file itself, for a tool that reads it (pgbench -f)."""
+    return Path(str(resources.files("taskqueue.benchmark.queries").joinpath(f"{name}.sql")))
 
 
 async def reset(conn: Executor) -> None:

