@@ -56,6 +56,7 @@ from taskqueue.models import (
 )
 from taskqueue.queues import DEFAULT_RETENTION, Queues
 from taskqueue.registry import Registry, load_registry
+from taskqueue.results import ResultWaiters
 from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
 from taskqueue.validation import as_task_id, queue_problem, text_problem, zoned_problem
@@ -98,6 +99,7 @@ class TaskQueue:
         self.queues = Queues(self._db, retention)
         self.schedules = Schedules(self._db, self.registry)
         self.views = Views(self._db)
+        self._waiters: ResultWaiters | None = None  # made by the first result() wait
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
@@ -105,6 +107,8 @@ class TaskQueue:
 
     async def close(self) -> None:
         """Close the pool (and hand back a reused connection first)."""
+        if self._waiters is not None:
+            await self._waiters.close()
         await self._db.close()
         await self.pool.close()
 
@@ -129,11 +133,17 @@ class TaskQueue:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         name: str = "",
+        expires_at: datetime | None = None,
+        ttl_seconds: float | None = None,
+        callback: dict[str, Any] | None = None,
         connection: store.Connection | None = None,
     ) -> Task:
         """Add one task. With ``connection`` the insert joins that connection's
         current transaction: it commits or rolls back with the caller's work.
-        With an ``idempotency_key`` already in use, the existing task is returned."""
+        With an ``idempotency_key`` already in use, the existing task is returned.
+        ``expires_at``/``ttl_seconds``: not started by then, it never runs
+        (status expired). ``callback``: ``{"url": ..., "events": [...]}``, its
+        outcome POSTed there, signed (README: "Results, expiry and callbacks")."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -145,6 +155,9 @@ class TaskQueue:
             run_at=run_at,
             delay_seconds=delay,
             idempotency_key=idempotency_key,
+            expires_at=expires_at,
+            ttl_seconds=ttl_seconds,
+            callback=callback,
         )
         (result,) = await self.submit([new], connection=connection)
         return result.task
@@ -184,6 +197,41 @@ class TaskQueue:
     async def get(self, task_id: uuid.UUID | str) -> Task:
         found = _task_id(task_id)
         task = await self._db.run(store.get_task, found)
+        if task is None:
+            raise TaskNotFound(found)
+        return task
+
+    async def result(
+        self,
+        task_id: uuid.UUID | str,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - how long to wait, the method's subject
+    ) -> Task:
+        """The task once it has ended (succeeded, failed, cancelled or
+        expired: see ``status``, ``result``, ``last_error``), waiting up to
+        ``timeout`` seconds; as it is then if it has not ended. Waiting polls
+        nothing: this TaskQueue's waiters share one LISTEN on a connection
+        borrowed from the pool while anyone waits."""
+        found = _task_id(task_id)
+        if builtins.type(timeout) not in (int, float) or not 0 <= timeout <= 86400:
+            raise InvalidArgument("timeout", "a number of seconds from 0 to 86400")
+        if self._waiters is None:
+            pool = self.pool
+
+            async def borrow() -> store.Connection:
+                conn: store.Connection = await pool.acquire()
+                return conn
+
+            async def give_back(conn: store.Connection) -> None:
+                assert not isinstance(conn, asyncpg.Connection)  # borrowed: a pool's proxy
+                await pool.release(conn)
+
+            self._waiters = ResultWaiters(borrow, give_back, linger=1.0)
+
+        async def read() -> Task | None:
+            return await self._db.run(store.get_task, found)
+
+        task = await self._waiters.wait(found, float(timeout), read)
         if task is None:
             raise TaskNotFound(found)
         return task

@@ -148,6 +148,12 @@ async def _client() -> httpx.AsyncClient:
     return _http
 
 
+async def guarded_client() -> httpx.AsyncClient:
+    """The process's HTTP client, connecting only where the destination
+    policy allows (callback deliveries use it too)."""
+    return await _client()
+
+
 async def close_http_client() -> None:
     global _http
     if _http is not None:

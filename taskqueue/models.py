@@ -19,6 +19,7 @@ class Status(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # not started by its expires_at: never ran
 
 
 class EventType(enum.StrEnum):
@@ -33,6 +34,7 @@ class EventType(enum.StrEnum):
     REQUEUED = "task_requeued"
     SNOOZED = "task_snoozed"
     DELETED = "task_deleted"
+    EXPIRED = "task_expired"
 
 
 class OutcomeKind(enum.StrEnum):
@@ -72,6 +74,8 @@ class Task(msgspec.Struct, kw_only=True, gc=False):
     completed_at: datetime | None
     schedule: str | None = None  # the schedule that fired it
     slot: datetime | None = None  # the slot it was fired for (None: triggered by hand)
+    expires_at: datetime | None = None  # not started by then: it ends expired
+    callback: Any = None  # {"url", "events"}: its outcome is POSTed there (taskqueue.callbacks)
 
     @property
     def retry_count(self) -> int:
@@ -109,6 +113,11 @@ class NewTask(msgspec.Struct, kw_only=True):
     run_at: datetime | None = None
     delay_seconds: float | None = None
     idempotency_key: str | None = None
+    # Expiry: give expires_at or ttl_seconds (from now), not both.
+    expires_at: datetime | None = None
+    ttl_seconds: float | None = None
+    # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}
+    callback: Any = None
 
 
 class Enqueued(msgspec.Struct, frozen=True, gc=False):

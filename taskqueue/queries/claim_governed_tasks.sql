@@ -64,6 +64,9 @@ candidates AS MATERIALIZED (
     LIMIT $2
 ),
 -- include: _claim_tail.sql
+-- include: _task_ended.sql
+,
+-- include: _open_lanes.sql
 , counted AS (
     -- Limited queues count what this claim started: running tasks, and an
     -- entry in the rate window (older entries dropped).
@@ -79,8 +82,11 @@ candidates AS MATERIALIZED (
                        WHERE w.at > now() - make_interval(secs => s.rate_period_seconds)
                        ORDER BY w.at) || c.n END
     FROM (SELECT queue, count(*)::int AS n FROM claimed
-          WHERE queue IN (SELECT name FROM limited)
+          WHERE status = 'running' AND queue IN (SELECT name FROM limited)
           GROUP BY queue) AS c
     WHERE s.name = c.queue
 )
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
+-- The one-time filter reads done_notices whether or not anything started.
+SELECT * FROM claimed
+WHERE status = 'running' AND (SELECT count(*) FROM done_notices) >= 0
+ORDER BY priority DESC, run_at, id;

@@ -53,4 +53,10 @@ candidates AS MATERIALIZED (
     LIMIT $2
 ),
 -- include: _claim_tail.sql
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
+-- include: _task_ended.sql
+,
+-- include: _open_lanes.sql
+-- The one-time filter reads done_notices whether or not anything started.
+SELECT * FROM claimed
+WHERE status = 'running' AND (SELECT count(*) FROM done_notices) >= 0
+ORDER BY priority DESC, run_at, id;

@@ -18,7 +18,8 @@
 -- (released: due now; snoozed: due after its delay). 'permanent' fails the
 -- task whatever retries are left. An error or timeout retries while
 -- attempts <= max_retries, else fails. Tasks that finish for good are
--- counted in queue_counts, one row per queue.
+-- counted in queue_counts, one row per queue, and what follows their end
+-- (callbacks, result waiters) is _task_ended.sql.
 WITH outcome AS (
     SELECT *
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::float8[],
@@ -61,7 +62,10 @@ finished AS (
       AND t.status = 'running'
       AND t.locked_by = $8
       AND t.attempts = o.attempt
-    RETURNING t.id, t.queue, t.status, t.run_at, o.attempt, o.kind, o.error, o.delay, o.reason
+    RETURNING t.id, t.queue, t.status, t.run_at, o.attempt, o.kind, o.error, o.delay, o.reason,
+              t.callback,
+              -- Copied on only for a callback's body (results may be large).
+              CASE WHEN t.callback IS NOT NULL THEN t.result END AS result
 ),
 finished_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -105,6 +109,15 @@ running_counted AS (
     FROM (SELECT queue, count(*)::int AS n FROM finished GROUP BY queue) AS f
     WHERE s.name = f.queue AND s.concurrency_limit IS NOT NULL
 ),
+ended AS (
+    SELECT id, queue, status, attempt AS attempts, result, error AS last_error, callback
+    FROM finished
+    WHERE status IN ('succeeded', 'failed')
+),
+-- include: _task_ended.sql
+,
+-- include: _open_lanes.sql
+,
 due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues
     FROM finished
@@ -114,5 +127,6 @@ due_queues AS (
 -- one NOTIFY for the statement.
 SELECT finished.id,
        (SELECT pg_notify('taskqueue', queues) FROM due_queues WHERE queues IS NOT NULL)
-           AS notified
+           AS notified,
+       (SELECT count(*) FROM done_notices) AS done_notified
 FROM finished;

@@ -106,6 +106,15 @@ async def find_unhandled_types(
     return [r["type"] for r in records]
 
 
+async def expire_tasks(
+    conn: Executor, worker_id: str, *, limit: int = 1000, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """End queued tasks whose expires_at has passed (see expire_tasks.sql);
+    returns their ids."""
+    records = await conn.fetch(query("expire_tasks"), now, limit, worker_id)
+    return [r["id"] for r in records]
+
+
 async def rescue_expired(
     conn: Executor, rescuer_id: str, *, limit: int = 1000, now: datetime | None = None
 ) -> list[tuple[uuid.UUID, Status]]:

@@ -45,6 +45,11 @@ class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     # W3C trace context of the enqueuing span; None (left out of the JSON the
     # bulk statement reads, so costing nothing) unless OpenTelemetry is tracing.
     traceparent: str | None = None
+    # Expiry: an instant (UTC), or microseconds after the database's clock
+    # (ttl_seconds); and the callback. None (left out of the bulk JSON) for most.
+    expires_at: datetime | None = None
+    ttl_us: int | None = None
+    callback: Any = None
 
 
 def _task(record: asyncpg.Record) -> Task:
@@ -116,6 +121,10 @@ def _new_task(row: TaskRow, created_at: datetime) -> Task:
         created_at=created_at,
         started_at=None,
         completed_at=None,
+        expires_at=row.expires_at
+        if row.ttl_us is None
+        else created_at + timedelta(microseconds=row.ttl_us),
+        callback=row.callback,
     )
 
 

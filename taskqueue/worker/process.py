@@ -36,6 +36,7 @@ from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
 from taskqueue.worker.dispatcher import Dispatcher
 from taskqueue.worker.executor import ExecutorPool
+from taskqueue.worker.expiry import ExpirySweep
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.lanes import LaneKeeper
@@ -184,6 +185,7 @@ class Worker:
             backoff=s.backoff,
             submit=completer.submit,
             on_finished=None if metrics is None else metrics.finished,
+            max_result_bytes=s.max_result_bytes,
         )
         inflight.on_dropped = completer.submit
         if metrics is not None:
@@ -237,6 +239,7 @@ class Worker:
             Scheduler(pool, self.registry, worker_id=self.worker_id),
             PartitionKeeper(pool, retain_events=s.retention.events),
             Pruner(pool, worker_id=self.worker_id, retention=s.retention),
+            ExpirySweep(pool, worker_id=self.worker_id, interval=s.expiry_interval),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
