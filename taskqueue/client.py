@@ -11,10 +11,11 @@ import builtins
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any, Unpack, cast
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from taskqueue import db, enqueue, store
 from taskqueue.config import Retention
@@ -223,8 +224,7 @@ class TaskQueue:
                 return conn
 
             async def give_back(conn: store.Connection) -> None:
-                assert not isinstance(conn, asyncpg.Connection)  # borrowed: a pool's proxy
-                await pool.release(conn)
+                await pool.release(cast(PoolConnectionProxy, conn))  # borrowed from it
 
             self._waiters = ResultWaiters(borrow, give_back, linger=1.0)
 

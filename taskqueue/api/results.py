@@ -56,6 +56,7 @@ def _out(task: Task) -> ResultOut:
         "process listens once for every waiter."
     ),
     status_code=200,
+    opt={"query_parameters": ("wait",)},
 )
 async def get_result(
     state: State,
