@@ -11,11 +11,10 @@ import builtins
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, Unpack, cast
+from typing import Any, Unpack
 
 import asyncpg
 import msgspec
-from asyncpg.pool import PoolConnectionProxy
 
 from taskqueue import db, enqueue, store
 from taskqueue.config import Retention
@@ -57,7 +56,7 @@ from taskqueue.models import (
 )
 from taskqueue.queues import DEFAULT_RETENTION, Queues
 from taskqueue.registry import Registry, load_registry
-from taskqueue.results import ResultWaiters
+from taskqueue.results import PoolResults
 from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
 from taskqueue.validation import as_task_id, queue_problem, text_problem, zoned_problem
@@ -100,7 +99,7 @@ class TaskQueue:
         self.queues = Queues(self._db, retention)
         self.schedules = Schedules(self._db, self.registry)
         self.views = Views(self._db)
-        self._waiters: ResultWaiters | None = None  # made by the first result() wait
+        self._results = PoolResults(pool, self._db)  # result(): one LISTEN while anyone waits
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
@@ -108,8 +107,7 @@ class TaskQueue:
 
     async def close(self) -> None:
         """Close the pool (and hand back a reused connection first)."""
-        if self._waiters is not None:
-            await self._waiters.close()
+        await self._results.close()
         await self._db.close()
         await self.pool.close()
 
@@ -142,9 +140,7 @@ class TaskQueue:
         """Add one task. With ``connection`` the insert joins that connection's
         current transaction: it commits or rolls back with the caller's work.
         With an ``idempotency_key`` already in use, the existing task is returned.
-        ``expires_at``/``ttl_seconds``: not started by then, it never runs
-        (status expired). ``callback``: ``{"url": ..., "events": [...]}``, its
-        outcome POSTed there, signed (README: "Results, expiry and callbacks")."""
+        Expiry, callbacks: README "Results, expiry and callbacks"."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -202,39 +198,10 @@ class TaskQueue:
             raise TaskNotFound(found)
         return task
 
-    async def result(
-        self,
-        task_id: uuid.UUID | str,
-        *,
-        timeout: float = 30.0,  # noqa: ASYNC109 - how long to wait, the method's subject
-    ) -> Task:
-        """The task once it has ended (succeeded, failed, cancelled or
-        expired: see ``status``, ``result``, ``last_error``), waiting up to
-        ``timeout`` seconds; as it is then if it has not ended. Waiting polls
-        nothing: this TaskQueue's waiters share one LISTEN on a connection
-        borrowed from the pool while anyone waits."""
-        found = _task_id(task_id)
-        if builtins.type(timeout) not in (int, float) or not 0 <= timeout <= 86400:
-            raise InvalidArgument("timeout", "a number of seconds from 0 to 86400")
-        if self._waiters is None:
-            pool = self.pool
-
-            async def borrow() -> store.Connection:
-                conn: store.Connection = await pool.acquire()
-                return conn
-
-            async def give_back(conn: store.Connection) -> None:
-                await pool.release(cast(PoolConnectionProxy, conn))  # borrowed from it
-
-            self._waiters = ResultWaiters(borrow, give_back, linger=1.0)
-
-        async def read() -> Task | None:
-            return await self._db.run(store.get_task, found)
-
-        task = await self._waiters.wait(found, float(timeout), read)
-        if task is None:
-            raise TaskNotFound(found)
-        return task
+    async def result(self, task_id: uuid.UUID | str, *, timeout: float = 30.0) -> Task:  # noqa: ASYNC109
+        """The task once it ended (``status``, ``result``, ``last_error``), waiting up to
+        ``timeout`` seconds, else as it is then. TaskNotFound for an unknown id."""
+        return await self._results.wait_for(_task_id(task_id), timeout)
 
     async def list(
         self,

@@ -170,6 +170,7 @@ class QueueStats(msgspec.Struct, kw_only=True):
     cancelled_tasks: int
     avg_retry_count: float
     tasks_with_retries: int
+    expired_tasks: int = 0
 
 
 class Stats(msgspec.Struct, kw_only=True):
@@ -183,6 +184,7 @@ class Stats(msgspec.Struct, kw_only=True):
     avg_retry_count: float
     tasks_with_retries: int
     queues: list[QueueStats]
+    expired_tasks: int = 0
 
 
 class CatchUp(enum.StrEnum):
@@ -344,6 +346,7 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     succeeded: int
     failed: int
     cancelled: int
+    expired: int = 0  # not started by their expires_at
     oldest_due_age_seconds: float
     finished_last_minute: int
     failed_last_minute: int

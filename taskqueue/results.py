@@ -18,13 +18,20 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import cast
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from taskqueue import store
+from taskqueue.db import Runner
+from taskqueue.errors import InvalidArgument, TaskNotFound
 from taskqueue.models import Status, Task
 from taskqueue.retrying import ReconnectDelay, is_transient
 
 logger = logging.getLogger("taskqueue.results")
 
+MAX_PYTHON_WAIT_SECONDS = 86400  # TaskQueue.result(timeout=)
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.EXPIRED})
 
 Open = Callable[[], Awaitable[store.Connection]]
@@ -49,6 +56,20 @@ class ResultWaiters:
         self._runner: asyncio.Task[None] | None = None
         self.notifications = 0  # payloads received
         self.reconnects = 0
+
+    @classmethod
+    def on_pool(cls, pool: asyncpg.Pool) -> ResultWaiters:
+        """Waiters listening on a connection borrowed from ``pool`` while
+        anyone waits (a ``TaskQueue``'s), given back a second after the last."""
+
+        async def borrow() -> store.Connection:
+            conn: store.Connection = await pool.acquire()
+            return conn
+
+        async def give_back(conn: store.Connection) -> None:
+            await pool.release(cast(PoolConnectionProxy, conn))
+
+        return cls(borrow, give_back, linger=1.0)
 
     @property
     def waiting(self) -> int:
@@ -157,3 +178,32 @@ class ResultWaiters:
                         await asyncio.wait_for(stop(), 2)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._close(conn), 2)
+
+
+class PoolResults:
+    """``TaskQueue.result``: waiters on a connection borrowed from the
+    TaskQueue's pool (made on the first wait, given back a second after the
+    last), reading rows through its runner."""
+
+    def __init__(self, pool: asyncpg.Pool, db: Runner) -> None:
+        self._pool = pool
+        self._db = db
+        self._waiters: ResultWaiters | None = None
+
+    async def wait_for(self, task_id: uuid.UUID, timeout: float) -> Task:  # noqa: ASYNC109
+        if type(timeout) not in (int, float) or not 0 <= timeout <= MAX_PYTHON_WAIT_SECONDS:
+            raise InvalidArgument(
+                "timeout", f"a number of seconds from 0 to {MAX_PYTHON_WAIT_SECONDS}"
+            )
+        if self._waiters is None:
+            self._waiters = ResultWaiters.on_pool(self._pool)
+        task = await self._waiters.wait(
+            task_id, float(timeout), lambda: self._db.run(store.get_task, task_id)
+        )
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def close(self) -> None:
+        if self._waiters is not None:
+            await self._waiters.close()
