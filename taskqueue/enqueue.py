@@ -18,7 +18,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import store
-from taskqueue.callbacks import callback_problem, normalised
+from taskqueue.callbacks import CALLBACK_TYPE, callback_problem, normalised
 from taskqueue.errors import InvalidTask
 from taskqueue.limits import (
     DEFAULT_MAX_RETRIES,
@@ -105,6 +105,10 @@ def resolve(
     if type(new) is not NewTask:
         raise _invalid(index, count, "task", f"must be a NewTask, not {type(new).__name__}")
     task_type = new.type
+    if task_type == CALLBACK_TYPE:
+        # Only the end of a task queues one: a producer could otherwise have
+        # any body signed with the callback secret.
+        raise _invalid(index, count, "type", f"{CALLBACK_TYPE} is queued by taskqueue itself")
     # A registered type's name is the registry's; any other must pass the text rule.
     spec = registry.get(task_type) if registry is not None and type(task_type) is str else None
     if spec is None and (

@@ -9,8 +9,17 @@ import hmac
 
 import pytest
 
-from taskqueue.callbacks import CALLBACK_EVENTS, callback_problem, normalised, secret_key, sign
+from taskqueue.callbacks import (
+    CALLBACK_EVENTS,
+    CALLBACK_TYPE,
+    callback_problem,
+    normalised,
+    secret_key,
+    sign,
+)
+from taskqueue.client import TaskQueue
 from taskqueue.config import ConfigError, Settings
+from taskqueue.errors import InvalidTask
 
 KEY = b"0123456789abcdef0123456789abcdef"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -63,3 +72,10 @@ def test_a_good_callback_is_stored_with_every_event_once_in_order() -> None:
     picked = {"url": "https://h.example", "events": ["expired", "failed", "failed"]}
     assert callback_problem(picked) is None
     assert normalised(picked)["events"] == ["failed", "expired"]
+
+
+async def test_producers_cannot_queue_a_delivery_themselves(tq: TaskQueue) -> None:
+    # It would have any body they like signed with the callback secret.
+    with pytest.raises(InvalidTask) as caught:
+        await tq.enqueue(CALLBACK_TYPE, {"url": "https://h.example", "body": {"forged": True}})
+    assert caught.value.field == "type"
