@@ -141,6 +141,7 @@ class ClaimedTask(msgspec.Struct, kw_only=True, gc=False):
     timeout_seconds: float
     run_at: datetime
     traceparent: str | None = None  # W3C trace context of the enqueuing span (tracing)
+    has_callback: bool = False  # its end queues a callback delivery (taskqueue.callbacks)
 
 
 class Outcome(msgspec.Struct, kw_only=True, gc=False):

@@ -62,6 +62,23 @@ async def test_a_claim_expires_a_task_past_its_expiry_instead_of_starting_it(
     assert stats.queues[0].queued_tasks == 0
 
 
+async def test_a_claim_leaves_an_expired_task_with_a_callback_to_the_sweep(
+    pool: asyncpg.Pool, tq: TaskQueue
+) -> None:
+    # The claim stays free of the callback statements: it neither starts
+    # such a task nor ends it; the sweep ends it and queues the delivery.
+    task = await tq.enqueue("noop", ttl_seconds=60, callback={"url": "https://h.example/"})
+    await _expire_now(pool, task.id)
+    assert await store.claim_tasks(pool, ["default"], 10, "w1", 30, types=["noop"]) == []
+    assert await status_of(pool, task.id) == "queued"
+    await ExpirySweep(pool, worker_id="sweeper").run_once()
+    assert await event_types(pool, task.id) == ["task_queued", "task_expired"]
+    queued = await pool.fetchval(
+        "SELECT count(*) FROM taskqueue.tasks WHERE type = 'taskqueue.callback'"
+    )
+    assert queued == 1
+
+
 async def test_the_sweep_expires_queued_tasks_past_their_expiry_and_leaves_the_rest(
     pool: asyncpg.Pool, tq: TaskQueue
 ) -> None:

@@ -49,7 +49,18 @@ def test_every_statement_loads_with_its_includes_expanded() -> None:
         (
             "_task_ended.sql",
             [
+                "complete_tasks_with_callbacks",
+                "cancel_task",
+                "cancel_tasks",
+                "rescue_expired",
+                "expire_tasks",
+            ],
+        ),
+        (
+            "_ended_notices.sql",
+            [
                 "complete_tasks",
+                "complete_tasks_with_callbacks",
                 "cancel_task",
                 "cancel_tasks",
                 "rescue_expired",
@@ -58,6 +69,7 @@ def test_every_statement_loads_with_its_includes_expanded() -> None:
                 "claim_governed_tasks",
             ],
         ),
+        ("_complete_outcomes.sql", ["complete_tasks", "complete_tasks_with_callbacks"]),
     ],
 )
 def test_a_fragment_is_spliced_in_where_it_is_named(fragment: str, users: list[str]) -> None:

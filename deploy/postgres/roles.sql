@@ -270,7 +270,7 @@ BEGIN
     DROP POLICY IF EXISTS taskqueue_worker_callback ON taskqueue.tasks;
     CREATE POLICY taskqueue_worker_callback ON taskqueue.tasks
         FOR INSERT TO taskqueue_worker
-        WITH CHECK (type = 'taskqueue.callback' AND schedule IS NULL AND status = 'queued'
+        WITH CHECK (type = 'taskqueue.callback' AND status = 'queued'
                     AND locked_by IS NULL AND locked_until IS NULL);
     DROP POLICY IF EXISTS taskqueue_worker_run ON taskqueue.tasks;
     CREATE POLICY taskqueue_worker_run ON taskqueue.tasks

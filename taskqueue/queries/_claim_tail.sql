@@ -1,12 +1,13 @@
 -- The end of both claims (claim_tasks.sql, claim_governed_tasks.sql): the
 -- rows of their candidates CTE become running under this worker's lease,
--- each with its task_started event; a candidate whose expires_at has passed
+-- each with its task_started event. A candidate whose expires_at has passed
 -- is never started: it becomes expired in the same update, with its
--- task_expired event and its count, and what follows a task's end comes
--- next (the statement includes _task_ended.sql and _open_lanes.sql after
--- this; ended is defined here). Tasks without expires_at pay one CASE test
--- on a NULL per row. It ends with a comma, before _task_ended.sql; the
--- final SELECT takes the running rows only.
+-- task_expired event and its count, and its result waiters are told
+-- (_ended_notices.sql follows; ended is defined here). One that also has a
+-- callback is left queued for the expiry sweep, which queues the delivery:
+-- the claim stays free of the callback statements. Tasks without expires_at
+-- pay a NULL test per row. It ends with a comma, before _ended_notices.sql;
+-- the final SELECT takes the running rows only.
 --   $3 text   worker id, recorded as locked_by
 --   $4 float8 lease length in seconds; locked_until comes from the database clock
 claimed AS (
@@ -24,9 +25,10 @@ claimed AS (
     -- = ANY(ARRAY(...)) keeps the update on the primary key index; a join
     -- here may be planned as a hash join over a sequential scan of the table.
     WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
+      AND NOT coalesce(t.expires_at <= now() AND t.callback IS NOT NULL, false)
     RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
               t.max_retries, t.timeout_seconds, t.run_at, t.traceparent, t.status,
-              t.expires_at, t.last_error, t.callback
+              t.expires_at, t.last_error, t.callback IS NOT NULL AS has_callback
 ),
 started_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id)
@@ -48,7 +50,5 @@ expired_counted AS (
     GROUP BY queue
 ),
 ended AS (
-    SELECT id, queue, status, attempts, NULL::jsonb AS result, last_error, callback
-    FROM claimed
-    WHERE status = 'expired'
+    SELECT id FROM claimed WHERE status = 'expired'
 ),

@@ -1,14 +1,12 @@
--- What follows a task's end, in the statement that ends it (complete,
--- cancel, rescue, expire, and a claim that finds a task expired): a task
--- that carries a callback for how it ended gets a `taskqueue.callback` task
+-- The callbacks that follow a task's end, in the statement that ends it
+-- (complete_tasks_with_callbacks, cancel, rescue, expire): a task that
+-- carries a callback for how it ended gets a `taskqueue.callback` task
 -- queued (on its own queue, due now, with its task_queued event naming the
--- task), whose payload is the signed delivery's url and body; and API
--- processes waiting for results hear the ended ids on the taskqueue_done
--- channel (one NOTIFY per 200 ids; a statement that ends nothing sends none).
+-- task), whose payload is the signed delivery's url and body.
 -- Expects a CTE ended (id, queue, status, attempts, result, last_error,
 -- callback) of the tasks this statement ended, and ends without a comma; the
--- statement includes _open_lanes.sql next (this defines lane_rows), and
--- must read done_notices (an unread CTE without writes is never run).
+-- statement includes _open_lanes.sql next (this defines lane_rows) and
+-- _ended_notices.sql.
 callback_rows AS MATERIALIZED (
     SELECT taskqueue.uuid_v7() AS id, e.queue, 'taskqueue.callback'::text AS type,
            0 AS priority, now() AS run_at, e.id AS task_id,
@@ -42,9 +40,4 @@ callbacks_queued_events AS (
 ),
 lane_rows AS (
     SELECT queue, type, priority, run_at FROM callback_rows
-),
-done_notices AS (
-    SELECT pg_notify('taskqueue_done', string_agg(id::text, ','))
-    FROM (SELECT id, (row_number() OVER () - 1) / 200 AS chunk FROM ended) AS d
-    GROUP BY chunk
 )

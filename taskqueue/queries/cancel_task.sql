@@ -44,6 +44,8 @@ ended AS (
 ,
 -- include: _open_lanes.sql
 ,
+-- include: _ended_notices.sql
+,
 logged AS (
     INSERT INTO taskqueue.operator_actions (actor, action, scope, result)
     SELECT $2, 'cancel', jsonb_build_object('task_id', id), jsonb_build_object('was', was)

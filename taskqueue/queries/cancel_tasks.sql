@@ -47,6 +47,8 @@ ended AS (
 ,
 -- include: _open_lanes.sql
 ,
+-- include: _ended_notices.sql
+,
 to_stop AS (
     SELECT worker, id, (row_number() OVER (PARTITION BY worker ORDER BY id) - 1) / 100 AS chunk
     FROM changed

@@ -64,9 +64,7 @@ candidates AS MATERIALIZED (
     LIMIT $2
 ),
 -- include: _claim_tail.sql
--- include: _task_ended.sql
-,
--- include: _open_lanes.sql
+-- include: _ended_notices.sql
 , counted AS (
     -- Limited queues count what this claim started: running tasks, and an
     -- entry in the rate window (older entries dropped).

@@ -53,9 +53,7 @@ candidates AS MATERIALIZED (
     LIMIT $2
 ),
 -- include: _claim_tail.sql
--- include: _task_ended.sql
-,
--- include: _open_lanes.sql
+-- include: _ended_notices.sql
 -- The one-time filter reads done_notices whether or not anything started.
 SELECT * FROM claimed
 WHERE status = 'running' AND (SELECT count(*) FROM done_notices) >= 0

@@ -44,4 +44,6 @@ ended AS (
 -- include: _task_ended.sql
 ,
 -- include: _open_lanes.sql
+,
+-- include: _ended_notices.sql
 SELECT id FROM swept WHERE (SELECT count(*) FROM done_notices) >= 0;

@@ -57,6 +57,8 @@ ended AS (
 ,
 -- include: _open_lanes.sql
 ,
+-- include: _ended_notices.sql
+,
 requeued_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM rescued WHERE status = 'queued'
 )

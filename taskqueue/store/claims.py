@@ -52,20 +52,22 @@ async def claim_tasks(
             timeout_seconds=r["timeout_seconds"],
             run_at=r["run_at"],
             traceparent=r["traceparent"],
+            has_callback=r["has_callback"],
         )
         for r in records
     ]
 
 
 async def complete_tasks(
-    conn: Executor, outcomes: Sequence[Outcome], worker_id: str
+    conn: Executor, outcomes: Sequence[Outcome], worker_id: str, *, callbacks: bool = False
 ) -> set[uuid.UUID]:
     """Persist outcomes in one fenced statement; returns the ids that were
-    still this worker's. The others were rescued meanwhile and are untouched."""
+    still this worker's. The others were rescued meanwhile and are untouched.
+    ``callbacks``: some task of the batch has a callback (queued with its end)."""
     if not outcomes:
         return set()
     records = await conn.fetch(
-        query("complete_tasks"),
+        query("complete_tasks_with_callbacks" if callbacks else "complete_tasks"),
         [o.task_id for o in outcomes],
         [o.attempt for o in outcomes],
         [o.kind.value for o in outcomes],

@@ -177,6 +177,7 @@ class Worker:
             batch_size=s.complete_batch_size,
             interval=s.complete_interval,
             on_recorded=inflight.recorded,
+            has_callback=inflight.has_callback,
         )
         executors = self.executors = ExecutorPool(
             inflight,
