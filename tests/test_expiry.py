@@ -29,12 +29,12 @@ async def _expire_now(pool: asyncpg.Pool, task_id: uuid.UUID) -> None:
 
 
 @pytest.mark.parametrize("governed", [False, True])
-async def test_a_claim_expires_a_task_past_its_expiry_instead_of_starting_it(
+async def test_a_claim_never_starts_a_task_past_its_expiry(
     pool: asyncpg.Pool, tq: TaskQueue, governed: bool
 ) -> None:
     if governed:
         await tq.queues.set_limits("default", concurrency=10)
-    late = await tq.enqueue("noop", ttl_seconds=60)
+    late = await tq.enqueue("noop", ttl_seconds=60, callback={"url": "https://h.example/"})
     fresh = await tq.enqueue("noop", ttl_seconds=60)
     plain = await tq.enqueue("noop")
     await _expire_now(pool, late.id)
@@ -43,40 +43,35 @@ async def test_a_claim_expires_a_task_past_its_expiry_instead_of_starting_it(
         pool, ["default"], 10, "w1", 30, types=["noop"], governed=governed
     )
 
+    # Passed over, not locked, and left for the sweep to end.
     assert {c.id for c in claimed} == {fresh.id, plain.id}
+    assert await status_of(pool, late.id) == "queued"
+    assert await event_types(pool, late.id) == ["task_queued"]
+    if governed:  # only what started counts as running in a limited queue
+        assert await pool.fetchval("SELECT running FROM taskqueue.queues") == 2
+    assert await ExpirySweep(pool, worker_id="sweeper").run_once() == 1
     row = await pool.fetchrow("SELECT * FROM taskqueue.tasks WHERE id = $1", late.id)
     assert row is not None
     assert row["status"] == "expired"
     assert row["attempts"] == 0 and row["started_at"] is None and row["locked_by"] is None
     assert row["completed_at"] is not None and "expired" in row["last_error"]
     assert await event_types(pool, late.id) == ["task_queued", "task_expired"]
-    detail = await pool.fetchval(
-        "SELECT detail->>'found_by' FROM taskqueue.task_events"
-        " WHERE task_id = $1 AND event_type = 'task_expired'",
-        late.id,
-    )
-    assert detail == "claim"
-    if governed:  # only what started counts as running in a limited queue
-        assert await pool.fetchval("SELECT running FROM taskqueue.queues") == 2
-    stats = await tq.stats()
-    assert stats.queues[0].queued_tasks == 0
-
-
-async def test_a_claim_leaves_an_expired_task_with_a_callback_to_the_sweep(
-    pool: asyncpg.Pool, tq: TaskQueue
-) -> None:
-    # The claim stays free of the callback statements: it neither starts
-    # such a task nor ends it; the sweep ends it and queues the delivery.
-    task = await tq.enqueue("noop", ttl_seconds=60, callback={"url": "https://h.example/"})
-    await _expire_now(pool, task.id)
-    assert await store.claim_tasks(pool, ["default"], 10, "w1", 30, types=["noop"]) == []
-    assert await status_of(pool, task.id) == "queued"
-    await ExpirySweep(pool, worker_id="sweeper").run_once()
-    assert await event_types(pool, task.id) == ["task_queued", "task_expired"]
     queued = await pool.fetchval(
         "SELECT count(*) FROM taskqueue.tasks WHERE type = 'taskqueue.callback'"
     )
-    assert queued == 1
+    assert queued == 1  # the sweep queued its callback
+    assert (await tq.stats()).expired_tasks == 1
+
+
+async def test_expired_tasks_at_the_head_of_a_lane_hold_no_claim_back(
+    pool: asyncpg.Pool, tq: TaskQueue
+) -> None:
+    stale = [await tq.enqueue("noop", ttl_seconds=60) for _ in range(5)]
+    behind = await tq.enqueue("noop")
+    for task in stale:
+        await _expire_now(pool, task.id)
+    (claimed,) = await store.claim_tasks(pool, ["default"], 1, "w1", 30, types=["noop"])
+    assert claimed.id == behind.id
 
 
 async def test_the_sweep_expires_queued_tasks_past_their_expiry_and_leaves_the_rest(

@@ -65,8 +65,6 @@ def test_every_statement_loads_with_its_includes_expanded() -> None:
                 "cancel_tasks",
                 "rescue_expired",
                 "expire_tasks",
-                "claim_tasks",
-                "claim_governed_tasks",
             ],
         ),
         ("_complete_outcomes.sql", ["complete_tasks", "complete_tasks_with_callbacks"]),

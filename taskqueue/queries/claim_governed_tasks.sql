@@ -51,6 +51,7 @@ candidates AS MATERIALIZED (
             WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
               AND t.priority = l.priority
               AND t.run_at >= coalesce(l.floor_at, '-infinity') AND t.run_at <= now()
+              AND (t.expires_at IS NULL OR t.expires_at > now())  -- see claim_tasks.sql
             ORDER BY t.run_at, t.id
             LIMIT a.n
             FOR UPDATE SKIP LOCKED
@@ -64,7 +65,6 @@ candidates AS MATERIALIZED (
     LIMIT $2
 ),
 -- include: _claim_tail.sql
--- include: _ended_notices.sql
 , counted AS (
     -- Limited queues count what this claim started: running tasks, and an
     -- entry in the rate window (older entries dropped).
@@ -80,11 +80,8 @@ candidates AS MATERIALIZED (
                        WHERE w.at > now() - make_interval(secs => s.rate_period_seconds)
                        ORDER BY w.at) || c.n END
     FROM (SELECT queue, count(*)::int AS n FROM claimed
-          WHERE status = 'running' AND queue IN (SELECT name FROM limited)
+          WHERE queue IN (SELECT name FROM limited)
           GROUP BY queue) AS c
     WHERE s.name = c.queue
 )
--- The one-time filter reads done_notices whether or not anything started.
-SELECT * FROM claimed
-WHERE status = 'running' AND (SELECT count(*) FROM done_notices) >= 0
-ORDER BY priority DESC, run_at, id;
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;

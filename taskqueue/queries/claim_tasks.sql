@@ -42,6 +42,10 @@ candidates AS MATERIALIZED (
             FROM taskqueue.tasks t
             WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
               AND t.priority = l.priority AND t.run_at >= l.floor_at AND t.run_at <= now()
+              -- Never started once expired: passed over (not locked), and
+              -- ended by the expiry sweep (expire_tasks.sql). A NULL test
+              -- for tasks without an expiry.
+              AND (t.expires_at IS NULL OR t.expires_at > now())
             ORDER BY t.run_at, t.id
             LIMIT $2
             FOR UPDATE SKIP LOCKED
@@ -53,8 +57,4 @@ candidates AS MATERIALIZED (
     LIMIT $2
 ),
 -- include: _claim_tail.sql
--- include: _ended_notices.sql
--- The one-time filter reads done_notices whether or not anything started.
-SELECT * FROM claimed
-WHERE status = 'running' AND (SELECT count(*) FROM done_notices) >= 0
-ORDER BY priority DESC, run_at, id;
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
