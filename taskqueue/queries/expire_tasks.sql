@@ -1,10 +1,11 @@
 -- The expiry sweep: queued tasks whose expires_at has passed end expired
 -- (they never ran), each with its task_expired event, counted in
 -- queue_counts, and what follows their end (_task_ended.sql: callbacks,
--- result waiters). Claims expire the ones they come across themselves; this
--- takes the ones no claim reaches (nobody serves the queue, a paused queue,
--- a backlog), so that they do not linger as queued. Reads
--- tasks_expiry_idx, which holds only queued tasks that have an expiry.
+-- result waiters). Claims never start an expired task (they pass over it:
+-- one NULL test per row, measured free) and this is what ends it, whether
+-- a claim came across it or none reaches it (nobody serves the queue, a
+-- paused queue, a backlog). Reads tasks_expiry_idx, which holds only queued
+-- tasks that have an expiry.
 --   $1 timestamptz the time expiry is judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        the sweeping worker's id, kept in the events

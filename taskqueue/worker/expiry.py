@@ -2,9 +2,11 @@
 passed (status ``expired``, a ``task_expired`` event each, their callbacks
 queued), in bounded batches; no leader.
 
-Claims already expire the tasks they come across instead of starting them
-(_claim_tail.sql); this catches the ones no claim reaches, a queue nobody
-serves, a paused queue or a backlog, so that they do not linger as queued.
+Claims never start an expired task: they pass over it (claim_tasks.sql),
+which costs a claim nothing measurable, where ending it there (its event,
+counts and callback in the claim statement) measured ~7 % slower per claim.
+This ends them all, those claims passed over and those no claim reaches (a
+queue nobody serves, a paused queue, a backlog), within about an interval.
 Each batch is one statement (store.expire_tasks) taking rows FOR UPDATE SKIP
 LOCKED, so sweeps on many workers share the work and never wait on a claim."""
 
