@@ -33,6 +33,7 @@ from taskqueue.http.hosts import LOOPBACK_HOSTS, host_guard_middleware, parse_al
 from taskqueue.http.query import refuse_unknown_query_parameters
 from taskqueue.pooler import Pooler
 from taskqueue.registry import Registry, load_registry
+from taskqueue.results import ResultWaiters
 from taskqueue.web.router import dashboard_router
 
 if TYPE_CHECKING:
@@ -86,16 +87,26 @@ def create_app(
         sessions.revocations.bind(db.Runner(pool))
         committer = GroupCommitter(lambda rows: tq.insert(rows), max_batch=settings.max_batch_size)
         hub = EventHub(tq.views)
+        # One LISTEN for every result waiter of this process, on a connection
+        # of its own (LISTEN is session state: never on the pool).
+        result_waiters = ResultWaiters(
+            lambda: db.connect(
+                dsn, timeout=10, server_settings={"application_name": "taskqueue-api-results"}
+            ),
+            lambda conn: conn.close(),
+        )
         snapshot = HealthSnapshot(tq)
         app.state.tq = tq
         app.state.group_committer = committer
         app.state.event_hub = hub
+        app.state.result_waiters = result_waiters
         app.state.health = snapshot
         refreshing = asyncio.create_task(snapshot.run(), name="health snapshot")
         try:
             yield
         finally:
             hub.close()
+            await result_waiters.close()
             refreshing.cancel()
             await asyncio.gather(refreshing, return_exceptions=True)
             await committer.close()

@@ -14,9 +14,11 @@ The rules, per task, in event order:
   ``task_retry_scheduled`` only while retries are left, ``task_failed``,
   ``task_released``, ``task_snoozed``, ``task_lease_expired``,
   ``task_cancelled``);
-- outside a run only ``task_cancelled`` (from queued), ``task_requeued``
-  (from failed or cancelled) and ``task_deleted`` (from a finished state) may
-  happen, and nothing follows a deletion;
+- outside a run only ``task_cancelled`` (from queued), ``task_expired``
+  (from queued: its expires_at passed before a start; it keeps its
+  attempts), ``task_requeued`` (from failed or cancelled) and
+  ``task_deleted`` (from a finished state) may happen, and nothing follows a
+  deletion;
 - each event's status is the status its transition leads to, and the last one
   matches the task's row (status, and attempts); a task whose row is gone
   ends with ``task_deleted``."""
@@ -32,7 +34,7 @@ import msgspec
 
 from taskqueue import store
 
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled", "expired")
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -98,6 +100,8 @@ class _Trail:
             return wrong_status
         if kind == "task_cancelled" and self.status == "queued":
             return self._to("cancelled", e)
+        if kind == "task_expired" and self.status == "queued":
+            return self._to("expired", e)
         if kind == "task_requeued" and self.status in ("failed", "cancelled"):
             self.charged = 0
             return self._to("queued", e)

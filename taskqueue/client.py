@@ -18,7 +18,13 @@ import msgspec
 
 from taskqueue import connections, db, enqueue, store
 from taskqueue.config import Retention
-from taskqueue.errors import InvalidArgument, InvalidTask, TaskNotFound, TaskStateConflict
+from taskqueue.errors import (
+    InvalidArgument,
+    InvalidTask,
+    TaskFailed,
+    TaskNotFound,
+    TaskStateConflict,
+)
 from taskqueue.events import matches
 from taskqueue.limits import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES
 from taskqueue.limits import DEFAULT_QUEUE as DEFAULT_QUEUE
@@ -56,6 +62,7 @@ from taskqueue.models import (
 )
 from taskqueue.queues import DEFAULT_RETENTION, Queues
 from taskqueue.registry import Registry, load_registry
+from taskqueue.results import TERMINAL, PoolResults
 from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
 from taskqueue.validation import as_task_id, queue_problem, text_problem, zoned_problem
@@ -98,6 +105,7 @@ class TaskQueue:
         self.queues = Queues(self._db, retention)
         self.schedules = Schedules(self._db, self.registry)
         self.views = Views(self._db)
+        self._results = PoolResults(pool, self._db)  # result(): one LISTEN while anyone waits
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
@@ -105,6 +113,7 @@ class TaskQueue:
 
     async def close(self) -> None:
         """Close the pool (and hand back a reused connection first)."""
+        await self._results.close()
         await self._db.close()
         await self.pool.close()
 
@@ -129,10 +138,14 @@ class TaskQueue:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         name: str = "",
+        expires_at: datetime | None = None,
+        ttl_seconds: float | None = None,
+        callback: dict[str, Any] | None = None,
         connection: Any = None,
     ) -> Task:
         """Add one task; with ``connection`` (see taskqueue.connections) it joins that
-        connection's transaction. An ``idempotency_key`` in use returns the existing task."""
+        connection's transaction. An ``idempotency_key`` in use returns the existing task.
+        Expiry, callbacks: README "Results, expiry and callbacks"."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -144,6 +157,9 @@ class TaskQueue:
             run_at=run_at,
             delay_seconds=delay,
             idempotency_key=idempotency_key,
+            expires_at=expires_at,
+            ttl_seconds=ttl_seconds,
+            callback=callback,
         )
         (result,) = await self.submit([new], connection=connection)
         return result.task
@@ -187,6 +203,22 @@ class TaskQueue:
         if task is None:
             raise TaskNotFound(found)
         return task
+
+    async def wait(self, task_id: uuid.UUID | str, timeout: float = 30.0) -> Task:  # noqa: ASYNC109
+        """The task once it ended (one LISTEN per TaskQueue, no polling);
+        TimeoutError after ``timeout`` seconds, TaskNotFound for an unknown id."""
+        task = await self._results.wait_for(_task_id(task_id), timeout)
+        if task.status not in TERMINAL:
+            raise TimeoutError(f"task {task.id} has not finished within {timeout:g}s")
+        return task
+
+    async def result(self, task_id: uuid.UUID | str, timeout: float = 30.0) -> Any:  # noqa: ASYNC109
+        """What the handler returned, once the task succeeded; TaskFailed (carrying
+        the task) when it ended otherwise; TimeoutError as ``wait``."""
+        task = await self.wait(task_id, timeout)
+        if task.status is not Status.SUCCEEDED:
+            raise TaskFailed(task)
+        return task.result
 
     async def list(
         self,

@@ -59,6 +59,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     backoff_jitter: Jitter = Jitter.EQUAL
     complete_batch_size: PositiveInt = 1000
     complete_interval: NonNegativeFloat = 0.0
+    # A handler's result, as JSON, at most this long: beyond it the task
+    # fails for good (failure "result_too_large"). Default 1 MiB.
+    max_result_bytes: PositiveInt = 1024 * 1024
+    # Seconds between passes of the expiry sweep (queued tasks past expires_at).
+    expiry_interval: PositiveFloat = 5.0
     worker_id: str = ""
     heartbeat_seconds: PositiveFloat = 5.0
     # Retention (README: "Retention"): how long finished tasks stay, by how
@@ -96,6 +101,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # How much of a webhook's (or result callback's) answer a worker reads;
     # the rest is never read, and nothing is decompressed (taskqueue.outbound).
     webhook_max_response_bytes: PositiveInt = 1024 * 1024
+    # Result callbacks are signed with this (Standard Webhooks, whsec_<base64>;
+    # read by workers; see taskqueue.callbacks).
+    callback_secret: str = ""
     # Observability (README: "Observability"). A worker serves /metrics on
     # metrics_port when set (0: any free port); the API serves it on its own port.
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
@@ -111,6 +119,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     access_log: bool = False
 
     def __post_init__(self) -> None:
+        if self.callback_secret:
+            from taskqueue.callbacks import secret_key
+
+            secret_key(self.callback_secret)  # a ValueError names the variable
         if self.webhook_allow:
             from taskqueue.destinations import DestinationPolicy
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -19,6 +19,7 @@ import msgspec
 import psycopg
 
 from taskqueue import store
+from taskqueue.callbacks import CALLBACK_TYPE, callback_problem, normalised
 from taskqueue.errors import InvalidTask
 from taskqueue.limits import (
     DEFAULT_MAX_RETRIES,
@@ -32,6 +33,7 @@ from taskqueue.limits import (
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT_SECONDS,
+    MAX_TTL_SECONDS,
     MAX_TYPE_LENGTH,
 )
 from taskqueue.models import Enqueued, NewTask, uuid7
@@ -118,6 +120,10 @@ def resolve(
     if type(new) is not NewTask:
         raise _invalid(index, count, "task", f"must be a NewTask, not {type(new).__name__}")
     task_type = new.type
+    if task_type == CALLBACK_TYPE:
+        # Only the end of a task queues one: a producer could otherwise have
+        # any body signed with the callback secret.
+        raise _invalid(index, count, "type", f"{CALLBACK_TYPE} is queued by taskqueue itself")
     # A registered type's name is the registry's; any other must pass the text rule.
     spec = registry.get(task_type) if registry is not None and type(task_type) is str else None
     if spec is None and (
@@ -174,6 +180,13 @@ def resolve(
     ):
         problem = key_problem(key, max_length=MAX_KEY_LENGTH) or "invalid"
         raise _invalid(index, count, "idempotency_key", problem)
+    expires_at, ttl_us = _expiry(new, run_at_utc, delay_us, index, count)
+    callback = new.callback
+    if callback is not None:
+        if wrong := callback_problem(callback):
+            field, message = wrong
+            raise _invalid(index, count, f"callback.{field}" if field else "callback", message)
+        callback = normalised(callback)
     return store.TaskRow(
         id=uuid7(),
         queue=queue,
@@ -187,6 +200,9 @@ def resolve(
         delay_us=delay_us,
         idempotency_key=key,
         traceparent=traceparent,
+        expires_at=expires_at,
+        ttl_us=ttl_us,
+        callback=callback,
     )
 
 
@@ -250,6 +266,39 @@ def _when(new: NewTask, index: int, count: int) -> tuple[datetime | None, int]:
             )
         return None, round(delay * 1_000_000)
     return None, 0
+
+
+def _expiry(
+    new: NewTask, run_at: datetime | None, delay_us: int, index: int, count: int
+) -> tuple[datetime | None, int | None]:
+    """(expires_at in UTC, or None; ttl in microseconds after the database's
+    clock, or None). An expiry at or before the task is due is refused: the
+    task could never run."""
+    expires_at, ttl = new.expires_at, new.ttl_seconds
+    if expires_at is not None:
+        if ttl is not None:
+            raise _invalid(index, count, "expires_at", "give expires_at or ttl_seconds, not both")
+        problem = zoned_problem(expires_at)
+        if problem is not None:
+            raise _invalid(index, count, "expires_at", problem)
+        due = run_at or datetime.now(UTC) + timedelta(microseconds=delay_us)
+        if expires_at <= due:
+            raise _invalid(
+                index, count, "expires_at", "must be later than the task is due (run_at, or now)"
+            )
+        return expires_at.astimezone(UTC), None
+    if ttl is None:
+        return None, None
+    if type(ttl) not in _NUMBER or not (math.isfinite(ttl) and 0 < ttl <= MAX_TTL_SECONDS):
+        raise _invalid(
+            index, count, "ttl_seconds", f"a number of seconds > 0 and <= {MAX_TTL_SECONDS:g}"
+        )
+    ttl_us = round(ttl * 1_000_000)
+    if run_at is not None and run_at >= datetime.now(UTC) + timedelta(microseconds=ttl_us):
+        raise _invalid(index, count, "ttl_seconds", "must reach past run_at")
+    if ttl_us <= delay_us:
+        raise _invalid(index, count, "ttl_seconds", "must be longer than the delay")
+    return None, ttl_us
 
 
 def _text(value: object, max_length: int, min_length: int) -> str:

@@ -21,10 +21,12 @@ from taskqueue.models import RateLimit, TaskFilter
 from taskqueue.validation import MAX_PAYLOAD_DEPTH, queue_problem, text_problem, zoned_problem
 
 __all__ = [
+    "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_QUEUE",
     "DEFAULT_TIMEOUT_SECONDS",
     "MAX_BULK",
+    "MAX_CALLBACK_URL_LENGTH",
     "MAX_CRON_LENGTH",
     "MAX_DELAY_SECONDS",
     "MAX_EVERY_SECONDS",
@@ -36,9 +38,11 @@ __all__ = [
     "MAX_PAYLOAD_DEPTH",
     "MAX_PRIORITY",
     "MAX_QUEUE_LENGTH",
+    "MAX_RESULT_WAIT_SECONDS",
     "MAX_RETRIES_LIMIT",
     "MAX_SCHEDULE_NAME_LENGTH",
     "MAX_TIMEOUT_SECONDS",
+    "MAX_TTL_SECONDS",
     "MAX_TYPE_LENGTH",
     "SCHEDULE_NAME_PATTERN",
     "check_bulk",
@@ -68,6 +72,11 @@ MAX_PAGE_SIZE: Final = 1000
 MAX_DELAY_SECONDS: Final = 10 * 365 * 86400.0
 MAX_BULK: Final = 10_000  # tasks one bulk action changes in one statement
 MAX_LIMIT: Final = 1_000_000  # the largest concurrency or rate limit
+# Results, expiry and callbacks (README: "Results, expiry and callbacks").
+MAX_TTL_SECONDS: Final = MAX_DELAY_SECONDS  # ttl_seconds; expires_at as far as run_at
+MAX_CALLBACK_URL_LENGTH: Final = 2048
+MAX_RESULT_WAIT_SECONDS: Final = 60  # GET /api/tasks/{id}/result?wait=
+DEFAULT_MAX_RESULT_BYTES: Final = 1024 * 1024  # encoded result (TASKQUEUE_MAX_RESULT_BYTES)
 
 # Schedules: the name is a path segment of the REST API.
 SCHEDULE_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"

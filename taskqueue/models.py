@@ -19,6 +19,7 @@ class Status(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # not started by its expires_at: never ran
 
 
 class EventType(enum.StrEnum):
@@ -33,6 +34,7 @@ class EventType(enum.StrEnum):
     REQUEUED = "task_requeued"
     SNOOZED = "task_snoozed"
     DELETED = "task_deleted"
+    EXPIRED = "task_expired"
 
 
 class OutcomeKind(enum.StrEnum):
@@ -72,6 +74,8 @@ class Task(msgspec.Struct, kw_only=True, gc=False):
     completed_at: datetime | None
     schedule: str | None = None  # the schedule that fired it
     slot: datetime | None = None  # the slot it was fired for (None: triggered by hand)
+    expires_at: datetime | None = None  # not started by then: it ends expired
+    callback: Any = None  # {"url", "events"}: its outcome is POSTed there (taskqueue.callbacks)
 
     @property
     def retry_count(self) -> int:
@@ -109,6 +113,11 @@ class NewTask(msgspec.Struct, kw_only=True):
     run_at: datetime | None = None
     delay_seconds: float | None = None
     idempotency_key: str | None = None
+    # Expiry: give expires_at or ttl_seconds (from now), not both.
+    expires_at: datetime | None = None
+    ttl_seconds: float | None = None
+    # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}
+    callback: Any = None
 
 
 class Enqueued(msgspec.Struct, frozen=True, gc=False):
@@ -132,6 +141,7 @@ class ClaimedTask(msgspec.Struct, kw_only=True, gc=False):
     timeout_seconds: float
     run_at: datetime
     traceparent: str | None = None  # W3C trace context of the enqueuing span (tracing)
+    has_callback: bool = False  # its end queues a callback delivery (taskqueue.callbacks)
 
 
 class Outcome(msgspec.Struct, kw_only=True, gc=False):
@@ -167,6 +177,7 @@ class QueueStats(msgspec.Struct, kw_only=True):
     cancelled_tasks: int
     avg_retry_count: float
     tasks_with_retries: int
+    expired_tasks: int = 0
 
 
 class Stats(msgspec.Struct, kw_only=True):
@@ -180,6 +191,7 @@ class Stats(msgspec.Struct, kw_only=True):
     avg_retry_count: float
     tasks_with_retries: int
     queues: list[QueueStats]
+    expired_tasks: int = 0
 
 
 class CatchUp(enum.StrEnum):
@@ -341,6 +353,7 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     succeeded: int
     failed: int
     cancelled: int
+    expired: int = 0  # not started by their expires_at
     oldest_due_age_seconds: float
     finished_last_minute: int
     failed_last_minute: int

@@ -313,7 +313,8 @@ class Registry:
         return [self._schedules[name] for name in sorted(self._schedules)]
 
 
-BUILTINS = "taskqueue.handlers"  # the built-in types are a handler module like any other
+# The built-in types are handler modules like any other.
+BUILTINS = ("taskqueue.handlers", "taskqueue.callback_delivery")
 
 
 def load_registry(modules: Iterable[str], *, include_builtins: bool = True) -> Registry:
@@ -323,7 +324,7 @@ def load_registry(modules: Iterable[str], *, include_builtins: bool = True) -> R
     import this module to register, like any handler module, and this
     module imports none of them."""
     combined = Registry()
-    for module_name in [BUILTINS, *modules] if include_builtins else modules:
+    for module_name in [*BUILTINS, *modules] if include_builtins else modules:
         module = importlib.import_module(module_name)
         found = getattr(module, "registry", None)
         if not isinstance(found, Registry):

@@ -27,10 +27,10 @@ from taskqueue.errors import InvalidArgument, TaskFailed, TaskNotFound, TaskStat
 from taskqueue.models import Enqueued, NewTask, Status, Task, TaskEvent
 from taskqueue.pooler import MODES, Mode
 from taskqueue.registry import Registry, load_registry
+from taskqueue.results import TERMINAL
 from taskqueue.store.adapters import PsycopgSync, as_connection, run_sync, use_msgspec
 
 _NOT_SET: Any = msgspec.UNSET
-_FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -213,7 +213,7 @@ class TaskQueue:
         return task
 
     def wait(self, task_id: uuid.UUID | str, timeout: float = 30.0) -> Task:
-        """The task once it has finished (succeeded, failed or cancelled);
+        """The task once it has ended (succeeded, failed, cancelled or expired);
         TimeoutError after ``timeout`` seconds. Polls, from every 10 ms up to
         every half second, so that a quick task is seen quickly and a long one
         costs little."""
@@ -222,7 +222,7 @@ class TaskQueue:
         pause = 0.01
         while True:
             task = self.get(found)
-            if task.status in _FINISHED:
+            if task.status in TERMINAL:
                 return task
             left = deadline - time.monotonic()
             if left <= 0:
@@ -232,7 +232,7 @@ class TaskQueue:
 
     def result(self, task_id: uuid.UUID | str, timeout: float = 30.0) -> Any:
         """What the task's handler returned, once it succeeded; TaskFailed
-        (carrying the task) when it failed or was cancelled."""
+        (carrying the task) when it ended otherwise."""
         task = self.wait(task_id, timeout)
         if task.status is not Status.SUCCEEDED:
             raise TaskFailed(task)

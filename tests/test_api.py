@@ -145,7 +145,7 @@ async def test_unknown_type_lists_the_known_types(database_url: str) -> None:
     assert response.status_code == 422
     error = response.json()
     assert (error["error"], error["field"]) == ("unknown_task_type", "type")
-    assert error["known_types"] == ["fail", "noop", "sleep", "webhook"]
+    assert error["known_types"] == ["fail", "noop", "sleep", "taskqueue.callback", "webhook"]
 
 
 async def test_body_over_the_limit_is_413(database_url: str) -> None:
@@ -370,6 +370,7 @@ async def test_openapi_documents_every_operation_error_and_the_auth_scheme(
         ("POST", "/api/tasks/batch"),
         ("GET", "/api/tasks/{task_id}"),
         ("GET", "/api/tasks/{task_id}/history"),
+        ("GET", "/api/tasks/{task_id}/result"),
         ("POST", "/api/tasks/{task_id}/cancel"),
         ("POST", "/api/tasks/{task_id}/retry"),
         ("POST", "/api/tasks/retry"),

@@ -51,6 +51,23 @@ def test_a_sound_trail_has_no_violations() -> None:
     assert problems(running, TaskRow("running", 1, 0)) == []
 
 
+def test_an_expiry_ends_a_queued_trail_and_nothing_else() -> None:
+    expired = [
+        ev("task_queued", "queued"),
+        ev("task_started", "running", 1, "w1"),
+        ev("task_retry_scheduled", "queued", 1, "w1"),
+        ev("task_expired", "expired", 1, "w2"),
+        ev("task_deleted", "expired", 1),
+    ]
+    assert problems(expired, None) == []
+    assert problems(expired[:4], TaskRow("expired", 1, 3)) == []
+    running = [ev("task_queued", "queued"), ev("task_started", "running", 1, "w1")]
+    assert problems([*running, ev("task_expired", "expired", 1, "w1")], None) == [
+        "task_expired ends attempt 1, which is not a way out of running",
+        "the task's row is gone without task_deleted",
+    ]
+
+
 @pytest.mark.parametrize(
     ("events", "task", "expected"),
     [

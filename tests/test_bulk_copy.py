@@ -109,8 +109,29 @@ async def test_copied_tasks_open_their_lanes_and_a_worker_runs_them(
     assert await run_audit(pool) == []
 
 
-def test_copy_columns_are_the_rows_fields_but_when_it_is_due() -> None:
+def test_copy_columns_are_the_rows_fields_but_those_the_database_clock_decides() -> None:
     assert (
-        tuple(f for f in TaskRow.__struct_fields__ if f not in ("run_at", "delay_us"))
+        tuple(f for f in TaskRow.__struct_fields__ if f not in ("run_at", "delay_us", "ttl_us"))
         == COPY_COLUMNS
     )
+
+
+async def test_expiry_and_callbacks_arrive_through_copy_and_beside_it(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    until = datetime.now(UTC) + timedelta(hours=1)
+    callback = {"url": "https://example.com/done", "events": ["succeeded"]}
+    new = [NewTask(type="noop", expires_at=until, callback=callback) for _ in range(SIZE)]
+    new.append(NewTask(type="noop", ttl_seconds=60))  # counted from the database's clock
+    tasks = await tq.enqueue_many(new)
+    rows = await pool.fetch(
+        "SELECT id, expires_at, callback, created_at FROM taskqueue.tasks WHERE id = ANY($1)",
+        [t.id for t in tasks],
+    )
+    stored = {r["id"]: r for r in rows}
+    for task in tasks[:SIZE]:
+        assert stored[task.id]["expires_at"] == until == task.expires_at
+        assert stored[task.id]["callback"] == callback == task.callback
+    relative = stored[tasks[-1].id]
+    assert relative["expires_at"] == relative["created_at"] + timedelta(seconds=60)
+    assert tasks[-1].expires_at == relative["expires_at"]

@@ -27,6 +27,7 @@ from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import TaskStateConflict
 from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
+from taskqueue.worker.expiry import ExpirySweep
 from taskqueue.worker.leases import Rescuer
 from taskqueue.worker.partitions import PartitionKeeper
 from taskqueue.worker.pruner import Pruner
@@ -402,6 +403,40 @@ async def test_the_worker_role_claims_completes_renews_and_rescues_and_nothing_m
     with pytest.raises(DENIED):
         await api_pool.fetch(
             "SELECT * FROM taskqueue.prune_tasks(NULL, 1, '1s', '1s', '1s', '1s', '1s', '1s', 'x')"
+        )
+
+
+async def test_the_roles_end_tasks_with_expiry_and_callbacks(
+    admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    tq = TaskQueue(api_pool)
+    hook = {"url": "https://h.example/done"}
+    finished = await tq.enqueue("noop", callback=hook)
+    stale = await tq.enqueue("noop", ttl_seconds=60, callback=hook)
+    dropped = await tq.enqueue("noop", queue="held", callback=hook)
+    await admin.execute(
+        "UPDATE taskqueue.tasks SET expires_at = now() - interval '1 second' WHERE id = $1",
+        stale.id,
+    )
+    # The worker: a claim passes over the expired task, a completion and the
+    # sweep queue deliveries (its policy lets it insert those, nothing else).
+    (claimed,) = await store.claim_tasks(worker_pool, ["default"], 10, "w1", 30, types=["noop"])
+    assert claimed.id == finished.id and claimed.has_callback
+    outcome = Outcome(task_id=finished.id, attempt=1, kind=OutcomeKind.SUCCEEDED)
+    assert await store.complete_tasks(worker_pool, [outcome], "w1", callbacks=True)
+    assert await ExpirySweep(worker_pool, worker_id="w1").run_once() == 1
+    assert await store.prune_expired(worker_pool, timedelta(0), worker_id="w1", limit=10) == 1
+    # The API: a cancel queues one too.
+    await tq.cancel(dropped.id)
+    deliveries = await admin.fetch(
+        "SELECT payload->'body'->>'status' AS status FROM taskqueue.tasks"
+        " WHERE type = 'taskqueue.callback' ORDER BY id"
+    )
+    assert [d["status"] for d in deliveries] == ["succeeded", "expired", "cancelled"]
+    with pytest.raises(DENIED):  # a worker inserts no task of its own choosing
+        await worker_pool.execute(
+            "INSERT INTO taskqueue.tasks (id, type, payload)"
+            " VALUES (gen_random_uuid(), 'noop', '{}')"
         )
 
 

@@ -76,7 +76,7 @@ async def test_unknown_type_lists_the_known_ones(tq: TaskQueue) -> None:
     with pytest.raises(UnknownTaskType) as info:
         await tq.enqueue("send_fax", {})
     assert info.value.field == "type"
-    assert "fail, noop, sleep, webhook" in str(info.value)
+    assert "fail, noop, sleep, taskqueue.callback, webhook" in str(info.value)
 
 
 @pytest.mark.parametrize(

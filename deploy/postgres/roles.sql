@@ -117,10 +117,12 @@ BEGIN
     -- attempts, lease and result are left to their defaults: not grantable.
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-                  run_at, idempotency_key, traceparent, schedule)
+                  run_at, idempotency_key, traceparent, schedule, expires_at, callback)
         ON taskqueue.tasks TO taskqueue_api;
     GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until)
         ON taskqueue.tasks TO taskqueue_api;
+    -- A cancel queues the task's callback delivery (_task_ended.sql): a
+    -- `taskqueue.callback` task, inserted like any other.
     GRANT DELETE ON taskqueue.tasks TO taskqueue_api;
     GRANT SELECT, INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
         ON taskqueue.task_events TO taskqueue_api;
@@ -152,7 +154,7 @@ BEGIN
     -- counts a limited queue keeps).
     GRANT SELECT ON taskqueue.tasks TO taskqueue_worker;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-                  schedule, slot)
+                  schedule, slot, run_at)
         ON taskqueue.tasks TO taskqueue_worker;
     GRANT UPDATE (status, attempts, run_at, locked_by, locked_until, started_at, result,
                   last_error, completed_at)
@@ -172,6 +174,14 @@ BEGIN
     GRANT EXECUTE ON FUNCTION taskqueue.prune_tasks(timestamptz, integer, interval, interval,
                                                     interval, interval, interval, interval, text)
         TO taskqueue_worker;
+    -- Expired tasks past retention (0011_expiry_callbacks.sql), the same way.
+    IF to_regprocedure('taskqueue.prune_expired(timestamptz, integer, interval, text)')
+            IS NOT NULL THEN
+        REVOKE ALL ON FUNCTION taskqueue.prune_expired(timestamptz, integer, interval, text)
+            FROM PUBLIC, taskqueue_api, taskqueue_auditor;
+        GRANT EXECUTE ON FUNCTION taskqueue.prune_expired(timestamptz, integer, interval, text)
+            TO taskqueue_worker;
+    END IF;
     GRANT SELECT, INSERT, UPDATE ON taskqueue.schedules TO taskqueue_worker;
     -- Claim lanes: read by claims, opened by schedule firings, raised and
     -- checked by worker.lanes.
@@ -242,7 +252,7 @@ BEGIN
     DROP POLICY IF EXISTS taskqueue_api_delete_finished ON taskqueue.tasks;
     CREATE POLICY taskqueue_api_delete_finished ON taskqueue.tasks
         FOR DELETE TO taskqueue_api
-        USING (status IN ('succeeded', 'failed', 'cancelled'));
+        USING (status IN ('succeeded', 'failed', 'cancelled', 'expired'));
 
     -- The worker reaches every row and writes only the states a run produces
     -- (never cancelled). Its policy deliberately has no USING condition: a
@@ -260,11 +270,17 @@ BEGIN
         FOR INSERT TO taskqueue_worker
         WITH CHECK (schedule IS NOT NULL AND status = 'queued'
                     AND locked_by IS NULL AND locked_until IS NULL);
+    -- ...and the callback deliveries the end of a task queues (_task_ended.sql).
+    DROP POLICY IF EXISTS taskqueue_worker_callback ON taskqueue.tasks;
+    CREATE POLICY taskqueue_worker_callback ON taskqueue.tasks
+        FOR INSERT TO taskqueue_worker
+        WITH CHECK (type = 'taskqueue.callback' AND status = 'queued'
+                    AND locked_by IS NULL AND locked_until IS NULL);
     DROP POLICY IF EXISTS taskqueue_worker_run ON taskqueue.tasks;
     CREATE POLICY taskqueue_worker_run ON taskqueue.tasks
         FOR UPDATE TO taskqueue_worker
         USING (true)
-        WITH CHECK (status IN ('queued', 'running', 'succeeded', 'failed'));
+        WITH CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'expired'));
 
     DROP POLICY IF EXISTS taskqueue_auditor_read ON taskqueue.tasks;
     CREATE POLICY taskqueue_auditor_read ON taskqueue.tasks

@@ -12,6 +12,7 @@ from taskqueue.api.failures import get_failures
 from taskqueue.api.health import health, ready
 from taskqueue.api.openapi import redoc_script
 from taskqueue.api.queues import QueueController
+from taskqueue.api.results import get_result
 from taskqueue.api.schedules import ScheduleController
 from taskqueue.api.tasks import TaskController, get_stats
 from taskqueue.api.workers import get_workers
@@ -22,6 +23,7 @@ ROUTE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     QueueController,
     ScheduleController,
     get_stats,
+    get_result,
     get_failures,
     get_workers,
     get_actions,

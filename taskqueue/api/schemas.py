@@ -18,6 +18,7 @@ from taskqueue.limits import (
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT_SECONDS,
+    MAX_TTL_SECONDS,
     MAX_TYPE_LENGTH,
 )
 from taskqueue.models import NewTask, Status, Task, TaskEvent
@@ -43,6 +44,12 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     idempotency_key: (
         Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | None
     ) = None
+    # Not started by then (or within ttl_seconds of now), it never runs: expired.
+    expires_at: datetime | None = None
+    ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL_SECONDS)] | None = None
+    # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}:
+    # the outcome is POSTed there, signed (Standard Webhooks).
+    callback: dict[str, Any] | None = None
 
     def to_new_task(self, idempotency_key: str | None = None) -> NewTask:
         return NewTask(
@@ -56,6 +63,9 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             run_at=self.run_at,
             delay_seconds=self.delay_seconds,
             idempotency_key=idempotency_key or self.idempotency_key,
+            expires_at=self.expires_at,
+            ttl_seconds=self.ttl_seconds,
+            callback=self.callback,
         )
 
 
@@ -88,6 +98,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
     completed_at: datetime | None
     schedule: str | None  # the schedule that fired it
     slot: datetime | None  # the slot it was fired for (null: triggered by hand)
+    expires_at: datetime | None = None  # not started by then: it ends expired
+    callback: Any = None  # {"url", "events"}: where its outcome is POSTed
 
     @classmethod
     def of(cls, task: Task, **extra: Any) -> Self:
@@ -114,6 +126,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
             completed_at=task.completed_at,
             schedule=task.schedule,
             slot=task.slot,
+            expires_at=task.expires_at,
+            callback=task.callback,
             **extra,
         )
 

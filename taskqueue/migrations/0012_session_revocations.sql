@@ -2,7 +2,7 @@
 -- stored, so signing out alone would leave a copy of it valid until it
 -- expires; its id (the SHA-256 of the session's random CSRF token, never the
 -- token) is kept here until then, and every API process refuses it.
--- depends: 0009_retention
+-- depends: 0011_expiry_callbacks
 
 CREATE TABLE taskqueue.revoked_sessions (
     session_id bytea PRIMARY KEY,

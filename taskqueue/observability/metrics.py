@@ -407,6 +407,7 @@ class QueueGauges(_DatabaseGauges["QueueStates"]):
         self.workers = 0
         self.depth: dict[str, tuple[int, int, int]] = {}
         self.oldest_due_age: dict[str, float] = {}
+        self.expired: dict[str, int] = {}  # read when the states carry finish counts
 
     def _failed(self) -> None:
         self.up = 0
@@ -415,7 +416,9 @@ class QueueGauges(_DatabaseGauges["QueueStates"]):
         self.up = 1
         depth = dict.fromkeys(self.depth, (0, 0, 0))
         oldest = dict.fromkeys(self.oldest_due_age, 0.0)
+        expired = dict.fromkeys(self.expired, 0)
         for q in states.queues:
+            expired[QUEUES(q.name)] = expired.get(QUEUES(q.name), 0) + q.expired
             label = QUEUES(q.name)
             before = depth.get(label, (0, 0, 0))
             depth[label] = (before[0] + q.due, before[1] + q.scheduled, before[2] + q.running)
@@ -423,6 +426,7 @@ class QueueGauges(_DatabaseGauges["QueueStates"]):
         self.workers = states.live_workers
         self.depth = depth
         self.oldest_due_age = oldest
+        self.expired = expired
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.metrics_core import GaugeMetricFamily
@@ -445,6 +449,15 @@ class QueueGauges(_DatabaseGauges["QueueStates"]):
         for queue, age in sorted(self.oldest_due_age.items()):
             oldest.add_metric([queue], age)
         yield oldest
+        expired = GaugeMetricFamily(
+            "taskqueue_queue_expired_tasks",
+            "Tasks of each queue that expired (not started by their expires_at), "
+            "kept or pruned since",
+            labels=("queue",),
+        )
+        for queue, count in sorted(self.expired.items()):
+            expired.add_metric([queue], count)
+        yield expired
         yield GaugeMetricFamily(
             "taskqueue_workers_live", "Workers whose heartbeat is recent", value=self.workers
         )

@@ -15,7 +15,8 @@ claimed AS (
     -- here may be planned as a hash join over a sequential scan of the table.
     WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
     RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
-              t.max_retries, t.timeout_seconds, t.run_at, t.traceparent
+              t.max_retries, t.timeout_seconds, t.run_at, t.traceparent,
+              t.callback IS NOT NULL AS has_callback
 ),
 started_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id)

@@ -3,7 +3,8 @@
 -- the database, like any other finish: its worker's outcome will fail the
 -- fence and change nothing. The worker is told to stop the handler (a NOTIFY
 -- naming it; failing that, its next lease renewal finds the task gone).
--- The cancel is counted in queue_counts.
+-- The cancel is counted in queue_counts; a callback for it is queued
+-- (_task_ended.sql).
 --   $1 uuid task id
 --   $2 text who, for the operator log
 WITH target AS MATERIALIZED (
@@ -36,6 +37,15 @@ running_counted AS (
     FROM cancelled c
     WHERE s.name = c.queue AND c.was = 'running' AND s.concurrency_limit IS NOT NULL
 ),
+ended AS (
+    SELECT id, queue, status, attempts, result, last_error, callback FROM cancelled
+),
+-- include: _task_ended.sql
+,
+-- include: _open_lanes.sql
+,
+-- include: _ended_notices.sql
+,
 logged AS (
     INSERT INTO taskqueue.operator_actions (actor, action, scope, result)
     SELECT $2, 'cancel', jsonb_build_object('task_id', id), jsonb_build_object('was', was)
@@ -45,5 +55,6 @@ SELECT cancelled.*,
        CASE WHEN was = 'running'
             THEN pg_notify('taskqueue_control',
                            json_build_object('worker', worker, 'cancel', json_build_array(id))::text)
-       END AS notified
+       END AS notified,
+       (SELECT count(*) FROM done_notices) AS done_notified
 FROM cancelled;

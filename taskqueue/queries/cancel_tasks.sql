@@ -3,7 +3,8 @@
 -- attempt, and its lease ends here: the worker's outcome will fail the
 -- fence). Limited queues count their running tasks down; each worker that
 -- held some is told which to stop (one NOTIFY per worker and 100 tasks); the
--- cancels are counted in queue_counts; the action is logged.
+-- cancels are counted in queue_counts; callbacks for them are queued
+-- (_task_ended.sql); the action is logged.
 --   $1-$8          which tasks, and how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
@@ -16,7 +17,8 @@ changed AS (
     SET status = 'cancelled', completed_at = now(), locked_by = NULL, locked_until = NULL
     FROM matched m
     WHERE t.id = m.id AND m.status IN ('queued', 'running')
-    RETURNING t.id, t.queue, t.attempts, m.status AS was, m.locked_by AS worker
+    RETURNING t.id, t.queue, t.attempts, m.status AS was, m.locked_by AS worker,
+              t.status, t.result, t.last_error, t.callback
 ),
 changed_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, detail)
@@ -38,6 +40,15 @@ running_counted AS (
     FROM (SELECT queue, count(*)::int AS n FROM changed WHERE was = 'running' GROUP BY queue) AS c
     WHERE s.name = c.queue AND s.concurrency_limit IS NOT NULL
 ),
+ended AS (
+    SELECT id, queue, status, attempts, result, last_error, callback FROM changed
+),
+-- include: _task_ended.sql
+,
+-- include: _open_lanes.sql
+,
+-- include: _ended_notices.sql
+,
 to_stop AS (
     SELECT worker, id, (row_number() OVER (PARTITION BY worker ORDER BY id) - 1) / 100 AS chunk
     FROM changed
@@ -59,5 +70,6 @@ logged AS (
     SELECT $9, 'cancel', $10::jsonb, jsonb_build_object('matched', matched, 'changed', changed)
     FROM summary
 )
-SELECT matched, changed, last_id, (SELECT count(*) FROM notices) AS notified
+SELECT matched, changed, last_id, (SELECT count(*) FROM notices) AS notified,
+       (SELECT count(*) FROM done_notices) AS done_notified
 FROM summary;

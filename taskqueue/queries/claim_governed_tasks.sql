@@ -51,6 +51,7 @@ candidates AS MATERIALIZED (
             WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
               AND t.priority = l.priority
               AND t.run_at >= coalesce(l.floor_at, '-infinity') AND t.run_at <= now()
+              AND (t.expires_at IS NULL OR t.expires_at > now())  -- see claim_tasks.sql
             ORDER BY t.run_at, t.id
             LIMIT a.n
             FOR UPDATE SKIP LOCKED

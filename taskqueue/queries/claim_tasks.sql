@@ -42,6 +42,10 @@ candidates AS MATERIALIZED (
             FROM taskqueue.tasks t
             WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
               AND t.priority = l.priority AND t.run_at >= l.floor_at AND t.run_at <= now()
+              -- Never started once expired: passed over (not locked), and
+              -- ended by the expiry sweep (expire_tasks.sql). A NULL test
+              -- for tasks without an expiry.
+              AND (t.expires_at IS NULL OR t.expires_at > now())
             ORDER BY t.run_at, t.id
             LIMIT $2
             FOR UPDATE SKIP LOCKED

@@ -23,119 +23,18 @@
 -- task whatever retries are left. An error or timeout retries while
 -- attempts <= max_retries and, with max_elapsed, while the retry would be due
 -- within it; else fails. Tasks that finish for good are
--- counted in queue_counts, one row per queue.
-WITH outcome AS (
-    SELECT *
-    FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::float8[],
-                $7::text[], $9::text[], $10::text[], $11::float8[])
-        AS o(id, attempt, kind, error, result, delay, reason, rule, exception, max_elapsed)
-),
-finished AS (
-    UPDATE taskqueue.tasks t
-    SET status = CASE
-            WHEN o.kind = 'succeeded' THEN 'succeeded'
-            WHEN o.kind IN ('released', 'snoozed') THEN 'queued'
-            WHEN o.kind = 'permanent' THEN 'failed'
-            WHEN t.attempts <= t.max_retries
-                 AND (o.max_elapsed IS NULL
-                      OR now() + make_interval(secs => o.delay)
-                         <= t.created_at + make_interval(secs => o.max_elapsed))
-                THEN 'queued'
-            ELSE 'failed'
-        END::taskqueue.task_status,
-        attempts = CASE
-            WHEN o.kind IN ('released', 'snoozed') THEN t.attempts - 1
-            ELSE t.attempts
-        END,
-        run_at = CASE
-            WHEN o.kind = 'released' THEN now()
-            WHEN o.kind = 'snoozed' THEN now() + make_interval(secs => o.delay)
-            WHEN o.kind IN ('error', 'timeout') AND t.attempts <= t.max_retries
-                 AND (o.max_elapsed IS NULL
-                      OR now() + make_interval(secs => o.delay)
-                         <= t.created_at + make_interval(secs => o.max_elapsed))
-                THEN now() + make_interval(secs => o.delay)
-            ELSE t.run_at
-        END,
-        locked_by = NULL,
-        locked_until = NULL,
-        result = CASE WHEN o.kind = 'succeeded' THEN o.result ELSE t.result END,
-        last_error = CASE
-            WHEN o.kind IN ('error', 'timeout', 'permanent') THEN o.error
-            ELSE t.last_error
-        END,
-        completed_at = CASE
-            WHEN o.kind IN ('succeeded', 'permanent') THEN now()
-            WHEN o.kind IN ('error', 'timeout')
-                 AND (t.attempts > t.max_retries
-                      OR now() + make_interval(secs => o.delay)
-                         > t.created_at + make_interval(secs => o.max_elapsed))
-                THEN now()
-        END
-    FROM outcome o
-    WHERE t.id = o.id
-      AND t.status = 'running'
-      AND t.locked_by = $8
-      AND t.attempts = o.attempt
-    RETURNING t.id, t.queue, t.status, t.run_at, o.attempt, o.kind, o.error, o.delay, o.reason,
-              o.exception,
-              -- An error or timeout failed with attempts left: max_elapsed ended it.
-              CASE WHEN o.kind IN ('error', 'timeout') AND t.status = 'failed'
-                        AND o.attempt <= t.max_retries THEN 'max_elapsed'
-                   ELSE o.rule END AS rule
-),
-finished_events AS (
-    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
-                                       detail)
-    SELECT id,
-           CASE
-               WHEN kind = 'succeeded' THEN 'task_succeeded'
-               WHEN kind = 'released' THEN 'task_released'
-               WHEN kind = 'snoozed' THEN 'task_snoozed'
-               WHEN status = 'queued' THEN 'task_retry_scheduled'
-               ELSE 'task_failed'
-           END,
-           status, attempt, $8, error,
-           CASE
-               WHEN kind = 'succeeded' THEN NULL
-               WHEN kind = 'released' THEN jsonb_build_object('reason', coalesce(reason, 'shutdown'))
-               WHEN kind = 'snoozed' THEN jsonb_strip_nulls(jsonb_build_object(
-                   'seconds', delay, 'run_at', run_at, 'reason', reason))
-               WHEN status = 'queued' THEN jsonb_strip_nulls(jsonb_build_object(
-                   'failure', kind, 'retry_at', run_at, 'rule', rule, 'exception', exception))
-               ELSE jsonb_strip_nulls(jsonb_build_object(
-                   'failure', coalesce(reason, kind), 'rule', rule, 'exception', exception))
-           END
-    FROM finished
-),
-counted AS (
-    -- What finished for good is counted: one appended row per queue (see
-    -- queue_counts in 0009_retention.sql; no row is updated per completion).
-    INSERT INTO taskqueue.queue_counts (queue, succeeded, failed, retries, tasks_with_retries)
-    SELECT queue,
-           count(*) FILTER (WHERE status = 'succeeded'),
-           count(*) FILTER (WHERE status = 'failed'),
-           sum(greatest(attempt - 1, 0)),
-           count(*) FILTER (WHERE attempt > 1)
-    FROM finished
-    WHERE status IN ('succeeded', 'failed')
-    GROUP BY queue
-),
-running_counted AS (
-    -- Queues with a concurrency limit count their running tasks down.
-    UPDATE taskqueue.queues s
-    SET running = greatest(s.running - f.n, 0)
-    FROM (SELECT queue, count(*)::int AS n FROM finished GROUP BY queue) AS f
-    WHERE s.name = f.queue AND s.concurrency_limit IS NOT NULL
-),
-due_queues AS (
-    SELECT string_agg(DISTINCT queue, ',') AS queues
-    FROM finished
-    WHERE status = 'queued' AND run_at <= now()
-)
+-- counted in queue_counts, one row per queue, and their result waiters
+-- are told (_ended_notices.sql). The completer sends
+-- complete_tasks_with_callbacks.sql instead when a task of the batch has a
+-- callback, so that the others pay nothing for callbacks.
+WITH
+-- include: _complete_outcomes.sql
+,
+-- include: _ended_notices.sql
 -- Tasks put back due now (released, a zero snooze) wake other workers, with
 -- one NOTIFY for the statement.
 SELECT finished.id,
        (SELECT pg_notify('taskqueue', queues) FROM due_queues WHERE queues IS NOT NULL)
-           AS notified
+           AS notified,
+       (SELECT count(*) FROM done_notices) AS done_notified
 FROM finished;

@@ -1,4 +1,4 @@
--- Bulk delete: matched tasks that are finished (succeeded, failed,
+-- Bulk delete: matched tasks that are finished (succeeded, failed, expired,
 -- cancelled) are deleted; each gets a task_deleted event, and the rest of
 -- its history stays (task_events has no foreign key). Queued and running
 -- tasks are never deleted. The action is logged.
@@ -12,7 +12,7 @@ WITH
 changed AS (
     DELETE FROM taskqueue.tasks t
     USING matched m
-    WHERE t.id = m.id AND m.status IN ('succeeded', 'failed', 'cancelled')
+    WHERE t.id = m.id AND m.status IN ('succeeded', 'failed', 'cancelled', 'expired')
     RETURNING t.id, t.status, t.attempts
 ),
 changed_events AS (

@@ -7,14 +7,20 @@
 --   $1 id, $2 queue, $3 type, $4 name, $5 payload, $6 priority, $7 max_retries,
 --   $8 timeout_seconds, $9 run_at (NULL: statement_timestamp() + $10 microseconds),
 --   $10 delay_us,
---   $11 idempotency_key, $12 traceparent (NULL unless the producer is traced)
+--   $11 idempotency_key, $12 traceparent (NULL unless the producer is traced),
+--   $13 expires_at (NULL: statement_timestamp() + $14 microseconds, or none when
+--   $14 is NULL too), $14 ttl_us, $15 callback (NULL: none)
 WITH inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
-                                 timeout_seconds, run_at, idempotency_key, traceparent)
+                                 timeout_seconds, run_at, idempotency_key, traceparent,
+                                 expires_at, callback)
     VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::jsonb, $6::int, $7::int, $8::float8,
             coalesce($9::timestamptz,
                      statement_timestamp() + $10::bigint * interval '1 microsecond'),
-            $11::text, $12::text)
+            $11::text, $12::text,
+            coalesce($13::timestamptz,
+                     statement_timestamp() + $14::bigint * interval '1 microsecond'),
+            $15::jsonb)
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, type, priority, run_at
 ),

@@ -24,9 +24,9 @@ gone AS (
 ),
 folded AS (
     INSERT INTO taskqueue.queue_counts (queue, succeeded, failed, cancelled, retries,
-                                        tasks_with_retries)
+                                        tasks_with_retries, expired)
     SELECT queue, sum(succeeded), sum(failed), sum(cancelled), sum(retries),
-           sum(tasks_with_retries)
+           sum(tasks_with_retries), sum(expired)
     FROM gone
     GROUP BY queue
     RETURNING 1

@@ -10,7 +10,7 @@
 -- history (task_events), so every role that may read tasks may read it; what
 -- finished lately is recent_outcomes.sql.
 --   $1 text    one queue (NULL: all)
---   $2 boolean read the failed count
+--   $2 boolean read the failed and expired counts
 --   $3 boolean read every finish count: succeeded, failed, cancelled, retries
 --   $4 int     skip this many queues, in name order (NULL: none)
 --   $5 int     at most this many queues (NULL: all)
@@ -43,11 +43,12 @@ counts AS (
            sum(failed)::bigint AS failed,
            sum(cancelled)::bigint AS cancelled,
            sum(retries)::bigint AS retries,
-           sum(tasks_with_retries)::bigint AS tasks_with_retries
+           sum(tasks_with_retries)::bigint AS tasks_with_retries,
+           sum(expired)::bigint AS expired
     FROM taskqueue.queue_counts
     WHERE ($2::boolean OR $3::boolean) AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue
-    HAVING sum(succeeded) <> 0 OR sum(failed) <> 0 OR sum(cancelled) <> 0
+    HAVING sum(succeeded) <> 0 OR sum(failed) <> 0 OR sum(cancelled) <> 0 OR sum(expired) <> 0
 ),
 live AS (
     SELECT w.queues
@@ -82,12 +83,13 @@ states AS (
            coalesce(w.queued - w.due, 0) AS scheduled,
            coalesce(r.running, 0) AS running,
            coalesce(c.failed, 0) AS failed,
+           coalesce(c.expired, 0) AS expired,
            coalesce(extract(epoch FROM now() - w.oldest_due)::float8, 0)
                AS oldest_due_age_seconds,
            coalesce(v.workers, 0) AS workers,
            CASE WHEN $3::boolean
                 THEN coalesce(w.queued, 0) + coalesce(r.running, 0) + coalesce(c.succeeded, 0)
-                     + coalesce(c.failed, 0) + coalesce(c.cancelled, 0)
+                     + coalesce(c.failed, 0) + coalesce(c.cancelled, 0) + coalesce(c.expired, 0)
                 ELSE 0 END AS total,
            CASE WHEN $3::boolean THEN coalesce(c.succeeded, 0) ELSE 0 END AS succeeded,
            CASE WHEN $3::boolean THEN coalesce(c.cancelled, 0) ELSE 0 END AS cancelled,

@@ -1,7 +1,7 @@
 -- Take back running tasks whose lease ran out (their worker died or hung):
 -- back to queued when retries are left, else failed; one task_lease_expired
 -- event each, naming the worker that lost the lease; the failed ones are
--- counted in queue_counts.
+-- counted in queue_counts, and their callbacks queued (_task_ended.sql).
 --   $1 timestamptz the time leases are judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        id of the worker doing the rescue, kept in the event detail
@@ -32,7 +32,8 @@ rescued AS (
         completed_at = CASE WHEN t.attempts <= t.max_retries THEN NULL ELSE now() END
     FROM expired e
     WHERE t.id = e.id
-    RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by
+    RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by, t.callback,
+              NULL::jsonb AS result
 ),
 rescued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -56,11 +57,22 @@ running_counted AS (
     FROM (SELECT queue, count(*)::int AS n FROM rescued GROUP BY queue) AS r
     WHERE s.name = r.queue AND s.concurrency_limit IS NOT NULL
 ),
+ended AS (
+    SELECT id, queue, status, attempts, result, last_error, callback FROM rescued
+    WHERE status = 'failed'
+),
+-- include: _task_ended.sql
+,
+-- include: _open_lanes.sql
+,
+-- include: _ended_notices.sql
+,
 requeued_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM rescued WHERE status = 'queued'
 )
 SELECT rescued.id, rescued.status, coalesce($1::timestamptz, now()) AS judged_at,
        (SELECT pg_notify('taskqueue', queues) FROM requeued_queues WHERE queues IS NOT NULL)
-           AS notified
+           AS notified,
+       (SELECT count(*) FROM done_notices) AS done_notified
 FROM (SELECT 1) AS one
 LEFT JOIN rescued ON true;

@@ -16,6 +16,7 @@ from taskqueue.store.claims import (
     Rescue,
     claim_tasks,
     complete_tasks,
+    expire_tasks,
     extend_leases,
     find_unhandled_types,
     rescue_expired,
@@ -33,6 +34,7 @@ from taskqueue.store.dashboard import (
 from taskqueue.store.enqueued import enqueued_tasks, lane_queues
 from taskqueue.store.events import (
     CONTROL_CHANNEL,
+    DONE_CHANNEL,
     NOTIFY_CHANNEL,
     actions_after,
     audit_trails,
@@ -43,6 +45,7 @@ from taskqueue.store.events import (
     list_actions,
     listen,
     listen_control,
+    listen_done,
 )
 from taskqueue.store.lanes import (
     Lane,
@@ -71,6 +74,7 @@ from taskqueue.store.queues import (
 from taskqueue.store.retention import (
     Pruned,
     fold_queue_counts,
+    prune_expired,
     prune_tasks,
     succeeded_retentions,
 )
@@ -119,6 +123,7 @@ from taskqueue.store.workers import (
 __all__ = [
     "BULK_ACTIONS",
     "CONTROL_CHANNEL",
+    "DONE_CHANNEL",
     "NOTIFY_CHANNEL",
     "Connection",
     "DueSchedule",
@@ -161,6 +166,7 @@ __all__ = [
     "event_partitions",
     "events_after",
     "events_by_id",
+    "expire_tasks",
     "extend_leases",
     "failure_groups",
     "find_unhandled_types",
@@ -180,9 +186,11 @@ __all__ = [
     "list_workers",
     "listen",
     "listen_control",
+    "listen_done",
     "open_missing_lanes",
     "pause_schedule",
     "ping",
+    "prune_expired",
     "prune_tasks",
     "query",
     "queue_states",

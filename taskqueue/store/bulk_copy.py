@@ -36,8 +36,14 @@ def can_copy(conn: Executor) -> bool:
 
 
 def copyable(row: TaskRow) -> bool:
-    """Due now, without an idempotency key: COPY can take it as it is."""
-    return row.idempotency_key is None and row.run_at is None and not row.delay_us
+    """Due now, without an idempotency key nor an expiry counted from the
+    database's clock: COPY can take it as it is."""
+    return (
+        row.idempotency_key is None
+        and row.run_at is None
+        and not row.delay_us
+        and row.ttl_us is None
+    )
 
 
 async def enqueue_by_copy(

@@ -60,20 +60,22 @@ async def claim_tasks(
             timeout_seconds=r["timeout_seconds"],
             run_at=r["run_at"],
             traceparent=r["traceparent"],
+            has_callback=r["has_callback"],
         )
         for r in records
     ]
 
 
 async def complete_tasks(
-    conn: Executor, outcomes: Sequence[Outcome], worker_id: str
+    conn: Executor, outcomes: Sequence[Outcome], worker_id: str, *, callbacks: bool = False
 ) -> set[uuid.UUID]:
     """Persist outcomes in one fenced statement; returns the ids that were
-    still this worker's. The others were rescued meanwhile and are untouched."""
+    still this worker's. The others were rescued meanwhile and are untouched.
+    ``callbacks``: some task of the batch has a callback (queued with its end)."""
     if not outcomes:
         return set()
     records = await conn.fetch(
-        query("complete_tasks"),
+        query("complete_tasks_with_callbacks" if callbacks else "complete_tasks"),
         [o.task_id for o in outcomes],
         [o.attempt for o in outcomes],
         [o.kind.value for o in outcomes],
@@ -115,6 +117,15 @@ async def find_unhandled_types(
     """Types of tasks queued in ``queue`` that are not among ``known_types``."""
     records = await conn.fetch(query("find_unhandled_types"), queue, list(known_types), limit)
     return [r["type"] for r in records]
+
+
+async def expire_tasks(
+    conn: Executor, worker_id: str, *, limit: int = 1000, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """End queued tasks whose expires_at has passed (see expire_tasks.sql);
+    returns their ids."""
+    records = await conn.fetch(query("expire_tasks"), now, limit, worker_id)
+    return [r["id"] for r in records]
 
 
 async def rescue_expired(

@@ -3,7 +3,7 @@ trails, and LISTEN/NOTIFY: enqueue wakeups and control messages to workers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from taskqueue.store._sql import Connection, Executor, query
 
 NOTIFY_CHANNEL = "taskqueue"
 CONTROL_CHANNEL = "taskqueue_control"  # messages to one worker: {"worker", "cancel"}
+DONE_CHANNEL = "taskqueue_done"  # ids of tasks that just ended, comma-separated (_task_ended.sql)
 
 
 async def listen(conn: Connection, callback: Callable[[str], None]) -> None:
@@ -35,6 +36,23 @@ async def listen_control(conn: Connection, callback: Callable[[str], None]) -> N
         callback(str(payload))
 
     await conn.add_listener(CONTROL_CHANNEL, on_notify)
+
+
+async def listen_done(
+    conn: Connection, callback: Callable[[str], None]
+) -> Callable[[], Awaitable[None]]:
+    """LISTEN for tasks that ended; ``callback`` gets comma-separated ids.
+    Returns what UNLISTENs again (before a borrowed connection goes back)."""
+
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        callback(str(payload))
+
+    await conn.add_listener(DONE_CHANNEL, on_notify)
+
+    async def stop() -> None:
+        await conn.remove_listener(DONE_CHANNEL, on_notify)
+
+    return stop
 
 
 async def audit_trails(

@@ -113,6 +113,7 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
     oldest_due_age_seconds: float  # 0 when none is due
     workers: int  # live workers that take from it
     failed: int
+    expired: int  # ended without starting: not started by their expires_at
     # What finished (queue_counts), only when asked (``totals``): tasks
     # whose latest finish was succeeded or cancelled, kept or pruned since;
     # total adds the queued and running ones.
@@ -149,6 +150,7 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
             succeeded_tasks=self.succeeded,
             failed_tasks=self.failed,
             cancelled_tasks=self.cancelled,
+            expired_tasks=self.expired,
             avg_retry_count=self.retries / self.total,
             tasks_with_retries=self.tasks_with_retries,
         )
@@ -199,6 +201,7 @@ class QueueStates(msgspec.Struct, kw_only=True, frozen=True):
             succeeded_tasks=total_of("succeeded_tasks"),
             failed_tasks=total_of("failed_tasks"),
             cancelled_tasks=total_of("cancelled_tasks"),
+            expired_tasks=total_of("expired_tasks"),
             avg_retry_count=retries / total if total else 0.0,
             tasks_with_retries=total_of("tasks_with_retries"),
             queues=per_queue,

@@ -25,6 +25,20 @@ class Pruned(msgspec.Struct, kw_only=True, frozen=True):
         return max(self.walked, self.failed, self.cancelled) >= self.limit
 
 
+async def prune_expired(
+    conn: Executor,
+    retain: timedelta,
+    *,
+    worker_id: str,
+    limit: int,
+    now: datetime | None = None,
+) -> int:
+    """One batch of expired tasks past retention (their queue's
+    retain_cancelled, else ``retain``) deleted; returns how many."""
+    deleted = await conn.fetchval(query("prune_expired"), now, limit, retain, worker_id)
+    return int(deleted or 0)
+
+
 async def prune_tasks(
     conn: Executor,
     defaults: Retention,

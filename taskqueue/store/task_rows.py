@@ -36,10 +36,16 @@ class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     # W3C trace context of the enqueuing span; None (left out of the JSON the
     # bulk statement reads, so costing nothing) unless OpenTelemetry is tracing.
     traceparent: str | None = None
+    # Expiry: an instant (UTC), or microseconds after the database's clock
+    # (ttl_seconds); and the callback. None (left out of the bulk JSON) for most.
+    expires_at: datetime | None = None
+    ttl_us: int | None = None
+    callback: Any = None
 
 
-# COPY leaves run_at to its default, statement_timestamp() (rows due now only).
-_NOT_COPIED = ("run_at", "delay_us")
+# COPY leaves run_at to its default, statement_timestamp() (rows due now
+# only), and takes no expiry relative to the database's clock (ttl_us).
+_NOT_COPIED = ("run_at", "delay_us", "ttl_us")
 COPY_COLUMNS: tuple[str, ...] = tuple(
     name for name in TaskRow.__struct_fields__ if name not in _NOT_COPIED
 )
@@ -83,4 +89,8 @@ def new_task(row: TaskRow, created_at: datetime) -> Task:
         created_at=created_at,
         started_at=None,
         completed_at=None,
+        expires_at=row.expires_at
+        if row.ttl_us is None
+        else created_at + timedelta(microseconds=row.ttl_us),
+        callback=row.callback,
     )

@@ -51,6 +51,7 @@ class Totals(msgspec.Struct, kw_only=True):
     succeeded: int | None
     failed: int
     cancelled: int
+    expired: int = 0
 
 
 class Bucket(msgspec.Struct, kw_only=True, frozen=True):
@@ -173,15 +174,19 @@ class OverviewSnapshot:
         queued = sum(q.queued for q in queues)
         running = sum(q.running for q in queues)
         failed = sum(q.failed for q in queues)
+        expired = sum(q.expired for q in queues)
         succeeded = self._succeeded
         totals = Totals(
-            total=None if succeeded is None else succeeded + queued + running + failed + cancelled,
+            total=None
+            if succeeded is None
+            else succeeded + queued + running + failed + cancelled + expired,
             queued=queued,
             due=sum(q.due for q in queues),
             running=running,
             succeeded=succeeded,
             failed=failed,
             cancelled=cancelled,
+            expired=expired,
         )
         if time.monotonic() >= self._count_due_at and (
             self._counting is None or self._counting.done()
@@ -215,7 +220,7 @@ class OverviewSnapshot:
             logger.warning("counting every task failed (%s)", type(exc).__name__)
             self._count_due_at = time.monotonic() + self._fresh_seconds
             return
-        others = sum(q.queued + q.running + q.failed for q in queues) + cancelled
+        others = sum(q.queued + q.running + q.failed + q.expired for q in queues) + cancelled
         self._succeeded = max(total - others, 0)
         self._count_due_at = time.monotonic() + max(self._fresh_seconds, took * TOTAL_COST_FACTOR)
         self.total_counts += 1

@@ -31,8 +31,12 @@ class Completer:
         batch_size: int = 1000,
         interval: float = 0.002,
         on_recorded: Callable[[Sequence[Outcome]], None] | None = None,
+        has_callback: Callable[[uuid.UUID], bool] | None = None,
     ) -> None:
         self._pool = pool
+        # Whether a task's end queues a callback: a batch with one takes the
+        # statement that queues them, the others the plain one.
+        self._has_callback = has_callback
         self._worker_id = worker_id
         self._batch_size = batch_size
         self._interval = interval
@@ -103,7 +107,9 @@ class Completer:
         if not batch:
             return 0
         try:
-            done = await store.complete_tasks(self._pool, batch, self._worker_id)
+            done = await store.complete_tasks(
+                self._pool, batch, self._worker_id, callbacks=self._any_callback(batch)
+            )
         except asyncpg.PostgresError as exc:
             if is_transient(exc):
                 raise
@@ -121,11 +127,17 @@ class Completer:
             self._on_recorded(batch)
         return len(batch)
 
+    def _any_callback(self, outcomes: list[Outcome]) -> bool:
+        has = self._has_callback
+        return has is not None and any(has(o.task_id) for o in outcomes)
+
     async def _flush_singly(self, batch: list[Outcome]) -> set[uuid.UUID]:
         done: set[uuid.UUID] = set()
         for outcome in batch:
             try:
-                done |= await store.complete_tasks(self._pool, [outcome], self._worker_id)
+                done |= await store.complete_tasks(
+                    self._pool, [outcome], self._worker_id, callbacks=self._any_callback([outcome])
+                )
             except asyncpg.PostgresError as exc:
                 if is_transient(exc):
                     raise
@@ -138,7 +150,12 @@ class Completer:
                     retry_delay=outcome.retry_delay,
                 )
                 try:
-                    done |= await store.complete_tasks(self._pool, [replacement], self._worker_id)
+                    done |= await store.complete_tasks(
+                        self._pool,
+                        [replacement],
+                        self._worker_id,
+                        callbacks=self._any_callback([replacement]),
+                    )
                 except asyncpg.PostgresError as again:
                     if is_transient(again):
                         raise

@@ -22,6 +22,7 @@ import msgspec
 
 from taskqueue.backoff import Backoff
 from taskqueue.errors import Permanent, Snooze
+from taskqueue.limits import DEFAULT_MAX_RESULT_BYTES
 from taskqueue.models import ClaimedTask, Outcome, OutcomeKind
 from taskqueue.observability import tracing
 from taskqueue.observability.logs import running_task
@@ -100,8 +101,10 @@ class ExecutorPool:
         backoff: Backoff,
         submit: Callable[[Outcome], None],
         on_finished: Callable[[ClaimedTask, Outcome, float | None], None] | None = None,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self._inflight = inflight
+        self._max_result_bytes = max_result_bytes
         # Told how each attempt ended and how long it ran (metrics); None: nobody asks.
         self._on_finished = on_finished
         self._registry = registry
@@ -237,13 +240,23 @@ class ExecutorPool:
             runner.uncancel()
             if run.cut != "timeout":
                 return self._cut_short(attempt, run.cut)
+        encoded = _encode_result(result)
+        if isinstance(encoded, msgspec.Raw) and len(encoded) > self._max_result_bytes:
+            # The handler did its work, but its result cannot be kept: a
+            # permanent failure (running it again would most likely return
+            # as much), named as such rather than passed off as a handler error.
+            error = (
+                f"result too large: {len(encoded)} bytes of JSON, the limit is "
+                f"{self._max_result_bytes} (TASKQUEUE_MAX_RESULT_BYTES)"
+            )
+            return self._failed(attempt, OutcomeKind.PERMANENT, error, reason="result_too_large")
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("task %s (%s) succeeded, attempt %d", task.id, task.type, task.attempt)
         return Outcome(
             task_id=task.id,
             attempt=task.attempt,
             kind=OutcomeKind.SUCCEEDED,
-            result=_encode_result(result),
+            result=encoded,
         )
 
     def _cut_short(self, attempt: Attempt, cut: str) -> Outcome:

@@ -166,6 +166,11 @@ class InFlight:
         """The attempt of ``task_id`` this worker holds, if any."""
         return self._held.get(task_id)
 
+    def has_callback(self, task_id: uuid.UUID) -> bool:
+        """Whether the held attempt of ``task_id`` carries a callback."""
+        attempt = self._held.get(task_id)
+        return attempt is not None and attempt.task.has_callback
+
     def ran(self, seconds: float) -> None:
         """A handler took ``seconds``: the moving average that sizes prefetch."""
         mean = self._mean_run

@@ -37,6 +37,7 @@ from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
 from taskqueue.worker.dispatcher import POLL_ONLY_CAP, Dispatcher
 from taskqueue.worker.executor import ExecutorPool
+from taskqueue.worker.expiry import ExpirySweep
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.lanes import LaneKeeper
@@ -178,6 +179,7 @@ class Worker:
             batch_size=s.complete_batch_size,
             interval=s.complete_interval,
             on_recorded=inflight.recorded,
+            has_callback=inflight.has_callback,
         )
         executors = self.executors = ExecutorPool(
             inflight,
@@ -186,6 +188,7 @@ class Worker:
             backoff=s.backoff,
             submit=completer.submit,
             on_finished=None if metrics is None else metrics.finished,
+            max_result_bytes=s.max_result_bytes,
         )
         inflight.on_dropped = completer.submit
         if metrics is not None:
@@ -244,6 +247,7 @@ class Worker:
             Scheduler(pool, self.registry, worker_id=self.worker_id),
             PartitionKeeper(pool, retain_events=s.retention.events, direct_url=s.direct_url),
             Pruner(pool, worker_id=self.worker_id, retention=s.retention),
+            ExpirySweep(pool, worker_id=self.worker_id, interval=s.expiry_interval),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [

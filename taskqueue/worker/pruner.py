@@ -81,11 +81,30 @@ class Pruner(PeriodicLoop):
             walks = {self._retention.succeeded, *await store.succeeded_retentions(conn)}
         for walk in sorted(walks):
             deleted += await self._walk(walk, now)
+        deleted += await self._expired(now)
         async with self._pool.acquire() as conn:
             self.folded += await store.fold_queue_counts(conn)
         self.pruned += deleted
         if deleted:
             logger.info("pruned %d finished tasks past their retention", deleted)
+        return deleted
+
+    async def _expired(self, now: datetime | None) -> int:
+        """Batches of expired tasks past retention (kept as long as cancelled ones)."""
+        deleted = 0
+        while not self._stopping.is_set():
+            async with self._pool.acquire() as conn:
+                done = await store.prune_expired(
+                    conn,
+                    self._retention.cancelled,
+                    worker_id=self._worker_id,
+                    limit=self._batch,
+                    now=now,
+                )
+            deleted += done
+            if done < self._batch:
+                break
+            await asyncio.sleep(PAUSE)
         return deleted
 
     async def _walk(self, walk: timedelta, now: datetime | None) -> int:

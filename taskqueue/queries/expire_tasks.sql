@@ -1,0 +1,50 @@
+-- The expiry sweep: queued tasks whose expires_at has passed end expired
+-- (they never ran), each with its task_expired event, counted in
+-- queue_counts, and what follows their end (_task_ended.sql: callbacks,
+-- result waiters). Claims never start an expired task (they pass over it:
+-- one NULL test per row, measured free) and this is what ends it, whether
+-- a claim came across it or none reaches it (nobody serves the queue, a
+-- paused queue, a backlog). Reads tasks_expiry_idx, which holds only queued
+-- tasks that have an expiry.
+--   $1 timestamptz the time expiry is judged by (NULL: now(); tests pin it)
+--   $2 int         how many rows at most per call
+--   $3 text        the sweeping worker's id, kept in the events
+WITH due AS MATERIALIZED (
+    SELECT id
+    FROM taskqueue.tasks
+    WHERE status = 'queued' AND expires_at IS NOT NULL
+      AND expires_at <= coalesce($1::timestamptz, now())
+    ORDER BY expires_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+swept AS (
+    UPDATE taskqueue.tasks t
+    SET status = 'expired', completed_at = now(),
+        last_error = 'expired: not started by its expires_at'
+    FROM due
+    WHERE t.id = due.id AND t.status = 'queued'
+    RETURNING t.id, t.queue, t.status, t.attempts, t.expires_at, t.last_error, t.callback
+),
+swept_events AS (
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
+                                       detail)
+    SELECT id, 'task_expired', 'expired', attempts, $3::text, last_error,
+           jsonb_build_object('expires_at', expires_at, 'found_by', 'sweep')
+    FROM swept
+),
+counted AS (
+    INSERT INTO taskqueue.queue_counts (queue, expired, retries, tasks_with_retries)
+    SELECT queue, count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE attempts > 1)
+    FROM swept
+    GROUP BY queue
+),
+ended AS (
+    SELECT id, queue, status, attempts, NULL::jsonb AS result, last_error, callback FROM swept
+),
+-- include: _task_ended.sql
+,
+-- include: _open_lanes.sql
+,
+-- include: _ended_notices.sql
+SELECT id FROM swept WHERE (SELECT count(*) FROM done_notices) >= 0;
