@@ -169,7 +169,7 @@ def test_the_scrape_config_passes_promtool(tmp_path: Path) -> None:
 def test_the_observability_profile_runs_prometheus_and_grafana_wired_to_the_services() -> None:
     spec = compose()
     services = spec["services"]
-    profiled = {name for name, s in services.items() if "profiles" in s}
+    profiled = {name for name, s in services.items() if "observability" in s.get("profiles", [])}
     assert profiled == {"prometheus", "grafana"}
     for name in profiled:
         assert services[name]["profiles"] == ["observability"]
