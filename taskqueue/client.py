@@ -60,6 +60,7 @@ from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
 from taskqueue.validation import as_task_id, queue_problem, text_problem, zoned_problem
 from taskqueue.views import Views
+from taskqueue.workflows import Workflows
 
 _NOT_SET: Any = msgspec.UNSET
 
@@ -98,6 +99,7 @@ class TaskQueue:
         self.queues = Queues(self._db, retention)
         self.schedules = Schedules(self._db, self.registry)
         self.views = Views(self._db)
+        self.workflows = Workflows(self._db, self.registry)
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
@@ -130,10 +132,14 @@ class TaskQueue:
         idempotency_key: str | None = None,
         name: str = "",
         connection: store.Connection | None = None,
+        depends_on: Sequence[uuid.UUID | str] | None = None,
+        on_parent_failure: str = "cancel",
     ) -> Task:
         """Add one task. With ``connection`` the insert joins that connection's
         current transaction: it commits or rolls back with the caller's work.
-        With an ``idempotency_key`` already in use, the existing task is returned."""
+        With an ``idempotency_key`` already in use, the existing task is returned.
+        With ``depends_on`` (task ids) it waits until those tasks have finished
+        (see ``tq.workflows.enqueue_after``)."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -146,6 +152,11 @@ class TaskQueue:
             delay_seconds=delay,
             idempotency_key=idempotency_key,
         )
+        if depends_on is not None:
+            (result,) = await self.workflows.enqueue_after(
+                [new], [depends_on], on_parent_failure=[on_parent_failure], connection=connection
+            )
+            return result.task
         (result,) = await self.submit([new], connection=connection)
         return result.task
 

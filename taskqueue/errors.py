@@ -19,6 +19,15 @@ class InvalidTask(TaskQueueError, ValueError):
         self.message = message
 
 
+class InvalidGraph(InvalidTask):
+    """A workflow's graph is unacceptable (a cycle, an unknown or duplicate
+    ref, too many tasks); ``refs`` names the tasks at fault."""
+
+    def __init__(self, message: str, refs: Iterable[str]) -> None:
+        self.refs = sorted(set(refs))
+        super().__init__("tasks", f"{message}: {', '.join(self.refs)}" if self.refs else message)
+
+
 class UnknownTaskType(InvalidTask):
     def __init__(self, task_type: str, known: Iterable[str]) -> None:
         self.known = sorted(known)

@@ -14,6 +14,7 @@ import msgspec
 
 
 class Status(enum.StrEnum):
+    WAITING = "waiting"  # for its parents (dependencies): never claimed
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -33,6 +34,7 @@ class EventType(enum.StrEnum):
     REQUEUED = "task_requeued"
     SNOOZED = "task_snoozed"
     DELETED = "task_deleted"
+    READY = "task_ready"  # waiting -> queued: its parents finished
 
 
 class OutcomeKind(enum.StrEnum):
@@ -72,6 +74,9 @@ class Task(msgspec.Struct, kw_only=True, gc=False):
     completed_at: datetime | None
     schedule: str | None = None  # the schedule that fired it
     slot: datetime | None = None  # the slot it was fired for (None: triggered by hand)
+    workflow_id: uuid.UUID | None = None  # the workflow it belongs to
+    workflow_ref: str | None = None  # its name within that workflow
+    waiting_on: int = 0  # parents not finished yet (while waiting)
 
     @property
     def retry_count(self) -> int:
@@ -132,6 +137,8 @@ class ClaimedTask(msgspec.Struct, kw_only=True, gc=False):
     timeout_seconds: float
     run_at: datetime
     traceparent: str | None = None  # W3C trace context of the enqueuing span (tracing)
+    # JSON array of the parents' outcomes (dependencies); None without parents.
+    parent_results: str | None = None
 
 
 class Outcome(msgspec.Struct, kw_only=True, gc=False):

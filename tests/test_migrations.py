@@ -37,6 +37,8 @@ TABLES = {
     "queue_retention",
     "queue_counts",
     "prune_marks",
+    "task_dependencies",
+    "workflows",
 }
 
 

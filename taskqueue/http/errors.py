@@ -22,6 +22,7 @@ from litestar.exceptions import (
 
 from taskqueue.errors import (
     InvalidArgument,
+    InvalidGraph,
     InvalidTask,
     QueueNotFound,
     TaskNotFound,
@@ -44,6 +45,7 @@ class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     message: str
     field: str | None = None
     known_types: list[str] | None = None
+    refs: list[str] | None = None  # the workflow tasks at fault (POST /api/workflows)
 
 
 class ApiError(Exception):
@@ -79,6 +81,16 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
                     message=str(exc),
                     field=exc.field,
                     known_types=exc.known,
+                )
+            )
+        case InvalidGraph():
+            return error_response(
+                ErrorBody(
+                    status=422,
+                    error="invalid_workflow",
+                    message=str(exc),
+                    field=exc.field,
+                    refs=exc.refs,
                 )
             )
         case InvalidTask():

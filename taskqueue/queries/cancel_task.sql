@@ -1,15 +1,17 @@
--- Cancel a task that is queued or running; finished tasks are left alone
+-- Cancel a task that is waiting, queued or running; finished tasks are left alone
 -- (zero rows: the caller reports why). A running task is cancelled here, in
 -- the database, like any other finish: its worker's outcome will fail the
 -- fence and change nothing. The worker is told to stop the handler (a NOTIFY
 -- naming it; failing that, its next lease renewal finds the task gone).
--- The cancel is counted in queue_counts.
+-- The cancel is counted in queue_counts. Its dependents are settled
+-- (taskqueue.settle_children: those that asked for it are cancelled with
+-- it, transitively; the others count it as finished).
 --   $1 uuid task id
 --   $2 text who, for the operator log
 WITH target AS MATERIALIZED (
     SELECT id, status, locked_by, attempts, queue
     FROM taskqueue.tasks
-    WHERE id = $1 AND status IN ('queued', 'running')
+    WHERE id = $1 AND status IN ('waiting', 'queued', 'running')
     FOR UPDATE
 ),
 cancelled AS (
@@ -36,6 +38,12 @@ running_counted AS (
     FROM cancelled c
     WHERE s.name = c.queue AND c.was = 'running' AND s.concurrency_limit IS NOT NULL
 ),
+settled AS (
+    SELECT taskqueue.settle_children(array_agg(id), array_agg(false), $2) AS n
+    FROM cancelled
+    WHERE children > 0
+    HAVING count(*) > 0
+),
 logged AS (
     INSERT INTO taskqueue.operator_actions (actor, action, scope, result)
     SELECT $2, 'cancel', jsonb_build_object('task_id', id), jsonb_build_object('was', was)
@@ -45,5 +53,6 @@ SELECT cancelled.*,
        CASE WHEN was = 'running'
             THEN pg_notify('taskqueue_control',
                            json_build_object('worker', worker, 'cancel', json_build_array(id))::text)
-       END AS notified
+       END AS notified,
+       (SELECT n FROM settled) AS settled
 FROM cancelled;

@@ -1,9 +1,10 @@
--- Bulk cancel: matched tasks that are queued or running become cancelled,
+-- Bulk cancel: matched tasks that are waiting, queued or running become cancelled,
 -- each with its task_cancelled event (a running one names its worker and
 -- attempt, and its lease ends here: the worker's outcome will fail the
 -- fence). Limited queues count their running tasks down; each worker that
 -- held some is told which to stop (one NOTIFY per worker and 100 tasks); the
--- cancels are counted in queue_counts; the action is logged.
+-- cancels are counted in queue_counts; the dependents of cancelled tasks
+-- are settled (taskqueue.settle_children); the action is logged.
 --   $1-$8          which tasks, and how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
@@ -15,8 +16,8 @@ changed AS (
     UPDATE taskqueue.tasks t
     SET status = 'cancelled', completed_at = now(), locked_by = NULL, locked_until = NULL
     FROM matched m
-    WHERE t.id = m.id AND m.status IN ('queued', 'running')
-    RETURNING t.id, t.queue, t.attempts, m.status AS was, m.locked_by AS worker
+    WHERE t.id = m.id AND m.status IN ('waiting', 'queued', 'running')
+    RETURNING t.id, t.queue, t.attempts, m.status AS was, m.locked_by AS worker, t.children
 ),
 changed_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, detail)
@@ -49,6 +50,12 @@ notices AS (
     FROM to_stop
     GROUP BY worker, chunk
 ),
+settled AS (
+    SELECT taskqueue.settle_children(array_agg(id ORDER BY id), array_agg(false), $9) AS n
+    FROM changed
+    WHERE children > 0
+    HAVING count(*) > 0
+),
 summary AS (
     SELECT (SELECT count(*) FROM matched) AS matched,
            (SELECT count(*) FROM changed) AS changed,
@@ -59,5 +66,6 @@ logged AS (
     SELECT $9, 'cancel', $10::jsonb, jsonb_build_object('matched', matched, 'changed', changed)
     FROM summary
 )
-SELECT matched, changed, last_id, (SELECT count(*) FROM notices) AS notified
+SELECT matched, changed, last_id, (SELECT count(*) FROM notices) AS notified,
+       (SELECT n FROM settled) AS settled
 FROM summary;

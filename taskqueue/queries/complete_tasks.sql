@@ -18,7 +18,10 @@
 -- (released: due now; snoozed: due after its delay). 'permanent' fails the
 -- task whatever retries are left. An error or timeout retries while
 -- attempts <= max_retries, else fails. Tasks that finish for good are
--- counted in queue_counts, one row per queue.
+-- counted in queue_counts, one row per queue. Tasks that finish for good and
+-- have dependents (children > 0) settle them here (taskqueue.settle_children:
+-- the last parent to finish makes a child queued, a failure cancels the
+-- children that asked for it); a retry is not a finish and settles nothing.
 WITH outcome AS (
     SELECT *
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::float8[],
@@ -61,7 +64,8 @@ finished AS (
       AND t.status = 'running'
       AND t.locked_by = $8
       AND t.attempts = o.attempt
-    RETURNING t.id, t.queue, t.status, t.run_at, o.attempt, o.kind, o.error, o.delay, o.reason
+    RETURNING t.id, t.queue, t.status, t.run_at, o.attempt, o.kind, o.error, o.delay, o.reason,
+              t.children
 ),
 finished_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -109,10 +113,19 @@ due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues
     FROM finished
     WHERE status = 'queued' AND run_at <= now()
+),
+settled AS (
+    -- No row (no call) unless a task with dependents finished for good.
+    SELECT taskqueue.settle_children(array_agg(id ORDER BY id),
+                                     array_agg(status = 'succeeded' ORDER BY id), $8) AS n
+    FROM finished
+    WHERE children > 0 AND status IN ('succeeded', 'failed')
+    HAVING count(*) > 0
 )
 -- Tasks put back due now (released, a zero snooze) wake other workers, with
 -- one NOTIFY for the statement.
 SELECT finished.id,
        (SELECT pg_notify('taskqueue', queues) FROM due_queues WHERE queues IS NOT NULL)
-           AS notified
+           AS notified,
+       (SELECT n FROM settled) AS settled
 FROM finished;

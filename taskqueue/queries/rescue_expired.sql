@@ -1,7 +1,8 @@
 -- Take back running tasks whose lease ran out (their worker died or hung):
 -- back to queued when retries are left, else failed; one task_lease_expired
 -- event each, naming the worker that lost the lease; the failed ones are
--- counted in queue_counts.
+-- counted in queue_counts, and settle their dependents
+-- (taskqueue.settle_children, as complete_tasks.sql does).
 --   $1 timestamptz the time leases are judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        id of the worker doing the rescue, kept in the event detail
@@ -24,7 +25,7 @@ rescued AS (
         completed_at = CASE WHEN t.attempts <= t.max_retries THEN NULL ELSE now() END
     FROM expired e
     WHERE t.id = e.id
-    RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by
+    RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by, t.children
 ),
 rescued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -48,10 +49,17 @@ running_counted AS (
     FROM (SELECT queue, count(*)::int AS n FROM rescued GROUP BY queue) AS r
     WHERE s.name = r.queue AND s.concurrency_limit IS NOT NULL
 ),
+settled AS (
+    SELECT taskqueue.settle_children(array_agg(id ORDER BY id), array_agg(false), $3) AS n
+    FROM rescued
+    WHERE children > 0 AND status = 'failed'
+    HAVING count(*) > 0
+),
 requeued_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM rescued WHERE status = 'queued'
 )
 SELECT rescued.id, rescued.status,
        (SELECT pg_notify('taskqueue', queues) FROM requeued_queues WHERE queues IS NOT NULL)
-           AS notified
+           AS notified,
+       (SELECT n FROM settled) AS settled
 FROM rescued;

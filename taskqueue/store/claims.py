@@ -52,6 +52,7 @@ async def claim_tasks(
             timeout_seconds=r["timeout_seconds"],
             run_at=r["run_at"],
             traceparent=r["traceparent"],
+            parent_results=r["parent_results"],
         )
         for r in records
     ]

@@ -69,7 +69,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     inserted_ids: list[uuid.UUID] = record["ids"] or []
     created_at: datetime = record["created_at"]
     if len(inserted_ids) == len(rows):
-        return [Enqueued(_new_task(row, created_at), True) for row in rows]
+        return [Enqueued(new_task(row, created_at), True) for row in rows]
     inserted = set(inserted_ids)
     keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
     found = await conn.fetch(query("find_tasks_by_idempotency_key"), keys)
@@ -77,7 +77,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     results: list[Enqueued] = []
     for row in rows:
         if row.id in inserted:
-            results.append(Enqueued(_new_task(row, created_at), True))
+            results.append(Enqueued(new_task(row, created_at), True))
             continue
         owner = existing.get(row.idempotency_key or "")
         if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
@@ -86,7 +86,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     return results
 
 
-def _new_task(row: TaskRow, created_at: datetime) -> Task:
+def new_task(row: TaskRow, created_at: datetime, status: Status = Status.QUEUED) -> Task:
     # Built from what we sent and the statement's start time: the same values
     # the row holds (created_at defaults to statement_timestamp(); run_at is
     # that + delay_us).
@@ -102,7 +102,7 @@ def _new_task(row: TaskRow, created_at: datetime) -> Task:
         type=row.type,
         name=row.name,
         payload=payload,
-        status=Status.QUEUED,
+        status=status,
         priority=row.priority,
         attempts=0,
         max_retries=row.max_retries,
@@ -117,6 +117,12 @@ def _new_task(row: TaskRow, created_at: datetime) -> Task:
         started_at=None,
         completed_at=None,
     )
+
+
+async def find_task_by_key(conn: Executor, key: str) -> Task | None:
+    """The task that owns idempotency key ``key``."""
+    found = await conn.fetch(query("find_tasks_by_idempotency_key"), [key])
+    return _task(found[0]) if found else None
 
 
 async def get_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
