@@ -161,6 +161,7 @@ class QueueStats(msgspec.Struct, kw_only=True):
     queue: str
     total_tasks: int
     queued_tasks: int
+    waiting_tasks: int  # for their parents (dependencies)
     due_tasks: int
     running_tasks: int
     succeeded_tasks: int
@@ -173,6 +174,7 @@ class QueueStats(msgspec.Struct, kw_only=True):
 class Stats(msgspec.Struct, kw_only=True):
     total_tasks: int
     queued_tasks: int
+    waiting_tasks: int
     due_tasks: int
     running_tasks: int
     succeeded_tasks: int
@@ -338,6 +340,7 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     due: int
     scheduled: int
     running: int
+    waiting: int  # for their parents (dependencies): outside the claim path
     # Tasks whose latest finish was this, whether still kept or pruned since.
     succeeded: int
     failed: int

@@ -202,23 +202,3 @@ async def test_bad_graphs_are_refused_naming_the_refs_and_nothing_is_inserted(
         assert set(caught.value.refs) == refs
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.workflows") == 0
-
-
-async def test_the_reconciler_settles_a_waiting_task_whose_parents_all_finished(
-    tq: TaskQueue, pool: asyncpg.Pool
-) -> None:
-    parent = await tq.enqueue("noop")
-    child = await tq.enqueue("noop", depends_on=[parent.id])
-    await claim(pool)
-    await finish(pool, parent.id)
-    # Simulate a missed settlement: the child waits again with its parent done.
-    await pool.execute(
-        "UPDATE taskqueue.tasks SET status = 'waiting', waiting_on = 1 WHERE id = $1", child.id
-    )
-    assert await store.reconcile_waiting(pool, limit=100, worker_id="rec") == (1, 0)
-    assert await status_of(pool, child.id) == "queued"
-    detail = await pool.fetchval(
-        "SELECT detail FROM taskqueue.task_events WHERE task_id = $1 ORDER BY id DESC LIMIT 1",
-        child.id,
-    )
-    assert detail["by"] == "reconciler"

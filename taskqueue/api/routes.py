@@ -15,12 +15,14 @@ from taskqueue.api.queues import QueueController
 from taskqueue.api.schedules import ScheduleController
 from taskqueue.api.tasks import TaskController, get_stats
 from taskqueue.api.workers import get_workers
+from taskqueue.api.workflows import WorkflowController
 
 ROUTE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     TaskController,
     BulkController,
     QueueController,
     ScheduleController,
+    WorkflowController,
     get_stats,
     get_failures,
     get_workers,

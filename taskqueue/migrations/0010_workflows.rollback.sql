@@ -1,6 +1,7 @@
 -- Undo 0010_workflows: waiting tasks are cancelled (nothing would release
 -- them), then the dependency columns, tables and function go.
 UPDATE taskqueue.tasks SET status = 'cancelled', completed_at = now() WHERE status = 'waiting';
+DROP FUNCTION IF EXISTS taskqueue.lock_parents(uuid[], integer[]);
 DROP FUNCTION IF EXISTS taskqueue.reconcile_waiting(integer, text);
 DROP FUNCTION IF EXISTS taskqueue.settle_children(uuid[], boolean[], text);
 DROP INDEX IF EXISTS taskqueue.tasks_waiting_idx;

@@ -260,3 +260,34 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION taskqueue.reconcile_waiting(integer, text) FROM PUBLIC;
+
+-- Existing parents of tasks being inserted (depends_on by id): locked in id
+-- order, their children count raised by p_counts[i], and their status as it
+-- is once locked (a parent that does not exist is left out). Called by
+-- enqueue_dependent_tasks.sql. SECURITY DEFINER: the API role may not
+-- otherwise write to a running task's row (row-level security), and this
+-- writes only the count.
+CREATE FUNCTION taskqueue.lock_parents(p_parents uuid[], p_counts integer[])
+RETURNS TABLE (id uuid, status taskqueue.task_status)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH wanted AS (
+        SELECT * FROM unnest(p_parents, p_counts) AS w(id, n)
+    ),
+    locked AS MATERIALIZED (
+        SELECT t.id
+        FROM taskqueue.tasks t
+        WHERE t.id IN (SELECT w.id FROM wanted w)
+        ORDER BY t.id
+        FOR UPDATE
+    )
+    UPDATE taskqueue.tasks t
+    SET children = t.children + w.n
+    FROM wanted w
+    JOIN locked l ON l.id = w.id
+    WHERE t.id = w.id
+    RETURNING t.id, t.status;
+$$;
+
+REVOKE ALL ON FUNCTION taskqueue.lock_parents(uuid[], integer[]) FROM PUBLIC;

@@ -8,9 +8,10 @@
 --   $3 uuid: the workflow to create (NULL: none)
 --   $4 text: its name
 -- Existing parents are locked (in id order) and their children count is
--- raised while their status is read, so a parent either finishes before this
--- commits (seen here as finished) or after (its finishing statement waits
--- for the lock, then settles this child; see settle_children()).
+-- raised while their status is read (taskqueue.lock_parents), so a parent
+-- either finishes before this commits (seen here as finished) or after (its
+-- finishing statement waits for the lock, then settles this child: see
+-- settle_children(), whose fresh snapshot sees this commit).
 -- A task waits (status waiting, waiting_on = n) for each parent that is not
 -- finished; a parent that already succeeded, or is gone, counts as done; one
 -- that failed or was cancelled counts as done for an 'run' dependency and
@@ -35,20 +36,16 @@ workflow AS (
     INSERT INTO taskqueue.workflows (id, name)
     SELECT $3::uuid, coalesce($4::text, '') WHERE $3::uuid IS NOT NULL
 ),
-old_locked AS MATERIALIZED (
-    SELECT p.id
-    FROM taskqueue.tasks p
-    WHERE p.id IN (SELECT parent FROM edges)
-    ORDER BY p.id
-    FOR UPDATE
-),
-old_parents AS (
-    UPDATE taskqueue.tasks p
-    SET children = p.children + x.n
-    FROM (SELECT parent, count(*)::int AS n FROM edges GROUP BY parent) x
-    JOIN old_locked l ON l.id = x.parent
-    WHERE p.id = x.parent
-    RETURNING p.id, p.status
+old_parents AS MATERIALIZED (
+    -- Only parents outside this batch exist already (the batch's are not
+    -- inserted yet, so this statement cannot see them).
+    SELECT l.id, l.status
+    FROM (SELECT array_agg(parent) AS ids, array_agg(n) AS ns
+          FROM (SELECT parent, count(*)::int AS n FROM edges
+                WHERE parent NOT IN (SELECT id FROM input)
+                GROUP BY parent) g) x
+    CROSS JOIN LATERAL taskqueue.lock_parents(x.ids, x.ns) l
+    WHERE x.ids IS NOT NULL
 ),
 judged AS (
     SELECT e.child, e.parent,

@@ -41,6 +41,7 @@ from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.lanes import LaneKeeper
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
+from taskqueue.worker.dependencies import DependencyReconciler
 from taskqueue.worker.loop import PeriodicLoop
 from taskqueue.worker.partitions import PartitionKeeper
 from taskqueue.worker.pruner import Pruner
@@ -237,6 +238,7 @@ class Worker:
             Scheduler(pool, self.registry, worker_id=self.worker_id),
             PartitionKeeper(pool, retain_events=s.retention.events),
             Pruner(pool, worker_id=self.worker_id, retention=s.retention),
+            DependencyReconciler(pool, worker_id=self.worker_id),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
