@@ -670,11 +670,10 @@ async def test_dependencies_work_under_the_api_and_worker_roles(
     assert late.status == "waiting"
     done = Outcome(task_id=first, attempt=1, kind=OutcomeKind.SUCCEEDED)
     assert await store.complete_tasks(worker_pool, [done], "w1") == {first}
-    statuses = dict(
-        await admin.fetch(
-            "SELECT id, status::text FROM taskqueue.tasks WHERE id = ANY($1)", [second, late.id]
-        )
+    rows = await admin.fetch(
+        "SELECT id, status::text FROM taskqueue.tasks WHERE id = ANY($1)", [second, late.id]
     )
+    statuses = {row["id"]: row["status"] for row in rows}
     assert statuses == {second: "queued", late.id: "queued"}
     # Cancelling a waiting task and retrying it under the API role; the
     # reconciler under the worker role.

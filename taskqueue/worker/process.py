@@ -34,6 +34,7 @@ from taskqueue.observability.readings import WorkerReadings
 from taskqueue.registry import Registry
 from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
+from taskqueue.worker.dependencies import DependencyReconciler
 from taskqueue.worker.dispatcher import Dispatcher
 from taskqueue.worker.executor import ExecutorPool
 from taskqueue.worker.heartbeat import Heartbeat
@@ -41,7 +42,6 @@ from taskqueue.worker.inflight import SHUTDOWN, InFlight
 from taskqueue.worker.lanes import LaneKeeper
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
 from taskqueue.worker.listener import Listener
-from taskqueue.worker.dependencies import DependencyReconciler
 from taskqueue.worker.loop import PeriodicLoop
 from taskqueue.worker.partitions import PartitionKeeper
 from taskqueue.worker.pruner import Pruner
