@@ -16,7 +16,7 @@ from typing import Any, Unpack
 import asyncpg
 import msgspec
 
-from taskqueue import db, enqueue, store
+from taskqueue import db, enqueue, store, workflows
 from taskqueue.config import Retention
 from taskqueue.errors import InvalidArgument, InvalidTask, TaskNotFound, TaskStateConflict
 from taskqueue.events import matches
@@ -60,16 +60,14 @@ from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
 from taskqueue.validation import as_task_id, queue_problem, text_problem, zoned_problem
 from taskqueue.views import Views
-from taskqueue.workflows import Workflows
 
 _NOT_SET: Any = msgspec.UNSET
 
 
 class TaskQueue:
-    """Enqueue and inspect tasks; ``tq.queues`` and ``tq.schedules`` group
-    the operations on queues and schedules (the flat names below them keep
-    working), and ``tq.views`` what the dashboard, /health and the event
-    stream read.
+    """Enqueue and inspect tasks; ``tq.queues``, ``tq.schedules`` and
+    ``tq.workflows`` group the operations on queues, schedules and graphs of
+    tasks, ``tq.views`` what the dashboard, /health and the event stream read.
 
     ``registry``: the task types producers may enqueue; their payloads are
     checked against the declared types. Defaults to the built-in types.
@@ -99,7 +97,7 @@ class TaskQueue:
         self.queues = Queues(self._db, retention)
         self.schedules = Schedules(self._db, self.registry)
         self.views = Views(self._db)
-        self.workflows = Workflows(self._db, self.registry)
+        self.workflows = workflows.Workflows(self._db, self.registry)
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
@@ -132,14 +130,10 @@ class TaskQueue:
         idempotency_key: str | None = None,
         name: str = "",
         connection: store.Connection | None = None,
-        depends_on: Sequence[uuid.UUID | str] | None = None,
-        on_parent_failure: str = "cancel",
     ) -> Task:
         """Add one task. With ``connection`` the insert joins that connection's
         current transaction: it commits or rolls back with the caller's work.
-        With an ``idempotency_key`` already in use, the existing task is returned.
-        With ``depends_on`` (task ids) it waits until those tasks have finished
-        (see ``tq.workflows.enqueue_after``)."""
+        With an ``idempotency_key`` already in use, the existing task is returned."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -152,11 +146,6 @@ class TaskQueue:
             delay_seconds=delay,
             idempotency_key=idempotency_key,
         )
-        if depends_on is not None:
-            (result,) = await self.workflows.enqueue_after(
-                [new], [depends_on], on_parent_failure=[on_parent_failure], connection=connection
-            )
-            return result.task
         (result,) = await self.submit([new], connection=connection)
         return result.task
 

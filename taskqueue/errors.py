@@ -43,6 +43,12 @@ class TaskNotFound(TaskQueueError, LookupError):
         self.task_id = task_id
 
 
+class WorkflowNotFound(TaskQueueError, LookupError):
+    def __init__(self, workflow_id: uuid.UUID | str) -> None:
+        super().__init__(f"workflow {workflow_id} not found")
+        self.workflow_id = workflow_id
+
+
 class QueueNotFound(TaskQueueError, LookupError):
     """No tasks, settings or workers under that queue name."""
 

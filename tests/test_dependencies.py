@@ -27,7 +27,7 @@ async def test_the_reconciler_settles_a_waiting_task_whose_parents_all_finished(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     parent = await tq.enqueue("noop")
-    child = await tq.enqueue("noop", depends_on=[parent.id])
+    child = await tq.workflows.enqueue("noop", depends_on=[parent.id])
     await claim(pool)
     await finish(pool, parent.id)
     # Simulate a missed settlement: the child waits again with its parent done.

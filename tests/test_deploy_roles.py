@@ -666,7 +666,7 @@ async def test_dependencies_work_under_the_api_and_worker_roles(
     first, second = (t.id for t in wf.tasks)
     (claimed,) = await store.claim_tasks(worker_pool, ["default"], 10, "w1", 30, types=["noop"])
     # The API makes a task wait for a running parent (locked through lock_parents).
-    late = await tq.enqueue("noop", depends_on=[claimed.id])
+    late = await tq.workflows.enqueue("noop", depends_on=[claimed.id])
     assert late.status == "waiting"
     done = Outcome(task_id=first, attempt=1, kind=OutcomeKind.SUCCEEDED)
     assert await store.complete_tasks(worker_pool, [done], "w1") == {first}
@@ -677,7 +677,7 @@ async def test_dependencies_work_under_the_api_and_worker_roles(
     assert statuses == {second: "queued", late.id: "queued"}
     # Cancelling a waiting task and retrying it under the API role; the
     # reconciler under the worker role.
-    blocked = await tq.enqueue("noop", depends_on=[second])
+    blocked = await tq.workflows.enqueue("noop", depends_on=[second])
     await tq.cancel(blocked.id)
     assert (await tq.retry(blocked.id)).status == "waiting"
     assert await DependencyReconciler(worker_pool, worker_id="w1").run_once() == (0, 0)

@@ -2,13 +2,17 @@
 never claimed; the statement that finishes its last parent queues it (with
 task_ready); failures cancel transitively or run 'run' children; siblings
 completing concurrently release once; rescue, cancel and retry settle
-dependents; the graph checks refuse bad graphs and insert nothing."""
+dependents; the graph checks refuse bad graphs and insert nothing; real
+worker processes killed with SIGKILL mid-graph leave nothing stranded and
+every order kept."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,7 +23,7 @@ from taskqueue.errors import InvalidGraph, InvalidTask
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 from taskqueue.worker.leases import Rescuer
 from taskqueue.workflows import Workflow, chain, group
-from tests.helpers import event_types, run_audit, status_of
+from tests.helpers import event_types, run_audit, status_of, wait_until, worker_process
 
 
 async def claim(pool: asyncpg.Pool, worker: str = "w", n: int = 100) -> list[uuid.UUID]:
@@ -85,7 +89,7 @@ async def test_a_failure_cancels_dependents_transitively_naming_the_parent(
 
 async def test_a_parent_that_will_retry_is_not_finished(tq: TaskQueue, pool: asyncpg.Pool) -> None:
     parent = await tq.enqueue("noop", max_retries=1)
-    child = await tq.enqueue("noop", depends_on=[parent.id])
+    child = await tq.workflows.enqueue("noop", depends_on=[parent.id])
     assert child.status == "waiting"
     await claim(pool)
     await finish(pool, parent.id, OutcomeKind.ERROR)  # retry scheduled
@@ -104,12 +108,12 @@ async def test_depends_on_a_finished_parent_counts_it_done_or_failed(
     await claim(pool)
     await finish(pool, ok.id)
     await finish(pool, bad.id, OutcomeKind.PERMANENT)
-    assert (await tq.enqueue("noop", depends_on=[ok.id])).status == "queued"
-    assert (await tq.enqueue("noop", depends_on=[bad.id])).status == "cancelled"
-    run = await tq.enqueue("noop", depends_on=[ok.id, bad.id], on_parent_failure="run")
+    assert (await tq.workflows.enqueue("noop", depends_on=[ok.id])).status == "queued"
+    assert (await tq.workflows.enqueue("noop", depends_on=[bad.id])).status == "cancelled"
+    run = await tq.workflows.enqueue("noop", depends_on=[ok.id, bad.id], on_parent_failure="run")
     assert run.status == "queued"
     with pytest.raises(InvalidTask) as caught:
-        await tq.enqueue("noop", depends_on=[uuid.uuid4()])
+        await tq.workflows.enqueue("noop", depends_on=[uuid.uuid4()])
     assert caught.value.field == "depends_on"
     assert await run_audit(pool) == []
 
@@ -134,8 +138,8 @@ async def test_rescue_of_a_dead_parent_settles_its_children(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     parent = await tq.enqueue("noop", max_retries=0)
-    child = await tq.enqueue("noop", depends_on=[parent.id])
-    keeps = await tq.enqueue("noop", depends_on=[parent.id], on_parent_failure="run")
+    child = await tq.workflows.enqueue("noop", depends_on=[parent.id])
+    keeps = await tq.workflows.enqueue("noop", depends_on=[parent.id], on_parent_failure="run")
     await claim(pool)
     db_now = await pool.fetchval("SELECT now()")
     await Rescuer(pool, worker_id="r", interval=60).run_once(now=db_now + timedelta(minutes=5))
@@ -171,7 +175,7 @@ async def test_a_retried_parent_is_waited_for_again_by_run_children(
 ) -> None:
     p1 = await tq.enqueue("noop", max_retries=0)
     p2 = await tq.enqueue("noop")
-    child = await tq.enqueue("noop", depends_on=[p1.id, p2.id], on_parent_failure="run")
+    child = await tq.workflows.enqueue("noop", depends_on=[p1.id, p2.id], on_parent_failure="run")
     await claim(pool)
     await finish(pool, p1.id, OutcomeKind.PERMANENT)
     assert await pool.fetchval("SELECT waiting_on FROM taskqueue.tasks WHERE id=$1", child.id) == 1
@@ -202,3 +206,53 @@ async def test_bad_graphs_are_refused_naming_the_refs_and_nothing_is_inserted(
         assert set(caught.value.refs) == refs
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.workflows") == 0
+
+
+async def test_kill_9_of_workers_while_a_graph_drains_strands_nothing_and_keeps_order(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    wf = Workflow("crash")
+    width, depth = 20, 5
+    for layer in range(depth):
+        for i in range(width):
+            after = [f"{layer - 1}.{(i + k * 7) % width}" for k in range(3)] if layer else []
+            wf.add("sleep", {"seconds": 0.05}, ref=f"{layer}.{i}", after=after, max_retries=10)
+    await tq.workflows.submit(wf)
+    total = width * depth
+    fast = {"lease_seconds": "1.5", "concurrency": "8", "heartbeat_seconds": "0.5"}
+
+    async def succeeded() -> int:
+        return int(
+            await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'succeeded'")
+        )
+
+    async with worker_process(database_url, tmp_path / "steady.log", **fast):
+        for kill in range(3):
+            async with worker_process(database_url, tmp_path / f"doomed{kill}.log", **fast) as p:
+                goal = min(total - 1, (kill + 1) * total // 4)
+
+                async def progressed(goal: int = goal) -> bool:
+                    return await succeeded() >= goal
+
+                await wait_until(progressed, timeout=60)
+                p.send_signal(signal.SIGKILL)
+                await p.wait()
+
+        async def all_done() -> bool:
+            return await succeeded() == total
+
+        await wait_until(all_done, timeout=120)
+    # Nothing left waiting; every child started only after each parent succeeded.
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'waiting'") == 0
+    out_of_order = await pool.fetchval(
+        """
+        SELECT count(*)
+        FROM taskqueue.task_dependencies d
+        WHERE (SELECT min(at) FROM taskqueue.task_events
+               WHERE task_id = d.child_id AND event_type = 'task_started')
+            < (SELECT max(at) FROM taskqueue.task_events
+               WHERE task_id = d.parent_id AND event_type = 'task_succeeded')
+        """
+    )
+    assert out_of_order == 0
+    assert await run_audit(pool) == []

@@ -25,7 +25,7 @@ from taskqueue.client import TaskQueue
 from taskqueue.http.body import decode_body
 from taskqueue.http.errors import ApiError
 from taskqueue.models import Status
-from taskqueue.workflows import MAX_WORKFLOW_TASKS, Workflow, WorkflowNotFound, summary_status
+from taskqueue.workflows import MAX_WORKFLOW_TASKS, Workflow, summary_status
 
 _decode_workflow = msgspec.json.Decoder(CreateWorkflow).decode
 # 10,000 small tasks as JSON take a few MB; tasks alone are held to the API's
@@ -114,10 +114,7 @@ class WorkflowController(Controller):
     async def get_workflow(
         self, tq: NamedDependency[TaskQueue], workflow_id: FromPath[str]
     ) -> WorkflowOut:
-        try:
-            wf = await tq.workflows.get(_workflow_id(workflow_id))
-        except WorkflowNotFound as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
+        wf = await tq.workflows.get(_workflow_id(workflow_id))
         return WorkflowOut(
             id=wf.id,
             name=wf.name,

@@ -28,6 +28,7 @@ from taskqueue.errors import (
     TaskNotFound,
     TaskStateConflict,
     UnknownTaskType,
+    WorkflowNotFound,
     locate_validation_error,
 )
 from taskqueue.retrying import is_transient
@@ -103,7 +104,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             )
         case QueueNotFound():
             return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
-        case TaskNotFound():
+        case TaskNotFound() | WorkflowNotFound():
             return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
         case TaskStateConflict():
             return error_response(ErrorBody(status=409, error="conflict", message=str(exc)))

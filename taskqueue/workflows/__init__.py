@@ -3,6 +3,7 @@
 (taskqueue.settle_children, migration 0010_workflows); the reconciler that
 backs them up is ``taskqueue.worker.dependencies``."""
 
+from taskqueue.errors import WorkflowNotFound
 from taskqueue.workflows.graph import (
     MAX_WORKFLOW_TASKS,
     Step,
@@ -15,7 +16,6 @@ from taskqueue.workflows.service import (
     SubmittedTask,
     SubmittedWorkflow,
     WorkflowDetail,
-    WorkflowNotFound,
     Workflows,
     summary_status,
     workflow_status,

@@ -10,22 +10,17 @@ import builtins
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from taskqueue import enqueue, store
 from taskqueue.db import Runner
-from taskqueue.errors import InvalidTask, TaskQueueError
-from taskqueue.models import Enqueued, NewTask, Status, uuid7
+from taskqueue.errors import InvalidTask, WorkflowNotFound
+from taskqueue.models import Enqueued, NewTask, Status, Task, uuid7
 from taskqueue.registry import Registry
 from taskqueue.validation import as_task_id
 from taskqueue.workflows.graph import ON_PARENT_FAILURE, Workflow, check
-
-
-class WorkflowNotFound(TaskQueueError, LookupError):
-    def __init__(self, workflow_id: uuid.UUID | str) -> None:
-        super().__init__(f"workflow {workflow_id} not found")
-        self.workflow_id = workflow_id
 
 
 class SubmittedTask(msgspec.Struct, frozen=True):
@@ -112,6 +107,25 @@ class Workflows:
                 for step in steps
             ],
         )
+
+    async def enqueue(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        depends_on: Sequence[uuid.UUID | str],
+        on_parent_failure: str = "cancel",
+        connection: store.Connection | None = None,
+        **fields: Any,
+    ) -> Task:
+        """``tq.enqueue`` for a task that waits for the existing tasks
+        ``depends_on`` (``fields``: any NewTask field, e.g. queue, priority);
+        see ``enqueue_after``."""
+        new = NewTask(type=type, payload={} if payload is None else payload, **fields)
+        (result,) = await self.enqueue_after(
+            [new], [depends_on], on_parent_failure=[on_parent_failure], connection=connection
+        )
+        return result.task
 
     async def enqueue_after(
         self,
