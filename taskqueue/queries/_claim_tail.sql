@@ -2,8 +2,8 @@
 -- rows of their candidates CTE become running under this worker's lease,
 -- each with its task_started event. A task with parents (dependencies) also
 -- gets their outcomes, for its handler's ctx.parent_results; the CASE keeps
--- tasks without parents from reading anything more. It ends without a comma: what follows
--- is the final SELECT, or (governed) ", counted AS (...)".
+-- tasks without parents from reading anything more. It ends without a
+-- comma: what follows is the final SELECT, or (governed) ", counted AS (...)".
 --   $3 text   worker id, recorded as locked_by
 --   $4 float8 lease length in seconds; locked_until comes from the database clock
 claimed AS (
@@ -23,7 +23,10 @@ claimed AS (
                              'id', d.parent_id, 'ref', p.workflow_ref, 'status', p.status,
                              'result', p.result, 'error', p.last_error))::text
                   FROM taskqueue.task_dependencies d
-                  LEFT JOIN taskqueue.tasks p ON p.id = d.parent_id
+                  -- LIMIT keeps this a lookup by primary key per parent, whatever
+                  -- the statistics of a graph inserted a moment ago say.
+                  LEFT JOIN LATERAL (SELECT * FROM taskqueue.tasks p
+                                     WHERE p.id = d.parent_id LIMIT 1) p ON true
                   WHERE d.child_id = t.id) END AS parent_results
 ),
 started_events AS (
