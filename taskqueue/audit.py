@@ -4,7 +4,10 @@ partition, a failover) that nothing ran twice at once, nothing was lost and
 every counter adds up.
 
 The rules, per task, in event order:
-- the trail starts with ``task_queued``, and only once;
+- the trail starts with ``task_queued``, and only once; it records
+  ``queued``, or ``waiting`` for a task with unfinished parents;
+- a ``waiting`` task leaves only by ``task_ready`` (to queued: its parents
+  finished) or ``task_cancelled`` (a parent failed, or by hand);
 - a ``task_started`` comes only from ``queued`` and carries the next attempt
   number (attempts count up; ``task_released`` and ``task_snoozed`` give their
   attempt back, ``task_requeued`` starts the count again), never more than
@@ -14,11 +17,13 @@ The rules, per task, in event order:
   ``task_retry_scheduled`` only while retries are left, ``task_failed``,
   ``task_released``, ``task_snoozed``, ``task_lease_expired``,
   ``task_cancelled``);
-- outside a run only ``task_cancelled`` (from queued), ``task_expired``
-  (from queued: its expires_at passed before a start; it keeps its
-  attempts), ``task_requeued`` (from failed or cancelled) and
+- outside a run only ``task_cancelled`` (from queued or waiting),
+  ``task_expired`` (from queued: its expires_at passed before a start; it
+  keeps its attempts), ``task_ready`` (from waiting, when its parents
+  finished), ``task_requeued`` (from failed or cancelled) and
   ``task_deleted`` (from a finished state) may happen, and nothing follows a
-  deletion;
+  deletion; ``task_requeued`` leads to queued, or to waiting when the task's
+  parents are unfinished;
 - each event's status is the status its transition leads to, and the last one
   matches the task's row (status, and attempts); a task whose row is gone
   ends with ``task_deleted``."""
@@ -79,7 +84,7 @@ class _Trail:
         if self.status is None:
             if e.event_type != "task_queued":
                 return f"the trail starts with {e.event_type}, not task_queued"
-            return self._to("queued", e)
+            return self._to("waiting" if e.status == "waiting" else "queued", e)
         if self.status == "deleted":
             return f"{e.event_type} after task_deleted"
         if self.run is not None:
@@ -98,13 +103,15 @@ class _Trail:
             if self.max_retries is not None and e.attempt > self.max_retries + 1:
                 return f"attempt {e.attempt} exceeds max_retries + 1 = {self.max_retries + 1}"
             return wrong_status
-        if kind == "task_cancelled" and self.status == "queued":
+        if kind == "task_cancelled" and self.status in ("queued", "waiting"):
             return self._to("cancelled", e)
         if kind == "task_expired" and self.status == "queued":
             return self._to("expired", e)
+        if kind == "task_ready" and self.status == "waiting":
+            return self._to("queued", e)
         if kind == "task_requeued" and self.status in ("failed", "cancelled"):
             self.charged = 0
-            return self._to("queued", e)
+            return self._to("waiting" if e.status == "waiting" else "queued", e)
         if kind == "task_deleted" and self.status in FINISHED:
             self.status = "deleted"
             return None

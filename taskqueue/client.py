@@ -16,7 +16,7 @@ from typing import Any, Unpack
 import asyncpg
 import msgspec
 
-from taskqueue import connections, db, enqueue, store
+from taskqueue import connections, db, enqueue, store, workflows
 from taskqueue.config import Retention
 from taskqueue.errors import (
     InvalidArgument,
@@ -72,10 +72,9 @@ _NOT_SET: Any = msgspec.UNSET
 
 
 class TaskQueue:
-    """Enqueue and inspect tasks; ``tq.queues`` and ``tq.schedules`` group
-    the operations on queues and schedules (the flat names below them keep
-    working), and ``tq.views`` what the dashboard, /health and the event
-    stream read.
+    """Enqueue and inspect tasks; ``tq.queues``, ``tq.schedules`` and
+    ``tq.workflows`` group the operations on queues, schedules and graphs of
+    tasks, ``tq.views`` what the dashboard, /health and the event stream read.
 
     ``registry``: the task types producers may enqueue; their payloads are
     checked against the declared types. Defaults to the built-in types.
@@ -106,6 +105,7 @@ class TaskQueue:
         self.schedules = Schedules(self._db, self.registry)
         self.views = Views(self._db)
         self._results = PoolResults(pool, self._db)  # result(): one LISTEN while anyone waits
+        self.workflows = workflows.Workflows(self._db, self.registry)
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:

@@ -20,6 +20,15 @@ class InvalidTask(TaskQueueError, ValueError):
         self.message = message
 
 
+class InvalidGraph(InvalidTask):
+    """A workflow's graph is unacceptable (a cycle, an unknown or duplicate
+    ref, too many tasks); ``refs`` names the tasks at fault."""
+
+    def __init__(self, message: str, refs: Iterable[str]) -> None:
+        self.refs = sorted(set(refs))
+        super().__init__("tasks", f"{message}: {', '.join(self.refs)}" if self.refs else message)
+
+
 class UnknownTaskType(InvalidTask):
     def __init__(self, task_type: str, known: Iterable[str]) -> None:
         self.known = sorted(known)
@@ -33,6 +42,12 @@ class TaskNotFound(TaskQueueError, LookupError):
     def __init__(self, task_id: uuid.UUID | str) -> None:
         super().__init__(f"task {task_id} not found")
         self.task_id = task_id
+
+
+class WorkflowNotFound(TaskQueueError, LookupError):
+    def __init__(self, workflow_id: uuid.UUID | str) -> None:
+        super().__init__(f"workflow {workflow_id} not found")
+        self.workflow_id = workflow_id
 
 
 class QueueNotFound(TaskQueueError, LookupError):

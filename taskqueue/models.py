@@ -14,6 +14,7 @@ import msgspec
 
 
 class Status(enum.StrEnum):
+    WAITING = "waiting"  # for its parents (dependencies): never claimed
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -35,6 +36,7 @@ class EventType(enum.StrEnum):
     SNOOZED = "task_snoozed"
     DELETED = "task_deleted"
     EXPIRED = "task_expired"
+    READY = "task_ready"  # waiting -> queued: its parents finished
 
 
 class OutcomeKind(enum.StrEnum):
@@ -76,6 +78,9 @@ class Task(msgspec.Struct, kw_only=True, gc=False):
     slot: datetime | None = None  # the slot it was fired for (None: triggered by hand)
     expires_at: datetime | None = None  # not started by then: it ends expired
     callback: Any = None  # {"url", "events"}: its outcome is POSTed there (taskqueue.callbacks)
+    workflow_id: uuid.UUID | None = None  # the workflow it belongs to
+    workflow_ref: str | None = None  # its name within that workflow
+    waiting_on: int = 0  # parents not finished yet (while waiting)
 
     @property
     def retry_count(self) -> int:
@@ -142,6 +147,8 @@ class ClaimedTask(msgspec.Struct, kw_only=True, gc=False):
     run_at: datetime
     traceparent: str | None = None  # W3C trace context of the enqueuing span (tracing)
     has_callback: bool = False  # its end queues a callback delivery (taskqueue.callbacks)
+    # JSON array of the parents' outcomes (dependencies); None without parents.
+    parent_results: str | None = None
 
 
 class Outcome(msgspec.Struct, kw_only=True, gc=False):
@@ -170,6 +177,7 @@ class QueueStats(msgspec.Struct, kw_only=True):
     queue: str
     total_tasks: int
     queued_tasks: int
+    waiting_tasks: int  # for their parents (dependencies)
     due_tasks: int
     running_tasks: int
     succeeded_tasks: int
@@ -183,6 +191,7 @@ class QueueStats(msgspec.Struct, kw_only=True):
 class Stats(msgspec.Struct, kw_only=True):
     total_tasks: int
     queued_tasks: int
+    waiting_tasks: int
     due_tasks: int
     running_tasks: int
     succeeded_tasks: int
@@ -349,6 +358,7 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     due: int
     scheduled: int
     running: int
+    waiting: int  # for their parents (dependencies): outside the claim path
     # Tasks whose latest finish was this, whether still kept or pruned since.
     succeeded: int
     failed: int

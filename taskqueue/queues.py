@@ -164,6 +164,7 @@ class Queues:
             due=0,
             scheduled=0,
             running=0,
+            waiting=0,
             succeeded=0,
             failed=0,
             cancelled=0,

@@ -31,7 +31,16 @@ from taskqueue.schedules.definition import ScheduleFields, define
 class TaskContext:
     """What a handler knows about the attempt it is running."""
 
-    __slots__ = ("attempt", "max_retries", "queue", "task_id", "type", "worker_id")
+    __slots__ = (
+        "_parent_results",
+        "_parents_json",
+        "attempt",
+        "max_retries",
+        "queue",
+        "task_id",
+        "type",
+        "worker_id",
+    )
 
     def __init__(
         self,
@@ -42,13 +51,28 @@ class TaskContext:
         attempt: int,
         max_retries: int,
         worker_id: str,
+        parent_results: str | None = None,
     ) -> None:
+        self._parents_json = parent_results
+        self._parent_results: dict[str, dict[str, Any]] | None = None
         self.task_id = task_id
         self.type = type
         self.queue = queue
         self.attempt = attempt
         self.max_retries = max_retries
         self.worker_id = worker_id
+
+    @property
+    def parent_results(self) -> dict[str, dict[str, Any]]:
+        """The outcome of each parent (dependency) of this task, keyed by the
+        parent's workflow ref, or by its id as text when it has no ref: a dict
+        with ``id``, ``ref``, ``status`` (succeeded, failed, cancelled; None
+        when the parent was deleted), ``result`` and ``error``. Empty for a
+        task without parents. Read when the attempt was claimed."""
+        if self._parent_results is None:
+            parents = msgspec.json.decode(self._parents_json) if self._parents_json else []
+            self._parent_results = {p["ref"] or p["id"]: p for p in parents}
+        return self._parent_results
 
     @property
     def logger(self) -> logging.Logger:

@@ -396,6 +396,9 @@ async def test_openapi_documents_every_operation_error_and_the_auth_scheme(
         ("POST", "/api/schedules/{name}/pause"),
         ("POST", "/api/schedules/{name}/resume"),
         ("POST", "/api/schedules/{name}/trigger"),
+        ("POST", "/api/workflows"),
+        ("GET", "/api/workflows"),
+        ("GET", "/api/workflows/{workflow_id}"),
     }
     assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
     create = spec["paths"]["/api/tasks"]["post"]

@@ -37,7 +37,8 @@ async def test_queues_pause_resume_and_limits_over_http(database_url: str, tq: T
         assert set(mail) == {
             "name", "paused", "concurrency_limit", "rate_limit", "queued", "due", "scheduled",
             "retain_succeeded", "retain_failed", "retain_cancelled",
-            "running", "succeeded", "failed", "cancelled", "expired", "oldest_due_age_seconds",
+            "running", "waiting", "succeeded", "failed", "cancelled", "expired",
+            "oldest_due_age_seconds",
             "finished_last_minute", "failed_last_minute", "workers",
         }  # fmt: skip
         # A read token sees but may not act.

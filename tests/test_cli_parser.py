@@ -21,6 +21,7 @@ COMMANDS = [
     "schedules",
     "queues",
     "workers",
+    "workflows",
     "partitions",
     "failures",
     "bulk",

@@ -690,3 +690,32 @@ async def test_the_api_and_a_worker_run_end_to_end_under_their_own_roles(
     assert scheduled >= 1
     assert stats["succeeded_tasks"] == 21 + scheduled
     assert stats["failed_tasks"] == 1
+
+
+async def test_dependencies_work_under_the_api_and_worker_roles(
+    admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    from taskqueue.worker.dependencies import DependencyReconciler
+    from taskqueue.workflows import chain
+
+    tq = TaskQueue(api_pool)
+    wf = await tq.workflows.submit(chain(NewTask(type="noop"), NewTask(type="noop")))
+    first, second = (t.id for t in wf.tasks)
+    (claimed,) = await store.claim_tasks(worker_pool, ["default"], 10, "w1", 30, types=["noop"])
+    # The API makes a task wait for a running parent (locked through lock_parents).
+    late = await tq.workflows.enqueue("noop", depends_on=[claimed.id])
+    assert late.status == "waiting"
+    done = Outcome(task_id=first, attempt=1, kind=OutcomeKind.SUCCEEDED)
+    assert await store.complete_tasks(worker_pool, [done], "w1") == {first}
+    rows = await admin.fetch(
+        "SELECT id, status::text FROM taskqueue.tasks WHERE id = ANY($1)", [second, late.id]
+    )
+    statuses = {row["id"]: row["status"] for row in rows}
+    assert statuses == {second: "queued", late.id: "queued"}
+    # Cancelling a waiting task and retrying it under the API role; the
+    # reconciler under the worker role.
+    blocked = await tq.workflows.enqueue("noop", depends_on=[second])
+    await tq.cancel(blocked.id)
+    assert (await tq.retry(blocked.id)).status == "waiting"
+    assert await DependencyReconciler(worker_pool, worker_id="w1").run_once() == (0, 0)
+    assert (await tq.workflows.get(wf.id)).status == "running"

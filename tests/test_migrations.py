@@ -38,6 +38,8 @@ TABLES = {
     "queue_counts",
     "prune_marks",
     "revoked_sessions",
+    "task_dependencies",
+    "workflows",
 }
 
 

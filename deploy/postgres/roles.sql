@@ -117,9 +117,11 @@ BEGIN
     -- attempts, lease and result are left to their defaults: not grantable.
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-                  run_at, idempotency_key, traceparent, schedule, expires_at, callback)
+                  run_at, idempotency_key, traceparent, schedule, expires_at, callback,
+                  status, waiting_on, parents, children, workflow_id, workflow_ref,
+                  completed_at)
         ON taskqueue.tasks TO taskqueue_api;
-    GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until)
+    GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until, waiting_on)
         ON taskqueue.tasks TO taskqueue_api;
     -- A cancel queues the task's callback delivery (_task_ended.sql): a
     -- `taskqueue.callback` task, inserted like any other.
@@ -137,6 +139,24 @@ BEGIN
     -- Dashboard sign-out: revoke_session.sql, session_revoked.sql.
     IF to_regclass('taskqueue.revoked_sessions') IS NOT NULL THEN
         GRANT SELECT, INSERT, DELETE ON taskqueue.revoked_sessions TO taskqueue_api;
+    END IF;
+    -- Dependencies and workflows (migration 0010_workflows): the API inserts
+    -- graphs and depends_on; existing parents are locked and dependents
+    -- settled only through SECURITY DEFINER functions (lock_parents on
+    -- enqueue, settle_children on cancel); retry counts waiting children up.
+    IF to_regclass('taskqueue.task_dependencies') IS NOT NULL THEN
+        GRANT SELECT, INSERT ON taskqueue.task_dependencies, taskqueue.workflows
+            TO taskqueue_api;
+        GRANT SELECT ON taskqueue.task_dependencies TO taskqueue_worker;
+        REVOKE ALL ON FUNCTION taskqueue.settle_children(uuid[], boolean[], text),
+                               taskqueue.reconcile_waiting(integer, text),
+                               taskqueue.lock_parents(uuid[], integer[])
+            FROM taskqueue_api, taskqueue_worker, taskqueue_auditor;
+        GRANT EXECUTE ON FUNCTION taskqueue.settle_children(uuid[], boolean[], text)
+            TO taskqueue_api, taskqueue_worker;
+        GRANT EXECUTE ON FUNCTION taskqueue.lock_parents(uuid[], integer[]) TO taskqueue_api;
+        GRANT EXECUTE ON FUNCTION taskqueue.reconcile_waiting(integer, text)
+            TO taskqueue_worker;
     END IF;
     -- Claim lanes: a producer opens a task's lane and lowers its floor for
     -- a task due in the past (_open_lanes.sql).
@@ -228,9 +248,11 @@ BEGIN
     -- role with no policy for a command sees no rows for it.
     ALTER TABLE taskqueue.tasks ENABLE ROW LEVEL SECURITY;
 
-    -- The API reads everything, creates only queued tasks, changes tasks by
-    -- cancel (queued or running -> cancelled, which also ends the lease) and
-    -- retry (failed/cancelled -> queued), and deletes only finished tasks. A
+    -- The API reads everything, creates only queued or waiting tasks (or
+    -- cancelled ones, whose parent already failed), changes tasks by cancel
+    -- (waiting, queued or running -> cancelled, which also ends the lease) and
+    -- retry (failed/cancelled -> queued or waiting), and deletes only
+    -- finished tasks. A
     -- succeeded task is invisible to its UPDATE: the statement matches no row.
     -- Policies cannot tell a cancel of a running task from other changes to
     -- it; what keeps a run safe is the fence: once the API has changed a
@@ -241,12 +263,13 @@ BEGIN
     DROP POLICY IF EXISTS taskqueue_api_enqueue ON taskqueue.tasks;
     CREATE POLICY taskqueue_api_enqueue ON taskqueue.tasks
         FOR INSERT TO taskqueue_api
-        WITH CHECK (status = 'queued' AND locked_by IS NULL AND locked_until IS NULL);
+        WITH CHECK (status IN ('queued', 'waiting', 'cancelled')
+                    AND locked_by IS NULL AND locked_until IS NULL);
     DROP POLICY IF EXISTS taskqueue_api_cancel_retry ON taskqueue.tasks;
     CREATE POLICY taskqueue_api_cancel_retry ON taskqueue.tasks
         FOR UPDATE TO taskqueue_api
-        USING (status IN ('queued', 'running', 'failed', 'cancelled'))
-        WITH CHECK (status IN ('queued', 'cancelled')
+        USING (status IN ('waiting', 'queued', 'running', 'failed', 'cancelled'))
+        WITH CHECK (status IN ('waiting', 'queued', 'cancelled')
                     AND locked_by IS NULL AND locked_until IS NULL);
 
     DROP POLICY IF EXISTS taskqueue_api_delete_finished ON taskqueue.tasks;

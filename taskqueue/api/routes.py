@@ -16,12 +16,14 @@ from taskqueue.api.results import get_result
 from taskqueue.api.schedules import ScheduleController
 from taskqueue.api.tasks import TaskController, get_stats
 from taskqueue.api.workers import get_workers
+from taskqueue.api.workflows import WorkflowController
 
 ROUTE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     TaskController,
     BulkController,
     QueueController,
     ScheduleController,
+    WorkflowController,
     get_stats,
     get_result,
     get_failures,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import msgspec
 
@@ -50,6 +50,9 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}:
     # the outcome is POSTed there, signed (Standard Webhooks).
     callback: dict[str, Any] | None = None
+    # Existing tasks this one waits for (it is `waiting` until they finish).
+    depends_on: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] | None = None
+    on_parent_failure: Literal["cancel", "run"] = "cancel"
 
     def to_new_task(self, idempotency_key: str | None = None) -> NewTask:
         return NewTask(
@@ -73,6 +76,68 @@ class CreateTasks(msgspec.Struct, forbid_unknown_fields=True):
     """Several tasks, inserted in one statement."""
 
     tasks: list[CreateTask]
+
+
+class CreateWorkflowTask(CreateTask, forbid_unknown_fields=True, kw_only=True):
+    """A task of a workflow: any task field, its ``ref`` (unique in the
+    workflow) and the refs it runs after."""
+
+    ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    depends_on: Annotated[list[str], msgspec.Meta(max_length=10_000)] = msgspec.field(  # type: ignore[assignment]
+        default_factory=list
+    )
+
+
+class CreateWorkflow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A graph of tasks, inserted in one transaction (at most 10,000 tasks)."""
+
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    tasks: list[CreateWorkflowTask]
+
+
+class WorkflowTaskCreated(msgspec.Struct, kw_only=True):
+    ref: str
+    id: uuid.UUID
+    status: Status
+
+
+class WorkflowCreated(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    tasks: list[WorkflowTaskCreated]
+
+
+class WorkflowTaskOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    ref: str | None
+    type: str
+    status: Status
+    attempts: int
+    depends_on: list[str]  # parents' refs (their ids when they have none)
+    on_parent_failure: list[str]  # per parent, in the same order
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    last_error: str | None
+
+
+class WorkflowOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    status: str  # running | succeeded | failed | cancelled
+    created_at: datetime
+    tasks: list[WorkflowTaskOut]
+
+
+class WorkflowSummaryOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    status: str
+    created_at: datetime
+    total: int
+    unfinished: int
+    succeeded: int
+    failed: int
+    cancelled: int
 
 
 class TaskOut(msgspec.Struct, kw_only=True):

@@ -130,7 +130,10 @@ class TaskController(Controller):
         description=(
             "201 with the new task once it and its task_queued event are committed. "
             "With an Idempotency-Key header (or idempotency_key) already used, 200 with the "
-            "original task and no new row."
+            "original task and no new row. With `depends_on` (ids of existing tasks) the "
+            "task is `waiting` until they finish (one that already succeeded counts as done; "
+            "one that failed or was cancelled cancels it, or with `on_parent_failure: run` "
+            "counts as done); an unknown id is a 422 naming depends_on."
         ),
     )
     async def create_task(
@@ -138,6 +141,13 @@ class TaskController(Controller):
     ) -> Response[TaskOut]:
         body = decode_body(_decode_task, await request.body(), envelope=1)
         key = _idempotency_key(request, body)
+        if body.depends_on is not None:
+            (waits,) = await tq.workflows.enqueue_after(
+                [body.to_new_task(key)],
+                [body.depends_on],
+                on_parent_failure=[body.on_parent_failure],
+            )
+            return Response(TaskOut.of(waits.task), status_code=201 if waits.created else 200)
         committer: GroupCommitter = state.group_committer
         (row,) = tq.prepare([body.to_new_task(key)])
         result = await committer.submit(row)
@@ -164,15 +174,24 @@ class TaskController(Controller):
         if not 0 < len(body.tasks) <= limit:
             raise ApiError(422, "invalid_field", f"tasks: 1 to {limit} tasks per batch", "tasks")
         keys = _batch_keys(request, body, limit)
-        rows = tq.prepare([t.to_new_task() for t in body.tasks])
-        if keys is not None:
-            # Set after validation: only this derivation makes keys of the
-            # member shape (K/i), which producers' own keys may not take.
-            for row, key in zip(rows, keys, strict=True):
-                row.idempotency_key = key
-        # insert, not submit: the payloads stay the JSON sent and are written
-        # back out as they are.
-        results = await tq.insert(rows)
+        new_tasks = [t.to_new_task() for t in body.tasks]
+        if any(t.depends_on is not None for t in body.tasks):
+            results = await tq.workflows.enqueue_after(
+                new_tasks,
+                [t.depends_on or [] for t in body.tasks],
+                on_parent_failure=[t.on_parent_failure for t in body.tasks],
+                member_keys=keys,
+            )
+        else:
+            rows = tq.prepare(new_tasks)
+            if keys is not None:
+                # Set after validation: only this derivation makes keys of the
+                # member shape (K/i), which producers' own keys may not take.
+                for row, key in zip(rows, keys, strict=True):
+                    row.idempotency_key = key
+            # insert, not submit: the payloads stay the JSON sent and are
+            # written back out as they are.
+            results = await tq.insert(rows)
         created = any(r.created for r in results)
         return Response(
             [BatchTaskOut.of(r.task, created=r.created) for r in results],

@@ -26,7 +26,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, enqueue, store
-from taskqueue.benchmark import history
+from taskqueue.benchmark import history, workflow
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import (
     BATCH_CONNECTIONS,
@@ -436,6 +436,10 @@ class Bench:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: history, {self.o.history_rows:,} kept")
                     await history.drain_with_history(self)
+            if "workflow" in self.o.phases:
+                for rep in range(self.o.reps):
+                    self._say(f"rep {rep + 1}/{self.o.reps}: workflow")
+                    await workflow.run(self)
             if "pressure" in self.o.phases:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: pressure")

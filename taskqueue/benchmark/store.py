@@ -42,6 +42,11 @@ async def reference_insert(conn: Executor, row_id: uuid.UUID, payload: Any) -> N
     await conn.execute(query("reference_insert"), row_id, payload)
 
 
+async def release_latencies(conn: Executor) -> list[float]:
+    """Milliseconds from each dependent's last parent success to its start."""
+    return [r["ms"] for r in await conn.fetch(query("release_latencies"))]
+
+
 async def last_event_id(conn: Executor) -> int:
     return int(await conn.fetchval(query("last_event_id")))
 

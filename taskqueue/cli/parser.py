@@ -21,6 +21,7 @@ from taskqueue.cli.operate import (
     cmd_workers,
 )
 from taskqueue.cli.servers import cmd_api, cmd_bench, cmd_run, cmd_worker
+from taskqueue.cli.workflows import cmd_workflows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--pressure-concurrency", type=int, default=10, help="TASKQUEUE_CONCURRENCY of each"
     )
+    bench.add_argument(
+        "--workflow-width", type=int, default=500, help="workflow phase: tasks per layer (of 20)"
+    )
     bench.add_argument("--json", action="store_true", help="JSON with every rep's value")
     bench.add_argument("--quiet", action="store_true", help="no progress output")
     bench.set_defaults(func=cmd_bench)
@@ -227,6 +231,16 @@ def add_operator_commands(sub: Any) -> None:
     workers = sub.add_parser("workers", help="the worker registry (running, stopped, lost)")
     workers.add_argument("--json", action="store_true")
     workers.set_defaults(func=cmd_workers)
+
+    workflows = sub.add_parser("workflows", help="workflows: list, or show one with its tasks")
+    workflows.add_argument("--json", action="store_true")
+    workflows.add_argument("--limit", type=int, default=50, help="how many to list")
+    shown = workflows.add_subparsers(dest="action")
+    shown.add_parser("list", help="newest first, with their status")
+    shown.add_parser("show", help="one workflow: every task and what it waits for").add_argument(
+        "id"
+    )
+    workflows.set_defaults(func=cmd_workflows, action=None)
 
     partitions = sub.add_parser(
         "partitions", help="the history's daily partitions and its default partition's rows"

@@ -148,6 +148,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         pressure_window=args.pressure_window,
         pressure_workers=args.pressure_workers,
         pressure_concurrency=args.pressure_concurrency,
+        workflow_width=args.workflow_width,
         single_n=args.single_n,
         bulk_n=args.bulk_n,
         drain_n=args.drain_n,

@@ -22,11 +22,13 @@ from litestar.exceptions import (
 
 from taskqueue.errors import (
     InvalidArgument,
+    InvalidGraph,
     InvalidTask,
     QueueNotFound,
     TaskNotFound,
     TaskStateConflict,
     UnknownTaskType,
+    WorkflowNotFound,
     locate_validation_error,
 )
 from taskqueue.retrying import is_transient
@@ -44,6 +46,7 @@ class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     message: str
     field: str | None = None
     known_types: list[str] | None = None
+    refs: list[str] | None = None  # the workflow tasks at fault (POST /api/workflows)
 
 
 class ApiError(Exception):
@@ -81,6 +84,16 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
                     known_types=exc.known,
                 )
             )
+        case InvalidGraph():
+            return error_response(
+                ErrorBody(
+                    status=422,
+                    error="invalid_workflow",
+                    message=str(exc),
+                    field=exc.field,
+                    refs=exc.refs,
+                )
+            )
         case InvalidTask():
             return error_response(
                 ErrorBody(status=422, error="invalid_field", message=str(exc), field=exc.field)
@@ -91,7 +104,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             )
         case QueueNotFound():
             return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
-        case TaskNotFound():
+        case TaskNotFound() | WorkflowNotFound():
             return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
         case TaskStateConflict():
             return error_response(ErrorBody(status=409, error="conflict", message=str(exc)))

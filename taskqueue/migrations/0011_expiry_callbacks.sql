@@ -9,6 +9,8 @@
 -- queue_counts counts expired tasks like the other finishes; uuid_v7() makes
 -- the ids of tasks a statement enqueues by itself (callback deliveries), time
 -- ordered like the ones clients make (pruning walks ids as creation times).
+-- cascade_ended() (0010_workflows) queues the callbacks of the tasks a
+-- failed parent's dependency cancels.
 -- depends: 0011_expired_status
 
 ALTER TABLE taskqueue.tasks
@@ -79,3 +81,59 @@ SELECT count(*) FROM gone;
 $$;
 
 REVOKE ALL ON FUNCTION taskqueue.prune_expired(timestamptz, integer, interval, text) FROM PUBLIC;
+
+-- Tasks that settle_children() or reconcile_waiting() cancel (a parent
+-- failed, was cancelled or expired) end like any other: besides telling
+-- their result waiters (as 0010_workflows' version does), their callbacks
+-- are queued, as _task_ended.sql does for the statements that end tasks (a
+-- function cannot include a query fragment). Their lanes only have to exist:
+-- they are due now, below no lane's floor.
+CREATE OR REPLACE FUNCTION taskqueue.cascade_ended(p_ids uuid[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    queued integer;
+BEGIN
+    PERFORM pg_notify('taskqueue_done', string_agg(id::text, ','))
+    FROM (SELECT id, (row_number() OVER () - 1) / 200 AS chunk
+          FROM unnest(p_ids) AS u(id)) d
+    GROUP BY chunk;
+    WITH callback_rows AS MATERIALIZED (
+        SELECT taskqueue.uuid_v7() AS id, t.queue, 'taskqueue.callback'::text AS type,
+               0 AS priority, now() AS run_at, t.id AS task_id,
+               'callback: ' || t.status::text || ' ' || t.id::text AS name,
+               jsonb_build_object(
+                   'url', t.callback->>'url',
+                   'body', jsonb_build_object(
+                       'id', t.id,
+                       'status', t.status::text,
+                       'result', t.result,
+                       'error', t.last_error,
+                       'attempts', t.attempts,
+                       'workflow_id', t.workflow_id,
+                       'finished_at', now())) AS payload
+        FROM taskqueue.tasks t
+        WHERE t.id = ANY (p_ids) AND t.callback IS NOT NULL
+          AND t.callback->'events' ? t.status::text
+    ),
+    callbacks_queued AS (
+        INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
+                                     timeout_seconds, run_at)
+        SELECT id, queue, type, name, payload, priority, 12, 30, run_at FROM callback_rows
+        RETURNING id, pg_notify('taskqueue', queue) AS notified
+    ),
+    callbacks_queued_events AS (
+        INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, detail)
+        SELECT id, 'task_queued', 'queued', 0, jsonb_build_object('callback_for', task_id)
+        FROM callback_rows
+    ),
+    lanes_opened AS (
+        INSERT INTO taskqueue.claim_lanes (queue, type, priority)
+        SELECT DISTINCT queue, type, priority FROM callback_rows
+        ON CONFLICT DO NOTHING
+    )
+    SELECT count(*) INTO queued FROM callbacks_queued;
+END
+$$;

@@ -398,14 +398,14 @@ class QueueGauges(_DatabaseGauges["QueueStates"]):
     the live workers, read from the queue read model
     (``tq.views.queue_states``). Queues that emptied keep reporting zeros."""
 
-    STATES = ("due", "scheduled", "running")
+    STATES = ("due", "scheduled", "running", "waiting")
     what = "queue gauges"
 
     def __init__(self, *, max_age: float, timeout: float = 5.0) -> None:
         super().__init__(max_age=max_age, timeout=timeout)
         self.up = 0  # did the last read work?
         self.workers = 0
-        self.depth: dict[str, tuple[int, int, int]] = {}
+        self.depth: dict[str, tuple[int, int, int, int]] = {}
         self.oldest_due_age: dict[str, float] = {}
         self.expired: dict[str, int] = {}  # read when the states carry finish counts
 
@@ -414,14 +414,19 @@ class QueueGauges(_DatabaseGauges["QueueStates"]):
 
     def _store(self, states: QueueStates) -> None:
         self.up = 1
-        depth = dict.fromkeys(self.depth, (0, 0, 0))
+        depth = dict.fromkeys(self.depth, (0, 0, 0, 0))
         oldest = dict.fromkeys(self.oldest_due_age, 0.0)
         expired = dict.fromkeys(self.expired, 0)
         for q in states.queues:
             expired[QUEUES(q.name)] = expired.get(QUEUES(q.name), 0) + q.expired
             label = QUEUES(q.name)
-            before = depth.get(label, (0, 0, 0))
-            depth[label] = (before[0] + q.due, before[1] + q.scheduled, before[2] + q.running)
+            before = depth.get(label, (0, 0, 0, 0))
+            depth[label] = (
+                before[0] + q.due,
+                before[1] + q.scheduled,
+                before[2] + q.running,
+                before[3] + q.waiting,
+            )
             oldest[label] = max(oldest.get(label, 0.0), q.oldest_due_age_seconds)
         self.workers = states.live_workers
         self.depth = depth
@@ -434,7 +439,7 @@ class QueueGauges(_DatabaseGauges["QueueStates"]):
         depth = GaugeMetricFamily(
             "taskqueue_queue_depth",
             "Tasks by queue and state: due (queued, run_at passed), scheduled (queued, "
-            "run_at ahead), running",
+            "run_at ahead), running, waiting (for parent tasks)",
             labels=("queue", "state"),
         )
         for queue, counts in sorted(self.depth.items()):

@@ -1,7 +1,9 @@
 -- The end of both claims (claim_tasks.sql, claim_governed_tasks.sql): the
 -- rows of their candidates CTE become running under this worker's lease,
--- each with its task_started event. It ends without a comma: what follows
--- is the final SELECT, or (governed) ", counted AS (...)".
+-- each with its task_started event. A task with parents (dependencies) also
+-- gets their outcomes, for its handler's ctx.parent_results; the CASE keeps
+-- tasks without parents from reading anything more. It ends without a
+-- comma: what follows is the final SELECT, or (governed) ", counted AS (...)".
 --   $3 text   worker id, recorded as locked_by
 --   $4 float8 lease length in seconds; locked_until comes from the database clock
 claimed AS (
@@ -16,7 +18,17 @@ claimed AS (
     WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
     RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
               t.max_retries, t.timeout_seconds, t.run_at, t.traceparent,
-              t.callback IS NOT NULL AS has_callback
+              t.callback IS NOT NULL AS has_callback,
+              CASE WHEN t.parents > 0 THEN (
+                  SELECT json_agg(json_build_object(
+                             'id', d.parent_id, 'ref', p.workflow_ref, 'status', p.status,
+                             'result', p.result, 'error', p.last_error))::text
+                  FROM taskqueue.task_dependencies d
+                  -- LIMIT keeps this a lookup by primary key per parent, whatever
+                  -- the statistics of a graph inserted a moment ago say.
+                  LEFT JOIN LATERAL (SELECT * FROM taskqueue.tasks p
+                                     WHERE p.id = d.parent_id LIMIT 1) p ON true
+                  WHERE d.child_id = t.id) END AS parent_results
 ),
 started_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id)

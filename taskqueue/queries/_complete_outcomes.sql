@@ -1,6 +1,7 @@
 -- The body of complete_tasks.sql and complete_tasks_with_callbacks.sql:
 -- the outcomes recorded, fenced, with their events and counts, the queues
--- to wake (due_queues) and the tasks that ended for good (ended). Ends
+-- to wake (due_queues), the tasks that ended for good (ended) and their
+-- dependents settled (settled: the statement's final SELECT reads it). Ends
 -- without a comma.
 outcome AS (
     SELECT *
@@ -61,7 +62,7 @@ finished AS (
               CASE WHEN o.kind IN ('error', 'timeout') AND t.status = 'failed'
                         AND o.attempt <= t.max_retries THEN 'max_elapsed'
                    ELSE o.rule END AS rule,
-              t.callback,
+              t.callback, t.children, t.workflow_id,
               -- Copied on only for a callback's body (results may be large).
               CASE WHEN t.callback IS NOT NULL THEN t.result END AS result
 ),
@@ -110,9 +111,22 @@ running_counted AS (
     WHERE s.name = f.queue AND s.concurrency_limit IS NOT NULL
 ),
 ended AS (
-    SELECT id, queue, status, attempt AS attempts, result, error AS last_error, callback
+    SELECT id, queue, status, attempt AS attempts, result, error AS last_error, callback,
+           children, workflow_id
     FROM finished
     WHERE status IN ('succeeded', 'failed')
+),
+settled AS (
+    -- Tasks that ended for good and have dependents settle them here
+    -- (taskqueue.settle_children: the last parent to finish makes a child
+    -- queued, a failure cancels the children that asked for it); a retry is
+    -- not an end and settles nothing. No row (no call) unless such a task
+    -- ended.
+    SELECT taskqueue.settle_children(array_agg(id ORDER BY id),
+                                     array_agg(status = 'succeeded' ORDER BY id), $8) AS n
+    FROM ended
+    WHERE children > 0
+    HAVING count(*) > 0
 ),
 due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues

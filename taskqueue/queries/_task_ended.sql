@@ -4,7 +4,7 @@
 -- queued (on its own queue, due now, with its task_queued event naming the
 -- task), whose payload is the signed delivery's url and body.
 -- Expects a CTE ended (id, queue, status, attempts, result, last_error,
--- callback) of the tasks this statement ended, and ends without a comma; the
+-- callback, workflow_id) of the tasks this statement ended, and ends without a comma; the
 -- statement includes _open_lanes.sql next (this defines lane_rows) and
 -- _ended_notices.sql.
 callback_rows AS MATERIALIZED (
@@ -19,8 +19,7 @@ callback_rows AS MATERIALIZED (
                    'result', e.result,
                    'error', e.last_error,
                    'attempts', e.attempts,
-                   -- workflow_id: add 'workflow_id', e.workflow_id here once
-                   -- tasks have that column (workflows, issue 19a).
+                   'workflow_id', e.workflow_id,
                    'finished_at', now())) AS payload
     FROM ended e
     WHERE e.callback IS NOT NULL AND e.callback->'events' ? e.status::text

@@ -1,16 +1,18 @@
--- Cancel a task that is queued or running; finished tasks are left alone
+-- Cancel a task that is waiting, queued or running; finished tasks are left alone
 -- (zero rows: the caller reports why). A running task is cancelled here, in
 -- the database, like any other finish: its worker's outcome will fail the
 -- fence and change nothing. The worker is told to stop the handler (a NOTIFY
 -- naming it; failing that, its next lease renewal finds the task gone).
 -- The cancel is counted in queue_counts; a callback for it is queued
--- (_task_ended.sql).
+-- (_task_ended.sql). Its dependents are settled (taskqueue.settle_children:
+-- those that asked for it are cancelled with it, transitively; the others
+-- count it as finished).
 --   $1 uuid task id
 --   $2 text who, for the operator log
 WITH target AS MATERIALIZED (
     SELECT id, status, locked_by, attempts, queue
     FROM taskqueue.tasks
-    WHERE id = $1 AND status IN ('queued', 'running')
+    WHERE id = $1 AND status IN ('waiting', 'queued', 'running')
     FOR UPDATE
 ),
 cancelled AS (
@@ -38,7 +40,14 @@ running_counted AS (
     WHERE s.name = c.queue AND c.was = 'running' AND s.concurrency_limit IS NOT NULL
 ),
 ended AS (
-    SELECT id, queue, status, attempts, result, last_error, callback FROM cancelled
+    SELECT id, queue, status, attempts, result, last_error, callback, workflow_id
+    FROM cancelled
+),
+settled AS (
+    SELECT taskqueue.settle_children(array_agg(id), array_agg(false), $2) AS n
+    FROM cancelled
+    WHERE children > 0
+    HAVING count(*) > 0
 ),
 -- include: _task_ended.sql
 ,
@@ -56,5 +65,6 @@ SELECT cancelled.*,
             THEN pg_notify('taskqueue_control',
                            json_build_object('worker', worker, 'cancel', json_build_array(id))::text)
        END AS notified,
-       (SELECT count(*) FROM done_notices) AS done_notified
+       (SELECT count(*) FROM done_notices) AS done_notified,
+       (SELECT n FROM settled) AS settled
 FROM cancelled;

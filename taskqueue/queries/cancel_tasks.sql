@@ -1,10 +1,11 @@
--- Bulk cancel: matched tasks that are queued or running become cancelled,
+-- Bulk cancel: matched tasks that are waiting, queued or running become cancelled,
 -- each with its task_cancelled event (a running one names its worker and
 -- attempt, and its lease ends here: the worker's outcome will fail the
 -- fence). Limited queues count their running tasks down; each worker that
 -- held some is told which to stop (one NOTIFY per worker and 100 tasks); the
 -- cancels are counted in queue_counts; callbacks for them are queued
--- (_task_ended.sql); the action is logged.
+-- (_task_ended.sql); the dependents of cancelled tasks are settled
+-- (taskqueue.settle_children); the action is logged.
 --   $1-$8          which tasks, and how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
@@ -16,9 +17,9 @@ changed AS (
     UPDATE taskqueue.tasks t
     SET status = 'cancelled', completed_at = now(), locked_by = NULL, locked_until = NULL
     FROM matched m
-    WHERE t.id = m.id AND m.status IN ('queued', 'running')
+    WHERE t.id = m.id AND m.status IN ('waiting', 'queued', 'running')
     RETURNING t.id, t.queue, t.attempts, m.status AS was, m.locked_by AS worker,
-              t.status, t.result, t.last_error, t.callback
+              t.status, t.result, t.last_error, t.callback, t.children, t.workflow_id
 ),
 changed_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, detail)
@@ -41,7 +42,7 @@ running_counted AS (
     WHERE s.name = c.queue AND s.concurrency_limit IS NOT NULL
 ),
 ended AS (
-    SELECT id, queue, status, attempts, result, last_error, callback FROM changed
+    SELECT id, queue, status, attempts, result, last_error, callback, workflow_id FROM changed
 ),
 -- include: _task_ended.sql
 ,
@@ -60,6 +61,12 @@ notices AS (
     FROM to_stop
     GROUP BY worker, chunk
 ),
+settled AS (
+    SELECT taskqueue.settle_children(array_agg(id ORDER BY id), array_agg(false), $9) AS n
+    FROM changed
+    WHERE children > 0
+    HAVING count(*) > 0
+),
 summary AS (
     SELECT (SELECT count(*) FROM matched) AS matched,
            (SELECT count(*) FROM changed) AS changed,
@@ -71,5 +78,6 @@ logged AS (
     FROM summary
 )
 SELECT matched, changed, last_id, (SELECT count(*) FROM notices) AS notified,
-       (SELECT count(*) FROM done_notices) AS done_notified
+       (SELECT count(*) FROM done_notices) AS done_notified,
+       (SELECT n FROM settled) AS settled
 FROM summary;

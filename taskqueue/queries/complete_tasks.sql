@@ -23,8 +23,9 @@
 -- task whatever retries are left. An error or timeout retries while
 -- attempts <= max_retries and, with max_elapsed, while the retry would be due
 -- within it; else fails. Tasks that finish for good are
--- counted in queue_counts, one row per queue, and their result waiters
--- are told (_ended_notices.sql). The completer sends
+-- counted in queue_counts, one row per queue, their result waiters
+-- are told (_ended_notices.sql) and their dependents settled (settled in
+-- _complete_outcomes.sql). The completer sends
 -- complete_tasks_with_callbacks.sql instead when a task of the batch has a
 -- callback, so that the others pay nothing for callbacks.
 WITH
@@ -36,5 +37,6 @@ WITH
 SELECT finished.id,
        (SELECT pg_notify('taskqueue', queues) FROM due_queues WHERE queues IS NOT NULL)
            AS notified,
-       (SELECT count(*) FROM done_notices) AS done_notified
+       (SELECT count(*) FROM done_notices) AS done_notified,
+       (SELECT n FROM settled) AS settled
 FROM finished;

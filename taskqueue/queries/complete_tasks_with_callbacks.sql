@@ -15,5 +15,6 @@ WITH
 SELECT finished.id,
        (SELECT pg_notify('taskqueue', queues) FROM due_queues WHERE queues IS NOT NULL)
            AS notified,
-       (SELECT count(*) FROM done_notices) AS done_notified
+       (SELECT count(*) FROM done_notices) AS done_notified,
+       (SELECT n FROM settled) AS settled
 FROM finished;

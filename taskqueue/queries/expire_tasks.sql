@@ -1,7 +1,9 @@
 -- The expiry sweep: queued tasks whose expires_at has passed end expired
 -- (they never ran), each with its task_expired event, counted in
 -- queue_counts, and what follows their end (_task_ended.sql: callbacks,
--- result waiters). Claims never start an expired task (they pass over it:
+-- result waiters) and its dependents settled (taskqueue.settle_children: an
+-- expired task never ran, so for them it counts as a cancelled parent).
+-- Claims never start an expired task (they pass over it:
 -- one NULL test per row, measured free) and this is what ends it, whether
 -- a claim came across it or none reaches it (nobody serves the queue, a
 -- paused queue, a backlog). Reads tasks_expiry_idx, which holds only queued
@@ -24,7 +26,8 @@ swept AS (
         last_error = 'expired: not started by its expires_at'
     FROM due
     WHERE t.id = due.id AND t.status = 'queued'
-    RETURNING t.id, t.queue, t.status, t.attempts, t.expires_at, t.last_error, t.callback
+    RETURNING t.id, t.queue, t.status, t.attempts, t.expires_at, t.last_error, t.callback,
+              t.children, t.workflow_id
 ),
 swept_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -40,11 +43,19 @@ counted AS (
     GROUP BY queue
 ),
 ended AS (
-    SELECT id, queue, status, attempts, NULL::jsonb AS result, last_error, callback FROM swept
+    SELECT id, queue, status, attempts, NULL::jsonb AS result, last_error, callback, workflow_id
+    FROM swept
+),
+settled AS (
+    SELECT taskqueue.settle_children(array_agg(id ORDER BY id), array_agg(false), $3) AS n
+    FROM swept
+    WHERE children > 0
+    HAVING count(*) > 0
 ),
 -- include: _task_ended.sql
 ,
 -- include: _open_lanes.sql
 ,
 -- include: _ended_notices.sql
-SELECT id FROM swept WHERE (SELECT count(*) FROM done_notices) >= 0;
+SELECT id FROM swept
+WHERE (SELECT count(*) FROM done_notices) >= 0 AND (SELECT count(*) FROM settled) >= 0;

@@ -3,6 +3,7 @@
 -- (pause, limits, retention overrides), its waiting and running tasks, the
 -- age of its oldest due task, what finished, and its live workers; the count
 -- of distinct live workers on every row.
+-- Waiting tasks (dependencies) are counted through tasks_waiting_idx.
 -- Its cost follows the backlog, not the history: queued rows are counted
 -- through tasks_claim_idx, running ones through tasks_lease_idx (both
 -- partial), and what finished is read from queue_counts, a few rows per queue
@@ -14,12 +15,12 @@
 --   $3 boolean read every finish count: succeeded, failed, cancelled, retries
 --   $4 int     skip this many queues, in name order (NULL: none)
 --   $5 int     at most this many queues (NULL: all)
--- One row per queue that has tasks queued or running, finish counts (when $2
+-- One row per queue that has tasks waiting, queued or running, finish counts (when $2
 -- or $3), settings, retention overrides or live workers; or, when there is
 -- none, a single row whose name is NULL, carrying live_workers. Counts not
 -- asked for are 0. succeeded, failed and cancelled count the tasks whose
--- latest finish was that, kept or pruned since; total is those plus the
--- queued and running ones.
+-- latest finish was that, kept or pruned since; total is those (and
+-- expired) plus the waiting, queued and running ones.
 WITH waiting AS (
     SELECT queue,
            count(*) AS queued,
@@ -27,6 +28,13 @@ WITH waiting AS (
            min(run_at) FILTER (WHERE run_at <= now()) AS oldest_due
     FROM taskqueue.tasks
     WHERE status = 'queued' AND ($1::text IS NULL OR queue = $1)
+    GROUP BY queue
+),
+blocked AS (
+    -- Waiting for their parents (dependencies), through tasks_waiting_idx.
+    SELECT queue, count(*) AS waiting
+    FROM taskqueue.tasks
+    WHERE status = 'waiting' AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue
 ),
 running AS (
@@ -63,6 +71,7 @@ serving AS (
 ),
 names AS (
     SELECT queue FROM waiting
+    UNION SELECT queue FROM blocked
     UNION SELECT queue FROM running
     UNION SELECT queue FROM counts
     UNION SELECT name FROM taskqueue.queues
@@ -82,14 +91,16 @@ states AS (
            coalesce(w.due, 0) AS due,
            coalesce(w.queued - w.due, 0) AS scheduled,
            coalesce(r.running, 0) AS running,
+           coalesce(b.waiting, 0) AS waiting,
            coalesce(c.failed, 0) AS failed,
            coalesce(c.expired, 0) AS expired,
            coalesce(extract(epoch FROM now() - w.oldest_due)::float8, 0)
                AS oldest_due_age_seconds,
            coalesce(v.workers, 0) AS workers,
            CASE WHEN $3::boolean
-                THEN coalesce(w.queued, 0) + coalesce(r.running, 0) + coalesce(c.succeeded, 0)
-                     + coalesce(c.failed, 0) + coalesce(c.cancelled, 0) + coalesce(c.expired, 0)
+                THEN coalesce(w.queued, 0) + coalesce(b.waiting, 0) + coalesce(r.running, 0)
+                     + coalesce(c.succeeded, 0) + coalesce(c.failed, 0) + coalesce(c.cancelled, 0)
+                     + coalesce(c.expired, 0)
                 ELSE 0 END AS total,
            CASE WHEN $3::boolean THEN coalesce(c.succeeded, 0) ELSE 0 END AS succeeded,
            CASE WHEN $3::boolean THEN coalesce(c.cancelled, 0) ELSE 0 END AS cancelled,
@@ -99,6 +110,7 @@ states AS (
     FROM names n
     LEFT JOIN taskqueue.queues s ON s.name = n.queue
     LEFT JOIN waiting w ON w.queue = n.queue
+    LEFT JOIN blocked b ON b.queue = n.queue
     LEFT JOIN running r ON r.queue = n.queue
     LEFT JOIN taskqueue.queue_retention k ON k.queue = n.queue
     LEFT JOIN counts c ON c.queue = n.queue

@@ -1,7 +1,9 @@
 -- Take back running tasks whose lease ran out (their worker died or hung):
 -- back to queued when retries are left, else failed; one task_lease_expired
 -- event each, naming the worker that lost the lease; the failed ones are
--- counted in queue_counts, and their callbacks queued (_task_ended.sql).
+-- counted in queue_counts, and their callbacks queued (_task_ended.sql) and
+-- their dependents settled (taskqueue.settle_children, as complete_tasks.sql
+-- does).
 --   $1 timestamptz the time leases are judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        id of the worker doing the rescue, kept in the event detail
@@ -33,7 +35,7 @@ rescued AS (
     FROM expired e
     WHERE t.id = e.id
     RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by, t.callback,
-              NULL::jsonb AS result
+              NULL::jsonb AS result, t.children, t.workflow_id
 ),
 rescued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -58,8 +60,15 @@ running_counted AS (
     WHERE s.name = r.queue AND s.concurrency_limit IS NOT NULL
 ),
 ended AS (
-    SELECT id, queue, status, attempts, result, last_error, callback FROM rescued
+    SELECT id, queue, status, attempts, result, last_error, callback, children, workflow_id
+    FROM rescued
     WHERE status = 'failed'
+),
+settled AS (
+    SELECT taskqueue.settle_children(array_agg(id ORDER BY id), array_agg(false), $3) AS n
+    FROM ended
+    WHERE children > 0
+    HAVING count(*) > 0
 ),
 -- include: _task_ended.sql
 ,
@@ -73,6 +82,7 @@ requeued_queues AS (
 SELECT rescued.id, rescued.status, coalesce($1::timestamptz, now()) AS judged_at,
        (SELECT pg_notify('taskqueue', queues) FROM requeued_queues WHERE queues IS NOT NULL)
            AS notified,
-       (SELECT count(*) FROM done_notices) AS done_notified
+       (SELECT count(*) FROM done_notices) AS done_notified,
+       (SELECT n FROM settled) AS settled
 FROM (SELECT 1) AS one
 LEFT JOIN rescued ON true;

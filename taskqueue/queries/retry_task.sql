@@ -1,7 +1,8 @@
 -- Put a failed or cancelled task back in its queue, due now, with its retry
 -- budget renewed (attempts back to 0; the history keeps every earlier
 -- attempt), take it back out of the finish counts (queue_counts), and log the
--- action.
+-- action. A task whose parents are not all finished waits for them again;
+-- its children still waiting count it again (see retry_tasks.sql).
 --   $1 uuid task id
 --   $2 text who, for the operator log
 WITH target AS MATERIALIZED (
@@ -10,13 +11,37 @@ WITH target AS MATERIALIZED (
     WHERE id = $1 AND status IN ('failed', 'cancelled')
     FOR UPDATE
 ),
+pending AS (
+    SELECT count(*)::int AS n
+    FROM target
+    JOIN taskqueue.task_dependencies d ON d.child_id = target.id
+    JOIN taskqueue.tasks p ON p.id = d.parent_id
+    WHERE p.status IN ('waiting', 'queued', 'running')
+),
 requeued AS (
     UPDATE taskqueue.tasks t
-    SET status = 'queued', attempts = 0, run_at = now(), completed_at = NULL,
+    SET status = CASE WHEN pe.n > 0 THEN 'waiting' ELSE 'queued' END::taskqueue.task_status,
+        waiting_on = pe.n,
+        attempts = 0, run_at = now(), completed_at = NULL,
         locked_by = NULL, locked_until = NULL
-    FROM target
+    FROM target, pending pe
     WHERE t.id = target.id
     RETURNING t.*, target.status AS was, target.attempts AS was_attempts
+),
+rewaiting_locked AS MATERIALIZED (
+    SELECT t.id, count(*)::int AS n
+    FROM requeued r
+    JOIN taskqueue.task_dependencies d ON d.parent_id = r.id
+    JOIN taskqueue.tasks t ON t.id = d.child_id
+    WHERE r.children > 0 AND t.status = 'waiting'
+    GROUP BY t.id
+    ORDER BY t.id
+),
+rewaited AS (
+    UPDATE taskqueue.tasks t
+    SET waiting_on = t.waiting_on + r.n
+    FROM rewaiting_locked r
+    WHERE t.id = r.id AND t.status = 'waiting'
 ),
 uncounted AS (
     -- The task is no longer finished: take it back out of queue_counts.
@@ -26,16 +51,19 @@ uncounted AS (
     FROM requeued
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM requeued
+    SELECT queue, type, priority, run_at FROM requeued WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,
 requeued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, error)
-    SELECT id, 'task_requeued', 'queued', 0, NULL FROM requeued
+    SELECT id, 'task_requeued', status, 0, NULL FROM requeued
 ),
 logged AS (
     INSERT INTO taskqueue.operator_actions (actor, action, scope)
     SELECT $2, 'retry', jsonb_build_object('task_id', id) FROM requeued
 )
-SELECT requeued.*, pg_notify('taskqueue', requeued.queue) AS notified FROM requeued;
+SELECT requeued.*,
+       CASE WHEN requeued.status = 'queued' THEN pg_notify('taskqueue', requeued.queue) END
+           AS notified
+FROM requeued;

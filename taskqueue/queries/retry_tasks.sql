@@ -1,7 +1,10 @@
 -- Bulk retry: matched tasks that failed or were cancelled go back to their
 -- queue, due now, with a fresh retry budget, each with its task_requeued
 -- event, taken back out of the finish counts (queue_counts); one NOTIFY for
--- the statement; the action is logged.
+-- the statement; the action is logged. Dependencies: a retried task whose
+-- parents are not all finished (or are retried with it) goes back to
+-- waiting for them instead; a retried parent is waited for again by its
+-- children still waiting (their waiting_on counts it again).
 --   $1-$8          which tasks, and how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
@@ -9,14 +12,48 @@
 -- (pass it as $7 for the next chunk when matched = $8).
 WITH
 -- include: _bulk_match.sql
+pending AS (
+    SELECT d.child_id AS id, count(*)::int AS n
+    FROM matched m
+    JOIN taskqueue.task_dependencies d ON d.child_id = m.id
+    LEFT JOIN taskqueue.tasks p ON p.id = d.parent_id
+    WHERE m.status IN ('failed', 'cancelled')
+      AND (p.status IN ('waiting', 'queued', 'running')
+           OR d.parent_id IN (SELECT id FROM matched WHERE status IN ('failed', 'cancelled')))
+    GROUP BY d.child_id
+),
 changed AS (
     UPDATE taskqueue.tasks t
-    SET status = 'queued', attempts = 0, run_at = now(), completed_at = NULL,
+    SET status = CASE WHEN pe.n > 0 THEN 'waiting' ELSE 'queued' END::taskqueue.task_status,
+        waiting_on = coalesce(pe.n, 0),
+        attempts = 0, run_at = now(), completed_at = NULL,
         locked_by = NULL, locked_until = NULL
     FROM matched m
+    LEFT JOIN pending pe ON pe.id = m.id
     WHERE t.id = m.id AND m.status IN ('failed', 'cancelled')
-    RETURNING t.id, t.queue, t.type, t.priority, t.run_at,
+    RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.children,
               m.status AS was, m.attempts AS was_attempts
+),
+rewaiting AS MATERIALIZED (
+    -- Children still waiting count a retried parent again.
+    SELECT d.child_id AS id, count(*)::int AS n
+    FROM changed c
+    JOIN taskqueue.task_dependencies d ON d.parent_id = c.id
+    WHERE c.children > 0 AND d.child_id NOT IN (SELECT id FROM changed)
+    GROUP BY d.child_id
+),
+rewaiting_locked AS MATERIALIZED (
+    SELECT t.id FROM taskqueue.tasks t
+    WHERE t.id IN (SELECT id FROM rewaiting) AND t.status = 'waiting'
+    ORDER BY t.id
+    FOR UPDATE
+),
+rewaited AS (
+    UPDATE taskqueue.tasks t
+    SET waiting_on = t.waiting_on + r.n
+    FROM rewaiting r
+    JOIN rewaiting_locked l ON l.id = r.id
+    WHERE t.id = r.id AND t.status = 'waiting'
 ),
 uncounted AS (
     -- No longer finished: taken back out of queue_counts, one row per queue.
@@ -28,19 +65,20 @@ uncounted AS (
     GROUP BY queue
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM changed
+    SELECT queue, type, priority, run_at FROM changed WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,
 changed_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
-    SELECT id, 'task_requeued', 'queued', 0 FROM changed
+    SELECT id, 'task_requeued', status, 0 FROM changed
 ),
 summary AS (
     SELECT (SELECT count(*) FROM matched) AS matched,
            (SELECT count(*) FROM changed) AS changed,
            (SELECT id FROM matched ORDER BY id DESC LIMIT 1) AS last_id,
-           (SELECT string_agg(DISTINCT queue, ',') FROM changed) AS queues
+           (SELECT string_agg(DISTINCT queue, ',') FROM changed WHERE status = 'queued')
+               AS queues
 ),
 logged AS (
     INSERT INTO taskqueue.operator_actions (actor, action, scope, result)

@@ -37,9 +37,12 @@ def can_copy(conn: Executor) -> bool:
 
 def copyable(row: TaskRow) -> bool:
     """Due now, without an idempotency key nor an expiry counted from the
-    database's clock: COPY can take it as it is."""
+    database's clock, and a plain TaskRow: COPY can take it as it is. A
+    subclass (store.workflows.DependentRow) is a task that may start waiting
+    for its parents, which only enqueue_dependent_tasks.sql inserts."""
     return (
-        row.idempotency_key is None
+        type(row) is TaskRow
+        and row.idempotency_key is None
         and row.run_at is None
         and not row.delay_us
         and row.ttl_us is None

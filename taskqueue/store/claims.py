@@ -61,6 +61,7 @@ async def claim_tasks(
             run_at=r["run_at"],
             traceparent=r["traceparent"],
             has_callback=r["has_callback"],
+            parent_results=r["parent_results"],
         )
         for r in records
     ]

@@ -110,6 +110,7 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
     due: int
     scheduled: int  # queued with run_at ahead
     running: int
+    waiting: int  # for their parents (dependencies)
     oldest_due_age_seconds: float  # 0 when none is due
     workers: int  # live workers that take from it
     failed: int
@@ -145,6 +146,7 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
             queue=self.name,
             total_tasks=self.total,
             queued_tasks=self.queued,
+            waiting_tasks=self.waiting,
             due_tasks=self.due,
             running_tasks=self.running,
             succeeded_tasks=self.succeeded,
@@ -196,6 +198,7 @@ class QueueStates(msgspec.Struct, kw_only=True, frozen=True):
         return Stats(
             total_tasks=total,
             queued_tasks=total_of("queued_tasks"),
+            waiting_tasks=total_of("waiting_tasks"),
             due_tasks=total_of("due_tasks"),
             running_tasks=total_of("running_tasks"),
             succeeded_tasks=total_of("succeeded_tasks"),

@@ -58,8 +58,9 @@ def copy_record(row: TaskRow) -> tuple[Any, ...]:
     return values
 
 
-def new_task(row: TaskRow, created_at: datetime) -> Task:
-    """The task ``row`` became, inserted at ``created_at``."""
+def new_task(row: TaskRow, created_at: datetime, status: Status = Status.QUEUED) -> Task:
+    """The task ``row`` became, inserted at ``created_at`` (as ``status``: a
+    task with dependencies may start waiting, or cancelled)."""
     # Built from what we sent and the statement's start time: the same values
     # the row holds (created_at defaults to statement_timestamp(); run_at is
     # that + delay_us).
@@ -75,7 +76,7 @@ def new_task(row: TaskRow, created_at: datetime) -> Task:
         type=row.type,
         name=row.name,
         payload=payload,
-        status=Status.QUEUED,
+        status=status,
         priority=row.priority,
         attempts=0,
         max_retries=row.max_retries,

@@ -79,6 +79,12 @@ async def enqueue_tasks_by_statement(conn: Executor, rows: Sequence[TaskRow]) ->
     return results
 
 
+async def find_task_by_key(conn: Executor, key: str) -> Task | None:
+    """The task that owns idempotency key ``key``."""
+    found = await conn.fetch(query("find_tasks_by_idempotency_key"), [key])
+    return _task(found[0]) if found else None
+
+
 async def get_task(conn: Executor, task_id: uuid.UUID) -> Task | None:
     record = await conn.fetchrow(query("get_task"), task_id)
     return None if record is None else _task(record)

@@ -15,7 +15,7 @@ from litestar.response import Redirect
 from taskqueue.config import Settings
 from taskqueue.http.auth import Authenticator
 from taskqueue.http.errors import handle_exception
-from taskqueue.web import pages, signin
+from taskqueue.web import pages, signin, workflows
 from taskqueue.web.headers import SECURITY_HEADERS, html_response
 from taskqueue.web.render import render, static_bytes
 from taskqueue.web.session import Sessions, Viewer
@@ -102,6 +102,8 @@ def dashboard_router(settings: Settings, authenticator: Authenticator) -> tuple[
             pages.failures_page,
             pages.queues_page,
             pages.workers_page,
+            workflows.workflows_page,
+            workflows.workflow_page,
             signin.login_page,
             signin.sign_in,
             signin.sign_out,

@@ -35,6 +35,7 @@ from taskqueue.pooler import Pooler
 from taskqueue.registry import Registry
 from taskqueue.retrying import ReconnectDelay, is_transient
 from taskqueue.worker.completer import Completer
+from taskqueue.worker.dependencies import DependencyReconciler
 from taskqueue.worker.dispatcher import POLL_ONLY_CAP, Dispatcher
 from taskqueue.worker.executor import ExecutorPool
 from taskqueue.worker.expiry import ExpirySweep
@@ -248,6 +249,7 @@ class Worker:
             PartitionKeeper(pool, retain_events=s.retention.events, direct_url=s.direct_url),
             Pruner(pool, worker_id=self.worker_id, retention=s.retention),
             ExpirySweep(pool, worker_id=self.worker_id, interval=s.expiry_interval),
+            DependencyReconciler(pool, worker_id=self.worker_id),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [

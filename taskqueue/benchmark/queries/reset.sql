@@ -1,2 +1,3 @@
 -- taskqueue bench: empty the queue between measurements (bench database only).
-TRUNCATE taskqueue.tasks, taskqueue.task_events;
+TRUNCATE taskqueue.tasks, taskqueue.task_events, taskqueue.task_dependencies,
+         taskqueue.workflows;

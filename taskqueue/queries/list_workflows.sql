@@ -1,0 +1,17 @@
+-- Workflows newest first (ids are UUIDv7), with how many of their tasks are
+-- in each state, for the CLI and the dashboard.
+--   $1 uuid cursor: only ids below this one (NULL: from the newest)
+--   $2 int  page size
+SELECT w.id, w.name, w.created_at,
+       count(t.id) AS total,
+       count(t.id) FILTER (WHERE t.status IN ('waiting', 'queued', 'running')) AS unfinished,
+       count(t.id) FILTER (WHERE t.status = 'succeeded') AS succeeded,
+       count(t.id) FILTER (WHERE t.status = 'failed') AS failed,
+       count(t.id) FILTER (WHERE t.status = 'cancelled') AS cancelled
+FROM (SELECT * FROM taskqueue.workflows
+      WHERE $1::uuid IS NULL OR id < $1
+      ORDER BY id DESC
+      LIMIT $2) w
+LEFT JOIN taskqueue.tasks t ON t.workflow_id = w.id
+GROUP BY w.id, w.name, w.created_at
+ORDER BY w.id DESC;

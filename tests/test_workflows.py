@@ -1,0 +1,258 @@
+"""Dependencies and workflows against real PostgreSQL: a waiting task is
+never claimed; the statement that finishes its last parent queues it (with
+task_ready); failures cancel transitively or run 'run' children; siblings
+completing concurrently release once; rescue, cancel and retry settle
+dependents; the graph checks refuse bad graphs and insert nothing; real
+worker processes killed with SIGKILL mid-graph leave nothing stranded and
+every order kept."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from taskqueue import store
+from taskqueue.client import TaskQueue
+from taskqueue.errors import InvalidGraph, InvalidTask
+from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.worker.leases import Rescuer
+from taskqueue.workflows import Workflow, chain, group
+from tests.helpers import event_types, run_audit, status_of, wait_until, worker_process
+
+
+async def claim(pool: asyncpg.Pool, worker: str = "w", n: int = 100) -> list[uuid.UUID]:
+    tasks = await store.claim_tasks(pool, ["default"], n, worker, 30, types=["noop"])
+    return [t.id for t in tasks]
+
+
+async def finish(
+    pool: asyncpg.Pool, task_id: uuid.UUID, kind: OutcomeKind = OutcomeKind.SUCCEEDED
+) -> None:
+    attempt = await pool.fetchval("SELECT attempts FROM taskqueue.tasks WHERE id = $1", task_id)
+    worker = await pool.fetchval("SELECT locked_by FROM taskqueue.tasks WHERE id = $1", task_id)
+    outcome = Outcome(task_id=task_id, attempt=attempt, kind=kind, error="boom", retry_delay=0)
+    assert await store.complete_tasks(pool, [outcome], worker) == {task_id}
+
+
+async def test_a_chain_runs_in_order_and_each_step_is_queued_by_its_parents_completion(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    done = await tq.workflows.submit(chain(*(NewTask(type="noop") for _ in range(3))))
+    a, b, c = (t.id for t in done.tasks)
+    assert [t.status for t in done.tasks] == ["queued", "waiting", "waiting"]
+    assert await claim(pool) == [a]  # waiting tasks are never claimed
+    await finish(pool, a)
+    assert await status_of(pool, b) == "queued"
+    assert await event_types(pool, b) == ["task_queued", "task_ready"]
+    assert await claim(pool) == [b]
+    await finish(pool, b)
+    assert await claim(pool) == [c]
+    await finish(pool, c)
+    assert (await tq.workflows.get(done.id)).status == "succeeded"
+    assert await run_audit(pool) == []
+
+
+async def test_a_failure_cancels_dependents_transitively_naming_the_parent(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    wf = Workflow("f")
+    wf.add("noop", ref="a", max_retries=0)
+    wf.add("noop", ref="b", after=["a"])
+    wf.add("noop", ref="c", after=["b"])
+    wf.add("noop", ref="always", after=["b"], on_parent_failure="run")
+    done = await tq.workflows.submit(wf)
+    ids = {t.ref: t.id for t in done.tasks}
+    await claim(pool)
+    await finish(pool, ids["a"], OutcomeKind.ERROR)  # no retries left: failed for good
+    assert await status_of(pool, ids["b"]) == "cancelled"
+    assert await status_of(pool, ids["c"]) == "cancelled"
+    # 'run': its only parent b was cancelled, so it runs and sees b's outcome.
+    assert await status_of(pool, ids["always"]) == "queued"
+    detail = await pool.fetchval(
+        "SELECT detail FROM taskqueue.task_events WHERE task_id = $1"
+        " AND event_type = 'task_cancelled'",
+        ids["c"],
+    )
+    assert detail["parent"] == str(ids["b"]) and detail["reason"] == "parent_failed"
+    (claimed,) = await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
+    assert claimed.id == ids["always"]
+    assert claimed.parent_results is not None and '"cancelled"' in claimed.parent_results
+    assert (await tq.workflows.get(done.id)).status in ("running", "failed")
+    assert await run_audit(pool) == []
+
+
+async def test_a_parent_that_will_retry_is_not_finished(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    parent = await tq.enqueue("noop", max_retries=1)
+    child = await tq.workflows.enqueue("noop", depends_on=[parent.id])
+    assert child.status == "waiting"
+    await claim(pool)
+    await finish(pool, parent.id, OutcomeKind.ERROR)  # retry scheduled
+    assert await status_of(pool, child.id) == "waiting"
+    await claim(pool)
+    await finish(pool, parent.id)
+    assert await status_of(pool, child.id) == "queued"
+    assert await run_audit(pool) == []
+
+
+async def test_depends_on_a_finished_parent_counts_it_done_or_failed(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    ok = await tq.enqueue("noop")
+    bad = await tq.enqueue("noop", max_retries=0)
+    await claim(pool)
+    await finish(pool, ok.id)
+    await finish(pool, bad.id, OutcomeKind.PERMANENT)
+    assert (await tq.workflows.enqueue("noop", depends_on=[ok.id])).status == "queued"
+    assert (await tq.workflows.enqueue("noop", depends_on=[bad.id])).status == "cancelled"
+    run = await tq.workflows.enqueue("noop", depends_on=[ok.id, bad.id], on_parent_failure="run")
+    assert run.status == "queued"
+    with pytest.raises(InvalidTask) as caught:
+        await tq.workflows.enqueue("noop", depends_on=[uuid.uuid4()])
+    assert caught.value.field == "depends_on"
+    assert await run_audit(pool) == []
+
+
+async def test_concurrent_sibling_completions_release_the_child_exactly_once(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    members = [NewTask(type="noop") for _ in range(40)]
+    done = await tq.workflows.submit(group(members, then=NewTask(type="noop")))
+    then = next(t.id for t in done.tasks if t.ref == "then")
+    parents = await claim(pool, "w", 100)
+    assert len(parents) == 40
+    # Forty completions, each in its own statement and connection, at once.
+    await asyncio.gather(*(finish(pool, p) for p in parents))
+    assert await status_of(pool, then) == "queued"
+    assert await event_types(pool, then) == ["task_queued", "task_ready"]
+    assert await pool.fetchval("SELECT waiting_on FROM taskqueue.tasks WHERE id = $1", then) == 0
+    assert await run_audit(pool) == []
+
+
+async def test_rescue_of_a_dead_parent_settles_its_children(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    parent = await tq.enqueue("noop", max_retries=0)
+    child = await tq.workflows.enqueue("noop", depends_on=[parent.id])
+    keeps = await tq.workflows.enqueue("noop", depends_on=[parent.id], on_parent_failure="run")
+    await claim(pool)
+    db_now = await pool.fetchval("SELECT now()")
+    await Rescuer(pool, worker_id="r", interval=60).run_once(now=db_now + timedelta(minutes=5))
+    assert await status_of(pool, parent.id) == "failed"
+    assert await status_of(pool, child.id) == "cancelled"
+    assert await status_of(pool, keeps.id) == "queued"
+    assert await run_audit(pool) == []
+
+
+async def test_cancelling_a_waiting_task_cascades_and_retrying_the_parent_restores_the_wait(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    done = await tq.workflows.submit(chain(*(NewTask(type="noop") for _ in range(3))))
+    a, b, c = (t.id for t in done.tasks)
+    await tq.cancel(b)
+    assert await status_of(pool, c) == "cancelled"
+    # Bulk retry of the cancelled ones: they wait again for a, which is unfinished.
+    result = await tq.retry_many([b, c])
+    assert result.changed == 2
+    assert await status_of(pool, b) == "waiting"
+    assert await status_of(pool, c) == "waiting"
+    await claim(pool)
+    await finish(pool, a)
+    assert await status_of(pool, b) == "queued"
+    # Bulk cancel of a waiting task cascades too.
+    await tq.cancel_many([c])
+    assert await status_of(pool, c) == "cancelled"
+    assert await run_audit(pool) == []
+
+
+async def test_a_retried_parent_is_waited_for_again_by_run_children(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    p1 = await tq.enqueue("noop", max_retries=0)
+    p2 = await tq.enqueue("noop")
+    child = await tq.workflows.enqueue("noop", depends_on=[p1.id, p2.id], on_parent_failure="run")
+    await claim(pool)
+    await finish(pool, p1.id, OutcomeKind.PERMANENT)
+    assert await pool.fetchval("SELECT waiting_on FROM taskqueue.tasks WHERE id=$1", child.id) == 1
+    await tq.retry(p1.id)
+    assert await pool.fetchval("SELECT waiting_on FROM taskqueue.tasks WHERE id=$1", child.id) == 2
+    await finish(pool, p2.id)
+    await claim(pool)
+    await finish(pool, p1.id)
+    assert await status_of(pool, child.id) == "queued"
+    assert await run_audit(pool) == []
+
+
+async def test_bad_graphs_are_refused_naming_the_refs_and_nothing_is_inserted(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    cycle = Workflow()
+    cycle.add("noop", ref="a", after=["c"])
+    cycle.add("noop", ref="b", after=["a"])
+    cycle.add("noop", ref="c", after=["b"])
+    unknown = Workflow()
+    unknown.add("noop", ref="a", after=["nope"])
+    twice = Workflow()
+    twice.add("noop", ref="a")
+    twice.add("noop", ref="a")
+    for wf, refs in ((cycle, {"a", "b", "c"}), (unknown, {"nope"}), (twice, {"a"})):
+        with pytest.raises(InvalidGraph) as caught:
+            await tq.workflows.submit(wf)
+        assert set(caught.value.refs) == refs
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.workflows") == 0
+
+
+async def test_kill_9_of_workers_while_a_graph_drains_strands_nothing_and_keeps_order(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    wf = Workflow("crash")
+    width, depth = 20, 5
+    for layer in range(depth):
+        for i in range(width):
+            after = [f"{layer - 1}.{(i + k * 7) % width}" for k in range(3)] if layer else []
+            wf.add("sleep", {"seconds": 0.05}, ref=f"{layer}.{i}", after=after, max_retries=10)
+    await tq.workflows.submit(wf)
+    total = width * depth
+    fast = {"lease_seconds": "1.5", "concurrency": "8", "heartbeat_seconds": "0.5"}
+
+    async def succeeded() -> int:
+        return int(
+            await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'succeeded'")
+        )
+
+    async with worker_process(database_url, tmp_path / "steady.log", **fast):
+        for kill in range(3):
+            async with worker_process(database_url, tmp_path / f"doomed{kill}.log", **fast) as p:
+                goal = min(total - 1, (kill + 1) * total // 4)
+
+                async def progressed(goal: int = goal) -> bool:
+                    return await succeeded() >= goal
+
+                await wait_until(progressed, timeout=60)
+                p.send_signal(signal.SIGKILL)
+                await p.wait()
+
+        async def all_done() -> bool:
+            return await succeeded() == total
+
+        await wait_until(all_done, timeout=120)
+    # Nothing left waiting; every child started only after each parent succeeded.
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'waiting'") == 0
+    out_of_order = await pool.fetchval(
+        """
+        SELECT count(*)
+        FROM taskqueue.task_dependencies d
+        WHERE (SELECT min(at) FROM taskqueue.task_events
+               WHERE task_id = d.child_id AND event_type = 'task_started')
+            < (SELECT max(at) FROM taskqueue.task_events
+               WHERE task_id = d.parent_id AND event_type = 'task_succeeded')
+        """
+    )
+    assert out_of_order == 0
+    assert await run_audit(pool) == []
