@@ -3,14 +3,17 @@ idempotency as the one-statement insert, in one transaction."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
-from taskqueue.store.bulk_copy import COPY_MIN_ROWS
+from taskqueue.store.bulk_copy import COPY_MIN_ROWS, copyable
 from taskqueue.store.task_rows import COPY_COLUMNS, TaskRow
+from taskqueue.store.workflows import DependentRow
 from tests.helpers import all_in_status, run_audit, running_worker, wait_until
 
 SIZE = COPY_MIN_ROWS + 20
@@ -135,3 +138,13 @@ async def test_expiry_and_callbacks_arrive_through_copy_and_beside_it(
     relative = stored[tasks[-1].id]
     assert relative["expires_at"] == relative["created_at"] + timedelta(seconds=60)
     assert tasks[-1].expires_at == relative["expires_at"]
+
+
+def test_copy_never_takes_a_task_that_may_wait_for_parents() -> None:
+    plain = TaskRow(
+        id=uuid.uuid4(), queue="default", type="noop", name="", payload={}, priority=0,
+        max_retries=0, timeout_seconds=1.0, run_at=None, delay_us=0, idempotency_key=None,
+    )  # fmt: skip
+    assert copyable(plain)
+    # Its status, parents and workflow are columns COPY does not write.
+    assert not copyable(DependentRow(**msgspec.structs.asdict(plain)))

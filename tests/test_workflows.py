@@ -1,10 +1,10 @@
 """Dependencies and workflows against real PostgreSQL: a waiting task is
 never claimed; the statement that finishes its last parent queues it (with
 task_ready); failures cancel transitively or run 'run' children; siblings
-completing concurrently release once; rescue, cancel and retry settle
-dependents; the graph checks refuse bad graphs and insert nothing; real
-worker processes killed with SIGKILL mid-graph leave nothing stranded and
-every order kept."""
+completing concurrently release once; rescue, cancel, retry and expiry
+settle dependents, and the children a cascade cancels end like any task;
+the graph checks refuse bad graphs and insert nothing; real worker processes
+killed with SIGKILL mid-graph leave nothing stranded and every order kept."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidGraph, InvalidTask
 from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.worker.expiry import ExpirySweep
 from taskqueue.worker.leases import Rescuer
 from taskqueue.workflows import Workflow, chain, group
 from tests.helpers import event_types, run_audit, status_of, wait_until, worker_process
@@ -146,6 +147,64 @@ async def test_rescue_of_a_dead_parent_settles_its_children(
     assert await status_of(pool, parent.id) == "failed"
     assert await status_of(pool, child.id) == "cancelled"
     assert await status_of(pool, keeps.id) == "queued"
+    assert await run_audit(pool) == []
+
+
+async def test_an_expired_parent_counts_as_cancelled_for_its_dependents(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    parent = await tq.enqueue("noop", queue="nobody", ttl_seconds=60)
+    doomed = await tq.workflows.enqueue("noop", depends_on=[parent.id])
+    runs = await tq.workflows.enqueue("noop", depends_on=[parent.id], on_parent_failure="run")
+    in_an_hour = await pool.fetchval("SELECT now() + interval '1 hour'")
+    assert await ExpirySweep(pool, worker_id="sweeper").run_once(now=in_an_hour) == 1
+    assert await status_of(pool, parent.id) == "expired"
+    assert await status_of(pool, doomed.id) == "cancelled"
+    assert await status_of(pool, runs.id) == "queued"
+    detail = await pool.fetchval(
+        "SELECT detail FROM taskqueue.task_events WHERE task_id = $1"
+        " AND event_type = 'task_cancelled'",
+        doomed.id,
+    )
+    assert detail["parent"] == str(parent.id) and detail["reason"] == "parent_failed"
+    # Depending on it afterwards: cancelled at once, or run with 'run'.
+    assert (await tq.workflows.enqueue("noop", depends_on=[parent.id])).status == "cancelled"
+    late = await tq.workflows.enqueue("noop", depends_on=[parent.id], on_parent_failure="run")
+    assert late.status == "queued"
+    assert await run_audit(pool) == []
+
+
+async def test_children_a_failure_cancels_tell_their_waiters_and_queue_their_callbacks(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    hook = {"url": "https://h.example/", "events": ["cancelled"]}
+    wf = Workflow("hooks")
+    wf.add("noop", ref="a", max_retries=0)
+    wf.add("noop", ref="b", after=["a"], callback=hook, ttl_seconds=3600)
+    wf.add("noop", ref="c", after=["b"])
+    done = await tq.workflows.submit(wf)
+    ids = {t.ref: t.id for t in done.tasks}
+    row = await pool.fetchrow("SELECT * FROM taskqueue.tasks WHERE id = $1", ids["b"])
+    assert row is not None and row["callback"] is not None and row["expires_at"] is not None
+    told: set[str] = set()
+    async with pool.acquire() as listener:
+        await listener.add_listener(
+            store.DONE_CHANNEL, lambda *args: told.update(str(args[3]).split(","))
+        )
+        await claim(pool)
+        await finish(pool, ids["a"], OutcomeKind.ERROR)
+
+        async def heard() -> bool:
+            return {str(i) for i in ids.values()} <= told
+
+        await wait_until(heard, timeout=10)
+    assert await status_of(pool, ids["c"]) == "cancelled"
+    (delivery,) = await pool.fetch(
+        "SELECT payload FROM taskqueue.tasks WHERE type = 'taskqueue.callback'"
+    )
+    body = delivery["payload"]["body"]
+    assert body["id"] == str(ids["b"]) and body["status"] == "cancelled"
+    assert body["workflow_id"] == str(done.id)
     assert await run_audit(pool) == []
 
 
