@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("taskqueue.api")
 
 
+RESULT_RECHECK_SECONDS = 0.5  # result waits behind a pooler with no direct URL
+
+
 def _task_queue(state: State) -> TaskQueue:
     tq: TaskQueue = state.tq
     return tq
@@ -74,12 +77,13 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # min_size=0: the API starts (and answers /health, 503s) while the
         # database is away; connections are made on first use.
+        pooler = Pooler(settings.pooler)
         pool = await db.create_pool(
             dsn,
             min_size=0,
             max_size=settings.api_pool_size,
             application_name="taskqueue-api",
-            pooler=Pooler(settings.pooler),
+            pooler=pooler,
             timeout=5,
             command_timeout=30,
         )
@@ -87,13 +91,23 @@ def create_app(
         sessions.revocations.bind(db.Runner(pool))
         committer = GroupCommitter(lambda rows: tq.insert(rows), max_batch=settings.max_batch_size)
         hub = EventHub(tq.views)
+
         # One LISTEN for every result waiter of this process, on a connection
-        # of its own (LISTEN is session state: never on the pool).
+        # of its own (LISTEN is session state: never on the pool), to the
+        # server itself when DATABASE_URL is a pooler. Behind a pooler with no
+        # direct URL no notification arrives: waiters read again twice a second
+        # (the pool has looked by the time anyone waits: the wait reads through it).
+        def recheck() -> float | None:
+            return RESULT_RECHECK_SECONDS if pooler.pooled and not settings.direct_url else None
+
         result_waiters = ResultWaiters(
             lambda: db.connect(
-                dsn, timeout=10, server_settings={"application_name": "taskqueue-api-results"}
+                settings.direct_url or dsn,
+                timeout=10,
+                server_settings={"application_name": "taskqueue-api-results"},
             ),
             lambda conn: conn.close(),
+            recheck=recheck,
         )
         snapshot = HealthSnapshot(tq)
         app.state.tq = tq

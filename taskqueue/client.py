@@ -16,7 +16,7 @@ from typing import Any, Unpack
 import asyncpg
 import msgspec
 
-from taskqueue import connections, db, enqueue, store, workflows
+from taskqueue import db, enqueue, store, workflows
 from taskqueue.config import Retention
 from taskqueue.errors import (
     InvalidArgument,
@@ -191,6 +191,9 @@ class TaskQueue:
         it returns as created are the JSON that was sent, as ``msgspec.Raw``
         (``submit`` decodes them)."""
         if connection is not None:
+            # Imported here: it loads psycopg, which asyncpg-only processes never need.
+            from taskqueue import connections
+
             own = await connections.async_connection(connection)
             return await enqueue.insert(lambda batch: store.enqueue_tasks(own, batch), rows)
         return await enqueue.insert(lambda batch: self._db.run(store.enqueue_tasks, batch), rows)

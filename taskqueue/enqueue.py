@@ -10,13 +10,13 @@ producer's bad value never fails a statement it shares with others."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
-import psycopg
 
 from taskqueue import store
 from taskqueue.callbacks import CALLBACK_TYPE, callback_problem, normalised
@@ -77,6 +77,18 @@ def prepare(tasks: Sequence[NewTask], registry: Registry | None) -> list[store.T
     return [resolve(task, registry, index, count, traceparent) for index, task in enumerate(tasks)]
 
 
+def _refused_input(exc: BaseException) -> bool:
+    """PostgreSQL refused a value (data exception, program limit), through
+    asyncpg or, for the sync API and callers' psycopg connections, psycopg
+    (looked up, not imported: only a process that uses it has loaded it)."""
+    if isinstance(exc, asyncpg.DataError | asyncpg.ProgramLimitExceededError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(
+        exc, psycopg.errors.DataError | psycopg.errors.ProgramLimitExceeded
+    )
+
+
 async def insert(statement: Insert, rows: Sequence[store.TaskRow]) -> list[Enqueued]:
     """Run the insert of prepared rows (``statement`` is store.enqueue_tasks
     bound to a connection) and count what it created. The payloads of the
@@ -84,16 +96,14 @@ async def insert(statement: Insert, rows: Sequence[store.TaskRow]) -> list[Enque
     ``msgspec.Raw`` (``decode_payloads`` turns them into values)."""
     try:
         results = await statement(rows)
-    except (
-        asyncpg.DataError,
-        asyncpg.ProgramLimitExceededError,
-        psycopg.errors.DataError,  # the sync API and the caller's psycopg connections
-        psycopg.errors.ProgramLimitExceeded,
-    ) as exc:
+    except Exception as exc:
+        if not _refused_input(exc):
+            raise
         # prepare() refuses everything known to upset PostgreSQL; should a
         # value still get through, it is the input's fault, not the caller's.
         field = "task" if len(rows) == 1 else "tasks"
-        raise InvalidTask(field, f"PostgreSQL refused it ({exc.sqlstate}: {exc})") from None
+        sqlstate = getattr(exc, "sqlstate", None)
+        raise InvalidTask(field, f"PostgreSQL refused it ({sqlstate}: {exc})") from None
     # Counted once the statement returned (inside a caller's transaction
     # that may yet roll back: a producer's count, not the table's).
     ENQUEUED.add(r.task for r in results if r.created)

@@ -46,10 +46,21 @@ class ResultWaiters:
     """``open``/``close``: how to get and give back the listening connection
     (a connection of its own, or one borrowed from a pool)."""
 
-    def __init__(self, open: Open, close: Close, *, linger: float = 10.0) -> None:
+    def __init__(
+        self,
+        open: Open,
+        close: Close,
+        *,
+        linger: float = 10.0,
+        recheck: Callable[[], float | None] | None = None,
+    ) -> None:
         self._open = open
         self._close = close
         self._linger = linger
+        # Seconds between a waiter's reads when no notification can arrive
+        # (LISTEN through a transaction pooler), asked after each read;
+        # None: woken by notifications alone.
+        self._recheck = recheck
         self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
         self._connected = asyncio.Event()
         self._closing = asyncio.Event()
@@ -94,6 +105,9 @@ class ResultWaiters:
                 remaining = deadline - time.monotonic()
                 if task is None or task.status in TERMINAL or remaining <= 0:
                     return task
+                recheck = self._recheck() if self._recheck is not None else None
+                if recheck is not None:
+                    remaining = min(remaining, recheck)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
         finally:

@@ -201,3 +201,35 @@ async def _registered(pool: asyncpg.Pool) -> bool:
 
 def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
+
+
+async def test_result_waits_through_pgbouncer_listen_directly_or_read_again_without_it(
+    database_url: str,
+    bouncer: Bouncer,
+    observer: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    pooled = bouncer.through(database_url)
+    for direct in (database_url, ""):
+        log = tmp_path / f"api-{bool(direct)}.log"
+        async with (
+            api_process(pooled, log, direct_url=direct) as (base, _api),
+            httpx.AsyncClient(base_url=base, timeout=30) as client,
+        ):
+            created = (await client.post("/api/tasks", json={"type": "noop"})).json()
+            waiting = asyncio.create_task(
+                client.get(f"/api/tasks/{created['id']}/result", params={"wait": "20"})
+            )
+            if direct:
+                # The waiters' LISTEN goes to the server itself when it can:
+                # there its NOTIFY arrives; through the pooler it would not.
+                await wait_until(lambda: _has(observer, "taskqueue-api-results"))
+            async with worker_process(pooled, tmp_path / "worker.log", direct_url=database_url):
+                started = asyncio.get_running_loop().time()
+                answer = await waiting
+                waited = asyncio.get_running_loop().time() - started
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["status"] == "succeeded"
+            # Woken by the NOTIFY, or by a read every half second: never the 20 s.
+            assert waited < 10, waited

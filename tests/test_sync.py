@@ -163,3 +163,22 @@ def test_result_times_out_while_nothing_runs_the_task(taskqueue_sync: TaskQueue)
 def test_registry_none_accepts_any_type(database_url: str) -> None:
     with TaskQueue.connect(database_url, None) as tq:
         assert tq.enqueue("made_up", {"x": 1}).type == "made_up"
+
+
+def test_a_value_postgresql_refuses_through_psycopg_is_the_inputs_fault(
+    taskqueue_sync: TaskQueue,
+) -> None:
+    import msgspec
+
+    from taskqueue import enqueue, store
+    from taskqueue.errors import InvalidTask
+    from taskqueue.store.adapters import PsycopgSync, as_connection, run_sync
+
+    # Past prepare(), as a validation gap would let it through: PostgreSQL
+    # refuses NUL in text. Through psycopg it is a 422-kind error, as through asyncpg.
+    (row,) = enqueue.prepare([NewTask(type="noop")], taskqueue_sync.registry)
+    row = msgspec.structs.replace(row, name="bad\x00")
+    with taskqueue_sync.pool.connection() as conn, pytest.raises(InvalidTask) as refused:
+        own = as_connection(PsycopgSync(conn, own=True))
+        run_sync(enqueue.insert(lambda batch: store.enqueue_tasks(own, batch), [row]))
+    assert "PostgreSQL refused it" in str(refused.value)

@@ -1,4 +1,5 @@
-"""``python -m taskqueue.benchmark.pooling``: a fleet of worker processes
+"""``taskqueue bench --phases pooling`` (or ``python -m
+taskqueue.benchmark.pooling``): a fleet of worker processes
 through PgBouncer (transaction mode) against the same fleet connected
 directly (README: "Connection poolers").
 

@@ -104,8 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--phases",
         default="single,bulk,rest,drain,limited,pickup,unknown,depth",
-        help="comma-separated; history and pressure run only when named",
+        help="comma-separated; history and pressure run only when named; pooling"
+        " (a worker fleet through PgBouncer against direct) only on its own",
     )
+    bench.add_argument("--pooling-workers", type=int, default=16, help="worker processes")
+    bench.add_argument(
+        "--pooling-soak-seconds", type=float, default=0.0, help="soak through PgBouncer instead"
+    )
+    bench.add_argument("--pooling-soak-rate", type=int, default=200, help="tasks/s in the soak")
     bench.add_argument("--single-n", type=int, default=5_000)
     bench.add_argument("--bulk-n", type=int, default=100_000)
     bench.add_argument("--drain-n", type=int, default=50_000)

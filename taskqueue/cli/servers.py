@@ -121,6 +121,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from taskqueue.benchmark.runner import PHASES, Options, render_table, run_benchmark
 
     phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    if "pooling" in phases:
+        return _bench_pooling(args, phases)
     unknown = set(phases) - set(PHASES)
     if unknown:
         raise ConfigError(
@@ -168,6 +170,27 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(render_table(report))
     return 0
+
+
+def _bench_pooling(args: argparse.Namespace, phases: tuple[str, ...]) -> int:
+    """``--phases pooling``: a fleet of worker processes through a real
+    PgBouncer against the same fleet connected directly (or, with
+    --pooling-soak-seconds, a soak through it); a text report of its own."""
+    from taskqueue.benchmark import pooling
+
+    if phases != ("pooling",):
+        raise ConfigError("--phases pooling runs on its own")
+    if args.pooling_workers < 1 or args.pooling_soak_seconds < 0:
+        raise ConfigError("--pooling-workers must be positive, --pooling-soak-seconds not negative")
+    return asyncio.run(
+        pooling.main(
+            pooling.Settings(
+                workers=args.pooling_workers,
+                soak_seconds=args.pooling_soak_seconds,
+                soak_rate=args.pooling_soak_rate,
+            )
+        )
+    )
 
 
 def _check_binding(settings: Settings) -> None:
