@@ -187,17 +187,21 @@ async def test_children_a_failure_cancels_tell_their_waiters_and_queue_their_cal
     row = await pool.fetchrow("SELECT * FROM taskqueue.tasks WHERE id = $1", ids["b"])
     assert row is not None and row["callback"] is not None and row["expires_at"] is not None
     told: set[str] = set()
+
+    def hear(*args: object) -> None:
+        told.update(str(args[3]).split(","))
+
+    async def heard() -> bool:
+        return {str(i) for i in ids.values()} <= told
+
     async with pool.acquire() as listener:
-        await listener.add_listener(
-            store.DONE_CHANNEL, lambda *args: told.update(str(args[3]).split(","))
-        )
-        await claim(pool)
-        await finish(pool, ids["a"], OutcomeKind.ERROR)
-
-        async def heard() -> bool:
-            return {str(i) for i in ids.values()} <= told
-
-        await wait_until(heard, timeout=10)
+        await listener.add_listener(store.DONE_CHANNEL, hear)
+        try:
+            await claim(pool)
+            await finish(pool, ids["a"], OutcomeKind.ERROR)
+            await wait_until(heard, timeout=10)
+        finally:
+            await listener.remove_listener(store.DONE_CHANNEL, hear)
     assert await status_of(pool, ids["c"]) == "cancelled"
     (delivery,) = await pool.fetch(
         "SELECT payload FROM taskqueue.tasks WHERE type = 'taskqueue.callback'"
