@@ -392,7 +392,7 @@ def _sized_rows(o: Options) -> list[Row]:
         (
             "workflow_release_p50",
             "12 workflow",
-            "parent done -> child start, p50",
+            "parent done -> child start (paced pairs), p50",
             "ms",
             None,
             None,
@@ -402,12 +402,22 @@ def _sized_rows(o: Options) -> list[Row]:
         (
             "workflow_release_p99",
             "12 workflow",
-            "parent done -> child start, p99",
+            "parent done -> child start (paced pairs), p99",
             "ms",
             None,
             None,
             "< 50 ms",
             lambda v, r: v < 50,
+        ),
+        (
+            "workflow_drain_release_p99",
+            "12 workflow",
+            "same inside the graph's drain (queued behind its layer), p99",
+            "ms",
+            None,
+            None,
+            None,
+            None,
         ),
         (
             "pressure_dead",
