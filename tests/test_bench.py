@@ -306,3 +306,33 @@ async def test_the_workflow_phase_measures_accept_drain_and_paced_release(pg_ser
         "same inside the graph's drain (queued behind its layer), p99",
     ):
         assert figures[name]["median"] > 0, name
+
+
+async def test_the_crash_phase_kills_workers_mid_graph_and_finds_nothing_broken(
+    pg_server: str,
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "taskqueue.cli",
+        "bench",
+        "--json",
+        "--phases",
+        "crash",
+        "--crash-runs",
+        "1",
+        env={**os.environ, "DATABASE_URL": pg_server},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    figures = {f["figure"]: f for f in msgspec.json.decode(stdout)["figures"]}
+    for name in (
+        "waiting with every parent terminal, 1 kill -9 runs",
+        "children started before a parent succeeded",
+        "taskqueue audit violations",
+    ):
+        assert figures[name]["median"] == 0, name
+        assert figures[name]["met"] is True, name
+    assert figures["kill -9 of a worker holding tasks"]["median"] == 3

@@ -6,9 +6,9 @@ import shutil
 
 import msgspec
 
-# What runs without --phases; history, pressure and workflow run only when named.
+# What runs without --phases; history, pressure, workflow and crash run only when named.
 DEFAULT_PHASES = ("single", "bulk", "rest", "drain", "limited", "pickup", "unknown", "depth")
-PHASES = (*DEFAULT_PHASES, "history", "pressure", "workflow")
+PHASES = (*DEFAULT_PHASES, "history", "pressure", "workflow", "crash")
 
 LIMIT = 1000  # the concurrency limit of the limited-queue drain
 UNKNOWN_AHEAD = 10_000  # tasks of a type the worker has no handler for, ahead in line
@@ -50,6 +50,7 @@ class Options(msgspec.Struct, kw_only=True):
     pressure_workers: int = 2  # worker processes
     pressure_concurrency: int = 10  # TASKQUEUE_CONCURRENCY of each
     workflow_width: int = 500  # tasks per layer of the workflow phase's 20 layers
+    crash_runs: int = 20  # graphs drained with kill -9 of a worker (crash phase)
 
 
 def rest_load_generator(options: Options) -> str:

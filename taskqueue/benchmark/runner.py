@@ -26,7 +26,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, enqueue, store
-from taskqueue.benchmark import history, workflow
+from taskqueue.benchmark import crash, history, workflow
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import (
     BATCH_CONNECTIONS,
@@ -440,6 +440,9 @@ class Bench:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: workflow")
                     await workflow.run(self)
+            if "crash" in self.o.phases:  # once: its figures are sums over its runs
+                self._say(f"crash: {self.o.crash_runs} graphs, kill -9 of a worker in each")
+                await crash.run(self)
             if "pressure" in self.o.phases:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: pressure")

@@ -168,3 +168,19 @@ async def pickup_seconds(conn: Executor, ids: list[uuid.UUID]) -> list[float]:
 
 async def unfinished_tasks(conn: Executor) -> int:
     return int(await conn.fetchval(query("unfinished_tasks")))
+
+
+async def succeeded_tasks(conn: Executor) -> int:
+    return int(await conn.fetchval(query("succeeded_tasks")))
+
+
+async def stranded_waiting(conn: Executor) -> int:
+    return int(await conn.fetchval(query("stranded_waiting")))
+
+
+async def started_before_parent(conn: Executor) -> int:
+    return int(await conn.fetchval(query("started_before_parent")))
+
+
+async def held_by_process(conn: Executor, pid: int) -> int:
+    return int(await conn.fetchval(query("held_by_process"), f":{pid}:"))

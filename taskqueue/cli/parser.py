@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--workflow-width", type=int, default=500, help="workflow phase: tasks per layer (of 20)"
     )
+    bench.add_argument(
+        "--crash-runs", type=int, default=20, help="crash phase: graphs drained with kill -9"
+    )
     bench.add_argument("--json", action="store_true", help="JSON with every rep's value")
     bench.add_argument("--quiet", action="store_true", help="no progress output")
     bench.set_defaults(func=cmd_bench)

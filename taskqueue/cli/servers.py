@@ -140,6 +140,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         args.pressure_window <= 0
     ):
         raise ConfigError("--pressure-*: stages need 0 s or more, windows more than 0 s")
+    if args.crash_runs < 1:
+        raise ConfigError("--crash-runs must be 1 or more")
     options = Options(
         history_rows=args.history_rows,
         pressure_rate=rate or 1000.0,
@@ -151,6 +153,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         pressure_workers=args.pressure_workers,
         pressure_concurrency=args.pressure_concurrency,
         workflow_width=args.workflow_width,
+        crash_runs=args.crash_runs,
         single_n=args.single_n,
         bulk_n=args.bulk_n,
         drain_n=args.drain_n,
