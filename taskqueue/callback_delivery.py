@@ -75,5 +75,9 @@ async def deliver(payload: CallbackPayload, ctx: TaskContext) -> dict[str, Any]:
     except outbound.RequestFailed as exc:
         raise CallbackFailed(str(exc)) from None
     if not answer.is_success:
-        raise CallbackFailed(f"{redact_url(payload.url)} answered HTTP {answer.status_code}")
-    return {"status_code": answer.status_code, "webhook_id": message_id}
+        cut = f" (body cut at {len(answer.body)} bytes)" if answer.truncated else ""
+        raise CallbackFailed(f"{redact_url(payload.url)} answered HTTP {answer.status_code}{cut}")
+    result: dict[str, Any] = {"status_code": answer.status_code, "webhook_id": message_id}
+    if answer.truncated:  # the receiver sent more than the worker reads
+        result["body_truncated"] = True
+    return result

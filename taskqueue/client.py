@@ -58,7 +58,9 @@ from taskqueue.models import (
     Task,
     TaskEvent,
     TaskFilter,
+    TaskOptions,
     WorkerInfo,
+    new_task,
 )
 from taskqueue.queues import DEFAULT_RETENTION, Queues
 from taskqueue.registry import Registry, load_registry
@@ -130,37 +132,13 @@ class TaskQueue:
         type: str,
         payload: Any = None,
         *,
-        queue: str | None = None,
-        priority: int | None = None,
-        run_at: datetime | None = None,
-        delay: float | None = None,
-        max_retries: int | None = None,
-        timeout_seconds: float | None = None,
-        idempotency_key: str | None = None,
-        name: str = "",
-        expires_at: datetime | None = None,
-        ttl_seconds: float | None = None,
-        callback: dict[str, Any] | None = None,
         connection: Any = None,
+        **options: Unpack[TaskOptions],
     ) -> Task:
         """Add one task; with ``connection`` (see taskqueue.connections) it joins that
         connection's transaction. An ``idempotency_key`` in use returns the existing task.
-        Expiry, callbacks: README "Results, expiry and callbacks"."""
-        new = NewTask(
-            type=type,
-            payload={} if payload is None else payload,
-            queue=queue,
-            name=name,
-            priority=priority,
-            max_retries=max_retries,
-            timeout_seconds=timeout_seconds,
-            run_at=run_at,
-            delay_seconds=delay,
-            idempotency_key=idempotency_key,
-            expires_at=expires_at,
-            ttl_seconds=ttl_seconds,
-            callback=callback,
-        )
+        Options: models.TaskOptions; expiry, callbacks: README "Results, expiry and callbacks"."""
+        new = new_task(type, payload, options)
         (result,) = await self.submit([new], connection=connection)
         return result.task
 

@@ -8,7 +8,7 @@ import random
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 
@@ -123,6 +123,34 @@ class NewTask(msgspec.Struct, kw_only=True):
     ttl_seconds: float | None = None
     # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}
     callback: Any = None
+
+
+class TaskOptions(TypedDict, total=False):
+    """What ``enqueue(type, payload, **options)`` takes besides the type and
+    payload, in the async and the sync API alike (``delay`` is NewTask's
+    ``delay_seconds``)."""
+
+    queue: str | None
+    name: str
+    priority: int | None
+    run_at: datetime | None
+    delay: float | None
+    max_retries: int | None
+    timeout_seconds: float | None
+    idempotency_key: str | None
+    expires_at: datetime | None
+    ttl_seconds: float | None
+    callback: dict[str, Any] | None
+
+
+def new_task(type: str, payload: Any, options: TaskOptions) -> NewTask:
+    """The NewTask for ``enqueue(type, payload, **options)``; an unknown
+    option is a TypeError, as for any keyword argument."""
+    fields: dict[str, Any] = dict(options)
+    delay = fields.pop("delay", None)
+    return NewTask(
+        type=type, payload={} if payload is None else payload, delay_seconds=delay, **fields
+    )
 
 
 class Enqueued(msgspec.Struct, frozen=True, gc=False):

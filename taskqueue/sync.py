@@ -14,8 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack, cast
 
 import msgspec
 import psycopg
@@ -24,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from taskqueue import connections, enqueue, store
 from taskqueue.client import _task_id
 from taskqueue.errors import InvalidArgument, TaskFailed, TaskNotFound, TaskStateConflict
-from taskqueue.models import Enqueued, NewTask, Status, Task, TaskEvent
+from taskqueue.models import Enqueued, NewTask, Status, Task, TaskEvent, TaskOptions, new_task
 from taskqueue.pooler import MODES, Mode
 from taskqueue.registry import Registry, load_registry
 from taskqueue.results import TERMINAL
@@ -131,32 +130,14 @@ class TaskQueue:
         type: str,
         payload: Any = None,
         *,
-        queue: str | None = None,
-        priority: int | None = None,
-        run_at: datetime | None = None,
-        delay: float | None = None,
-        max_retries: int | None = None,
-        timeout_seconds: float | None = None,
-        idempotency_key: str | None = None,
-        name: str = "",
         connection: Any = None,
+        **options: Unpack[TaskOptions],
     ) -> Task:
-        """Add one task. ``connection``: a psycopg Connection, a SQLAlchemy
-        Connection or Session, or a Django connection whose transaction the
-        insert joins. With an ``idempotency_key`` already in use, the
-        existing task is returned."""
-        new = NewTask(
-            type=type,
-            payload={} if payload is None else payload,
-            queue=queue,
-            name=name,
-            priority=priority,
-            max_retries=max_retries,
-            timeout_seconds=timeout_seconds,
-            run_at=run_at,
-            delay_seconds=delay,
-            idempotency_key=idempotency_key,
-        )
+        """Add one task, with the options of the async API (models.TaskOptions).
+        ``connection``: a psycopg Connection, a SQLAlchemy Connection or Session,
+        or a Django connection whose transaction the insert joins. With an
+        ``idempotency_key`` already in use, the existing task is returned."""
+        new = new_task(type, payload, options)
         (result,) = self.submit([new], connection=connection)
         return result.task
 

@@ -36,6 +36,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.answers: list[int] = []
+        self.answer_bytes = 0  # size of each answer's body
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/done"
@@ -48,7 +49,14 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
+                self.send_header("Content-Length", str(receiver.answer_bytes))
                 self.end_headers()
+                chunk = b"x" * 65536
+                for start in range(0, receiver.answer_bytes, len(chunk)):
+                    try:
+                        self.wfile.write(chunk[: receiver.answer_bytes - start])
+                    except OSError:  # the worker stopped reading at its cap
+                        return
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -118,6 +126,25 @@ async def test_a_finished_task_posts_its_signed_outcome(
     )
     assert delivery["queue"] == task.queue and delivery["type"] == "taskqueue.callback"
     assert (await audit(pool)).clean
+
+
+@pytest.mark.usefixtures("signed", "allow_loopback")
+async def test_a_long_answer_is_read_only_to_the_cap_and_the_delivery_says_so(
+    database_url: str,
+    pool: asyncpg.Pool,
+    tq: TaskQueue,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TASKQUEUE_WEBHOOK_MAX_RESPONSE_BYTES", "4096")
+    receiver.answer_bytes = 8 * 1024 * 1024
+    task = await tq.enqueue("noop", callback={"url": receiver.url})
+    async with running_worker(database_url):
+        await wait_until(lambda: _received(receiver, 1))
+        (delivery,) = await deliveries(pool, task.id)
+        await wait_until(lambda: _is(pool, delivery["id"], "succeeded"))
+    result = await pool.fetchval("SELECT result FROM taskqueue.tasks WHERE id = $1", delivery["id"])
+    assert result["status_code"] == 200 and result["body_truncated"] is True
 
 
 @pytest.mark.usefixtures("signed", "allow_loopback")

@@ -182,3 +182,18 @@ def test_a_value_postgresql_refuses_through_psycopg_is_the_inputs_fault(
         own = as_connection(PsycopgSync(conn, own=True))
         run_sync(enqueue.insert(lambda batch: store.enqueue_tasks(own, batch), [row]))
     assert "PostgreSQL refused it" in str(refused.value)
+
+
+def test_expiry_and_callback_options_are_the_async_apis(taskqueue_sync: TaskQueue) -> None:
+    hook = {"url": "https://hooks.example/done", "events": ["succeeded"]}
+    task = taskqueue_sync.enqueue("noop", ttl_seconds=60, callback=hook)
+    assert task.expires_at is not None
+    assert abs(task.expires_at - task.created_at - timedelta(seconds=60)) < timedelta(seconds=1)
+    assert task.callback is not None and task.callback["url"] == hook["url"]
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert taskqueue_sync.enqueue("noop", expires_at=later).expires_at == later
+    with pytest.raises(InvalidTask) as both:
+        taskqueue_sync.enqueue("noop", expires_at=later, ttl_seconds=5)
+    assert "ttl_seconds" in str(both.value) or "expires_at" in str(both.value)
+    with pytest.raises(TypeError):
+        taskqueue_sync.enqueue("noop", queu="typo")  # type: ignore[call-arg]
