@@ -22,8 +22,11 @@ KILLS = 3  # per run, at 1/4, 2/4 and 3/4 of the graph
 FAST = {  # short leases, so the killed worker's tasks are rescued quickly
     "TASKQUEUE_LEASE_SECONDS": "1.5",
     "TASKQUEUE_HEARTBEAT_SECONDS": "0.5",
-    "TASKQUEUE_CONCURRENCY": "8",
 }
+# The steady worker runs one task at a time, so that it cannot drain the
+# graph before each doomed worker (eight at a time) has claimed some.
+STEADY, DOOMED = "1", "8"
+SLEEP = 0.1  # seconds a task takes
 
 
 def graph(run: int) -> Workflow:
@@ -31,20 +34,21 @@ def graph(run: int) -> Workflow:
     for layer in range(DEPTH):
         for i in range(WIDTH):
             after = [f"{layer - 1}.{(i + k * 7) % WIDTH}" for k in range(FAN_IN)] if layer else []
-            wf.add("sleep", {"seconds": 0.05}, ref=f"{layer}.{i}", after=after, max_retries=10)
+            wf.add("sleep", {"seconds": SLEEP}, ref=f"{layer}.{i}", after=after, max_retries=10)
     return wf
 
 
 async def run(bench: Run) -> None:
     stranded = out_of_order = violations = held = 0
     total = WIDTH * DEPTH
-    env = bench.env(**FAST)
+    steady = bench.env(**FAST, TASKQUEUE_CONCURRENCY=STEADY)
+    doomed_env = bench.env(**FAST, TASKQUEUE_CONCURRENCY=DOOMED)
     for n in range(bench.o.crash_runs):
         await bench_store.reset(bench.pool)
         await bench.unchecked.workflows.submit(graph(n))
-        with process(["worker"], env, bench.log):
+        with process(["worker"], steady, bench.log):
             for kill in range(KILLS):
-                with process(["worker"], env, Path(bench.log)) as doomed:
+                with process(["worker"], doomed_env, Path(bench.log)) as doomed:
                     goal = min(total - 1, (kill + 1) * total // (KILLS + 1))
 
                     # Killed only while it holds tasks: a kill between claims
