@@ -141,11 +141,15 @@ class TaskQueue:
         expires_at: datetime | None = None,
         ttl_seconds: float | None = None,
         callback: dict[str, Any] | None = None,
+        sequence_key: str | None = None,
+        sequence_on_failure: str | None = None,
+        concurrency_key: str | None = None,
         connection: Any = None,
     ) -> Task:
         """Add one task; with ``connection`` (see taskqueue.connections) it joins that
         connection's transaction. An ``idempotency_key`` in use returns the existing task.
-        Expiry, callbacks: README "Results, expiry and callbacks"."""
+        Expiry, callbacks: README "Results, expiry and callbacks"; sequence and
+        concurrency keys: README "Sequences and per-key concurrency"."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -160,6 +164,9 @@ class TaskQueue:
             expires_at=expires_at,
             ttl_seconds=ttl_seconds,
             callback=callback,
+            sequence_key=sequence_key,
+            sequence_on_failure=sequence_on_failure,
+            concurrency_key=concurrency_key,
         )
         (result,) = await self.submit([new], connection=connection)
         return result.task
@@ -322,9 +329,12 @@ class TaskQueue:
         *,
         concurrency: int | None = _NOT_SET,
         rate: tuple[int, float] | RateLimit | None = _NOT_SET,
+        per_key: int | None = _NOT_SET,
         actor: str = "local",
     ) -> QueueInfo:
-        return await self.queues.set_limits(queue, concurrency=concurrency, rate=rate, actor=actor)
+        return await self.queues.set_limits(
+            queue, concurrency=concurrency, rate=rate, per_key=per_key, actor=actor
+        )
 
     # -- bulk actions and the operator log -----------------------------------------
 

@@ -157,13 +157,13 @@ def check_rate(rate: RateLimit) -> None:
         raise InvalidArgument("rate_limit.period_seconds", "must be > 0 and at most 7 days")
 
 
-def check_concurrency(concurrency: object) -> None:
+def check_concurrency(concurrency: object, field: str = "concurrency_limit") -> None:
     if concurrency is not None and (
         isinstance(concurrency, bool)
         or not isinstance(concurrency, int)
         or not 1 <= concurrency <= MAX_LIMIT
     ):
-        raise InvalidArgument("concurrency_limit", f"an integer from 1 to {MAX_LIMIT}, or null")
+        raise InvalidArgument(field, f"an integer from 1 to {MAX_LIMIT}, or null")
 
 
 def check_page(limit: object, error: Callable[[str, str], Exception] = InvalidArgument) -> None:

@@ -139,6 +139,9 @@ class TaskQueue:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         name: str = "",
+        sequence_key: str | None = None,
+        sequence_on_failure: str | None = None,
+        concurrency_key: str | None = None,
         connection: Any = None,
     ) -> Task:
         """Add one task. ``connection``: a psycopg Connection, a SQLAlchemy
@@ -156,6 +159,9 @@ class TaskQueue:
             run_at=run_at,
             delay_seconds=delay,
             idempotency_key=idempotency_key,
+            sequence_key=sequence_key,
+            sequence_on_failure=sequence_on_failure,
+            concurrency_key=concurrency_key,
         )
         (result,) = self.submit([new], connection=connection)
         return result.task

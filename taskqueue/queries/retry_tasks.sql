@@ -19,6 +19,7 @@ pending AS (
     LEFT JOIN taskqueue.tasks p ON p.id = d.parent_id
     WHERE m.status IN ('failed', 'cancelled')
       AND (p.status IN ('waiting', 'queued', 'running')
+           OR (d.on_parent_failure = 'hold' AND p.status = 'failed')
            OR d.parent_id IN (SELECT id FROM matched WHERE status IN ('failed', 'cancelled')))
     GROUP BY d.child_id
 ),
@@ -40,6 +41,8 @@ rewaiting AS MATERIALIZED (
     FROM changed c
     JOIN taskqueue.task_dependencies d ON d.parent_id = c.id
     WHERE c.children > 0 AND d.child_id NOT IN (SELECT id FROM changed)
+      -- A held sequence never counted its failed task down (0014_claim_keys).
+      AND NOT (d.on_parent_failure = 'hold' AND c.was = 'failed')
     GROUP BY d.child_id
 ),
 rewaiting_locked AS MATERIALIZED (
