@@ -81,6 +81,7 @@ class Task(msgspec.Struct, kw_only=True, gc=False):
     workflow_id: uuid.UUID | None = None  # the workflow it belongs to
     workflow_ref: str | None = None  # its name within that workflow
     waiting_on: int = 0  # parents not finished yet (while waiting)
+    tenant: str | None = None  # the tenant it belongs to (None: no tenant)
 
     @property
     def retry_count(self) -> int:
@@ -123,6 +124,7 @@ class NewTask(msgspec.Struct, kw_only=True):
     ttl_seconds: float | None = None
     # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}
     callback: Any = None
+    tenant: str | None = None  # the tenant it belongs to (README "Tenants")
 
 
 class Enqueued(msgspec.Struct, frozen=True, gc=False):

@@ -139,6 +139,7 @@ class TaskQueue:
         timeout_seconds: float | None = None,
         idempotency_key: str | None = None,
         name: str = "",
+        tenant: str | None = None,
         connection: Any = None,
     ) -> Task:
         """Add one task. ``connection``: a psycopg Connection, a SQLAlchemy
@@ -156,6 +157,7 @@ class TaskQueue:
             run_at=run_at,
             delay_seconds=delay,
             idempotency_key=idempotency_key,
+            tenant=tenant,
         )
         (result,) = self.submit([new], connection=connection)
         return result.task

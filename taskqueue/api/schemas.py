@@ -17,6 +17,7 @@ from taskqueue.limits import (
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
+    MAX_TENANT_LENGTH,
     MAX_TIMEOUT_SECONDS,
     MAX_TTL_SECONDS,
     MAX_TYPE_LENGTH,
@@ -53,6 +54,8 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Existing tasks this one waits for (it is `waiting` until they finish).
     depends_on: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] | None = None
     on_parent_failure: Literal["cancel", "run"] = "cancel"
+    # The tenant it belongs to; a tenant's token stamps its own (README "Tenants").
+    tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TENANT_LENGTH)] | None = None
 
     def to_new_task(self, idempotency_key: str | None = None) -> NewTask:
         return NewTask(
@@ -69,6 +72,7 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             expires_at=self.expires_at,
             ttl_seconds=self.ttl_seconds,
             callback=self.callback,
+            tenant=self.tenant,
         )
 
 
@@ -165,6 +169,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
     slot: datetime | None  # the slot it was fired for (null: triggered by hand)
     expires_at: datetime | None = None  # not started by then: it ends expired
     callback: Any = None  # {"url", "events"}: where its outcome is POSTed
+    tenant: str | None = None  # the tenant it belongs to (null: none)
 
     @classmethod
     def of(cls, task: Task, **extra: Any) -> Self:
@@ -193,6 +198,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
             slot=task.slot,
             expires_at=task.expires_at,
             callback=task.callback,
+            tenant=task.tenant,
             **extra,
         )
 

@@ -2,8 +2,8 @@
 -- workflow) the workflow, in one statement. Parents are either tasks of this
 -- batch (a workflow's graph) or tasks that exist already (depends_on by id).
 -- Tasks without dependencies take enqueue_tasks.sql, which this does not slow.
---   $1 json: the tasks, as enqueue_tasks.sql's $1 (expiry and callback
---      included), plus workflow_id and workflow_ref
+--   $1 json: the tasks, as enqueue_tasks.sql's $1 (expiry, callback and
+--      tenant included), plus workflow_id and workflow_ref
 --   $2 json: the dependencies, an array of {child, parent, on_parent_failure}
 --   $3 uuid: the workflow to create (NULL: none)
 --   $4 text: its name
@@ -26,7 +26,7 @@ WITH input AS (
         AS i(id uuid, queue text, type text, name text, payload jsonb, priority int,
              max_retries int, timeout_seconds float8, run_at timestamptz,
              delay_us bigint, idempotency_key text, traceparent text,
-             expires_at timestamptz, ttl_us bigint, callback jsonb,
+             expires_at timestamptz, ttl_us bigint, callback jsonb, tenant text,
              workflow_id uuid, workflow_ref text)
 ),
 edges AS (
@@ -68,7 +68,7 @@ per_child AS (
 inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent,
-                                 expires_at, callback,
+                                 expires_at, callback, tenant,
                                  status, waiting_on, parents, children, workflow_id, workflow_ref,
                                  completed_at)
     SELECT i.id, i.queue, i.type, i.name, i.payload, i.priority, i.max_retries,
@@ -76,7 +76,7 @@ inserted AS (
            coalesce(i.run_at, statement_timestamp() + i.delay_us * interval '1 microsecond'),
            i.idempotency_key, i.traceparent,
            coalesce(i.expires_at, statement_timestamp() + i.ttl_us * interval '1 microsecond'),
-           i.callback,
+           i.callback, i.tenant,
            CASE WHEN c.doomed_by IS NOT NULL THEN 'cancelled'
                 WHEN c.pending > 0 THEN 'waiting'
                 ELSE 'queued' END::taskqueue.task_status,

@@ -9,18 +9,18 @@
 --   $10 delay_us,
 --   $11 idempotency_key, $12 traceparent (NULL unless the producer is traced),
 --   $13 expires_at (NULL: statement_timestamp() + $14 microseconds, or none when
---   $14 is NULL too), $14 ttl_us, $15 callback (NULL: none)
+--   $14 is NULL too), $14 ttl_us, $15 callback (NULL: none), $16 tenant (NULL: none)
 WITH inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent,
-                                 expires_at, callback)
+                                 expires_at, callback, tenant)
     VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::jsonb, $6::int, $7::int, $8::float8,
             coalesce($9::timestamptz,
                      statement_timestamp() + $10::bigint * interval '1 microsecond'),
             $11::text, $12::text,
             coalesce($13::timestamptz,
                      statement_timestamp() + $14::bigint * interval '1 microsecond'),
-            $15::jsonb)
+            $15::jsonb, $16::text)
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, type, priority, run_at
 ),

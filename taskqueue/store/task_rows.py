@@ -41,6 +41,7 @@ class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     expires_at: datetime | None = None
     ttl_us: int | None = None
     callback: Any = None
+    tenant: str | None = None  # None (left out of the bulk JSON): no tenant
 
 
 # COPY leaves run_at to its default, statement_timestamp() (rows due now
@@ -94,4 +95,5 @@ def new_task(row: TaskRow, created_at: datetime, status: Status = Status.QUEUED)
         if row.ttl_us is None
         else created_at + timedelta(microseconds=row.ttl_us),
         callback=row.callback,
+        tenant=row.tenant,
     )
