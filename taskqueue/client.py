@@ -141,15 +141,15 @@ class TaskQueue:
         expires_at: datetime | None = None,
         ttl_seconds: float | None = None,
         callback: dict[str, Any] | None = None,
+        tenant: str | None = None,
         sequence_key: str | None = None,
         sequence_on_failure: str | None = None,
         concurrency_key: str | None = None,
         connection: Any = None,
     ) -> Task:
-        """Add one task; with ``connection`` (see taskqueue.connections) it joins that
-        connection's transaction. An ``idempotency_key`` in use returns the existing task.
-        Expiry, callbacks: README "Results, expiry and callbacks"; sequence and
-        concurrency keys: README "Sequences and per-key concurrency"."""
+        """Add one task (``connection``: in its transaction, see taskqueue.connections; an
+        ``idempotency_key`` in use returns its task). README: expiry, callbacks, tenants,
+        sequences and per-key concurrency."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -164,6 +164,7 @@ class TaskQueue:
             expires_at=expires_at,
             ttl_seconds=ttl_seconds,
             callback=callback,
+            tenant=tenant,
             sequence_key=sequence_key,
             sequence_on_failure=sequence_on_failure,
             concurrency_key=concurrency_key,
@@ -285,9 +286,8 @@ class TaskQueue:
         return events
 
     async def cancel(self, task_id: uuid.UUID | str, *, actor: str = "local") -> Task:
-        """Cancel a queued or running task (a running one's worker is told to
-        stop its handler, and its outcome is discarded); finished tasks raise
-        TaskStateConflict. ``actor`` names who did it in the operator log."""
+        """Cancel a queued or running task (a running one's handler is told to stop, its
+        outcome discarded); finished ones raise TaskStateConflict. ``actor``: for the log."""
         found = _task_id(task_id)
         task = await self._db.run(store.cancel_task, found, actor)
         if task is None:

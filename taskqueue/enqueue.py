@@ -32,6 +32,7 @@ from taskqueue.limits import (
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
+    MAX_TENANT_LENGTH,
     MAX_TIMEOUT_SECONDS,
     MAX_TTL_SECONDS,
     MAX_TYPE_LENGTH,
@@ -197,6 +198,12 @@ def resolve(
             field, message = wrong
             raise _invalid(index, count, f"callback.{field}" if field else "callback", message)
         callback = normalised(callback)
+    tenant = new.tenant
+    if tenant is not None and not (
+        type(tenant) is str and len(tenant) <= MAX_TENANT_LENGTH and _queue_name(tenant)
+    ):
+        problem = queue_problem(tenant, max_length=MAX_TENANT_LENGTH) or "invalid"
+        raise _invalid(index, count, "tenant", problem)
     sequence_key = _claim_key(new.sequence_key, "sequence_key", index, count)
     concurrency_key = _claim_key(new.concurrency_key, "concurrency_key", index, count)
     on_failure = new.sequence_on_failure
@@ -221,6 +228,7 @@ def resolve(
         expires_at=expires_at,
         ttl_us=ttl_us,
         callback=callback,
+        tenant=tenant,
         sequence_key=sequence_key,
         sequence_on_failure=on_failure,
         concurrency_key=concurrency_key,

@@ -81,6 +81,7 @@ class Task(msgspec.Struct, kw_only=True, gc=False):
     workflow_id: uuid.UUID | None = None  # the workflow it belongs to
     workflow_ref: str | None = None  # its name within that workflow
     waiting_on: int = 0  # parents not finished yet (while waiting)
+    tenant: str | None = None  # the tenant it belongs to (None: no tenant)
     sequence_key: str | None = None  # runs after the key's earlier tasks of its queue
     sequence_on_failure: str | None = None  # 'block': a final failure holds the sequence
     concurrency_key: str | None = None  # counted against the queue's per_key_concurrency
@@ -126,6 +127,7 @@ class NewTask(msgspec.Struct, kw_only=True):
     ttl_seconds: float | None = None
     # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}
     callback: Any = None
+    tenant: str | None = None  # the tenant it belongs to (README "Tenants")
     # Tasks with the same sequence_key in a queue run one at a time, in
     # enqueue order; sequence_on_failure "block" makes this task's final
     # failure hold the next ones (default "release").

@@ -182,3 +182,9 @@ def test_a_value_postgresql_refuses_through_psycopg_is_the_inputs_fault(
         own = as_connection(PsycopgSync(conn, own=True))
         run_sync(enqueue.insert(lambda batch: store.enqueue_tasks(own, batch), [row]))
     assert "PostgreSQL refused it" in str(refused.value)
+
+
+def test_enqueue_stamps_the_tenant(taskqueue_sync: TaskQueue) -> None:
+    task = taskqueue_sync.enqueue("noop", tenant="acme")
+    assert task.tenant == "acme"
+    assert taskqueue_sync.get(task.id).tenant == "acme"

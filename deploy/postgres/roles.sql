@@ -119,7 +119,7 @@ BEGIN
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
                   run_at, idempotency_key, traceparent, schedule, expires_at, callback,
                   status, waiting_on, parents, children, workflow_id, workflow_ref,
-                  completed_at)
+                  completed_at, tenant)
         ON taskqueue.tasks TO taskqueue_api;
     GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until, waiting_on)
         ON taskqueue.tasks TO taskqueue_api;

@@ -202,6 +202,15 @@ BEGIN
 END
 $$;
 
+CREATE INDEX tasks_claim_old_idx ON taskqueue.tasks (queue, type, priority DESC, run_at, id)
+    WHERE status = 'queued';
+DROP INDEX taskqueue.tasks_claim_idx;
+ALTER INDEX taskqueue.tasks_claim_old_idx RENAME TO tasks_claim_idx;
+DELETE FROM taskqueue.claim_lanes WHERE tenant <> '';
+ALTER TABLE taskqueue.claim_lanes
+    DROP CONSTRAINT claim_lanes_pkey,
+    ADD PRIMARY KEY (queue, type, priority);
+ALTER TABLE taskqueue.claim_lanes DROP COLUMN tenant;
 DROP FUNCTION IF EXISTS taskqueue.admit_keyed(text[], text[], integer[], integer[]);
 DROP FUNCTION IF EXISTS taskqueue.sequence_append(text[], text[], uuid[], boolean[]);
 DROP TABLE IF EXISTS taskqueue.sequences;

@@ -13,7 +13,7 @@
 -- and the statement that ends the tail for good releases it. Only a
 -- sequence's head is ever queued, so the claim never reads, skips or
 -- re-reads blocked tasks, and claims of keyless tasks are unchanged.
--- depends: 0012_session_revocations
+-- depends: 0013_tenants
 
 ALTER TABLE taskqueue.tasks
     ADD COLUMN sequence_key text,
@@ -269,7 +269,7 @@ BEGIN
         LEFT JOIN counts c ON c.id = l.id
         WHERE t.id = l.id AND t.status = 'waiting'
         RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.attempts,
-                  x.cause, c.parent
+                  x.cause, c.parent, coalesce(t.tenant, '') AS tenant
     ),
     changed_events AS (
         INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, detail)
@@ -288,8 +288,8 @@ BEGIN
         SELECT queue, count(*) FROM changed WHERE status = 'cancelled' GROUP BY queue
     ),
     lanes_opened AS (
-        INSERT INTO taskqueue.claim_lanes (queue, type, priority)
-        SELECT DISTINCT queue, type, priority FROM changed WHERE status = 'queued'
+        INSERT INTO taskqueue.claim_lanes (queue, type, priority, tenant)
+        SELECT DISTINCT queue, type, priority, tenant FROM changed WHERE status = 'queued'
         ON CONFLICT DO NOTHING
     ),
     woken AS (
@@ -355,7 +355,7 @@ BEGIN
         FROM judged j
         WHERE t.id = j.id AND t.status = 'waiting'
         RETURNING t.id, t.queue, t.type, t.priority, t.status, t.attempts, t.children,
-                  j.doomed_by
+                  j.doomed_by, coalesce(t.tenant, '') AS tenant
     ),
     changed_events AS (
         INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, detail)
@@ -374,8 +374,8 @@ BEGIN
         SELECT queue, count(*) FROM changed WHERE status = 'cancelled' GROUP BY queue
     ),
     lanes_opened AS (
-        INSERT INTO taskqueue.claim_lanes (queue, type, priority)
-        SELECT DISTINCT queue, type, priority FROM changed WHERE status = 'queued'
+        INSERT INTO taskqueue.claim_lanes (queue, type, priority, tenant)
+        SELECT DISTINCT queue, type, priority, tenant FROM changed WHERE status = 'queued'
         ON CONFLICT DO NOTHING
     ),
     woken AS (
@@ -403,3 +403,26 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION taskqueue.reconcile_waiting(integer, text) FROM PUBLIC;
+
+-- Fair claiming between tenants (0013_tenants): a claim lane is a queue,
+-- type, priority and tenant ('' for tasks of no tenant), so the claim can
+-- read each tenant's due tasks on their own and take them in turns
+-- (claim_tasks.sql) instead of in one run_at order where a tenant's flood
+-- would come first. The claim index gets the tenant before run_at; tasks of
+-- no tenant all share '' there, so single-tenant installs read their lanes
+-- exactly as before.
+ALTER TABLE taskqueue.claim_lanes ADD COLUMN tenant text NOT NULL DEFAULT '';
+ALTER TABLE taskqueue.claim_lanes
+    DROP CONSTRAINT claim_lanes_pkey,
+    ADD PRIMARY KEY (queue, type, priority, tenant);
+INSERT INTO taskqueue.claim_lanes (queue, type, priority, tenant)
+SELECT DISTINCT queue, type, priority, tenant
+FROM taskqueue.tasks
+WHERE status IN ('queued', 'running') AND tenant IS NOT NULL
+ON CONFLICT DO NOTHING;
+
+CREATE INDEX tasks_claim_lane_idx
+    ON taskqueue.tasks (queue, type, priority DESC, (coalesce(tenant, '')), run_at, id)
+    WHERE status = 'queued';
+DROP INDEX taskqueue.tasks_claim_idx;
+ALTER INDEX taskqueue.tasks_claim_lane_idx RENAME TO tasks_claim_idx;

@@ -46,25 +46,28 @@ allowance AS MATERIALIZED (
                END AS n) x
 ),
 due AS MATERIALIZED (
-    SELECT c.id, c.queue, c.priority, c.run_at, c.concurrency_key, a.n, a.per_key
+    SELECT c.id, c.queue, tn.tenant, c.priority, c.run_at, c.concurrency_key, a.n, a.per_key
     FROM allowance a
+    CROSS JOIN LATERAL (SELECT DISTINCT l.tenant FROM taskqueue.claim_lanes l
+                        WHERE l.queue = a.queue AND l.type = ANY ($5::text[])) tn
     CROSS JOIN LATERAL (
-        -- A queue's allowance holds across its lanes (types and
-        -- priorities), each read from its floor as in claim_tasks.sql.
+        -- A queue's allowance holds across its lanes (types, priorities and
+        -- tenants), each read from its floor as in claim_tasks.sql, each
+        -- tenant's on their own (they take turns below).
         SELECT w.id, w.queue, w.priority, w.run_at, w.concurrency_key
         FROM taskqueue.claim_lanes l
         CROSS JOIN LATERAL (
             SELECT t.id, t.queue, t.priority, t.run_at, t.concurrency_key
             FROM taskqueue.tasks t
             WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
-              AND t.priority = l.priority
+              AND t.priority = l.priority AND coalesce(t.tenant, '') = l.tenant
               AND t.run_at >= coalesce(l.floor_at, '-infinity') AND t.run_at <= now()
               AND (t.expires_at IS NULL OR t.expires_at > now())  -- see claim_tasks.sql
             ORDER BY t.run_at, t.id
             LIMIT a.wide
             FOR UPDATE SKIP LOCKED
         ) w
-        WHERE l.queue = a.queue AND l.type = ANY ($5::text[])
+        WHERE l.queue = a.queue AND l.type = ANY ($5::text[]) AND l.tenant = tn.tenant
         ORDER BY w.priority DESC, w.run_at, w.id
         LIMIT a.wide
     ) c
@@ -85,22 +88,28 @@ keys_admitted AS MATERIALIZED (
     WHERE x.qs IS NOT NULL
 ),
 candidates AS MATERIALIZED (
-    SELECT y.id
+    -- Tenants take turns as in claim_tasks.sql, within each queue's allowance.
+    SELECT v.id
     FROM (
-        SELECT z.*, row_number() OVER (PARTITION BY z.queue
-                                       ORDER BY z.priority DESC, z.run_at, z.id) AS queue_rank
+        SELECT y.*, row_number() OVER (PARTITION BY y.queue
+                                       ORDER BY y.turn, y.priority DESC, y.run_at, y.id)
+                        AS queue_rank
         FROM (
-            SELECT d.*, k.admitted,
-                   row_number() OVER (PARTITION BY d.queue, d.concurrency_key
-                                      ORDER BY d.priority DESC, d.run_at, d.id) AS key_rank
-            FROM due d
-            LEFT JOIN keys_admitted k
-              ON k.queue = d.queue AND k.key = d.concurrency_key
-        ) z
-        WHERE z.admitted IS NULL OR z.key_rank <= z.admitted
-    ) y
-    WHERE y.queue_rank <= y.n
-    ORDER BY y.priority DESC, y.run_at, y.id
+            SELECT z.*, row_number() OVER (PARTITION BY z.queue, z.tenant
+                                           ORDER BY z.priority DESC, z.run_at, z.id) AS turn
+            FROM (
+                SELECT d.*, k.admitted,
+                       row_number() OVER (PARTITION BY d.queue, d.concurrency_key
+                                          ORDER BY d.priority DESC, d.run_at, d.id) AS key_rank
+                FROM due d
+                LEFT JOIN keys_admitted k
+                  ON k.queue = d.queue AND k.key = d.concurrency_key
+            ) z
+            WHERE z.admitted IS NULL OR z.key_rank <= z.admitted
+        ) y
+    ) v
+    WHERE v.queue_rank <= v.n
+    ORDER BY v.turn, v.priority DESC, v.run_at, v.id
     LIMIT $2
 ),
 -- include: _claim_tail.sql

@@ -2,8 +2,8 @@
 -- workflow) the workflow, in one statement. Parents are either tasks of this
 -- batch (a workflow's graph) or tasks that exist already (depends_on by id).
 -- Tasks without dependencies take enqueue_tasks.sql, which this does not slow.
---   $1 json: the tasks, as enqueue_tasks.sql's $1 (expiry and callback
---      included), plus workflow_id and workflow_ref
+--   $1 json: the tasks, as enqueue_tasks.sql's $1 (expiry, callback and
+--      tenant included), plus workflow_id and workflow_ref
 --   $2 json: the dependencies, an array of {child, parent, on_parent_failure}
 --   $3 uuid: the workflow to create (NULL: none)
 --   $4 text: its name
@@ -33,7 +33,7 @@ WITH input AS (
         AS i(id uuid, queue text, type text, name text, payload jsonb, priority int,
              max_retries int, timeout_seconds float8, run_at timestamptz,
              delay_us bigint, idempotency_key text, traceparent text,
-             expires_at timestamptz, ttl_us bigint, callback jsonb,
+             expires_at timestamptz, ttl_us bigint, callback jsonb, tenant text,
              sequence_key text, sequence_on_failure text, concurrency_key text,
              workflow_id uuid, workflow_ref text)
 ),
@@ -107,7 +107,7 @@ per_child AS (
 inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent,
-                                 expires_at, callback,
+                                 expires_at, callback, tenant,
                                  sequence_key, sequence_on_failure, concurrency_key,
                                  status, waiting_on, parents, children, workflow_id, workflow_ref,
                                  completed_at)
@@ -116,7 +116,7 @@ inserted AS (
            coalesce(i.run_at, statement_timestamp() + i.delay_us * interval '1 microsecond'),
            i.idempotency_key, i.traceparent,
            coalesce(i.expires_at, statement_timestamp() + i.ttl_us * interval '1 microsecond'),
-           i.callback, i.sequence_key, i.sequence_on_failure, i.concurrency_key,
+           i.callback, i.tenant, i.sequence_key, i.sequence_on_failure, i.concurrency_key,
            CASE WHEN c.doomed_by IS NOT NULL THEN 'cancelled'
                 WHEN c.pending > 0 THEN 'waiting'
                 ELSE 'queued' END::taskqueue.task_status,
@@ -129,7 +129,7 @@ inserted AS (
     LEFT JOIN per_child c ON c.id = i.id
     LEFT JOIN (SELECT parent, count(*)::int AS n FROM edges GROUP BY parent) k ON k.parent = i.id
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, type, priority, run_at, status
+    RETURNING id, queue, type, priority, run_at, status, tenant
 ),
 dependencies AS (
     INSERT INTO taskqueue.task_dependencies (parent_id, child_id, on_parent_failure)
@@ -138,7 +138,7 @@ dependencies AS (
     WHERE e.child IN (SELECT id FROM inserted)
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM inserted WHERE status = 'queued'
+    SELECT queue, type, priority, run_at, tenant FROM inserted WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,

@@ -54,7 +54,7 @@ uncounted AS (
     FROM requeued
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM requeued WHERE status = 'queued'
+    SELECT queue, type, priority, run_at, tenant FROM requeued WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,

@@ -32,7 +32,7 @@ changed AS (
     FROM matched m
     LEFT JOIN pending pe ON pe.id = m.id
     WHERE t.id = m.id AND m.status IN ('failed', 'cancelled')
-    RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.children,
+    RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.children, t.tenant,
               m.status AS was, m.attempts AS was_attempts
 ),
 rewaiting AS MATERIALIZED (
@@ -68,7 +68,7 @@ uncounted AS (
     GROUP BY queue
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM changed WHERE status = 'queued'
+    SELECT queue, type, priority, run_at, tenant FROM changed WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,

@@ -93,7 +93,7 @@ async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
         columns=COPY_COLUMNS,
         records=[copy_record(row) for row in rows],
     )
-    lanes = {(row.queue, row.type, row.priority) for row in rows}
+    lanes = {(row.queue, row.type, row.priority, row.tenant or "") for row in rows}
     ids: list[uuid.UUID] = [row.id for row in rows]
     record = await conn.fetchrow(
         query("enqueue_copied"),
@@ -101,6 +101,7 @@ async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
         [lane[0] for lane in lanes],
         [lane[1] for lane in lanes],
         [lane[2] for lane in lanes],
+        [lane[3] for lane in lanes],
     )
     assert record is not None  # the statement always returns one row
     created_at: datetime = record["created_at"]
