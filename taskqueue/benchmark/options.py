@@ -6,9 +6,10 @@ import shutil
 
 import msgspec
 
-# What runs without --phases; history, pressure and workflow run only when named.
+# What runs without --phases; history, pressure, workflow and the claim-key
+# phases (fairness, sequences, keys) run only when named.
 DEFAULT_PHASES = ("single", "bulk", "rest", "drain", "limited", "pickup", "unknown", "depth")
-PHASES = (*DEFAULT_PHASES, "history", "pressure", "workflow")
+PHASES = (*DEFAULT_PHASES, "history", "pressure", "workflow", "fairness", "sequences", "keys")
 
 LIMIT = 1000  # the concurrency limit of the limited-queue drain
 UNKNOWN_AHEAD = 10_000  # tasks of a type the worker has no handler for, ahead in line
@@ -50,6 +51,27 @@ class Options(msgspec.Struct, kw_only=True):
     pressure_workers: int = 2  # worker processes
     pressure_concurrency: int = 10  # TASKQUEUE_CONCURRENCY of each
     workflow_width: int = 500  # tasks per layer of the workflow phase's 20 layers
+    # Claim keys (benchmark.claim_keys).
+    fairness_backlog: int = 100_000  # tenant a's tasks, enqueued first
+    fairness_tenants: int = 9  # other tenants, enqueueing meanwhile
+    fairness_rate: float = 10.0  # tasks/s of each other tenant
+    fairness_seconds: float = 5.0  # how long they enqueue
+    sequence_keys: int = 1000
+    sequence_length: int = 20  # tasks per key
+    sequence_workers: int = 4  # worker processes
+    sequence_kills: int = 2  # of them killed with SIGKILL on the way (and replaced)
+    keys_n: int = 20_000  # tasks of the keyed drain (and a tenth of it for the peak)
+    keys_distinct: int = 1000  # concurrency keys of the keyed drain
+    keys_workers: int = 3  # worker processes of the peak stage
+    keys_concurrency: int = 20  # TASKQUEUE_CONCURRENCY of each
+
+
+# The claim-key phases' sizes, each a --flag of `taskqueue bench` too.
+CLAIM_KEY_OPTIONS = tuple(
+    name
+    for name in Options.__struct_fields__
+    if name.startswith(("fairness_", "sequence_", "keys_"))
+)
 
 
 def rest_load_generator(options: Options) -> str:

@@ -26,7 +26,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, enqueue, store
-from taskqueue.benchmark import history, workflow
+from taskqueue.benchmark import claim_keys, history, workflow
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import (
     BATCH_CONNECTIONS,
@@ -440,6 +440,11 @@ class Bench:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: workflow")
                     await workflow.run(self)
+            for name, measure in claim_keys.PHASES.items():
+                if name in self.o.phases:
+                    for rep in range(self.o.reps):
+                        self._say(f"rep {rep + 1}/{self.o.reps}: {name}")
+                        await measure(self)
             if "pressure" in self.o.phases:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: pressure")

@@ -137,16 +137,14 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
-DECLARE
-    h bigint;
 BEGIN
-    FOR h IN
-        SELECT DISTINCT hashtextextended(w.queue || chr(31) || w.key, 20)
-        FROM unnest(p_queues, p_keys) AS w(queue, key)
-        ORDER BY 1
-    LOOP
-        PERFORM pg_advisory_xact_lock(h);
-    END LOOP;
+    -- One statement, the locks taken in the order of the sorted keys.
+    PERFORM pg_advisory_xact_lock(s.h)
+    FROM (SELECT DISTINCT hashtextextended(w.queue || chr(31) || w.key, 20) AS h
+          FROM unnest(p_queues, p_keys) AS w(queue, key)
+          ORDER BY 1) s;
+    -- A count per key (an index probe each, which stays short while vacuum
+    -- is held back), not a scan of every running keyed task.
     RETURN QUERY
     SELECT w.queue, w.key,
            least(w.wanted, greatest(0, w.lim - (

@@ -35,7 +35,7 @@ allowance AS MATERIALIZED (
     -- read for that. A queue with per_key_concurrency reads more than n, so
     -- that tasks of keys at their limit do not use up the claim.
     SELECT q.queue, x.n, p.per_key_concurrency AS per_key,
-           CASE WHEN p.per_key_concurrency IS NULL THEN x.n ELSE x.n * 4 + 16 END AS wide
+           CASE WHEN p.per_key_concurrency IS NULL THEN x.n ELSE x.n + 16 END AS wide
     FROM unnest($1::text[]) AS q(queue)
     LEFT JOIN taskqueue.queues p ON p.name = q.queue
     LEFT JOIN limited l ON l.name = q.queue
