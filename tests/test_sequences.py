@@ -6,14 +6,19 @@ independent. Claimed through the real claim and completion statements."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 
+from taskqueue.benchmark import store as bench_store
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidTask
 from taskqueue.models import NewTask, OutcomeKind
-from tests.helpers import run_audit, status_of
+from tests.helpers import run_audit, status_of, wait_until, worker_process
 from tests.test_workflows import claim, finish
+
+HANDLERS = "taskqueue.benchmark.handlers"  # bench_keyed: runs ms, fails a first attempt
 
 
 async def test_same_key_runs_one_at_a_time_in_enqueue_order(
@@ -141,3 +146,44 @@ async def test_bad_keys_are_refused_naming_the_field(
     with pytest.raises(InvalidTask) as caught:
         await tq.submit([NewTask(type="noop", **fields)])  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+async def test_worker_processes_keep_each_key_in_order_under_retries_and_a_kill(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    keys, length = 20, 5
+    producer = TaskQueue(pool, registry=None)  # bench_keyed is the workers' type
+    await producer.submit(
+        [
+            NewTask(
+                type="bench_keyed",
+                queue="seq",
+                sequence_key=f"k{k}",
+                max_retries=5,
+                payload={"pos": pos, "ms": 5, "fail": int((k + pos) % 4 == 0)},
+            )
+            for pos in range(length)
+            for k in range(keys)
+        ]
+    )
+    env = {"queues": "seq", "handlers": HANDLERS, "lease_seconds": "1", "concurrency": "8"}
+    log = tmp_path / "workers.log"
+
+    async def ended(n: int) -> bool:
+        return await bench_store.unfinished_tasks(pool) <= keys * length - n
+
+    async with (
+        worker_process(database_url, log, **env),
+        worker_process(database_url, log, **env) as doomed,
+    ):
+        await wait_until(lambda: ended(keys * length // 3), timeout=60)
+        doomed.kill()  # SIGKILL: its running tasks come back after their lease
+        await doomed.wait()
+        async with worker_process(database_url, log, **env):
+            await wait_until(lambda: ended(keys * length), timeout=90)
+    assert await bench_store.sequence_check(pool, "seq") == (0, 0, 0)  # overlaps, order, left
+    retried = await pool.fetchval(
+        "SELECT count(*) FROM taskqueue.task_events WHERE event_type = 'task_retry_scheduled'"
+    )
+    assert retried >= keys * length // 4
+    assert await run_audit(pool) == []
