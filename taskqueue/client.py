@@ -49,7 +49,6 @@ from taskqueue.models import (
     NewTask,
     OperatorAction,
     QueueInfo,
-    RateLimit,
     Schedule,
     ScheduleDetails,
     Stats,
@@ -147,9 +146,8 @@ class TaskQueue:
         concurrency_key: str | None = None,
         connection: Any = None,
     ) -> Task:
-        """Add one task (``connection``: in its transaction, see taskqueue.connections; an
-        ``idempotency_key`` in use returns its task). README: expiry, callbacks, tenants,
-        sequences and per-key concurrency."""
+        """Add one task; ``connection`` joins its transaction, a used ``idempotency_key``
+        returns its task. README: expiry, callbacks, tenants, sequences, per-key limits."""
         new = NewTask(
             type=type,
             payload={} if payload is None else payload,
@@ -323,18 +321,8 @@ class TaskQueue:
     async def resume(self, queue: str, *, actor: str = "local") -> QueueInfo:
         return await self.queues.resume(queue, actor=actor)
 
-    async def set_limits(
-        self,
-        queue: str,
-        *,
-        concurrency: int | None = _NOT_SET,
-        rate: tuple[int, float] | RateLimit | None = _NOT_SET,
-        per_key: int | None = _NOT_SET,
-        actor: str = "local",
-    ) -> QueueInfo:
-        return await self.queues.set_limits(
-            queue, concurrency=concurrency, rate=rate, per_key=per_key, actor=actor
-        )
+    async def set_limits(self, queue: str, **limits: Any) -> QueueInfo:
+        return await self.queues.set_limits(queue, **limits)  # concurrency, rate, per_key, actor
 
     # -- bulk actions and the operator log -----------------------------------------
 
