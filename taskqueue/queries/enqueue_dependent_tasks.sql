@@ -42,8 +42,13 @@ sequenced AS MATERIALIZED (
     SELECT id, queue, sequence_key, ord, sequence_on_failure = 'block' AS blocks,
            lag(id) OVER w AS prev_id,
            lag(sequence_on_failure = 'block') OVER w AS prev_blocks
-    FROM input
+    FROM input i
     WHERE sequence_key IS NOT NULL
+      -- A task whose idempotency key is taken is not inserted: it must not
+      -- become the key's tail either.
+      AND (i.idempotency_key IS NULL
+           OR NOT EXISTS (SELECT FROM taskqueue.tasks t
+                          WHERE t.idempotency_key = i.idempotency_key))
     WINDOW w AS (PARTITION BY queue, sequence_key ORDER BY ord)
 ),
 old_tails AS MATERIALIZED (
