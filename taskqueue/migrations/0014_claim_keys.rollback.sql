@@ -219,7 +219,6 @@ ALTER TABLE taskqueue.task_dependencies
     DROP CONSTRAINT task_dependencies_on_parent_failure,
     ADD CONSTRAINT task_dependencies_on_parent_failure
         CHECK (on_parent_failure IN ('cancel', 'run'));
-DROP INDEX IF EXISTS taskqueue.tasks_sequence_idx;
 DROP INDEX IF EXISTS taskqueue.tasks_running_keys_idx;
 ALTER TABLE taskqueue.queues DROP COLUMN IF EXISTS per_key_concurrency;
 ALTER TABLE taskqueue.tasks

@@ -29,9 +29,6 @@ ALTER TABLE taskqueue.queues
 -- outside the predicate and never enter this index).
 CREATE INDEX tasks_running_keys_idx ON taskqueue.tasks (queue, concurrency_key)
     WHERE status = 'running' AND concurrency_key IS NOT NULL;
--- The task page's "same sequence" reads.
-CREATE INDEX tasks_sequence_idx ON taskqueue.tasks (queue, sequence_key, id)
-    WHERE sequence_key IS NOT NULL;
 
 -- 'hold': a dependency of a sequence whose task blocks on failure; a failed
 -- parent keeps its child waiting (settle_children, reconcile_waiting).
