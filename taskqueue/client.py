@@ -49,7 +49,6 @@ from taskqueue.models import (
     NewTask,
     OperatorAction,
     QueueInfo,
-    RateLimit,
     Schedule,
     ScheduleDetails,
     Stats,
@@ -137,7 +136,7 @@ class TaskQueue:
     ) -> Task:
         """Add one task; with ``connection`` (see taskqueue.connections) it joins that
         connection's transaction. An ``idempotency_key`` in use returns the existing task.
-        Options: models.TaskOptions; expiry, callbacks: README "Results, expiry and callbacks"."""
+        Options: models.TaskOptions (README: expiry, callbacks, tenants, sequences, keys)."""
         new = new_task(type, payload, options)
         (result,) = await self.submit([new], connection=connection)
         return result.task
@@ -256,9 +255,8 @@ class TaskQueue:
         return events
 
     async def cancel(self, task_id: uuid.UUID | str, *, actor: str = "local") -> Task:
-        """Cancel a queued or running task (a running one's worker is told to
-        stop its handler, and its outcome is discarded); finished tasks raise
-        TaskStateConflict. ``actor`` names who did it in the operator log."""
+        """Cancel a queued or running task (a running one's handler is told to stop, its
+        outcome discarded); finished ones raise TaskStateConflict. ``actor``: for the log."""
         found = _task_id(task_id)
         task = await self._db.run(store.cancel_task, found, actor)
         if task is None:
@@ -294,15 +292,8 @@ class TaskQueue:
     async def resume(self, queue: str, *, actor: str = "local") -> QueueInfo:
         return await self.queues.resume(queue, actor=actor)
 
-    async def set_limits(
-        self,
-        queue: str,
-        *,
-        concurrency: int | None = _NOT_SET,
-        rate: tuple[int, float] | RateLimit | None = _NOT_SET,
-        actor: str = "local",
-    ) -> QueueInfo:
-        return await self.queues.set_limits(queue, concurrency=concurrency, rate=rate, actor=actor)
+    async def set_limits(self, queue: str, **limits: Any) -> QueueInfo:
+        return await self.queues.set_limits(queue, **limits)  # concurrency, rate, per_key, actor
 
     # -- bulk actions and the operator log -----------------------------------------
 

@@ -32,6 +32,7 @@ from taskqueue.limits import (
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
+    MAX_TENANT_LENGTH,
     MAX_TIMEOUT_SECONDS,
     MAX_TTL_SECONDS,
     MAX_TYPE_LENGTH,
@@ -197,6 +198,20 @@ def resolve(
             field, message = wrong
             raise _invalid(index, count, f"callback.{field}" if field else "callback", message)
         callback = normalised(callback)
+    tenant = new.tenant
+    if tenant is not None and not (
+        type(tenant) is str and len(tenant) <= MAX_TENANT_LENGTH and _queue_name(tenant)
+    ):
+        problem = queue_problem(tenant, max_length=MAX_TENANT_LENGTH) or "invalid"
+        raise _invalid(index, count, "tenant", problem)
+    sequence_key = _claim_key(new.sequence_key, "sequence_key", index, count)
+    concurrency_key = _claim_key(new.concurrency_key, "concurrency_key", index, count)
+    on_failure = new.sequence_on_failure
+    if on_failure is not None:
+        if on_failure not in ("release", "block"):
+            raise _invalid(index, count, "sequence_on_failure", '"release" or "block"')
+        if sequence_key is None:
+            raise _invalid(index, count, "sequence_on_failure", "needs a sequence_key")
     return store.TaskRow(
         id=uuid7(),
         queue=queue,
@@ -213,7 +228,20 @@ def resolve(
         expires_at=expires_at,
         ttl_us=ttl_us,
         callback=callback,
+        tenant=tenant,
+        sequence_key=sequence_key,
+        sequence_on_failure=on_failure,
+        concurrency_key=concurrency_key,
     )
+
+
+def _claim_key(key: object, field: str, index: int, count: int) -> str | None:
+    """A sequence or concurrency key: printable text as an idempotency key is."""
+    if key is None:
+        return None
+    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable():
+        return key
+    raise _invalid(index, count, field, _text(key, MAX_KEY_LENGTH, 1))
 
 
 def defaults(spec: TaskSpec | None) -> tuple[str, int, int, float]:

@@ -41,6 +41,7 @@ __all__ = [
     "MAX_RESULT_WAIT_SECONDS",
     "MAX_RETRIES_LIMIT",
     "MAX_SCHEDULE_NAME_LENGTH",
+    "MAX_TENANT_LENGTH",
     "MAX_TIMEOUT_SECONDS",
     "MAX_TTL_SECONDS",
     "MAX_TYPE_LENGTH",
@@ -64,6 +65,7 @@ DEFAULT_TIMEOUT_SECONDS: Final = 30.0
 MAX_NAME_LENGTH: Final = 200
 MAX_TYPE_LENGTH: Final = 100
 MAX_QUEUE_LENGTH: Final = 100
+MAX_TENANT_LENGTH: Final = 64  # a tenant's name follows the queue names' rule (0013_tenants)
 MAX_KEY_LENGTH: Final = 200
 MAX_PRIORITY: Final = 1000
 MAX_RETRIES_LIMIT: Final = 100
@@ -157,13 +159,13 @@ def check_rate(rate: RateLimit) -> None:
         raise InvalidArgument("rate_limit.period_seconds", "must be > 0 and at most 7 days")
 
 
-def check_concurrency(concurrency: object) -> None:
+def check_concurrency(concurrency: object, field: str = "concurrency_limit") -> None:
     if concurrency is not None and (
         isinstance(concurrency, bool)
         or not isinstance(concurrency, int)
         or not 1 <= concurrency <= MAX_LIMIT
     ):
-        raise InvalidArgument("concurrency_limit", f"an integer from 1 to {MAX_LIMIT}, or null")
+        raise InvalidArgument(field, f"an integer from 1 to {MAX_LIMIT}, or null")
 
 
 def check_page(limit: object, error: Callable[[str, str], Exception] = InvalidArgument) -> None:

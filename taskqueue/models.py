@@ -81,6 +81,10 @@ class Task(msgspec.Struct, kw_only=True, gc=False):
     workflow_id: uuid.UUID | None = None  # the workflow it belongs to
     workflow_ref: str | None = None  # its name within that workflow
     waiting_on: int = 0  # parents not finished yet (while waiting)
+    tenant: str | None = None  # the tenant it belongs to (None: no tenant)
+    sequence_key: str | None = None  # runs after the key's earlier tasks of its queue
+    sequence_on_failure: str | None = None  # 'block': a final failure holds the sequence
+    concurrency_key: str | None = None  # counted against the queue's per_key_concurrency
 
     @property
     def retry_count(self) -> int:
@@ -123,6 +127,14 @@ class NewTask(msgspec.Struct, kw_only=True):
     ttl_seconds: float | None = None
     # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}
     callback: Any = None
+    tenant: str | None = None  # the tenant it belongs to (README "Tenants")
+    # Tasks with the same sequence_key in a queue run one at a time, in
+    # enqueue order; sequence_on_failure "block" makes this task's final
+    # failure hold the next ones (default "release").
+    sequence_key: str | None = None
+    sequence_on_failure: str | None = None
+    # At most the queue's per_key_concurrency tasks of one key run at once.
+    concurrency_key: str | None = None
 
 
 class TaskOptions(TypedDict, total=False):
@@ -141,6 +153,10 @@ class TaskOptions(TypedDict, total=False):
     expires_at: datetime | None
     ttl_seconds: float | None
     callback: dict[str, Any] | None
+    tenant: str | None
+    sequence_key: str | None
+    sequence_on_failure: str | None
+    concurrency_key: str | None
 
 
 def new_task(type: str, payload: Any, options: TaskOptions) -> NewTask:
@@ -377,6 +393,8 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     paused: bool
     concurrency_limit: int | None
     rate_limit: RateLimit | None
+    # At most this many running tasks per concurrency_key (None: keys unlimited).
+    per_key_concurrency: int | None = None
     # How long its finished tasks are kept (durations such as 1d): its own
     # setting, else the default (TASKQUEUE_RETAIN_*) of the process that reads it.
     retain_succeeded: str

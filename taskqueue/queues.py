@@ -79,15 +79,20 @@ class Queues:
         *,
         concurrency: int | None = _NOT_SET,
         rate: tuple[int, float] | RateLimit | None = _NOT_SET,
+        per_key: int | None = _NOT_SET,
         actor: str = "local",
     ) -> QueueInfo:
-        """At most ``concurrency`` of the queue's tasks running at once, and
-        at most ``rate = (n, seconds)`` task starts per rolling period, across
-        every worker and host. None removes a limit; leaving one out keeps it."""
+        """At most ``concurrency`` of the queue's tasks running at once, at
+        most ``rate = (n, seconds)`` task starts per rolling period, and at
+        most ``per_key`` running tasks per concurrency_key, across every
+        worker and host. None removes a limit; leaving one out keeps it."""
         asked: dict[str, Any] = {}
         if concurrency is not _NOT_SET:
             check_concurrency(concurrency)
             asked["concurrency_limit"] = concurrency
+        if per_key is not _NOT_SET:
+            check_concurrency(per_key, "per_key_concurrency")
+            asked["per_key_concurrency"] = per_key
         limit: RateLimit | None = None
         if rate is not _NOT_SET:
             if rate is not None:
@@ -99,7 +104,9 @@ class Queues:
                 check_rate(limit)
             asked["rate_limit"] = None if limit is None else msgspec.to_builtins(limit)
         if not asked:
-            raise InvalidArgument("body", "give concurrency_limit, rate_limit or both")
+            raise InvalidArgument(
+                "body", "give concurrency_limit, rate_limit, per_key_concurrency or some of them"
+            )
         await self._db.run_connected(
             store.set_queue_limits,
             queue_name(queue),
@@ -109,6 +116,8 @@ class Queues:
             change_rate=rate is not _NOT_SET,
             actor=actor,
             asked=asked,
+            per_key=None if per_key is _NOT_SET else per_key,
+            change_per_key=per_key is not _NOT_SET,
         )
         return await self._settled(queue)
 
@@ -157,6 +166,7 @@ class Queues:
             paused=False,
             concurrency_limit=None,
             rate_limit=None,
+            per_key_concurrency=None,
             retain_succeeded=format_duration(self._retention.succeeded),
             retain_failed=format_duration(self._retention.failed),
             retain_cancelled=format_duration(self._retention.cancelled),

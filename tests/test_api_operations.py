@@ -35,7 +35,8 @@ async def test_queues_pause_resume_and_limits_over_http(database_url: str, tq: T
             None,
         )
         assert set(mail) == {
-            "name", "paused", "concurrency_limit", "rate_limit", "queued", "due", "scheduled",
+            "name", "paused", "concurrency_limit", "rate_limit", "per_key_concurrency",
+            "queued", "due", "scheduled",
             "retain_succeeded", "retain_failed", "retain_cancelled",
             "running", "waiting", "succeeded", "failed", "cancelled", "expired",
             "oldest_due_age_seconds",
@@ -61,12 +62,19 @@ async def test_queues_pause_resume_and_limits_over_http(database_url: str, tq: T
             "/api/queues/mail", json={"rate_limit": None}, headers=bearer(WRITER)
         )
         assert (kept.json()["concurrency_limit"], kept.json()["rate_limit"]) == (2, None)
+        per_key = await client.patch(
+            "/api/queues/mail", json={"per_key_concurrency": 3}, headers=bearer(WRITER)
+        )
+        assert (per_key.status_code, per_key.json()["per_key_concurrency"]) == (200, 3)
+        listed_again = (await client.get("/api/queues", headers=bearer(READER))).json()
+        assert [q["per_key_concurrency"] for q in listed_again if q["name"] == "mail"] == [3]
         for body, field in (
             ({"concurrency_limit": -1}, "concurrency_limit"),
             ({"concurrency_limit": 0}, "concurrency_limit"),
             ({"rate_limit": {"limit": 5, "period_seconds": 0}}, "rate_limit.period_seconds"),
             ({"rate_limit": {"limit": 0, "period_seconds": 1}}, "rate_limit.limit"),
             ({"concurrency": 3}, "concurrency"),
+            ({"per_key_concurrency": 0}, "per_key_concurrency"),
             ({}, "body"),
         ):
             bad = await client.patch("/api/queues/mail", json=body, headers=bearer(WRITER))
@@ -80,6 +88,7 @@ async def test_queues_pause_resume_and_limits_over_http(database_url: str, tq: T
         actions = (await client.get("/api/actions", headers=bearer(READER))).json()
         assert [(a["action"], a["actor"]) for a in actions] == [
             ("resume", "deploy-bot"),
+            ("limit", "deploy-bot"),
             ("limit", "deploy-bot"),
             ("limit", "deploy-bot"),
             ("pause", "deploy-bot"),

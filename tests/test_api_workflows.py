@@ -126,3 +126,27 @@ async def test_depends_on_existing_tasks_over_rest(database_url: str, pool: asyn
 
             await wait_until(drained)
     assert await run_audit(pool) == []
+
+
+async def test_tasks_and_workflow_steps_carry_the_tenant_they_were_given(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    async with api_client(database_url) as client:
+        one = await client.post("/api/tasks", json={"type": "noop", "tenant": "acme"})
+        assert one.status_code == 201, one.text
+        assert one.json()["tenant"] == "acme"
+        batch = await client.post(
+            "/api/tasks/batch", json={"tasks": [{"type": "noop", "tenant": "acme"}] * 2}
+        )
+        assert batch.status_code == 201, batch.text
+        flow = await client.post(
+            "/api/workflows",
+            json={"tasks": [{"ref": "a", "type": "noop", "tenant": "acme"}]},
+        )
+        assert flow.status_code == 201, flow.text
+        shown = (await client.get(f"/api/tasks/{one.json()['id']}")).json()
+        assert shown["tenant"] == "acme"
+        bad = await client.post("/api/tasks", json={"type": "noop", "tenant": "a b"})
+        assert bad.status_code == 422 and "tenant" in bad.text
+    counted = await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE tenant = 'acme'")
+    assert counted == 4

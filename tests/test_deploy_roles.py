@@ -556,7 +556,9 @@ async def test_row_level_security_leaves_the_worker_statements_on_their_indexes(
     # Each lane is read from its floor (the planner names the lane l or l_1).
     assert re.search(
         r"Index Cond: \(\(queue = (l\w*)\.queue\) AND \(type = \1\.type\)"
-        r" AND \(priority = \1\.priority\) AND \(run_at >= \1\.floor_at\)"
+        r" AND \(priority = \1\.priority\)"
+        # The lane's tenant ('' for tasks of none), then its floor.
+        r" AND \(COALESCE\(tenant, ''::text\) = \1\.tenant\) AND \(run_at >= \1\.floor_at\)"
         r" AND \(run_at <= now\(\)\)\)",
         claim_plan,
     )

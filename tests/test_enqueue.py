@@ -416,3 +416,32 @@ async def test_malformed_ids_and_filters_raise_taskqueue_errors(tq: TaskQueue) -
         [],
         [task.id],
     )
+
+
+async def test_a_task_carries_its_tenant_on_every_insert_path(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    one = await tq.enqueue("noop", tenant="acme")
+    few = await tq.enqueue_many([NewTask(type="noop", tenant="acme", delay_seconds=60)] * 3)
+    copied = await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * COPY_MIN_ROWS)
+    plain = await tq.enqueue("noop")
+    assert one.tenant == "acme" and (await tq.get(one.id)).tenant == "acme"
+    assert {t.tenant for t in few + copied} == {"acme"}
+    assert plain.tenant is None and (await tq.get(plain.id)).tenant is None
+    stored = await pool.fetch("SELECT tenant, count(*) FROM taskqueue.tasks GROUP BY tenant")
+    assert {r["tenant"]: r["count"] for r in stored} == {"acme": 4 + COPY_MIN_ROWS, None: 1}
+
+
+@pytest.mark.parametrize("tenant", ["", "a b", "x/y", "é", "a" * 65, 7])
+async def test_a_tenant_name_follows_the_queue_name_rule(tq: TaskQueue, tenant: object) -> None:
+    with pytest.raises(InvalidTask) as raised:
+        await tq.enqueue("noop", tenant=tenant)  # type: ignore[arg-type]
+    assert raised.value.field == "tenant"
+
+
+async def test_the_database_refuses_a_malformed_tenant(pool: asyncpg.Pool) -> None:
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute(
+            "INSERT INTO taskqueue.tasks (id, queue, type, tenant)"
+            " VALUES (gen_random_uuid(), 'default', 'noop', 'a b')"
+        )

@@ -40,6 +40,7 @@ TABLES = {
     "revoked_sessions",
     "task_dependencies",
     "workflows",
+    "sequences",
 }
 
 

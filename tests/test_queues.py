@@ -194,7 +194,7 @@ async def test_setting_a_limit_counts_the_tasks_already_running(
 async def test_queue_settings_are_checked_and_reported(tq: TaskQueue, pool: asyncpg.Pool) -> None:
     for bad in (0, -1, 1.5, True, 10**9):
         with pytest.raises(InvalidArgument) as caught:
-            await tq.set_limits("q", concurrency=bad)  # type: ignore[arg-type]
+            await tq.set_limits("q", concurrency=bad)
         assert caught.value.field == "concurrency_limit"
     for rate, field in (
         ((0, 1.0), "rate_limit.limit"),

@@ -112,6 +112,13 @@ def test_idempotency_key_returns_the_existing_task(taskqueue_sync: TaskQueue) ->
     assert [(r.task.id == first.id, r.created) for r in results] == [(True, False), (False, True)]
 
 
+def test_a_sequence_key_makes_the_next_task_wait(taskqueue_sync: TaskQueue) -> None:
+    first = taskqueue_sync.enqueue("noop", sequence_key="k", concurrency_key="c")
+    second = taskqueue_sync.enqueue("noop", sequence_key="k")
+    assert (first.status, second.status) == (Status.QUEUED, Status.WAITING)
+    assert taskqueue_sync.get(first.id).concurrency_key == "c"
+
+
 def test_enqueue_many_is_one_batch(taskqueue_sync: TaskQueue) -> None:
     tasks = taskqueue_sync.enqueue_many([NewTask(type="noop", payload={"i": i}) for i in range(5)])
     assert [taskqueue_sync.get(t.id).payload for t in tasks] == [{"i": i} for i in range(5)]
@@ -197,3 +204,9 @@ def test_expiry_and_callback_options_are_the_async_apis(taskqueue_sync: TaskQueu
     assert "ttl_seconds" in str(both.value) or "expires_at" in str(both.value)
     with pytest.raises(TypeError):
         taskqueue_sync.enqueue("noop", queu="typo")  # type: ignore[call-arg]
+
+
+def test_enqueue_stamps_the_tenant(taskqueue_sync: TaskQueue) -> None:
+    task = taskqueue_sync.enqueue("noop", tenant="acme")
+    assert task.tenant == "acme"
+    assert taskqueue_sync.get(task.id).tenant == "acme"

@@ -199,6 +199,23 @@ async def test_payload_strings_are_escaped_everywhere(database_url: str, tq: Tas
             assert "&lt;img src=x onerror=alert(1)&gt;" in page, path
 
 
+async def test_the_task_page_shows_its_sequence_and_concurrency_keys(
+    database_url: str, tq: TaskQueue
+) -> None:
+    task = await tq.enqueue(
+        "noop",
+        sequence_key="order-<b>42</b>",
+        sequence_on_failure="block",
+        concurrency_key="acct-7",
+    )
+    plain = await tq.enqueue("noop")
+    async with api_client(database_url) as client:
+        page = (await client.get(f"/tasks/{task.id}")).text
+        assert "order-&lt;b&gt;42&lt;/b&gt; (a failure blocks it)" in page
+        assert 'data-testid="concurrency-key">acct-7<' in page
+        assert "sequence key" not in (await client.get(f"/tasks/{plain.id}")).text
+
+
 def test_sign_in_time_is_bounded() -> None:
     """A signature check costs microseconds: no request is slowed by the cookie."""
     sessions = sessions_for()

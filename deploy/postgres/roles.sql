@@ -119,7 +119,7 @@ BEGIN
     GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
                   run_at, idempotency_key, traceparent, schedule, expires_at, callback,
                   status, waiting_on, parents, children, workflow_id, workflow_ref,
-                  completed_at)
+                  completed_at, tenant)
         ON taskqueue.tasks TO taskqueue_api;
     GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until, waiting_on)
         ON taskqueue.tasks TO taskqueue_api;
@@ -162,6 +162,22 @@ BEGIN
     -- a task due in the past (_open_lanes.sql).
     GRANT SELECT, INSERT (queue, type, priority), UPDATE (floor_at)
         ON taskqueue.claim_lanes TO taskqueue_api;
+    -- Claim keys (migration 0014_claim_keys): a new task's sequence and
+    -- concurrency keys, a tenant's claim lane (opened by producers and by
+    -- schedule firings), a sequence's tail kept only by sequence_append()
+    -- (SECURITY DEFINER), and the per-key admission of the governed claim.
+    IF to_regclass('taskqueue.sequences') IS NOT NULL THEN
+        GRANT INSERT (sequence_key, sequence_on_failure, concurrency_key)
+            ON taskqueue.tasks TO taskqueue_api;
+        GRANT INSERT (tenant) ON taskqueue.claim_lanes TO taskqueue_api, taskqueue_worker;
+        REVOKE ALL ON FUNCTION taskqueue.sequence_append(text[], text[], uuid[], boolean[]),
+                               taskqueue.admit_keyed(text[], text[], integer[], integer[])
+            FROM PUBLIC, taskqueue_api, taskqueue_worker, taskqueue_auditor;
+        GRANT EXECUTE ON FUNCTION taskqueue.sequence_append(text[], text[], uuid[], boolean[])
+            TO taskqueue_api;
+        GRANT EXECUTE ON FUNCTION taskqueue.admit_keyed(text[], text[], integer[], integer[])
+            TO taskqueue_worker;
+    END IF;
 
     -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired, its
     -- row in the registry, and schedules: define_schedule (the ones its code

@@ -36,6 +36,10 @@ class QueueLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] | msgspec.UnsetType | None
     ) = msgspec.UNSET
     rate_limit: RateLimitIn | msgspec.UnsetType | None = msgspec.UNSET
+    # At most this many running tasks per concurrency_key.
+    per_key_concurrency: (
+        Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
     # Durations such as "12h" or "7d" (checked by tq.queues.set_retention).
     retain_succeeded: str | msgspec.UnsetType | None = msgspec.UNSET
     retain_failed: str | msgspec.UnsetType | None = msgspec.UNSET
@@ -101,8 +105,10 @@ class QueueController(Controller):
         description=(
             "At most concurrency_limit of the queue's tasks run at once, and at most "
             "rate_limit.limit start per rolling rate_limit.period_seconds, across every "
-            "worker and host. retain_succeeded, retain_failed and retain_cancelled keep "
-            "the queue's finished tasks that long (durations such as 90s, 12h, 7d, 2w) "
+            "worker and host; at most per_key_concurrency tasks with the same "
+            "concurrency_key run at once. retain_succeeded, retain_failed and "
+            "retain_cancelled keep the queue's finished tasks that long (durations such "
+            "as 90s, 12h, 7d, 2w) "
             "before workers prune them. Leave a field out to keep it; null removes the "
             "limit, or sets the retention back to the default."
         ),
@@ -125,6 +131,8 @@ class QueueController(Controller):
         changes: dict[str, Any] = {}
         if body.concurrency_limit is not msgspec.UNSET:
             changes["concurrency"] = body.concurrency_limit
+        if body.per_key_concurrency is not msgspec.UNSET:
+            changes["per_key"] = body.per_key_concurrency
         if body.rate_limit is not msgspec.UNSET:
             rate = body.rate_limit
             changes["rate"] = (
@@ -138,8 +146,8 @@ class QueueController(Controller):
             if not retention:
                 raise InvalidArgument(
                     "body",
-                    "give concurrency_limit, rate_limit, retain_succeeded, retain_failed "
-                    "or retain_cancelled",
+                    "give concurrency_limit, rate_limit, per_key_concurrency, "
+                    "retain_succeeded, retain_failed or retain_cancelled",
                 )
             return await tq.queues.set_retention(name, actor=actor, **retention)
         return await tq.set_limits(name, actor=actor, **changes)

@@ -17,6 +17,7 @@ from taskqueue.limits import (
     MAX_PRIORITY,
     MAX_QUEUE_LENGTH,
     MAX_RETRIES_LIMIT,
+    MAX_TENANT_LENGTH,
     MAX_TIMEOUT_SECONDS,
     MAX_TTL_SECONDS,
     MAX_TYPE_LENGTH,
@@ -53,6 +54,18 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Existing tasks this one waits for (it is `waiting` until they finish).
     depends_on: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] | None = None
     on_parent_failure: Literal["cancel", "run"] = "cancel"
+    # The tenant it belongs to; a tenant's token stamps its own (README "Tenants").
+    tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TENANT_LENGTH)] | None = None
+    # Tasks with the same sequence_key in a queue run one at a time, in enqueue
+    # order; "block": this task's final failure holds the ones after it.
+    sequence_key: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | None = (
+        None
+    )
+    sequence_on_failure: Literal["release", "block"] | None = None
+    # At most the queue's per_key_concurrency tasks with this key run at once.
+    concurrency_key: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | None
+    ) = None
 
     def to_new_task(self, idempotency_key: str | None = None) -> NewTask:
         return NewTask(
@@ -69,6 +82,10 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             expires_at=self.expires_at,
             ttl_seconds=self.ttl_seconds,
             callback=self.callback,
+            tenant=self.tenant,
+            sequence_key=self.sequence_key,
+            sequence_on_failure=self.sequence_on_failure,
+            concurrency_key=self.concurrency_key,
         )
 
 
@@ -165,6 +182,10 @@ class TaskOut(msgspec.Struct, kw_only=True):
     slot: datetime | None  # the slot it was fired for (null: triggered by hand)
     expires_at: datetime | None = None  # not started by then: it ends expired
     callback: Any = None  # {"url", "events"}: where its outcome is POSTed
+    tenant: str | None = None  # the tenant it belongs to (null: none)
+    sequence_key: str | None = None  # runs after its key's earlier tasks, one at a time
+    sequence_on_failure: str | None = None  # "block": its final failure holds the sequence
+    concurrency_key: str | None = None  # counted against the queue's per_key_concurrency
 
     @classmethod
     def of(cls, task: Task, **extra: Any) -> Self:
@@ -193,6 +214,10 @@ class TaskOut(msgspec.Struct, kw_only=True):
             slot=task.slot,
             expires_at=task.expires_at,
             callback=task.callback,
+            tenant=task.tenant,
+            sequence_key=task.sequence_key,
+            sequence_on_failure=task.sequence_on_failure,
+            concurrency_key=task.concurrency_key,
             **extra,
         )
 

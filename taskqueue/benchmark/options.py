@@ -6,9 +6,19 @@ import shutil
 
 import msgspec
 
-# What runs without --phases; history, pressure, workflow and crash run only when named.
+# What runs without --phases; history, pressure, workflow, crash and the
+# claim-key phases (fairness, sequences, keys) run only when named.
 DEFAULT_PHASES = ("single", "bulk", "rest", "drain", "limited", "pickup", "unknown", "depth")
-PHASES = (*DEFAULT_PHASES, "history", "pressure", "workflow", "crash")
+PHASES = (
+    *DEFAULT_PHASES,
+    "history",
+    "pressure",
+    "workflow",
+    "crash",
+    "fairness",
+    "sequences",
+    "keys",
+)
 
 LIMIT = 1000  # the concurrency limit of the limited-queue drain
 UNKNOWN_AHEAD = 10_000  # tasks of a type the worker has no handler for, ahead in line
@@ -51,6 +61,27 @@ class Options(msgspec.Struct, kw_only=True):
     pressure_concurrency: int = 10  # TASKQUEUE_CONCURRENCY of each
     workflow_width: int = 500  # tasks per layer of the workflow phase's 20 layers
     crash_runs: int = 20  # graphs drained with kill -9 of a worker (crash phase)
+    # Claim keys (benchmark.claim_keys).
+    fairness_backlog: int = 100_000  # tenant a's tasks, enqueued first
+    fairness_tenants: int = 9  # other tenants, enqueueing meanwhile
+    fairness_rate: float = 10.0  # tasks/s of each other tenant
+    fairness_seconds: float = 5.0  # how long they enqueue
+    sequence_keys: int = 1000
+    sequence_length: int = 20  # tasks per key
+    sequence_workers: int = 4  # worker processes
+    sequence_kills: int = 2  # of them killed with SIGKILL on the way (and replaced)
+    keys_n: int = 20_000  # tasks of the keyed drain (and a tenth of it for the peak)
+    keys_distinct: int = 1000  # concurrency keys of the keyed drain
+    keys_workers: int = 3  # worker processes of the peak stage
+    keys_concurrency: int = 20  # TASKQUEUE_CONCURRENCY of each
+
+
+# The claim-key phases' sizes, each a --flag of `taskqueue bench` too.
+CLAIM_KEY_OPTIONS = tuple(
+    name
+    for name in Options.__struct_fields__
+    if name.startswith(("fairness_", "sequence_", "keys_"))
+)
 
 
 def rest_load_generator(options: Options) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from taskqueue.benchmark import claim_keys
 from taskqueue.benchmark.options import (
     BULK_PRODUCERS,
     LIMIT,
@@ -474,7 +475,7 @@ def _sized_rows(o: Options) -> list[Row]:
 
 def figures(results: dict[str, list[float]], options: Options | None = None) -> list[Figure]:
     found: list[Figure] = []
-    rows = _ROWS + _sized_rows(options or Options())
+    rows = _ROWS + _sized_rows(options or Options()) + claim_keys.rows(options or Options())
     for key, phase, figure, unit, ref_key, ref_name, target, met in rows:
         values = results.get(key)
         if not values:

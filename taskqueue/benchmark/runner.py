@@ -26,7 +26,7 @@ import asyncpg
 import msgspec
 
 from taskqueue import db, enqueue, store
-from taskqueue.benchmark import crash, history, workflow
+from taskqueue.benchmark import claim_keys, crash, history, workflow
 from taskqueue.benchmark import store as bench_store
 from taskqueue.benchmark.options import (
     BATCH_CONNECTIONS,
@@ -443,6 +443,11 @@ class Bench:
             if "crash" in self.o.phases:  # once: its figures are sums over its runs
                 self._say(f"crash: {self.o.crash_runs} graphs, kill -9 of a worker in each")
                 await crash.run(self)
+            for name, measure in claim_keys.PHASES.items():
+                if name in self.o.phases:
+                    for rep in range(self.o.reps):
+                        self._say(f"rep {rep + 1}/{self.o.reps}: {name}")
+                        await measure(self)
             if "pressure" in self.o.phases:
                 for rep in range(self.o.reps):
                     self._say(f"rep {rep + 1}/{self.o.reps}: pressure")

@@ -184,3 +184,22 @@ async def started_before_parent(conn: Executor) -> int:
 
 async def held_by_process(conn: Executor, pid: int) -> int:
     return int(await conn.fetchval(query("held_by_process"), f":{pid}:"))
+
+
+async def fair_pickups(conn: Executor, flooding: str) -> list[float]:
+    return [r["ms"] for r in await conn.fetch(query("fair_pickups"), flooding)]
+
+
+async def tenant_queued(conn: Executor, tenant: str) -> int:
+    return int(await conn.fetchval(query("tenant_queued"), tenant))
+
+
+async def key_peak(conn: Executor, queue: str) -> int:
+    return int(await conn.fetchval(query("key_peak"), queue))
+
+
+async def sequence_check(conn: Executor, queue: str) -> tuple[int, int, int]:
+    """(overlaps, order violations, unfinished tasks) of the sequences of ``queue``."""
+    row = await conn.fetchrow(query("sequence_check"), queue)
+    assert row is not None
+    return int(row["overlaps"]), int(row["violations"]), int(row["unfinished"])

@@ -159,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--crash-runs", type=int, default=20, help="crash phase: graphs drained with kill -9"
     )
+    for flag, kind, default, text in (
+        ("fairness-backlog", int, 100_000, "fairness: tenant a's backlog"),
+        ("fairness-tenants", int, 9, "fairness: other tenants"),
+        ("fairness-rate", float, 10.0, "fairness: tasks/s of each other tenant"),
+        ("fairness-seconds", float, 5.0, "fairness: seconds they enqueue"),
+        ("sequence-keys", int, 1000, "sequences: keys"),
+        ("sequence-length", int, 20, "sequences: tasks per key"),
+        ("sequence-workers", int, 4, "sequences: worker processes"),
+        ("sequence-kills", int, 2, "sequences: workers killed (SIGKILL) on the way"),
+        ("keys-n", int, 20_000, "keys: tasks drained (a tenth for the peak)"),
+        ("keys-distinct", int, 1000, "keys: distinct keys of the drain"),
+        ("keys-workers", int, 3, "keys: worker processes of the peak stage"),
+        ("keys-concurrency", int, 20, "keys: TASKQUEUE_CONCURRENCY of each"),
+    ):
+        bench.add_argument(f"--{flag}", type=kind, default=default, help=text)
     bench.add_argument("--json", action="store_true", help="JSON with every rep's value")
     bench.add_argument("--quiet", action="store_true", help="no progress output")
     bench.set_defaults(func=cmd_bench)

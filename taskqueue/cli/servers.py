@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from taskqueue.benchmark.options import PRESSURE_LONG
+    from taskqueue.benchmark.options import CLAIM_KEY_OPTIONS, PRESSURE_LONG
     from taskqueue.benchmark.runner import PHASES, Options, render_table, run_benchmark
 
     phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
@@ -154,6 +154,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         pressure_concurrency=args.pressure_concurrency,
         workflow_width=args.workflow_width,
         crash_runs=args.crash_runs,
+        **{name: getattr(args, name) for name in CLAIM_KEY_OPTIONS},
         single_n=args.single_n,
         bulk_n=args.bulk_n,
         drain_n=args.drain_n,

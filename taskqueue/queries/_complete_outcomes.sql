@@ -62,7 +62,7 @@ finished AS (
               CASE WHEN o.kind IN ('error', 'timeout') AND t.status = 'failed'
                         AND o.attempt <= t.max_retries THEN 'max_elapsed'
                    ELSE o.rule END AS rule,
-              t.callback, t.children, t.workflow_id,
+              t.callback, t.children, t.workflow_id, t.concurrency_key,
               -- Copied on only for a callback's body (results may be large).
               CASE WHEN t.callback IS NOT NULL THEN t.result END AS result
 ),
@@ -129,7 +129,9 @@ settled AS (
     HAVING count(*) > 0
 ),
 due_queues AS (
+    -- A task with a concurrency_key that stopped running frees a slot of its
+    -- key: claimers that found the key full hear of it now, not at a poll.
     SELECT string_agg(DISTINCT queue, ',') AS queues
     FROM finished
-    WHERE status = 'queued' AND run_at <= now()
+    WHERE (status = 'queued' AND run_at <= now()) OR concurrency_key IS NOT NULL
 )

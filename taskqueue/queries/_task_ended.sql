@@ -38,5 +38,5 @@ callbacks_queued_events AS (
     FROM callback_rows
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM callback_rows
+    SELECT queue, type, priority, run_at, NULL::text AS tenant FROM callback_rows
 )

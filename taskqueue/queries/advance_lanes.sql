@@ -13,25 +13,26 @@
 -- lowered the floor for a task this snapshot cannot see, or another raise)
 -- wins, and this one leaves the lane alone.
 WITH seen AS (
-    SELECT queue, type, priority, floor_at
+    SELECT queue, type, priority, tenant, floor_at
     FROM taskqueue.claim_lanes
     WHERE queue = ANY ($1::text[]) AND type = ANY ($2::text[])
 ),
 due AS MATERIALIZED (
-    SELECT l.queue, l.type, l.priority, l.floor_at
+    SELECT l.queue, l.type, l.priority, l.tenant, l.floor_at
     FROM taskqueue.claim_lanes l
-    JOIN seen s ON (s.queue, s.type, s.priority) = (l.queue, l.type, l.priority)
+    JOIN seen s ON (s.queue, s.type, s.priority, s.tenant)
+                   = (l.queue, l.type, l.priority, l.tenant)
     WHERE l.advanced_at <= now() - make_interval(secs => $4::float8)
       AND l.floor_at IS NOT DISTINCT FROM s.floor_at
-    ORDER BY l.queue, l.type, l.priority
+    ORDER BY l.queue, l.type, l.priority, l.tenant
     FOR UPDATE OF l SKIP LOCKED
 ),
 raised AS (
-    SELECT d.queue, d.type, d.priority,
+    SELECT d.queue, d.type, d.priority, d.tenant,
            least((SELECT t.run_at
                   FROM taskqueue.tasks t
                   WHERE t.status = 'queued' AND t.queue = d.queue AND t.type = d.type
-                    AND t.priority = d.priority
+                    AND t.priority = d.priority AND coalesce(t.tenant, '') = d.tenant
                     AND t.run_at >= coalesce(d.floor_at, '-infinity')
                   ORDER BY t.run_at
                   LIMIT 1),
@@ -42,5 +43,5 @@ UPDATE taskqueue.claim_lanes l
 SET floor_at = greatest(l.floor_at, r.floor_at),
     advanced_at = now()
 FROM raised r
-WHERE (l.queue, l.type, l.priority) = (r.queue, r.type, r.priority)
+WHERE (l.queue, l.type, l.priority, l.tenant) = (r.queue, r.type, r.priority, r.tenant)
 RETURNING l.queue, l.type, l.priority, l.floor_at;

@@ -14,46 +14,68 @@
 -- within a poll interval).
 -- The CTEs are MATERIALIZED on purpose: without the fence the planner may
 -- inline them into the UPDATE and lock/update more rows than LIMIT allows.
--- Each lane (queue, type, priority; taskqueue.claim_lanes) is read on its own
--- through tasks_claim_idx (queue, type, priority DESC, run_at, id), from the
+-- Each lane (queue, type, priority, tenant; taskqueue.claim_lanes) is read on
+-- its own through tasks_claim_idx (queue, type, priority DESC, tenant, run_at,
+-- id), from the
 -- lane's floor: the index entries that earlier claims left behind lie below
 -- it, so a claim reads about what it takes even while vacuum cannot remove
 -- them. A deep backlog in another queue or of a type this worker cannot run
 -- costs it nothing, and a task is never claimed by a worker that would have
--- to fail it. Lanes are taken a priority at a time, highest first, and the
--- claim stops as soon as it has enough: lanes of the same priority are
--- merged by run_at, lower priorities are not read at all. Within that
--- priority a few surplus rows stay locked until this statement's commit,
--- microseconds later, and other workers skip past them meanwhile.
+-- to fail it. Per tenant, lanes are taken a priority at a time, highest
+-- first, and its read stops as soon as it has enough: lanes of the same
+-- priority are merged by run_at, lower priorities are not read at all. The
+-- surplus rows (up to $2 per tenant with due work, less what is taken) stay
+-- locked until this statement's commit, microseconds later, and other
+-- workers skip past them meanwhile.
 WITH open_lanes AS MATERIALIZED (
-    SELECT l.queue, l.type, l.priority, coalesce(l.floor_at, '-infinity') AS floor_at
+    SELECT l.queue, l.type, l.priority, l.tenant, coalesce(l.floor_at, '-infinity') AS floor_at
     FROM taskqueue.claim_lanes l
     WHERE l.queue = ANY ($1::text[]) AND l.type = ANY ($5::text[])
       AND NOT EXISTS (SELECT FROM taskqueue.queues s WHERE s.name = l.queue)
 ),
 candidates AS MATERIALIZED (
-    SELECT c.id
-    FROM (SELECT DISTINCT priority FROM open_lanes ORDER BY priority DESC) AS g
-    CROSS JOIN LATERAL (
-        SELECT w.id, w.run_at
-        FROM open_lanes l
+    -- Fair claiming: each tenant's best $2 tasks (by priority, then run_at),
+    -- then taken in turns: every tenant's first, then every tenant's second,
+    -- and so on (within a turn by priority, then run_at). A tenant's flood
+    -- thus costs another tenant at most one turn per claim, and a tenant
+    -- whose head is the oldest of a turn is never passed over for long. Tasks
+    -- of no tenant are one tenant (''): a single-tenant install takes one
+    -- turn, in exactly the old order.
+    SELECT y.id
+    FROM (
+        SELECT c.id, c.priority, c.run_at,
+               row_number() OVER (PARTITION BY tn.tenant
+                                  ORDER BY c.priority DESC, c.run_at, c.id) AS turn
+        FROM (SELECT DISTINCT tenant FROM open_lanes) AS tn
         CROSS JOIN LATERAL (
-            SELECT t.id, t.run_at
-            FROM taskqueue.tasks t
-            WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
-              AND t.priority = l.priority AND t.run_at >= l.floor_at AND t.run_at <= now()
-              -- Never started once expired: passed over (not locked), and
-              -- ended by the expiry sweep (expire_tasks.sql). A NULL test
-              -- for tasks without an expiry.
-              AND (t.expires_at IS NULL OR t.expires_at > now())
-            ORDER BY t.run_at, t.id
+            SELECT c.id, c.priority, c.run_at
+            FROM (SELECT DISTINCT priority FROM open_lanes o WHERE o.tenant = tn.tenant
+                  ORDER BY priority DESC) AS g
+            CROSS JOIN LATERAL (
+                SELECT w.id, g.priority, w.run_at
+                FROM open_lanes l
+                CROSS JOIN LATERAL (
+                    SELECT t.id, t.run_at
+                    FROM taskqueue.tasks t
+                    WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
+                      AND t.priority = l.priority AND coalesce(t.tenant, '') = l.tenant
+                      AND t.run_at >= l.floor_at AND t.run_at <= now()
+                      -- Never started once expired: passed over (not locked), and
+                      -- ended by the expiry sweep (expire_tasks.sql). A NULL test
+                      -- for tasks without an expiry.
+                      AND (t.expires_at IS NULL OR t.expires_at > now())
+                    ORDER BY t.run_at, t.id
+                    LIMIT $2
+                    FOR UPDATE SKIP LOCKED
+                ) w
+                WHERE l.priority = g.priority AND l.tenant = tn.tenant
+                ORDER BY w.run_at, w.id
+                LIMIT $2
+            ) c
             LIMIT $2
-            FOR UPDATE SKIP LOCKED
-        ) w
-        WHERE l.priority = g.priority
-        ORDER BY w.run_at, w.id
-        LIMIT $2
-    ) c
+        ) c
+    ) y
+    ORDER BY y.turn, y.priority DESC, y.run_at, y.id
     LIMIT $2
 ),
 -- include: _claim_tail.sql

@@ -4,4 +4,5 @@
 -- afresh.
 --   $1 text queue
 DELETE FROM taskqueue.queues
-WHERE name = $1 AND NOT paused AND concurrency_limit IS NULL AND rate_limit IS NULL;
+WHERE name = $1 AND NOT paused AND concurrency_limit IS NULL AND rate_limit IS NULL
+  AND per_key_concurrency IS NULL;

@@ -3,13 +3,14 @@
 -- lanes, and one NOTIFY. The copied tasks are due now: their run_at and
 -- created_at are the COPY's statement_timestamp(), which this returns.
 --   $1 uuid[]  ids of the copied tasks
---   $2 text[]  queue, $3 text[] type, $4 int[] priority: their distinct lanes
+--   $2 text[]  queue, $3 text[] type, $4 int[] priority, $5 text[] tenant ('': none):
+--              their distinct lanes
 WITH copied AS MATERIALIZED (
     SELECT created_at FROM taskqueue.tasks WHERE id = ($1::uuid[])[1]
 ),
 lane_rows AS (
-    SELECT l.queue, l.type, l.priority, c.created_at AS run_at
-    FROM unnest($2::text[], $3::text[], $4::int[]) AS l(queue, type, priority)
+    SELECT l.queue, l.type, l.priority, c.created_at AS run_at, l.tenant
+    FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS l(queue, type, priority, tenant)
     CROSS JOIN copied c
 ),
 -- include: _open_lanes.sql

@@ -2,8 +2,8 @@
 -- workflow) the workflow, in one statement. Parents are either tasks of this
 -- batch (a workflow's graph) or tasks that exist already (depends_on by id).
 -- Tasks without dependencies take enqueue_tasks.sql, which this does not slow.
---   $1 json: the tasks, as enqueue_tasks.sql's $1 (expiry and callback
---      included), plus workflow_id and workflow_ref
+--   $1 json: the tasks, as enqueue_tasks.sql's $1 (expiry, callback and
+--      tenant included), plus workflow_id and workflow_ref
 --   $2 json: the dependencies, an array of {child, parent, on_parent_failure}
 --   $3 uuid: the workflow to create (NULL: none)
 --   $4 text: its name
@@ -18,20 +18,63 @@
 -- dependency and cancels the task for a 'cancel' one (event task_cancelled
 -- after its task_queued, naming the parent). Each task's task_queued event
 -- records the status it starts in. One NOTIFY for the tasks queued now.
+-- Tasks with a sequence_key (any batch that has one comes here) get one more
+-- parent: the task before them in their (queue, sequence_key), the previous
+-- one in this batch or else the key's tail (taskqueue.sequences, locked per
+-- key by sequence_append(), so concurrent producers of a key form one
+-- chain). Keyless rows of such a batch pay nothing for it.
 -- Returns one row: the ids inserted, statement_timestamp(), and the ids that
 -- started waiting and that were cancelled.
 WITH input AS (
-    SELECT *
-    FROM json_to_recordset($1::json)
+    -- ord: the task's place in the batch (a sequence's order within it).
+    SELECT i.*, e.ord
+    FROM json_array_elements($1::json) WITH ORDINALITY AS e(doc, ord)
+    CROSS JOIN LATERAL json_to_record(e.doc)
         AS i(id uuid, queue text, type text, name text, payload jsonb, priority int,
              max_retries int, timeout_seconds float8, run_at timestamptz,
              delay_us bigint, idempotency_key text, traceparent text,
-             expires_at timestamptz, ttl_us bigint, callback jsonb,
+             expires_at timestamptz, ttl_us bigint, callback jsonb, tenant text,
+             sequence_key text, sequence_on_failure text, concurrency_key text,
              workflow_id uuid, workflow_ref text)
+),
+sequenced AS MATERIALIZED (
+    -- Tasks of a sequence, each with the one before it in this batch.
+    SELECT id, queue, sequence_key, ord, sequence_on_failure = 'block' AS blocks,
+           lag(id) OVER w AS prev_id,
+           lag(sequence_on_failure = 'block') OVER w AS prev_blocks
+    FROM input i
+    WHERE sequence_key IS NOT NULL
+      -- A task whose idempotency key is taken is not inserted: it must not
+      -- become the key's tail either.
+      AND (i.idempotency_key IS NULL
+           OR NOT EXISTS (SELECT FROM taskqueue.tasks t
+                          WHERE t.idempotency_key = i.idempotency_key))
+    WINDOW w AS (PARTITION BY queue, sequence_key ORDER BY ord)
+),
+old_tails AS MATERIALIZED (
+    -- The first task of each key in this batch follows the key's tail, and
+    -- the last becomes the tail (taskqueue.sequence_append locks the key).
+    SELECT o.*
+    FROM (SELECT array_agg(queue) AS qs, array_agg(sequence_key) AS ks,
+                 array_agg(id) AS ids, array_agg(coalesce(blocks, false)) AS bs
+          FROM (SELECT DISTINCT ON (queue, sequence_key) queue, sequence_key, id, blocks
+                FROM sequenced ORDER BY queue, sequence_key, ord DESC) last) x
+    CROSS JOIN LATERAL taskqueue.sequence_append(x.qs, x.ks, x.ids, x.bs) o
+    WHERE x.qs IS NOT NULL
 ),
 edges AS (
     SELECT *
     FROM json_to_recordset($2::json) AS e(child uuid, parent uuid, on_parent_failure text)
+    UNION ALL
+    -- A sequence is a chain of dependencies: a finally failed predecessor
+    -- releases its successor ('run'), or holds it when it blocks ('hold').
+    SELECT s.id, coalesce(s.prev_id, t.tail_id),
+           CASE WHEN coalesce(s.prev_blocks, t.tail_blocks) THEN 'hold' ELSE 'run' END
+    FROM sequenced s
+    LEFT JOIN old_tails t ON (t.queue, t.key) = (s.queue, s.sequence_key)
+    WHERE coalesce(s.prev_id, t.tail_id) IS NOT NULL
+      AND NOT EXISTS (SELECT FROM json_to_recordset($2::json) AS x(child uuid, parent uuid)
+                      WHERE x.child = s.id AND x.parent = coalesce(s.prev_id, t.tail_id))
 ),
 workflow AS (
     INSERT INTO taskqueue.workflows (id, name)
@@ -51,7 +94,8 @@ old_parents AS MATERIALIZED (
 judged AS (
     SELECT e.child, e.parent,
            (e.parent IN (SELECT id FROM input)
-            OR o.status IN ('waiting', 'queued', 'running')) AS pending,
+            OR o.status IN ('waiting', 'queued', 'running')
+            OR (o.status = 'failed' AND e.on_parent_failure = 'hold')) AS pending,
            (o.status IN ('failed', 'cancelled', 'expired') AND e.on_parent_failure = 'cancel')
                AS dooming
     FROM edges e
@@ -68,7 +112,8 @@ per_child AS (
 inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent,
-                                 expires_at, callback,
+                                 expires_at, callback, tenant,
+                                 sequence_key, sequence_on_failure, concurrency_key,
                                  status, waiting_on, parents, children, workflow_id, workflow_ref,
                                  completed_at)
     SELECT i.id, i.queue, i.type, i.name, i.payload, i.priority, i.max_retries,
@@ -76,7 +121,7 @@ inserted AS (
            coalesce(i.run_at, statement_timestamp() + i.delay_us * interval '1 microsecond'),
            i.idempotency_key, i.traceparent,
            coalesce(i.expires_at, statement_timestamp() + i.ttl_us * interval '1 microsecond'),
-           i.callback,
+           i.callback, i.tenant, i.sequence_key, i.sequence_on_failure, i.concurrency_key,
            CASE WHEN c.doomed_by IS NOT NULL THEN 'cancelled'
                 WHEN c.pending > 0 THEN 'waiting'
                 ELSE 'queued' END::taskqueue.task_status,
@@ -89,7 +134,7 @@ inserted AS (
     LEFT JOIN per_child c ON c.id = i.id
     LEFT JOIN (SELECT parent, count(*)::int AS n FROM edges GROUP BY parent) k ON k.parent = i.id
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, type, priority, run_at, status
+    RETURNING id, queue, type, priority, run_at, status, tenant
 ),
 dependencies AS (
     INSERT INTO taskqueue.task_dependencies (parent_id, child_id, on_parent_failure)
@@ -98,7 +143,7 @@ dependencies AS (
     WHERE e.child IN (SELECT id FROM inserted)
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM inserted WHERE status = 'queued'
+    SELECT queue, type, priority, run_at, tenant FROM inserted WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,

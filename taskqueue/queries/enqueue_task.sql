@@ -9,23 +9,26 @@
 --   $10 delay_us,
 --   $11 idempotency_key, $12 traceparent (NULL unless the producer is traced),
 --   $13 expires_at (NULL: statement_timestamp() + $14 microseconds, or none when
---   $14 is NULL too), $14 ttl_us, $15 callback (NULL: none)
+--   $14 is NULL too), $14 ttl_us, $15 callback (NULL: none), $16 tenant (NULL: none),
+--   $17 sequence_key and $18 sequence_on_failure (NULL here: a task of a
+--   sequence takes enqueue_dependent_tasks.sql), $19 concurrency_key
 WITH inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent,
-                                 expires_at, callback)
+                                 expires_at, callback, tenant, sequence_key,
+                                 sequence_on_failure, concurrency_key)
     VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::jsonb, $6::int, $7::int, $8::float8,
             coalesce($9::timestamptz,
                      statement_timestamp() + $10::bigint * interval '1 microsecond'),
             $11::text, $12::text,
             coalesce($13::timestamptz,
                      statement_timestamp() + $14::bigint * interval '1 microsecond'),
-            $15::jsonb)
+            $15::jsonb, $16::text, $17::text, $18::text, $19::text)
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, type, priority, run_at
+    RETURNING id, queue, type, priority, run_at, tenant
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM inserted
+    SELECT queue, type, priority, run_at, tenant FROM inserted
 ),
 -- include: _open_lanes.sql
 ,

@@ -9,8 +9,9 @@
 --      delay_us), delay_us (microseconds after the database's clock when the
 --      statement began), idempotency_key,
 --      and traceparent (absent unless the producer is traced); expires_at or
---      ttl_us (microseconds after statement_timestamp()) and callback, absent
---      unless the task has them.
+--      ttl_us (microseconds after statement_timestamp()), callback, tenant and
+--      concurrency_key, absent unless the task has them (a task with a
+--      sequence_key takes enqueue_dependent_tasks.sql).
 -- Returns one row: the ids inserted and statement_timestamp() (every task's
 -- created_at, and what a task without run_at is due from, plus its delay),
 -- so the client builds the tasks from what it sent instead of decoding a row
@@ -23,23 +24,24 @@ WITH input AS (
         AS i(id uuid, queue text, type text, name text, payload jsonb, priority int,
              max_retries int, timeout_seconds float8, run_at timestamptz,
              delay_us bigint, idempotency_key text, traceparent text,
-             expires_at timestamptz, ttl_us bigint, callback jsonb)
+             expires_at timestamptz, ttl_us bigint, callback jsonb, tenant text,
+             concurrency_key text)
 ),
 inserted AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
                                  timeout_seconds, run_at, idempotency_key, traceparent,
-                                 expires_at, callback)
+                                 expires_at, callback, tenant, concurrency_key)
     SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
            coalesce(run_at, statement_timestamp() + delay_us * interval '1 microsecond'),
            idempotency_key, traceparent,
            coalesce(expires_at, statement_timestamp() + ttl_us * interval '1 microsecond'),
-           callback
+           callback, tenant, concurrency_key
     FROM input
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, type, priority, run_at
+    RETURNING id, queue, type, priority, run_at, tenant
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM inserted
+    SELECT queue, type, priority, run_at, tenant FROM inserted
 ),
 -- include: _open_lanes.sql
 ,

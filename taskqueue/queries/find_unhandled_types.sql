@@ -15,7 +15,8 @@ CROSS JOIN LATERAL (
     SELECT 1
     FROM taskqueue.tasks t
     WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
-      AND t.priority = l.priority AND t.run_at >= coalesce(l.floor_at, '-infinity')
+      AND t.priority = l.priority AND coalesce(t.tenant, '') = l.tenant
+      AND t.run_at >= coalesce(l.floor_at, '-infinity')
     ORDER BY t.run_at
     LIMIT 1
 ) AS queued

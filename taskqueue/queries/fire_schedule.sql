@@ -67,10 +67,10 @@ inserted AS (
     FROM recorded r
     CROSS JOIN due
     WHERE r.task_id IS NOT NULL
-    RETURNING id, queue, type, priority, run_at, slot
+    RETURNING id, queue, type, priority, run_at, slot, tenant
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM inserted
+    SELECT queue, type, priority, run_at, tenant FROM inserted
 ),
 -- include: _open_lanes.sql
 ,

@@ -82,6 +82,7 @@ states AS (
     SELECT n.queue AS name,
            coalesce(s.paused, false) AS paused,
            s.concurrency_limit,
+           s.per_key_concurrency,
            s.rate_limit,
            s.rate_period_seconds,
            k.retain_succeeded,

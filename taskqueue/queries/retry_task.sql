@@ -17,6 +17,7 @@ pending AS (
     JOIN taskqueue.task_dependencies d ON d.child_id = target.id
     JOIN taskqueue.tasks p ON p.id = d.parent_id
     WHERE p.status IN ('waiting', 'queued', 'running')
+       OR (d.on_parent_failure = 'hold' AND p.status = 'failed')
 ),
 requeued AS (
     UPDATE taskqueue.tasks t
@@ -34,6 +35,8 @@ rewaiting_locked AS MATERIALIZED (
     JOIN taskqueue.task_dependencies d ON d.parent_id = r.id
     JOIN taskqueue.tasks t ON t.id = d.child_id
     WHERE r.children > 0 AND t.status = 'waiting'
+      -- A held sequence never counted its failed task down (0014_claim_keys).
+      AND NOT (d.on_parent_failure = 'hold' AND r.was = 'failed')
     GROUP BY t.id
     ORDER BY t.id
 ),
@@ -51,7 +54,7 @@ uncounted AS (
     FROM requeued
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM requeued WHERE status = 'queued'
+    SELECT queue, type, priority, run_at, tenant FROM requeued WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,

@@ -19,6 +19,7 @@ pending AS (
     LEFT JOIN taskqueue.tasks p ON p.id = d.parent_id
     WHERE m.status IN ('failed', 'cancelled')
       AND (p.status IN ('waiting', 'queued', 'running')
+           OR (d.on_parent_failure = 'hold' AND p.status = 'failed')
            OR d.parent_id IN (SELECT id FROM matched WHERE status IN ('failed', 'cancelled')))
     GROUP BY d.child_id
 ),
@@ -31,7 +32,7 @@ changed AS (
     FROM matched m
     LEFT JOIN pending pe ON pe.id = m.id
     WHERE t.id = m.id AND m.status IN ('failed', 'cancelled')
-    RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.children,
+    RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.children, t.tenant,
               m.status AS was, m.attempts AS was_attempts
 ),
 rewaiting AS MATERIALIZED (
@@ -40,6 +41,8 @@ rewaiting AS MATERIALIZED (
     FROM changed c
     JOIN taskqueue.task_dependencies d ON d.parent_id = c.id
     WHERE c.children > 0 AND d.child_id NOT IN (SELECT id FROM changed)
+      -- A held sequence never counted its failed task down (0014_claim_keys).
+      AND NOT (d.on_parent_failure = 'hold' AND c.was = 'failed')
     GROUP BY d.child_id
 ),
 rewaiting_locked AS MATERIALIZED (
@@ -65,7 +68,7 @@ uncounted AS (
     GROUP BY queue
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM changed WHERE status = 'queued'
+    SELECT queue, type, priority, run_at, tenant FROM changed WHERE status = 'queued'
 ),
 -- include: _open_lanes.sql
 ,

@@ -16,7 +16,7 @@ inserted AS (
     RETURNING *
 ),
 lane_rows AS (
-    SELECT queue, type, priority, run_at FROM inserted
+    SELECT queue, type, priority, run_at, tenant FROM inserted
 ),
 -- include: _open_lanes.sql
 ,

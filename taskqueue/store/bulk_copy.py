@@ -37,7 +37,8 @@ def can_copy(conn: Executor) -> bool:
 
 def copyable(row: TaskRow) -> bool:
     """Due now, without an idempotency key nor an expiry counted from the
-    database's clock, and a plain TaskRow: COPY can take it as it is. A
+    database's clock nor a sequence (it waits for the key's previous task),
+    and a plain TaskRow: COPY can take it as it is. A
     subclass (store.workflows.DependentRow) is a task that may start waiting
     for its parents, which only enqueue_dependent_tasks.sql inserts."""
     return (
@@ -46,6 +47,7 @@ def copyable(row: TaskRow) -> bool:
         and row.run_at is None
         and not row.delay_us
         and row.ttl_us is None
+        and row.sequence_key is None
     )
 
 
@@ -91,7 +93,7 @@ async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
         columns=COPY_COLUMNS,
         records=[copy_record(row) for row in rows],
     )
-    lanes = {(row.queue, row.type, row.priority) for row in rows}
+    lanes = {(row.queue, row.type, row.priority, row.tenant or "") for row in rows}
     ids: list[uuid.UUID] = [row.id for row in rows]
     record = await conn.fetchrow(
         query("enqueue_copied"),
@@ -99,6 +101,7 @@ async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
         [lane[0] for lane in lanes],
         [lane[1] for lane in lanes],
         [lane[2] for lane in lanes],
+        [lane[3] for lane in lanes],
     )
     assert record is not None  # the statement always returns one row
     created_at: datetime = record["created_at"]

@@ -44,6 +44,8 @@ async def set_queue_limits(
     change_rate: bool,
     actor: str,
     asked: Any,
+    per_key: int | None = None,
+    change_per_key: bool = False,
 ) -> None:
     """Change a queue's limits and count its running tasks afresh, in one
     transaction (the first statement locks the row the recount relies on)."""
@@ -58,6 +60,8 @@ async def set_queue_limits(
             None if rate is None else rate.period_seconds,
             actor,
             asked,
+            change_per_key,
+            per_key,
         )
         await conn.execute(query("recount_running"), [queue])
         await conn.execute(query("drop_empty_queue_settings"), queue)
@@ -102,6 +106,7 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
     paused: bool
     concurrency_limit: int | None
     rate_limit: RateLimit | None
+    per_key_concurrency: int | None
     # The queue's own retention by state (None: the default).
     retain_succeeded: timedelta | None
     retain_failed: timedelta | None

@@ -41,6 +41,13 @@ class TaskRow(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     expires_at: datetime | None = None
     ttl_us: int | None = None
     callback: Any = None
+    tenant: str | None = None  # None (left out of the bulk JSON): no tenant
+    # Claim keys (migration 0014): None (left out of the bulk JSON) for most.
+    # A task with a sequence_key waits for the key's previous task, which
+    # only enqueue_dependent_tasks.sql knows how to insert.
+    sequence_key: str | None = None
+    sequence_on_failure: str | None = None  # 'block' | 'release' (None: release)
+    concurrency_key: str | None = None
 
 
 # COPY leaves run_at to its default, statement_timestamp() (rows due now
@@ -94,4 +101,8 @@ def new_task(row: TaskRow, created_at: datetime, status: Status = Status.QUEUED)
         if row.ttl_us is None
         else created_at + timedelta(microseconds=row.ttl_us),
         callback=row.callback,
+        tenant=row.tenant,
+        sequence_key=row.sequence_key,
+        sequence_on_failure=row.sequence_on_failure,
+        concurrency_key=row.concurrency_key,
     )

@@ -51,7 +51,16 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
 async def enqueue_tasks_by_statement(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueued]:
     """``enqueue_tasks`` in one statement, whatever the size (the benchmark's
     reference for the COPY path)."""
-    if len(rows) == 1:
+    waiting: frozenset[uuid.UUID] = frozenset()
+    if any(row.sequence_key is not None for row in rows):
+        # A task of a sequence waits for the key's previous task: the
+        # dependencies' statement (store.workflows) links it to it.
+        record = await conn.fetchrow(
+            query("enqueue_dependent_tasks"), _encode_json(rows), b"[]", None, ""
+        )
+        assert record is not None  # the statement always returns one row
+        waiting = frozenset(record["waiting_ids"] or ())
+    elif len(rows) == 1:
         record = await conn.fetchrow(query("enqueue_task"), *msgspec.structs.astuple(rows[0]))
     else:
         record = await conn.fetchrow(query("enqueue_tasks"), _encode_json(rows))
@@ -61,6 +70,13 @@ async def enqueue_tasks_by_statement(conn: Executor, rows: Sequence[TaskRow]) ->
     # cost the client more than the database spends inserting them.
     inserted_ids: list[uuid.UUID] = record["ids"] or []
     created_at: datetime = record["created_at"]
+    if waiting:
+        return [
+            Enqueued(new_task(row, created_at, _status(row.id, waiting)), True)
+            if row.id in inserted_ids
+            else await _owner(conn, row)
+            for row in rows
+        ]
     if len(inserted_ids) == len(rows):
         return [Enqueued(new_task(row, created_at), True) for row in rows]
     inserted = set(inserted_ids)
@@ -77,6 +93,18 @@ async def enqueue_tasks_by_statement(conn: Executor, rows: Sequence[TaskRow]) ->
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
     return results
+
+
+def _status(task_id: uuid.UUID, waiting: frozenset[uuid.UUID]) -> Status:
+    return Status.WAITING if task_id in waiting else Status.QUEUED
+
+
+async def _owner(conn: Executor, row: TaskRow) -> Enqueued:
+    """The task that owns ``row``'s idempotency key (``row`` was not inserted)."""
+    owner = await find_task_by_key(conn, row.idempotency_key or "")
+    if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
+        raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
+    return Enqueued(owner, False)
 
 
 async def find_task_by_key(conn: Executor, key: str) -> Task | None:
