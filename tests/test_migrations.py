@@ -40,6 +40,8 @@ TABLES = {
     "revoked_sessions",
     "task_dependencies",
     "workflows",
+    "tenants",
+    "tenant_counts",
 }
 
 

@@ -31,7 +31,7 @@ changed AS (
     FROM matched m
     LEFT JOIN pending pe ON pe.id = m.id
     WHERE t.id = m.id AND m.status IN ('failed', 'cancelled')
-    RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.children,
+    RETURNING t.id, t.queue, t.type, t.priority, t.run_at, t.status, t.children, t.tenant,
               m.status AS was, m.attempts AS was_attempts
 ),
 rewaiting AS MATERIALIZED (
@@ -64,6 +64,11 @@ uncounted AS (
     FROM changed
     GROUP BY queue
 ),
+tenant_changes AS (
+    SELECT tenant, 1 AS delta FROM changed
+),
+-- include: _tenant_counts.sql
+,
 lane_rows AS (
     SELECT queue, type, priority, run_at FROM changed WHERE status = 'queued'
 ),

@@ -113,6 +113,7 @@ from taskqueue.store.tasks import (
     search_tasks,
     task_history,
 )
+from taskqueue.store.tenants import TenantUsage, set_tenant_limits, tenant_usage
 from taskqueue.store.workers import (
     applied_migrations,
     backend_pid,
@@ -157,6 +158,7 @@ __all__ = [
     "Rescue",
     "ScheduleRow",
     "TaskRow",
+    "TenantUsage",
     "WorkflowRow",
     "WorkflowSummary",
     "WorkflowTask",
@@ -238,8 +240,10 @@ __all__ = [
     "set_queue_limits",
     "set_queue_paused",
     "set_queue_retention",
+    "set_tenant_limits",
     "succeeded_retentions",
     "task_history",
+    "tenant_usage",
     "trigger_schedule",
     "update_schedule",
 ]

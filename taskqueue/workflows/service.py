@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -99,7 +99,7 @@ class Workflows:
                 conn, dependent, edges, workflow_id=workflow_id, workflow_name=name
             )
 
-        done = await (run(connection) if connection is not None else self._db.run(run))
+        done = await _admitted(run(connection) if connection is not None else self._db.run(run))
         return SubmittedWorkflow(
             id=workflow_id,
             tasks=[
@@ -182,10 +182,10 @@ class Workflows:
             return await store.enqueue_dependent_tasks(conn, dependent, edges)
 
         if connection is not None:
-            done = await run(connection)
+            done = await _admitted(run(connection))
         else:
             async with self._db.pool.acquire() as conn, conn.transaction():
-                done = await run(conn)
+                done = await _admitted(run(conn))
         results = await enqueue.insert(lambda batch: _as_enqueued(batch, done, self._db), dependent)
         return enqueue.decode_payloads(results) if connection is None else results
 
@@ -237,3 +237,12 @@ async def _as_enqueued(
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
     return results
+
+
+async def _admitted(insert: Awaitable[store.DependentInsert]) -> store.DependentInsert:
+    """The insert's outcome; QuotaExceeded when a tenant's quota refused it."""
+    try:
+        return await insert
+    except Exception as exc:
+        enqueue.refuse_over_quota(exc)
+        raise
