@@ -6,7 +6,7 @@
 -- cancels are counted in queue_counts; callbacks for them are queued
 -- (_task_ended.sql); the dependents of cancelled tasks are settled
 -- (taskqueue.settle_children); the action is logged.
---   $1-$8          which tasks, and how many at most: see _bulk_match.sql
+--   $1-$8, $11     which tasks (and of which tenant), how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
 -- Returns how many tasks matched, how many changed, and the last id matched

@@ -113,7 +113,7 @@ from taskqueue.store.tasks import (
     search_tasks,
     task_history,
 )
-from taskqueue.store.tenants import TenantUsage, set_tenant_limits, tenant_usage
+from taskqueue.store.tenants import TenantUsage, set_tenant_limits, tenant_stats, tenant_usage
 from taskqueue.store.workers import (
     applied_migrations,
     backend_pid,
@@ -243,6 +243,7 @@ __all__ = [
     "set_tenant_limits",
     "succeeded_retentions",
     "task_history",
+    "tenant_stats",
     "tenant_usage",
     "trigger_schedule",
     "update_schedule",

@@ -206,11 +206,12 @@ class Workflows:
         )
 
     async def list(
-        self, *, before: uuid.UUID | None = None, limit: int = 50
+        self, *, before: uuid.UUID | None = None, limit: int = 50, tenant: str | None = None
     ) -> builtins.list[store.WorkflowSummary]:
+        """Newest first; ``tenant``: only workflows whose tasks belong to it."""
         if type(limit) is not int or not 1 <= limit <= 1000:
             raise InvalidTask("limit", "an integer from 1 to 1000")
-        return await self._db.run(store.list_workflows, before=before, limit=limit)
+        return await self._db.run(store.list_workflows, before=before, limit=limit, tenant=tenant)
 
 
 def _status_of(task_id: uuid.UUID, done: store.DependentInsert) -> Status:
