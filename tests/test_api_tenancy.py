@@ -16,6 +16,7 @@ import httpx
 import jwt
 from litestar.testing import AsyncTestClient
 
+from taskqueue.api.stream import Filters
 from taskqueue.client import TaskQueue
 from tests.api_helpers import api_client, api_process, free_port
 from tests.helpers import running_worker, wait_until
@@ -223,7 +224,7 @@ async def test_the_event_stream_carries_only_the_tenants_own_events(
         async def operator_saw_all() -> bool:
             seen = {task_id for _, _, task_id in operator.tasks()}
             return {theirs.id, untenanted.id, mine.id} <= seen and any(
-                kind == "action" for _, kind, _ in operator.messages
+                kind == "queue" for _, kind, _ in operator.messages
             )
 
         await wait_until(operator_saw_all)
@@ -240,3 +241,9 @@ async def test_the_event_stream_carries_only_the_tenants_own_events(
         async with httpx.AsyncClient(base_url=base) as client:
             refused = await client.get("/api/events?tenant=globex", headers=bearer(ACME))
             assert refused.status_code == 403
+
+
+def test_a_tenants_stream_filter_takes_its_tasks_and_no_operator_news() -> None:
+    scoped = Filters(tenant="acme")
+    assert not scoped.wants_other(None) and not scoped.wants_other(["default"])
+    assert Filters().wants_other(None)
