@@ -42,10 +42,11 @@ CREATE INDEX tenant_counts_tenant_idx ON taskqueue.tenant_counts (tenant);
 -- transaction at a time), the deltas appended since its last enqueue are
 -- folded into its counter, and over max_queued the statement fails with
 -- SQLSTATE TQ429, so that a batch is refused whole. A tenant without a row
--- has no limit and is not counted. Returns p_n.
+-- has no limit and is not counted. Returns p_n. SECURITY DEFINER: producers
+-- (the API's role) may call it but never write a counter themselves.
 CREATE FUNCTION taskqueue.admit_tasks(p_tenant text, p_n bigint)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -71,6 +72,8 @@ BEGIN
     RETURN p_n;
 END
 $$;
+
+REVOKE ALL ON FUNCTION taskqueue.admit_tasks(text, bigint) FROM PUBLIC;
 
 -- Tasks settle_children() or reconcile_waiting() cancel end like any
 -- other: 0011_expiry_callbacks' version, and their tenants' counters.
