@@ -158,3 +158,22 @@ async def test_over_rest_a_tenant_over_its_quota_gets_429_with_retry_after(
         assert (
             await client.patch("/api/tenants/a%20b", json={"max_queued": 1}, headers=operator)
         ).status_code == 422
+
+
+async def test_the_pruner_folds_the_deltas_of_a_tenant_that_stopped_enqueueing(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    from taskqueue.queues import DEFAULT_RETENTION
+    from taskqueue.worker.pruner import Pruner
+
+    await tq.tenants.set_limits("acme", max_queued=10)
+    tasks = await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * 3)
+    for task in tasks:
+        await tq.cancel(task.id)  # one delta row each
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tenant_counts") == 3
+    pruner = Pruner(pool, worker_id="pruner", retention=DEFAULT_RETENTION)
+    await pruner.run_once()
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tenant_counts") == 0
+    assert await pool.fetchval("SELECT unfinished FROM taskqueue.tenants") == 0
+    assert (await tq.tenants.get("acme")).unfinished == 0
+    assert pruner.readings()["folded"] >= 3

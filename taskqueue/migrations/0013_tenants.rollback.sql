@@ -49,6 +49,7 @@ BEGIN
     SELECT count(*) INTO queued FROM callbacks_queued;
 END
 $$;
+DROP FUNCTION IF EXISTS taskqueue.fold_tenant_counts(integer);
 DROP FUNCTION IF EXISTS taskqueue.admit_tasks(text, bigint);
 DROP TABLE IF EXISTS taskqueue.tenant_counts;
 DROP TABLE IF EXISTS taskqueue.tenants;

@@ -75,6 +75,42 @@ $$;
 
 REVOKE ALL ON FUNCTION taskqueue.admit_tasks(text, bigint) FROM PUBLIC;
 
+-- Fold the deltas of up to p_limit tenants into their counters, for the
+-- pruner: a tenant that stops enqueueing (admit_tasks() folds on every
+-- enqueue) still has its deltas folded, so tenant_counts stays a few rows per
+-- tenant. A tenant whose row an enqueue holds is skipped: that enqueue folds
+-- them itself. SECURITY DEFINER: the worker's role calls it but writes no
+-- counter itself. Returns how many delta rows went.
+CREATE FUNCTION taskqueue.fold_tenant_counts(p_limit integer)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH taken AS MATERIALIZED (
+        SELECT t.name
+        FROM taskqueue.tenants t
+        WHERE EXISTS (SELECT 1 FROM taskqueue.tenant_counts c WHERE c.tenant = t.name)
+        ORDER BY t.name
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ),
+    gone AS (
+        DELETE FROM taskqueue.tenant_counts c
+        USING taken
+        WHERE c.tenant = taken.name
+        RETURNING c.tenant, c.delta
+    ),
+    folded AS (
+        UPDATE taskqueue.tenants t
+        SET unfinished = t.unfinished + g.n
+        FROM (SELECT tenant, sum(delta) AS n FROM gone GROUP BY tenant) g
+        WHERE t.name = g.tenant
+    )
+    SELECT count(*) FROM gone;
+$$;
+
+REVOKE ALL ON FUNCTION taskqueue.fold_tenant_counts(integer) FROM PUBLIC;
+
 -- Tasks settle_children() or reconcile_waiting() cancel end like any
 -- other: 0011_expiry_callbacks' version, and their tenants' counters.
 CREATE OR REPLACE FUNCTION taskqueue.cascade_ended(p_ids uuid[])

@@ -113,7 +113,13 @@ from taskqueue.store.tasks import (
     search_tasks,
     task_history,
 )
-from taskqueue.store.tenants import TenantUsage, set_tenant_limits, tenant_stats, tenant_usage
+from taskqueue.store.tenants import (
+    TenantUsage,
+    fold_tenant_counts,
+    set_tenant_limits,
+    tenant_stats,
+    tenant_usage,
+)
 from taskqueue.store.workers import (
     applied_migrations,
     backend_pid,
@@ -198,6 +204,7 @@ __all__ = [
     "find_unhandled_types",
     "fire_schedule",
     "fold_queue_counts",
+    "fold_tenant_counts",
     "fragment",
     "get_schedule",
     "get_task",

@@ -28,6 +28,11 @@ async def tenant_usage(conn: Executor, tenant: str) -> TenantUsage:
     )
 
 
+async def fold_tenant_counts(conn: Executor, limit: int = 1000) -> int:
+    """Fold up to ``limit`` tenants' deltas into their counters; how many rows went."""
+    return int(await conn.fetchval(query("fold_tenant_counts"), limit))
+
+
 async def set_tenant_limits(
     conn: Executor, tenant: str, *, max_queued: int | None, actor: str, asked: Any
 ) -> None:
