@@ -77,11 +77,12 @@ class TenantWorkflows(Workflows):
 
     def __init__(self, base: Workflows, tenant: str) -> None:
         self.__dict__.update(base.__dict__)
-        self.tenant = tenant
+        self.tenant = tenant  # also what Workflows checks depends_on against
+        self._scoped = tenant
 
     async def submit(self, workflow: Workflow, *, connection: Any = None) -> SubmittedWorkflow:
         scoped = Workflow(workflow.name)
-        tasks = stamped([step.task for step in workflow.steps], self.tenant)
+        tasks = stamped([step.task for step in workflow.steps], self._scoped)
         scoped.steps = [
             msgspec.structs.replace(step, task=task)
             for step, task in zip(workflow.steps, tasks, strict=True)
@@ -91,21 +92,21 @@ class TenantWorkflows(Workflows):
     async def enqueue_after(
         self, tasks: Sequence[NewTask], *args: Any, **kwargs: Any
     ) -> builtins.list[Enqueued]:
-        results = await super().enqueue_after(stamped(tasks, self.tenant), *args, **kwargs)
-        return _own(results, self.tenant)
+        results = await super().enqueue_after(stamped(tasks, self._scoped), *args, **kwargs)
+        return _own(results, self._scoped)
 
     async def get(self, workflow_id: uuid.UUID | str) -> WorkflowDetail:
         found = await super().get(workflow_id)
-        if not found.tasks or any(t.tenant != self.tenant for t in found.tasks):
+        if not found.tasks or any(t.tenant != self._scoped for t in found.tasks):
             raise WorkflowNotFound(found.id)
         return found
 
     async def list(
         self, *, before: uuid.UUID | None = None, limit: int = 50, tenant: str | None = None
     ) -> builtins.list[store.WorkflowSummary]:
-        if tenant not in (None, self.tenant):
-            raise TenantForbidden(f"this token acts for tenant {self.tenant!r} only")
-        return await super().list(before=before, limit=limit, tenant=self.tenant)
+        if tenant not in (None, self._scoped):
+            raise TenantForbidden(f"this token acts for tenant {self._scoped!r} only")
+        return await super().list(before=before, limit=limit, tenant=self._scoped)
 
 
 class TenantQueue(TaskQueue):

@@ -21,8 +21,8 @@ class Tenants:
         self._db = runner
 
     async def get(self, name: str) -> store.TenantUsage:
-        """``name``'s quota and unfinished tasks (any name: a tenant with no
-        quota and no tasks uses 0 of no limit)."""
+        """``name``'s quota and unfinished tasks (any name: a tenant that never
+        had a quota is not counted, and shows None for both)."""
         limits.check_tenant(name, "name")
         return await self._db.run(store.tenant_usage, name)
 

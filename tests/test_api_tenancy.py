@@ -93,6 +93,10 @@ async def test_every_task_route_shows_a_tenant_only_its_own_tasks(database_url: 
             for action in ("cancel", "retry"):
                 acted = await client.post(f"/api/tasks/{foreign}/{action}", headers=acme)
                 assert acted.status_code == 404, (action, acted.text)
+        waits_on_foreign = await client.post(
+            "/api/tasks", json={"type": "noop", "depends_on": [ids["globex"]]}, headers=acme
+        )
+        assert waits_on_foreign.status_code == 422  # as if it did not exist
         own = await client.get(f"/api/tasks/{ids['acme']}/history", headers=acme)
         assert own.status_code == 200 and own.json()[0]["event_type"] == "task_queued"
         assert (

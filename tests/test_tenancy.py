@@ -92,3 +92,16 @@ async def test_operator_operations_are_refused(tq: TaskQueue) -> None:
             await call()
     await acme.close()  # closes nothing: the pool is tq's
     assert (await tq.enqueue("noop")).tenant is None
+
+
+async def test_its_tasks_may_wait_only_for_its_own_tasks(tq: TaskQueue) -> None:
+    acme = TenantQueue(tq, "acme")
+    theirs = await tq.enqueue("noop", tenant="globex")
+    nobodys = await tq.enqueue("noop")
+    mine = await acme.enqueue("noop")
+    for other in (theirs.id, nobodys.id):
+        with pytest.raises(InvalidTask) as raised:  # as if it did not exist
+            await acme.workflows.enqueue("noop", depends_on=[other])
+        assert raised.value.field == "depends_on" and "no such task" in raised.value.message
+    waits = await acme.workflows.enqueue("noop", depends_on=[mine.id])
+    assert (waits.status, waits.tenant) == ("waiting", "acme")

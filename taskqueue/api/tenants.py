@@ -41,6 +41,10 @@ class TenantController(Controller):
         "/{name:str}",
         responses=error_responses(403, 422),
         summary="A tenant's quota and its unfinished tasks",
+        description=(
+            "unfinished counts its waiting, queued and running tasks; null for a tenant "
+            "that never had a quota (it is not counted)."
+        ),
     )
     async def get_tenant(self, state: State, name: FromPath[str]) -> TenantUsage:
         # The app's own TaskQueue: the auth middleware lets a tenant's token

@@ -96,7 +96,8 @@ admitted AS (
     -- order (the order its rows are locked in): over it, the statement fails
     -- (SQLSTATE TQ429) and the batch is refused whole. No call without tenants.
     SELECT taskqueue.admit_tasks(tenant, n) AS n
-    FROM (SELECT tenant, count(*) AS n FROM inserted WHERE tenant IS NOT NULL AND status <> 'cancelled'
+    FROM (SELECT tenant, count(*) AS n FROM inserted
+          WHERE tenant IS NOT NULL AND status <> 'cancelled'  -- cancelled at once: finished
           GROUP BY tenant ORDER BY tenant) AS per_tenant
 ),
 dependencies AS (

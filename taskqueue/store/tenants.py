@@ -17,7 +17,7 @@ class TenantUsage(msgspec.Struct, kw_only=True):
 
     name: str
     max_queued: int | None  # None: no limit
-    unfinished: int
+    unfinished: int | None  # None: not counted (the tenant never had a quota)
 
 
 async def tenant_usage(conn: Executor, tenant: str) -> TenantUsage:

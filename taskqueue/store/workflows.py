@@ -104,8 +104,11 @@ async def enqueue_dependent_tasks(
     )
 
 
-async def existing_task_ids(conn: Executor, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    return {r["id"] for r in await conn.fetch(query("existing_task_ids"), list(ids))}
+async def existing_task_ids(
+    conn: Executor, ids: Sequence[uuid.UUID], tenant: str | None = None
+) -> set[uuid.UUID]:
+    """Which of ``ids`` exist (``tenant``: and belong to that tenant)."""
+    return {r["id"] for r in await conn.fetch(query("existing_task_ids"), list(ids), tenant)}
 
 
 async def get_workflow(conn: Executor, workflow_id: uuid.UUID) -> WorkflowRow | None:

@@ -198,8 +198,8 @@ async def tasks_page(
     if viewer.tenant is None:
         states = await tq.views.queue_states(limit=QUEUE_CHOICES)
         queue_names = [q.name for q in states.queues]
-    else:  # its own queues, and how much of its quota it uses
-        queue_names = [q.queue for q in (await tq.stats()).queues]
+    else:  # no other tenant's queue names; how much of its quota it uses
+        queue_names = []
         operator: TaskQueue = request.app.state.tq
         usage = await operator.tenants.get(viewer.tenant)
     return html_response(

@@ -64,6 +64,9 @@ def summary_status(w: store.WorkflowSummary) -> str:
 
 
 class Workflows:
+    # Set on a tenant's (taskqueue.tenancy): parents in depends_on must be its own.
+    tenant: str | None = None
+
     def __init__(self, runner: Runner, registry: Registry | None) -> None:
         self._db = runner
         self._registry = registry
@@ -173,7 +176,7 @@ class Workflows:
         async def run(conn: store.Connection) -> store.DependentInsert:
             # Checked in the insert's transaction; a parent deleted in between
             # had finished (only finished tasks are deleted) and counts as done.
-            existing = await store.existing_task_ids(conn, wanted)
+            existing = await store.existing_task_ids(conn, wanted, self.tenant)
             for index, ids in enumerate(parents):
                 missing = [str(i) for i in ids if i not in existing]
                 if missing:
