@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 
@@ -26,7 +26,7 @@ from taskqueue.api.routes import ROUTE_HANDLERS
 from taskqueue.api.stream import EventHub
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
-from taskqueue.http.auth import Authenticator, auth_middleware
+from taskqueue.http.auth import Authenticator, auth_middleware, tenant_of
 from taskqueue.http.errors import handle_exception
 from taskqueue.http.guards import request_guard_middleware
 from taskqueue.http.hosts import LOOPBACK_HOSTS, host_guard_middleware, parse_allowed_hosts
@@ -34,6 +34,7 @@ from taskqueue.http.query import refuse_unknown_query_parameters
 from taskqueue.pooler import Pooler
 from taskqueue.registry import Registry, load_registry
 from taskqueue.results import ResultWaiters
+from taskqueue.tenancy import TenantQueue
 from taskqueue.web.router import dashboard_router
 
 if TYPE_CHECKING:
@@ -45,9 +46,11 @@ logger = logging.getLogger("taskqueue.api")
 RESULT_RECHECK_SECONDS = 0.5  # result waits behind a pooler with no direct URL
 
 
-def _task_queue(state: State) -> TaskQueue:
+def _task_queue(state: State, request: Request[Any, Any, Any]) -> TaskQueue:
+    """The app's TaskQueue, scoped to the request's tenant when its token has one."""
     tq: TaskQueue = state.tq
-    return tq
+    tenant = tenant_of(request)
+    return tq if tenant is None else TenantQueue(tq, tenant)
 
 
 def create_app(

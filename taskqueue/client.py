@@ -16,7 +16,7 @@ from typing import Any, Unpack
 import asyncpg
 import msgspec
 
-from taskqueue import db, enqueue, store, workflows
+from taskqueue import db, enqueue, limits, store, workflows
 from taskqueue.config import Retention
 from taskqueue.errors import (
     InvalidArgument,
@@ -66,7 +66,8 @@ from taskqueue.registry import Registry, load_registry
 from taskqueue.results import TERMINAL, PoolResults
 from taskqueue.schedules import ScheduleFields, could_exist
 from taskqueue.schedules.manager import Schedules
-from taskqueue.validation import as_task_id, queue_problem, text_problem, zoned_problem
+from taskqueue.tenants import Tenants
+from taskqueue.validation import as_task_id, zoned_problem
 from taskqueue.views import Views
 
 _NOT_SET: Any = msgspec.UNSET
@@ -107,6 +108,7 @@ class TaskQueue:
         self.views = Views(self._db)
         self._results = PoolResults(pool, self._db)  # result(): one LISTEN while anyone waits
         self.workflows = workflows.Workflows(self._db, self.registry)
+        self.tenants = Tenants(self._db)  # quotas (README "Tenants")
 
     @classmethod
     async def connect(cls, dsn: str, registry: Registry | None = _NOT_SET) -> TaskQueue:
@@ -211,28 +213,21 @@ class TaskQueue:
         cursor: uuid.UUID | str | None = None,
         limit: int = 100,
         schedule: str | None = None,
+        tenant: str | None = None,
     ) -> builtins.list[Task]:
         """Newest first. For the next page pass ``cursor=`` the last task's id.
-        ``schedule``: only tasks that schedule fired.
+        ``schedule``: only tasks that schedule fired; ``tenant``: only that tenant's.
         Raises InvalidTask naming the argument that cannot be a filter."""
-        if builtins.type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidTask("limit", f"an integer from 1 to {MAX_PAGE_SIZE}")
-        if status is not None and status not in _STATUSES:
-            raise InvalidTask("status", f"one of {', '.join(_STATUSES)}")
-        if queue is not None and (problem := queue_problem(queue, max_length=MAX_QUEUE_LENGTH)):
-            raise InvalidTask("queue", problem)
-        if type is not None and (
-            problem := text_problem(type, max_length=MAX_TYPE_LENGTH, min_length=1)
-        ):
-            raise InvalidTask("type", problem)
-        for field, value in (("created_after", created_after), ("created_before", created_before)):
-            if value is not None and (problem := zoned_problem(value)):
-                raise InvalidTask(field, problem)
-        before = None
-        if cursor is not None:
-            before = as_task_id(cursor)
-            if before is None:
-                raise InvalidTask("cursor", "not a task id")
+        before = limits.check_list(
+            limit=limit,
+            status=status,
+            queue=queue,
+            task_type=type,
+            created_after=created_after,
+            created_before=created_before,
+            cursor=cursor,
+            tenant=tenant,
+        )
         if schedule is not None and not could_exist(schedule):
             return []  # no task can name it, and it must not reach SQL as an error
         return await self._db.run(
@@ -245,6 +240,7 @@ class TaskQueue:
             before_id=before,
             limit=limit,
             schedule=schedule,
+            tenant=tenant,
         )
 
     async def history(self, task_id: uuid.UUID | str) -> builtins.list[TaskEvent]:
@@ -305,13 +301,15 @@ class TaskQueue:
         since: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        tenant: str | None = None,
     ) -> builtins.list[FailureGroup]:
         """Failed tasks grouped by queue, type and error, biggest first; ``offset`` pages."""
         check_filter_text(queue, type)
+        limits.check_tenant(tenant)
         if since is not None and (problem := zoned_problem(since)):
             raise InvalidArgument("since", problem)
         check_window(offset, limit)
-        return await self._db.run(store.failure_groups, queue, type, since, limit, offset)
+        return await self._db.run(store.failure_groups, queue, type, since, limit, offset, tenant)
 
     async def retry_many(
         self,
@@ -370,6 +368,7 @@ class TaskQueue:
             limit=limit,
             actor=actor,
             asked=asked,
+            tenant=None if where is None else where.tenant,
         )
 
     async def actions(
@@ -439,9 +438,6 @@ class TaskQueue:
 
     async def delete_schedule(self, name: str) -> None:
         await self.schedules.delete(name)
-
-
-_STATUSES = tuple(status.value for status in Status)
 
 
 def _task_id(value: object) -> uuid.UUID:

@@ -110,6 +110,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     metrics_host: str = "127.0.0.1"
     metrics_max_types: PositiveInt = 100  # distinct `type` labels; the rest count as "other"
     metrics_max_queues: PositiveInt = 100  # distinct `queue` labels; the rest count as "other"
+    metrics_max_tenants: PositiveInt = 100  # distinct `tenant` labels; the rest: "other"
     metrics_cache_seconds: NonNegativeFloat = 10.0  # how long the API reuses its queue gauges
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"

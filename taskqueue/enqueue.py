@@ -20,7 +20,7 @@ import msgspec
 
 from taskqueue import store
 from taskqueue.callbacks import CALLBACK_TYPE, callback_problem, normalised
-from taskqueue.errors import InvalidTask
+from taskqueue.errors import InvalidTask, QuotaExceeded
 from taskqueue.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
@@ -90,6 +90,14 @@ def _refused_input(exc: BaseException) -> bool:
     )
 
 
+def refuse_over_quota(exc: BaseException) -> None:
+    """Raise QuotaExceeded for an insert that a tenant's quota refused
+    (taskqueue.admit_tasks, SQLSTATE TQ429, through either driver)."""
+    if getattr(exc, "sqlstate", None) == "TQ429":
+        message = getattr(exc, "message", None) or str(exc).partition("\n")[0]
+        raise QuotaExceeded(str(message)) from None
+
+
 async def insert(statement: Insert, rows: Sequence[store.TaskRow]) -> list[Enqueued]:
     """Run the insert of prepared rows (``statement`` is store.enqueue_tasks
     bound to a connection) and count what it created. The payloads of the
@@ -98,6 +106,7 @@ async def insert(statement: Insert, rows: Sequence[store.TaskRow]) -> list[Enque
     try:
         results = await statement(rows)
     except Exception as exc:
+        refuse_over_quota(exc)
         if not _refused_input(exc):
             raise
         # prepare() refuses everything known to upset PostgreSQL; should a

@@ -67,6 +67,22 @@ class InvalidArgument(TaskQueueError, ValueError):
         self.message = message
 
 
+class QuotaExceeded(TaskQueueError):
+    """A tenant is at its ``max_queued`` limit: nothing of the call was
+    inserted (a batch is refused whole). Try again once some of its tasks
+    have ended (the REST API answers 429 with Retry-After)."""
+
+    retry_after = 1  # seconds: tasks end continuously; a client should not hammer
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class TenantForbidden(TaskQueueError, PermissionError):
+    """A tenant-scoped caller named another tenant, or asked for what only
+    an operator may do."""
+
+
 class TaskStateConflict(TaskQueueError):
     """The requested change is not allowed from the task's current status."""
 

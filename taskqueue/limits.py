@@ -9,16 +9,23 @@ What a single task may hold (text rules, payload nesting) is checked in
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import msgspec
 
 from taskqueue.durations import MAX_SECONDS, parse_duration
-from taskqueue.errors import InvalidArgument
-from taskqueue.models import RateLimit, TaskFilter
-from taskqueue.validation import MAX_PAYLOAD_DEPTH, queue_problem, text_problem, zoned_problem
+from taskqueue.errors import InvalidArgument, InvalidTask
+from taskqueue.models import RateLimit, Status, TaskFilter
+from taskqueue.validation import (
+    MAX_PAYLOAD_DEPTH,
+    as_task_id,
+    queue_problem,
+    text_problem,
+    zoned_problem,
+)
 
 __all__ = [
     "DEFAULT_MAX_RESULT_BYTES",
@@ -50,9 +57,11 @@ __all__ = [
     "check_concurrency",
     "check_filter",
     "check_filter_text",
+    "check_list",
     "check_page",
     "check_rate",
     "check_retention",
+    "check_tenant",
     "check_window",
     "queue_name",
 ]
@@ -95,6 +104,51 @@ def queue_name(queue: str) -> str:
     return queue
 
 
+def check_tenant(tenant: object, field: str = "tenant") -> None:
+    """A tenant's name follows the queue names' rule, at most MAX_TENANT_LENGTH long."""
+    if tenant is not None and (problem := queue_problem(tenant, max_length=MAX_TENANT_LENGTH)):
+        raise InvalidArgument(field, problem)
+
+
+_STATUSES = tuple(status.value for status in Status)
+
+
+def check_list(
+    *,
+    limit: object,
+    status: object,
+    queue: object,
+    task_type: object,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    cursor: object,
+    tenant: object,
+) -> uuid.UUID | None:
+    """The filters of a task list (TaskQueue.list), checked; returns the
+    cursor as a task id. Raises InvalidTask naming the argument."""
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidTask("limit", f"an integer from 1 to {MAX_PAGE_SIZE}")
+    if status is not None and status not in _STATUSES:
+        raise InvalidTask("status", f"one of {', '.join(_STATUSES)}")
+    if queue is not None and (problem := queue_problem(queue, max_length=MAX_QUEUE_LENGTH)):
+        raise InvalidTask("queue", problem)
+    if task_type is not None and (
+        problem := text_problem(task_type, max_length=MAX_TYPE_LENGTH, min_length=1)
+    ):
+        raise InvalidTask("type", problem)
+    if tenant is not None and (problem := queue_problem(tenant, max_length=MAX_TENANT_LENGTH)):
+        raise InvalidTask("tenant", problem)
+    for field, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is not None and (problem := zoned_problem(value)):
+            raise InvalidTask(field, problem)
+    if cursor is None:
+        return None
+    before = as_task_id(cursor)
+    if before is None:
+        raise InvalidTask("cursor", "not a task id")
+    return before
+
+
 def check_filter_text(queue: object, task_type: object, prefix: str = "") -> None:
     if queue is not None and (problem := queue_problem(queue, max_length=MAX_QUEUE_LENGTH)):
         raise InvalidArgument(f"{prefix}queue", problem)
@@ -110,13 +164,14 @@ def check_filter(where: TaskFilter) -> None:
     if type(where) is not TaskFilter:
         raise InvalidArgument("filter", "must be a TaskFilter")
     fields = (where.status, where.queue, where.type, where.error, where.created_before)
-    if all(value is None for value in fields):
+    if all(value is None for value in (*fields, where.tenant)):
         raise InvalidArgument(
             "filter",
-            "name at least one of status, queue, type, error or created_before "
+            "name at least one of status, queue, type, error, created_before or tenant "
             "(an empty filter would match every task)",
         )
     check_filter_text(where.queue, where.type, "filter.")
+    check_tenant(where.tenant, "filter.tenant")
     error = where.error
     if error is not None and (type(error) is not str or not error or "\x00" in error):
         raise InvalidArgument(

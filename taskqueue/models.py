@@ -455,6 +455,7 @@ class TaskFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     type: str | None = None
     error: str | None = None  # a failure group's error, as failures() shows it
     created_before: datetime | None = None
+    tenant: str | None = None  # a tenant's token always takes its own
 
 
 class BulkResult(msgspec.Struct, kw_only=True):
@@ -487,3 +488,4 @@ class StreamEvent(msgspec.Struct, kw_only=True):
     worker_id: str | None
     queue: str | None  # None once the task is deleted
     type: str | None
+    tenant: str | None = None  # the task's tenant (None: none, or deleted)

@@ -32,6 +32,8 @@ QUEUE_RULE: Final = (
 QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
 """Every queue name matches it whole (with a length bound): fit for a URL
 path segment unescaped, a comma-separated list and a log line."""
+TENANT_PATTERN: Final = "^" + QUEUE_NAME.pattern + "$"
+"""A tenant's name follows the queue names' rule (a query parameter's pattern)."""
 
 # Datetimes given as filters: a zone and a year PostgreSQL and Python agree on.
 EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -75,8 +75,10 @@ class Views:
         created_before: datetime | None = None,
         before_id: uuid.UUID | None = None,
         limit: int = 50,
+        tenant: str | None = None,
     ) -> list[Task]:
-        """Tasks whose name starts with ``text`` or whose idempotency key is ``text``."""
+        """Tasks whose name starts with ``text`` or whose idempotency key is
+        ``text`` (``tenant``: only that tenant's)."""
         return await self._db.run(
             store.search_tasks,
             text,
@@ -87,6 +89,7 @@ class Views:
             created_before=created_before,
             before_id=before_id,
             limit=limit,
+            tenant=tenant,
         )
 
     async def workers(self, *, offset: int = 0, limit: int | None = None) -> list[WorkerInfo]:

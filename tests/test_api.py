@@ -399,6 +399,8 @@ async def test_openapi_documents_every_operation_error_and_the_auth_scheme(
         ("POST", "/api/workflows"),
         ("GET", "/api/workflows"),
         ("GET", "/api/workflows/{workflow_id}"),
+        ("GET", "/api/tenants/{name}"),
+        ("PATCH", "/api/tenants/{name}"),
     }
     assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
     create = spec["paths"]["/api/tasks"]["post"]

@@ -24,7 +24,7 @@ from taskqueue import db, store
 from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.embedded import find_bin_dir
-from taskqueue.errors import TaskStateConflict
+from taskqueue.errors import QuotaExceeded, TaskStateConflict
 from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind
 from taskqueue.registry import load_registry
 from taskqueue.worker.expiry import ExpirySweep
@@ -721,3 +721,30 @@ async def test_dependencies_work_under_the_api_and_worker_roles(
     assert (await tq.retry(blocked.id)).status == "waiting"
     assert await DependencyReconciler(worker_pool, worker_id="w1").run_once() == (0, 0)
     assert (await tq.workflows.get(wf.id)).status == "running"
+
+
+async def test_tenant_quotas_work_under_the_api_and_worker_roles(
+    dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool
+) -> None:
+    tq = TaskQueue(api_pool)
+    assert (await tq.tenants.set_limits("acme", max_queued=2)).max_queued == 2
+    first = await tq.enqueue("noop", tenant="acme")
+    await tq.enqueue("fail", {}, max_retries=0, tenant="acme")
+    with pytest.raises(QuotaExceeded):
+        await tq.enqueue("noop", tenant="acme")
+    async with running_worker(dsns.worker):
+        await wait_until(lambda: all_in_status(admin, [first.id], "succeeded"))
+        await wait_until(
+            lambda: no_rows(
+                admin,
+                "SELECT count(*) FROM taskqueue.tasks WHERE tenant = 'acme' AND status = 'queued'",
+            )
+        )
+    assert (await tq.tenants.get("acme")).unfinished == 0
+    (failed,) = await tq.list(tenant="acme", status="failed")
+    await tq.retry(failed.id)
+    await tq.cancel(failed.id)
+    assert (await tq.tenants.get("acme")).unfinished == 0
+    # Only the admission function writes the counter.
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await api_pool.execute("UPDATE taskqueue.tenants SET unfinished = 0")

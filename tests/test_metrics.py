@@ -33,6 +33,7 @@ from taskqueue.observability.metrics import (
 )
 from taskqueue.observability.outcomes import OUTCOMES
 from taskqueue.registry import Registry, TaskContext, load_registry
+from taskqueue.store.task_rows import TaskRow, new_task
 from taskqueue.worker import Worker
 from tests.api_helpers import LOCAL_BASE_URL, api_client, api_process, free_port
 from tests.helpers import (
@@ -69,6 +70,7 @@ def fresh_label_caps(monkeypatch: pytest.MonkeyPatch) -> None:
     # The caps are per process; other tests in this one may have filled them.
     monkeypatch.setattr(metrics, "TYPES", LabelCap(100))
     monkeypatch.setattr(metrics, "QUEUES", LabelCap(100))
+    monkeypatch.setattr(metrics, "TENANTS", LabelCap(100))
 
 
 async def test_a_known_workload_is_counted_exactly_by_the_api_and_a_worker(
@@ -154,10 +156,10 @@ async def test_a_known_workload_is_counted_exactly_by_the_api_and_a_worker(
 
     api_samples = parse(api_text)
     enqueued = "taskqueue_tasks_enqueued_total"
-    assert value(api_samples, enqueued, queue="default", type="noop") == 50
-    assert value(api_samples, enqueued, queue="default", type="fail") == 10
-    assert value(api_samples, enqueued, queue="default", type="sleep") == 3
-    assert value(api_samples, enqueued, queue="later", type="noop") == 2
+    assert value(api_samples, enqueued, queue="default", type="noop", tenant="") == 50
+    assert value(api_samples, enqueued, queue="default", type="fail", tenant="") == 10
+    assert value(api_samples, enqueued, queue="default", type="sleep", tenant="") == 3
+    assert value(api_samples, enqueued, queue="later", type="noop", tenant="") == 2
     posts = {"method": "POST", "route": "/api/tasks", "status": "201"}
     assert value(api_samples, "taskqueue_http_request_duration_seconds_count", **posts) == 65
     depth = "taskqueue_queue_depth"
@@ -349,7 +351,10 @@ def test_label_values_are_capped_and_the_rest_count_as_other(
     for task_type in ("t1", "t2", "t3", "t4", "t1"):
         task = claimed_task(type=task_type)
         worker.finished(task, Outcome(task_id=task.id, attempt=1, kind=OutcomeKind.SUCCEEDED), 0.01)
-        enqueued.add([task])
+        enqueued.add([new_task(TaskRow(id=task.id, queue=task.queue, type=task.type, name="",
+                                       payload={}, priority=0, max_retries=0, timeout_seconds=1.0,
+                                       run_at=None, delay_us=0, idempotency_key=None),
+                                datetime.now(UTC))])  # fmt: skip
     for collect in (worker.collect, enqueued.collect):
         from prometheus_client import generate_latest
 
@@ -522,10 +527,28 @@ async def test_a_producer_exports_what_it_enqueues_on_its_own_registry(tq: TaskQ
 
     registry = CollectorRegistry()
     metrics.register(registry)
-    labels = {"queue": "reports", "type": "noop"}
+    labels = {"queue": "reports", "type": "noop", "tenant": ""}
     before = registry.get_sample_value("taskqueue_tasks_enqueued_total", labels) or 0
     await tq.enqueue_many([NewTask(type="noop", queue="reports") for _ in range(3)])
     await tq.enqueue("noop", queue="reports", idempotency_key="once")
     await tq.enqueue("noop", queue="reports", idempotency_key="once")  # not created again
     after = registry.get_sample_value("taskqueue_tasks_enqueued_total", labels)
     assert after == before + 4
+
+
+async def test_enqueued_tasks_carry_a_capped_tenant_label(
+    tq: TaskQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    monkeypatch.setattr(metrics, "TENANTS", LabelCap(2))
+    monkeypatch.setattr(metrics, "ENQUEUED", metrics.EnqueueCounts())
+    monkeypatch.setattr("taskqueue.enqueue.ENQUEUED", metrics.ENQUEUED)
+    registry = CollectorRegistry()
+    metrics.register(registry)
+    for tenant in ("a", "b", "c", "d", None):
+        await tq.enqueue("noop", queue="t", tenant=tenant)
+    got = parse(generate_latest(registry).decode())
+    enqueued = "taskqueue_tasks_enqueued_total"
+    for tenant, count in (("a", 1), ("b", 1), ("other", 2), ("", 1)):
+        assert value(got, enqueued, queue="t", type="noop", tenant=tenant) == count

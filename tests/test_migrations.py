@@ -41,6 +41,8 @@ TABLES = {
     "task_dependencies",
     "workflows",
     "sequences",
+    "tenants",
+    "tenant_counts",
 }
 
 

@@ -534,3 +534,45 @@ async def test_screenshots_of_every_page_at_desktop_and_phone_width(
                     await page.keyboard.press("Tab")
                     focused = await page.evaluate("document.activeElement.textContent")
                     assert focused == "Skip to content"
+
+
+async def test_a_tenant_token_signs_in_to_its_own_view(
+    browser: Any, database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    tenant_token = "acme-token-0123456789abc"
+    tokens = f"{TOKENS},{tenant_token}:read+write:acme-bot:acme"
+    operator = {"Authorization": f"Bearer {WRITER}"}
+    async with stack(database_url, tmp_path, api_tokens=tokens) as base:
+        async with httpx.AsyncClient(base_url=base, headers=operator) as client:
+            quota = await client.patch("/api/tenants/acme", json={"max_queued": 10})
+            assert quota.status_code == 200, quota.text
+        later = "2999-01-01T00:00:00Z"
+        theirs = await enqueue(
+            base, type="noop", name="globex-task", tenant="globex", run_at=later, headers=operator
+        )
+        async with page_at(browser, f"{base}/login") as page:
+            await page.get_by_label("API token").fill(tenant_token)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page).to_have_url(f"{base}/tasks")
+            await expect(page.locator("[data-tenant]")).to_have_text("acme")
+            await expect(page.get_by_role("link", name="Queues")).to_have_count(0)
+            # Enqueued while the page is open: the live stream brings it in.
+            mine = await enqueue(
+                base,
+                type="noop",
+                name="acme-task",
+                run_at=later,
+                headers={"Authorization": f"Bearer {tenant_token}"},
+            )
+            await expect(page.locator(f'tr[data-task="{mine["id"]}"]')).to_be_visible()
+            await expect(page.locator(f'tr[data-task="{theirs["id"]}"]')).to_have_count(0)
+            await expect(page.locator('[data-region="quota"]')).to_contain_text("of at most 10")
+            foreign = await page.goto(f"{base}/tasks/{theirs['id']}")
+            assert foreign is not None and foreign.status == 404
+            assert "globex-task" not in await page.content()
+            page.console_errors.clear()  # that 404 was the point
+            await page.goto(f"{base}/tasks/{mine['id']}")
+            await expect(page.locator("#live-status")).to_have_text("live")
+            assert page.console_errors == []

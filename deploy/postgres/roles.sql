@@ -158,6 +158,22 @@ BEGIN
         GRANT EXECUTE ON FUNCTION taskqueue.reconcile_waiting(integer, text)
             TO taskqueue_worker;
     END IF;
+    -- Tenants (migration 0013_tenants): enqueues are admitted through
+    -- admit_tasks() (SECURITY DEFINER: no role writes a counter itself);
+    -- what ends or is retried appends a delta (_tenant_counts.sql), by the
+    -- API (cancel, retry) and the worker (completions, rescues, expiry); the
+    -- API sets quotas (set_tenant_limits.sql) and reads them; the pruner folds
+    -- the deltas of tenants that stopped enqueueing (fold_tenant_counts()).
+    IF to_regclass('taskqueue.tenants') IS NOT NULL THEN
+        GRANT EXECUTE ON FUNCTION taskqueue.admit_tasks(text, bigint) TO taskqueue_api;
+        GRANT SELECT, INSERT, UPDATE (max_queued, updated_at) ON taskqueue.tenants
+            TO taskqueue_api;
+        GRANT SELECT, INSERT (tenant, delta), DELETE ON taskqueue.tenant_counts
+            TO taskqueue_api;
+        GRANT SELECT ON taskqueue.tenants TO taskqueue_worker;
+        GRANT INSERT (tenant, delta) ON taskqueue.tenant_counts TO taskqueue_worker;
+        GRANT EXECUTE ON FUNCTION taskqueue.fold_tenant_counts(integer) TO taskqueue_worker;
+    END IF;
     -- Claim lanes: a producer opens a task's lane and lowers its floor for
     -- a task due in the past (_open_lanes.sql).
     GRANT SELECT, INSERT (queue, type, priority), UPDATE (floor_at)

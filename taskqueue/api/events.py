@@ -12,8 +12,11 @@ from litestar.response import Stream
 
 from taskqueue.api.openapi import SECURITY, error_responses
 from taskqueue.api.stream import EventHub, Filters
-from taskqueue.http.auth import expires_of, session_alive
+from taskqueue.errors import TenantForbidden
+from taskqueue.http.auth import expires_of, session_alive, tenant_of
 from taskqueue.http.errors import ApiError
+from taskqueue.limits import MAX_TENANT_LENGTH
+from taskqueue.validation import TENANT_PATTERN
 
 
 @get(
@@ -27,14 +30,15 @@ from taskqueue.http.errors import ApiError
         '{"task_id", "event_type", "status", "queue", "type", "attempt", "worker_id", '
         '"at"}; `event: queue` / `event: action` for operator actions and `event: worker` '
         "when a worker starts, stops, is lost or its load changes. Filter with queue, type "
-        "or task_id. Reconnecting with the Last-Event-ID header (browsers do it by "
-        "themselves) resumes after that event with no gap. A comment every 15 s keeps "
-        "idle connections open. Every stream of one API process shares one reading of "
-        "the database. When the JWT or dashboard session that opened the stream "
-        "expires (or the session signs out), an `event: expired` is sent and the "
-        "stream ends."
+        "or task_id (an operator also by tenant; a tenant's token sees only its tasks' events "
+        "and no queue, action or worker events). Reconnecting with the Last-Event-ID "
+        "header (browsers do it by themselves) resumes after that event with no gap. "
+        "A comment every 15 s keeps idle connections open. Every stream of one API "
+        "process shares one reading of the database. When the JWT or dashboard session "
+        "that opened the stream expires (or the session signs out), an `event: expired` "
+        "is sent and the stream ends."
     ),
-    opt={"query_parameters": ("queue", "type", "task_id")},
+    opt={"query_parameters": ("queue", "type", "task_id", "tenant")},
     media_type="text/event-stream",
 )
 async def get_events(
@@ -43,6 +47,9 @@ async def get_events(
     queue: FromQuery[str | None] = None,
     task_type: Annotated[str | None, QueryParameter(name="type")] = None,
     task_id: FromQuery[uuid.UUID | None] = None,
+    tenant: Annotated[
+        str | None, QueryParameter(max_length=MAX_TENANT_LENGTH, pattern=TENANT_PATTERN)
+    ] = None,
     last_event_id: Annotated[str | None, HeaderParameter(name="last-event-id")] = None,
 ) -> Stream:
     resume: int | None = None
@@ -56,7 +63,10 @@ async def get_events(
         if resume < 0:
             raise ApiError(422, "invalid_field", "Last-Event-ID: an event id", "last-event-id")
     hub: EventHub = state.event_hub
-    filters = Filters(queue=queue, task_type=task_type, task_id=task_id)
+    own = tenant_of(request)
+    if own is not None and tenant not in (None, own):
+        raise TenantForbidden(f"this token acts for tenant {own!r} only")
+    filters = Filters(queue=queue, task_type=task_type, task_id=task_id, tenant=own or tenant)
     return Stream(
         hub.stream(
             filters,

@@ -12,7 +12,9 @@ from litestar.params import FromQuery, QueryParameter
 from taskqueue.api.openapi import SECURITY, error_responses
 from taskqueue.api.paging import PAGE_DESCRIPTION, PAGE_PARAMETERS, Limit, Offset, next_page
 from taskqueue.client import TaskQueue
+from taskqueue.limits import MAX_TENANT_LENGTH
 from taskqueue.models import FailureGroup
+from taskqueue.validation import TENANT_PATTERN
 
 
 @get(
@@ -27,7 +29,7 @@ from taskqueue.models import FailureGroup
         "queue, type and error as the filter of POST /api/tasks/retry (or cancel, delete) "
         "to act on the whole group. " + PAGE_DESCRIPTION
     ),
-    opt={"query_parameters": ("queue", "type", "since", *PAGE_PARAMETERS)},
+    opt={"query_parameters": ("queue", "type", "since", "tenant", *PAGE_PARAMETERS)},
 )
 async def get_failures(
     request: Request[Any, Any, Any],
@@ -37,6 +39,11 @@ async def get_failures(
     since: FromQuery[datetime | None] = None,
     limit: Limit = 100,
     offset: Offset = 0,
+    tenant: Annotated[
+        str | None, QueryParameter(pattern=TENANT_PATTERN, max_length=MAX_TENANT_LENGTH)
+    ] = None,
 ) -> Response[list[FailureGroup]]:
-    groups = await tq.failures(queue=queue, type=task_type, since=since, limit=limit, offset=offset)
+    groups = await tq.failures(
+        queue=queue, type=task_type, since=since, limit=limit, offset=offset, tenant=tenant
+    )
     return Response(groups, headers=next_page(request, offset, limit, len(groups)))

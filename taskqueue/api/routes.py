@@ -15,6 +15,7 @@ from taskqueue.api.queues import QueueController
 from taskqueue.api.results import get_result
 from taskqueue.api.schedules import ScheduleController
 from taskqueue.api.tasks import TaskController, get_stats
+from taskqueue.api.tenants import TenantController
 from taskqueue.api.workers import get_workers
 from taskqueue.api.workflows import WorkflowController
 
@@ -24,6 +25,7 @@ ROUTE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     QueueController,
     ScheduleController,
     WorkflowController,
+    TenantController,
     get_stats,
     get_result,
     get_failures,

@@ -76,14 +76,17 @@ class Filters:
     queue: str | None = None
     task_type: str | None = None
     task_id: uuid.UUID | None = None
+    tenant: str | None = None  # only this tenant's tasks, and no operator news
 
     def wants_task(self, event: StreamEvent) -> bool:
-        return matches(event, queue=self.queue, task_type=self.task_type, task_id=self.task_id)
+        return (self.tenant is None or event.tenant == self.tenant) and matches(
+            event, queue=self.queue, task_type=self.task_type, task_id=self.task_id
+        )
 
     def wants_other(self, queues: list[str] | None) -> bool:
         """Queue and worker changes go to streams not about one task, and to
-        a queue's stream when they concern that queue."""
-        if self.task_id is not None:
+        a queue's stream when they concern that queue; never to a tenant's."""
+        if self.task_id is not None or self.tenant is not None:
             return False
         return self.queue is None or queues is None or self.queue in queues
 

@@ -27,11 +27,11 @@ from taskqueue.client import TaskQueue
 from taskqueue.http.auth import actor_of
 from taskqueue.http.body import decode_body as decode_body  # also its old home
 from taskqueue.http.errors import ApiError
-from taskqueue.limits import MAX_KEY_LENGTH
+from taskqueue.limits import MAX_KEY_LENGTH, MAX_TENANT_LENGTH
 from taskqueue.models import Stats, Status, Task
 from taskqueue.schedules import MAX_NAME_LENGTH as MAX_SCHEDULE_NAME_LENGTH
 from taskqueue.schedules import NAME_PATTERN
-from taskqueue.validation import key_problem
+from taskqueue.validation import TENANT_PATTERN, key_problem
 
 _decode_task = msgspec.json.Decoder(CreateTask).decode
 _decode_tasks = msgspec.json.Decoder(CreateTasks).decode
@@ -114,6 +114,7 @@ LIST_PARAMETERS = (
     "cursor",
     "limit",
     "schedule",
+    "tenant",
 )
 
 
@@ -228,6 +229,14 @@ class TaskController(Controller):
                 max_length=MAX_SCHEDULE_NAME_LENGTH,
             ),
         ] = None,
+        tenant: Annotated[
+            str | None,
+            QueryParameter(
+                description="only this tenant's tasks (a tenant's token sees only its own)",
+                pattern=TENANT_PATTERN,
+                max_length=MAX_TENANT_LENGTH,
+            ),
+        ] = None,
     ) -> TaskPage:
         before: uuid.UUID | None = None
         if cursor:
@@ -244,6 +253,7 @@ class TaskController(Controller):
             cursor=before,
             limit=limit,
             schedule=schedule,
+            tenant=tenant,
         )
         next_cursor = str(tasks[-1].id) if len(tasks) == limit else None
         return TaskPage(tasks=[TaskOut.of(t) for t in tasks], next_cursor=next_cursor)

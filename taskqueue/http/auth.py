@@ -9,7 +9,12 @@ alternative, HS256 JWTs signed with TASKQUEUE_JWT_SECRET (32 bytes or more),
 carrying ``exp`` and ``scope`` (space-separated) or ``scopes`` (a list), and the
 ``aud``/``iss`` of TASKQUEUE_JWT_AUDIENCE/TASKQUEUE_JWT_ISSUER when those are
 set; any other shape of claim is an invalid token (401). With neither tokens
-nor a secret configured auth is off, and the API only binds to 127.0.0.1."""
+nor a secret configured auth is off, and the API only binds to 127.0.0.1.
+
+A token may act for one tenant: a fourth field (``token:read+write:name:acme``)
+or a JWT's ``tenant`` claim. Such a request reaches only the routes a tenant
+may use (taskqueue.http.tenancy; others are 403) and the API scopes its
+TaskQueue to that tenant (taskqueue.tenancy)."""
 
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from taskqueue.config import ConfigError, Settings
+from taskqueue.http.tenancy import check_tenant_route
+from taskqueue.limits import MAX_TENANT_LENGTH
 from taskqueue.text import escape_controls
+from taskqueue.validation import QUEUE_RULE, queue_problem
 
 READ = "read"
 WRITE = "write"
@@ -36,6 +44,8 @@ ACTOR_STATE_KEY = "taskqueue_actor"  # where the middleware leaves it in scope["
 # ...and when the credential that let the request in expires (Unix seconds),
 # for responses that outlive the request: an event stream ends then.
 EXPIRES_STATE_KEY = "taskqueue_expires"
+# ...and the tenant the credential acts for (absent: an operator's).
+TENANT_STATE_KEY = "taskqueue_tenant"
 # ...and, for a dashboard session, whether it is still signed in (asked again
 # by responses that outlive the request).
 ALIVE_STATE_KEY = "taskqueue_alive"
@@ -54,6 +64,7 @@ class Authenticator:
         # Keyed by SHA-256 of the token: what is compared (in constant time)
         # has a fixed length, and no token is kept in memory in the clear.
         self._tokens = tokens
+        self._tenants: dict[bytes, str] = {}  # digest -> tenant, for tenants' tokens
         if jwt_secret and len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
                 f"TASKQUEUE_JWT_SECRET: at least {MIN_JWT_SECRET_BYTES} bytes "
@@ -81,12 +92,31 @@ class Authenticator:
             except OSError as exc:
                 raise ConfigError(f"TASKQUEUE_API_TOKENS_FILE: {exc.strerror}") from None
             entries.extend(line for line in lines if line.strip() and not line.startswith("#"))
-        return cls(
-            dict(_parse_entry(e) for e in entries),
+        parsed = [_parse_entry(e) for e in entries]
+        made = cls(
+            {digest: entry for digest, entry, _ in parsed},
             settings.jwt_secret,
             jwt_audience=settings.jwt_audience,
             jwt_issuer=settings.jwt_issuer,
         )
+        made._tenants = {digest: tenant for digest, _, tenant in parsed if tenant}
+        return made
+
+    def tenant_by_digest(self, digest: bytes) -> str | None:
+        """The tenant of the configured token with this SHA-256 (None: an operator's)."""
+        return self._tenants.get(digest)
+
+    def tenant_of(self, presented: str) -> str | None:
+        """The tenant a valid token acts for: its entry's fourth field or its
+        JWT's ``tenant`` claim (None: an operator's token, or not valid)."""
+        digest = hashlib.sha256(presented.encode()).digest()
+        if digest in self._tenants:
+            return self._tenants[digest]
+        if self._jwt_secret and presented.count(".") == 2 and digest not in self._tokens:
+            found = self._jwt_claims(presented)
+            tenant = None if found is None else found.get("tenant")
+            return tenant if isinstance(tenant, str) else None
+        return None
 
     def digests(self) -> list[bytes]:
         """SHA-256 of every configured token (the dashboard derives its
@@ -124,12 +154,11 @@ class Authenticator:
             return self._jwt_identity(presented)
         return None
 
-    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str], float] | None:
-        """The token's subject and scopes; None for a token that is invalid,
-        expired, for another audience or issuer, or whose claims have the
-        wrong shape."""
+    def _jwt_claims(self, presented: str) -> dict[str, Any] | None:
+        """A valid JWT's claims, else None. A ``tenant`` claim that is no
+        tenant's name makes the token invalid: it cannot be scoped."""
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 presented,
                 self._jwt_secret,
                 algorithms=["HS256"],
@@ -138,6 +167,17 @@ class Authenticator:
                 options={"require": self._jwt_required},
             )
         except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+        if "tenant" in claims and queue_problem(claims["tenant"], max_length=MAX_TENANT_LENGTH):
+            return None
+        return claims
+
+    def _jwt_identity(self, presented: str) -> tuple[str, frozenset[str], float] | None:
+        """The token's subject and scopes; None for a token that is invalid,
+        expired, for another audience or issuer, or whose claims have the
+        wrong shape."""
+        claims = self._jwt_claims(presented)
+        if claims is None:
             return None
         # PyJWT takes "exp": "9999999999" as a number; a claim of the wrong
         # type is a token this API did not mean to accept.
@@ -186,8 +226,10 @@ class Authenticator:
 # For a request without an Authorization header: the actor of the
 # dashboard session it carries and when the session ends (checking scope and
 # CSRF token, raising 403), or None when it carries none (or a signed-out one).
+# The fourth element is the session's tenant (None: an operator's).
 SessionActor = Callable[
-    [Scope, str], Awaitable[tuple[str, float | None, Callable[[], Awaitable[bool]]] | None]
+    [Scope, str],
+    Awaitable[tuple[str, float | None, Callable[[], Awaitable[bool]], str | None] | None],
 ]
 
 
@@ -217,11 +259,16 @@ def auth_middleware(
                     if not header and sessions is not None:
                         session = await sessions(scope, needed)
                     if session is None:
-                        found = authenticator.check_until(header.decode("latin-1"), needed)
+                        authorization = header.decode("latin-1")
+                        found = authenticator.check_until(authorization, needed)
                         state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = found
+                        tenant = authenticator.tenant_of(authorization.partition(" ")[2].strip())
                     else:
-                        actor, expires, state[ALIVE_STATE_KEY] = session
+                        actor, expires, state[ALIVE_STATE_KEY], tenant = session
                         state[ACTOR_STATE_KEY], state[EXPIRES_STATE_KEY] = actor, expires
+                    if tenant is not None:
+                        check_tenant_route(method, path, tenant)
+                        state[TENANT_STATE_KEY] = tenant
             await app(scope, receive, send)
 
         return middleware
@@ -229,9 +276,14 @@ def auth_middleware(
     return wrap
 
 
-def _parse_entry(entry: str) -> tuple[bytes, tuple[str, frozenset[str]]]:
+def _parse_entry(entry: str) -> tuple[bytes, tuple[str, frozenset[str]], str]:
+    """(digest, (name, scopes), tenant or '') of one ``token:scopes:name:tenant``."""
     token, _, rest = entry.strip().partition(":")
-    scope_text, _, name = rest.partition(":")
+    scope_text, _, rest = rest.partition(":")
+    name, _, tenant = rest.partition(":")
+    tenant = tenant.strip()
+    if tenant and queue_problem(tenant, max_length=MAX_TENANT_LENGTH):
+        raise ConfigError(f"TASKQUEUE_API_TOKENS: a token's tenant is {QUEUE_RULE}")
     if len(token) < 16:
         raise ConfigError("TASKQUEUE_API_TOKENS: each token needs at least 16 characters")
     scopes = frozenset(s for s in scope_text.split("+") if s) or ALL_SCOPES
@@ -242,7 +294,7 @@ def _parse_entry(entry: str) -> tuple[bytes, tuple[str, frozenset[str]]]:
     name = name.strip()
     if name and (len(name) > 100 or not name.isprintable()):
         raise ConfigError("TASKQUEUE_API_TOKENS: a token's name is printable, 1-100 characters")
-    return digest, (name or f"token-{digest.hex()[:8]}", scopes)
+    return digest, (name or f"token-{digest.hex()[:8]}", scopes), tenant
 
 
 def actor_of(request: Request[Any, Any, Any]) -> str:
@@ -250,6 +302,13 @@ def actor_of(request: Request[Any, Any, Any]) -> str:
     without auth)."""
     actor = request.scope.get("state", {}).get(ACTOR_STATE_KEY)
     return actor if isinstance(actor, str) else LOCAL_ACTOR
+
+
+def tenant_of(request: Request[Any, Any, Any]) -> str | None:
+    """The tenant this request acts for, as the auth middleware found (None:
+    an operator, or auth is off)."""
+    tenant = request.scope.get("state", {}).get(TENANT_STATE_KEY)
+    return tenant if isinstance(tenant, str) else None
 
 
 def expires_of(request: Request[Any, Any, Any]) -> float | None:

@@ -25,8 +25,10 @@ from taskqueue.errors import (
     InvalidGraph,
     InvalidTask,
     QueueNotFound,
+    QuotaExceeded,
     TaskNotFound,
     TaskStateConflict,
+    TenantForbidden,
     UnknownTaskType,
     WorkflowNotFound,
     locate_validation_error,
@@ -106,6 +108,13 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
         case TaskNotFound() | WorkflowNotFound():
             return error_response(ErrorBody(status=404, error="not_found", message=str(exc)))
+        case QuotaExceeded():
+            return error_response(
+                ErrorBody(status=429, error="quota_exceeded", message=str(exc)),
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        case TenantForbidden():
+            return error_response(ErrorBody(status=403, error="forbidden", message=str(exc)))
         case TaskStateConflict():
             return error_response(ErrorBody(status=409, error="conflict", message=str(exc)))
         case ValidationException():

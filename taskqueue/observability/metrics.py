@@ -6,10 +6,12 @@ lookup per task. ``prometheus_client`` turns them into its exposition only
 when scraped, through the collectors below; it is imported then, not by the
 producers that merely count what they enqueue.
 
-Labels are bounded: queue, type, outcome (and method, route, status for HTTP),
-never an id. A process keeps at most ``metrics_max_types`` distinct ``type``
-labels and ``metrics_max_queues`` distinct ``queue`` labels, the first it
-sees; any further one is counted under ``other``.
+Labels are bounded: queue, type, outcome, tenant (and method, route, status
+for HTTP), never an id. A process keeps at most ``metrics_max_types``
+distinct ``type`` labels, ``metrics_max_queues`` distinct ``queue`` labels
+and ``metrics_max_tenants`` distinct ``tenant`` labels (an empty one for
+tasks without a tenant), the first it sees; any further one is counted
+under ``other``.
 
 Where each number comes from:
 - a worker: what it claimed, ran and recorded (``WorkerMetrics``), and what
@@ -91,12 +93,14 @@ class LabelCap:
 
 TYPES = LabelCap(100)
 QUEUES = LabelCap(100)
+TENANTS = LabelCap(100)
 
 
 def configure(settings: Settings) -> None:
     """Apply the label caps of ``settings`` to this process."""
     TYPES.limit = settings.metrics_max_types
     QUEUES.limit = settings.metrics_max_queues
+    TENANTS.limit = settings.metrics_max_tenants
 
 
 class Histogram:
@@ -292,19 +296,19 @@ def _component_labels(counts: dict[str, int]) -> dict[str, int]:
 
 
 class EnqueueCounts:
-    """Tasks this process created, by queue and type (an idempotency key
-    that was already taken creates nothing)."""
+    """Tasks this process created, by queue, type and tenant (an idempotency
+    key that was already taken creates nothing)."""
 
-    _key = attrgetter("queue", "type")
+    _key = attrgetter("queue", "type", "tenant")
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str], int] = {}
+        self._counts: dict[tuple[str, str, str], int] = {}
 
     def add(self, tasks: Iterable[Any]) -> None:
-        """Count ``tasks`` (anything with ``queue`` and ``type``)."""
+        """Count ``tasks`` (anything with ``queue``, ``type`` and ``tenant``)."""
         counts = self._counts
-        for (queue, task_type), n in Counter(map(self._key, tasks)).items():
-            labels = (QUEUES(queue), TYPES(task_type))
+        for (queue, task_type, tenant), n in Counter(map(self._key, tasks)).items():
+            labels = (QUEUES(queue), TYPES(task_type), "" if tenant is None else TENANTS(tenant))
             counts[labels] = counts.get(labels, 0) + n
 
     def collect(self) -> Iterator[Metric]:
@@ -313,7 +317,7 @@ class EnqueueCounts:
         family = CounterMetricFamily(
             "taskqueue_tasks_enqueued",
             "Tasks created by this process (the REST API, or a producer using TaskQueue)",
-            labels=("queue", "type"),
+            labels=("queue", "type", "tenant"),
         )
         for labels, count in sorted(self._counts.items()):
             family.add_metric(list(labels), count)

@@ -9,6 +9,7 @@
 --   $6 timestamptz filter: created before (NULL: any time)
 --   $7 uuid        continue after this id (NULL: from the start)
 --   $8 int         how many tasks at most this time (a chunk)
+--   $11 text       filter: tenant (NULL: any; a tenant's token always sets it)
 matched AS MATERIALIZED (
     SELECT t.id, t.status, t.locked_by, t.attempts
     FROM taskqueue.tasks t
@@ -19,6 +20,7 @@ matched AS MATERIALIZED (
       AND ($5::text IS NULL OR taskqueue.error_group(t.last_error) = $5)
       AND ($6::timestamptz IS NULL OR t.created_at < $6)
       AND ($7::uuid IS NULL OR t.id > $7)
+      AND ($11::text IS NULL OR t.tenant = $11)
     ORDER BY t.id
     LIMIT $8
     FOR UPDATE

@@ -62,7 +62,7 @@ finished AS (
               CASE WHEN o.kind IN ('error', 'timeout') AND t.status = 'failed'
                         AND o.attempt <= t.max_retries THEN 'max_elapsed'
                    ELSE o.rule END AS rule,
-              t.callback, t.children, t.workflow_id, t.concurrency_key,
+              t.callback, t.children, t.workflow_id, t.concurrency_key, t.tenant,
               -- Copied on only for a callback's body (results may be large).
               CASE WHEN t.callback IS NOT NULL THEN t.result END AS result
 ),
@@ -112,9 +112,19 @@ running_counted AS (
 ),
 ended AS (
     SELECT id, queue, status, attempt AS attempts, result, error AS last_error, callback,
-           children, workflow_id
+           children, workflow_id, tenant
     FROM finished
     WHERE status IN ('succeeded', 'failed')
+),
+tenants_counted AS (
+    -- A copy of _tenant_counts.sql (fragments cannot nest): tenants with a
+    -- quota count what ended for good down.
+    INSERT INTO taskqueue.tenant_counts (tenant, delta)
+    SELECT e.tenant, -count(*)
+    FROM ended e
+    WHERE e.tenant IS NOT NULL
+      AND EXISTS (SELECT 1 FROM taskqueue.tenants n WHERE n.name = e.tenant)
+    GROUP BY e.tenant
 ),
 settled AS (
     -- Tasks that ended for good and have dependents settle them here

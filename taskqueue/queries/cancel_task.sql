@@ -40,9 +40,14 @@ running_counted AS (
     WHERE s.name = c.queue AND c.was = 'running' AND s.concurrency_limit IS NOT NULL
 ),
 ended AS (
-    SELECT id, queue, status, attempts, result, last_error, callback, workflow_id
+    SELECT id, queue, status, attempts, result, last_error, callback, workflow_id, tenant
     FROM cancelled
 ),
+tenant_changes AS (
+    SELECT tenant, -1 AS delta FROM ended
+),
+-- include: _tenant_counts.sql
+,
 settled AS (
     SELECT taskqueue.settle_children(array_agg(id), array_agg(false), $2) AS n
     FROM cancelled

@@ -6,7 +6,7 @@
 -- cancels are counted in queue_counts; callbacks for them are queued
 -- (_task_ended.sql); the dependents of cancelled tasks are settled
 -- (taskqueue.settle_children); the action is logged.
---   $1-$8          which tasks, and how many at most: see _bulk_match.sql
+--   $1-$8, $11     which tasks (and of which tenant), how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
 -- Returns how many tasks matched, how many changed, and the last id matched
@@ -19,7 +19,8 @@ changed AS (
     FROM matched m
     WHERE t.id = m.id AND m.status IN ('waiting', 'queued', 'running')
     RETURNING t.id, t.queue, t.attempts, m.status AS was, m.locked_by AS worker,
-              t.status, t.result, t.last_error, t.callback, t.children, t.workflow_id
+              t.status, t.result, t.last_error, t.callback, t.children, t.workflow_id,
+              t.tenant
 ),
 changed_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, detail)
@@ -42,8 +43,14 @@ running_counted AS (
     WHERE s.name = c.queue AND s.concurrency_limit IS NOT NULL
 ),
 ended AS (
-    SELECT id, queue, status, attempts, result, last_error, callback, workflow_id FROM changed
+    SELECT id, queue, status, attempts, result, last_error, callback, workflow_id, tenant
+    FROM changed
 ),
+tenant_changes AS (
+    SELECT tenant, -1 AS delta FROM ended
+),
+-- include: _tenant_counts.sql
+,
 -- include: _task_ended.sql
 ,
 -- include: _open_lanes.sql

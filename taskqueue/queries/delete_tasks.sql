@@ -2,7 +2,7 @@
 -- cancelled) are deleted; each gets a task_deleted event, and the rest of
 -- its history stays (task_events has no foreign key). Queued and running
 -- tasks are never deleted. The action is logged.
---   $1-$8          which tasks, and how many at most: see _bulk_match.sql
+--   $1-$8, $11     which tasks (and of which tenant), how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
 -- Returns how many tasks matched, how many changed, and the last id matched

@@ -5,6 +5,8 @@
 --   $1 uuid[]  ids of the copied tasks
 --   $2 text[]  queue, $3 text[] type, $4 int[] priority, $5 text[] tenant ('': none):
 --              their distinct lanes
+--   $6 text[]  tenants among them, $7 bigint[] how many tasks each (empty
+--              without tenants)
 WITH copied AS MATERIALIZED (
     SELECT created_at FROM taskqueue.tasks WHERE id = ($1::uuid[])[1]
 ),
@@ -15,6 +17,12 @@ lane_rows AS (
 ),
 -- include: _open_lanes.sql
 ,
+admitted AS (
+    -- As enqueue_tasks.sql: each tenant's quota, in name order; over it the
+    -- COPY's transaction fails whole (SQLSTATE TQ429).
+    SELECT taskqueue.admit_tasks(t.tenant, t.n) AS n
+    FROM unnest($6::text[], $7::bigint[]) AS t(tenant, n)
+),
 queued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
     SELECT id, 'task_queued', 'queued', 0 FROM unnest($1::uuid[]) AS id
@@ -23,5 +31,6 @@ due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM lane_rows
 )
 SELECT (SELECT created_at FROM copied) AS created_at,
+       (SELECT sum(n) FROM admitted) AS admitted,
        (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
         FROM due_queues WHERE queues IS NOT NULL) AS notified;

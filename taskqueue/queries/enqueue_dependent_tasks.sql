@@ -136,6 +136,15 @@ inserted AS (
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, type, priority, run_at, status, tenant
 ),
+admitted AS (
+    -- Each tenant's quota (taskqueue.admit_tasks, 0013_tenants), in name
+    -- order (the order its rows are locked in): over it, the statement fails
+    -- (SQLSTATE TQ429) and the batch is refused whole. No call without tenants.
+    SELECT taskqueue.admit_tasks(tenant, n) AS n
+    FROM (SELECT tenant, count(*) AS n FROM inserted
+          WHERE tenant IS NOT NULL AND status <> 'cancelled'  -- cancelled at once: finished
+          GROUP BY tenant ORDER BY tenant) AS per_tenant
+),
 dependencies AS (
     INSERT INTO taskqueue.task_dependencies (parent_id, child_id, on_parent_failure)
     SELECT e.parent, e.child, coalesce(e.on_parent_failure, 'cancel')
@@ -174,6 +183,7 @@ due_queues AS (
     FROM inserted WHERE status = 'queued' AND run_at <= statement_timestamp()
 )
 SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
+       (SELECT sum(n) FROM admitted) AS admitted,
        (SELECT array_agg(id) FROM inserted WHERE status = 'waiting') AS waiting_ids,
        (SELECT array_agg(id) FROM inserted WHERE status = 'cancelled') AS cancelled_ids,
        (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)

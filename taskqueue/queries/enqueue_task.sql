@@ -27,6 +27,11 @@ WITH inserted AS (
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, type, priority, run_at, tenant
 ),
+admitted AS (
+    -- A tenant's quota (taskqueue.admit_tasks, 0013_tenants): over it, the
+    -- statement fails (SQLSTATE TQ429). No call for a task without tenant.
+    SELECT taskqueue.admit_tasks(tenant, 1) AS n FROM inserted WHERE tenant IS NOT NULL
+),
 lane_rows AS (
     SELECT queue, type, priority, run_at, tenant FROM inserted
 ),
@@ -37,4 +42,5 @@ queued_event AS (
     SELECT id, 'task_queued', 'queued', 0 FROM inserted
 )
 SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
+       (SELECT n FROM admitted) AS admitted,
        (SELECT pg_notify('taskqueue', queue) FROM inserted WHERE run_at <= statement_timestamp()) AS notified;

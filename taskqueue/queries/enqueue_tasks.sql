@@ -40,6 +40,14 @@ inserted AS (
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, type, priority, run_at, tenant
 ),
+admitted AS (
+    -- Each tenant's quota (taskqueue.admit_tasks, 0013_tenants), in name
+    -- order (the order its rows are locked in): over it, the statement fails
+    -- (SQLSTATE TQ429) and the batch is refused whole. No call without tenants.
+    SELECT taskqueue.admit_tasks(tenant, n) AS n
+    FROM (SELECT tenant, count(*) AS n FROM inserted WHERE tenant IS NOT NULL
+          GROUP BY tenant ORDER BY tenant) AS per_tenant
+),
 lane_rows AS (
     SELECT queue, type, priority, run_at, tenant FROM inserted
 ),
@@ -56,5 +64,6 @@ due_queues AS (
     FROM inserted WHERE run_at <= statement_timestamp()
 )
 SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
+       (SELECT sum(n) FROM admitted) AS admitted,
        (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
         FROM due_queues WHERE queues IS NOT NULL) AS notified;

@@ -3,7 +3,7 @@
 --   $1 bigint after this event id
 --   $2 int    how many at most
 SELECT e.id, e.task_id, e.at, e.event_type, e.status::text AS status, e.attempt, e.worker_id,
-       t.queue, t.type
+       t.queue, t.type, t.tenant
 FROM taskqueue.task_events e
 LEFT JOIN taskqueue.tasks t ON t.id = e.task_id
 WHERE e.id > $1

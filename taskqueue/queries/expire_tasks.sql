@@ -27,7 +27,7 @@ swept AS (
     FROM due
     WHERE t.id = due.id AND t.status = 'queued'
     RETURNING t.id, t.queue, t.status, t.attempts, t.expires_at, t.last_error, t.callback,
-              t.children, t.workflow_id
+              t.children, t.workflow_id, t.tenant
 ),
 swept_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -43,9 +43,15 @@ counted AS (
     GROUP BY queue
 ),
 ended AS (
-    SELECT id, queue, status, attempts, NULL::jsonb AS result, last_error, callback, workflow_id
+    SELECT id, queue, status, attempts, NULL::jsonb AS result, last_error, callback, workflow_id,
+           tenant
     FROM swept
 ),
+tenant_changes AS (
+    SELECT tenant, -1 AS delta FROM ended
+),
+-- include: _tenant_counts.sql
+,
 settled AS (
     SELECT taskqueue.settle_children(array_agg(id ORDER BY id), array_agg(false), $3) AS n
     FROM swept

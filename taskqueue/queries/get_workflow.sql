@@ -5,7 +5,7 @@
 -- columns for a workflow whose tasks are all gone (pruned).
 SELECT w.id AS workflow_id, w.name AS workflow_name, w.created_at AS workflow_created_at,
        t.id, t.workflow_ref AS ref, t.type, t.status::text AS status, t.attempts,
-       t.created_at, t.started_at, t.completed_at, t.last_error,
+       t.created_at, t.started_at, t.completed_at, t.last_error, t.tenant,
        coalesce((SELECT array_agg(d.parent_id ORDER BY d.parent_id)
                  FROM taskqueue.task_dependencies d WHERE d.child_id = t.id),
                 '{}') AS depends_on,

@@ -9,6 +9,7 @@
 --   $6 uuid        cursor: only ids below this one (NULL: from the newest)
 --   $7 int         page size
 --   $8 text        schedule filter: tasks fired by this schedule (NULL: any)
+--   $9 text        tenant filter (NULL: any)
 SELECT *
 FROM taskqueue.tasks
 WHERE ($1::taskqueue.task_status IS NULL OR status = $1)
@@ -18,5 +19,6 @@ WHERE ($1::taskqueue.task_status IS NULL OR status = $1)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::uuid IS NULL OR id < $6)
   AND ($8::text IS NULL OR schedule = $8)
+  AND ($9::text IS NULL OR tenant = $9)
 ORDER BY id DESC
 LIMIT $7;

@@ -2,6 +2,7 @@
 -- in each state, for the CLI and the dashboard.
 --   $1 uuid cursor: only ids below this one (NULL: from the newest)
 --   $2 int  page size
+--   $3 text tenant: only workflows whose tasks belong to it (NULL: all)
 SELECT w.id, w.name, w.created_at,
        count(t.id) AS total,
        count(t.id) FILTER (WHERE t.status IN ('waiting', 'queued', 'running')) AS unfinished,
@@ -9,7 +10,10 @@ SELECT w.id, w.name, w.created_at,
        count(t.id) FILTER (WHERE t.status = 'failed') AS failed,
        count(t.id) FILTER (WHERE t.status = 'cancelled') AS cancelled
 FROM (SELECT * FROM taskqueue.workflows
-      WHERE $1::uuid IS NULL OR id < $1
+      WHERE ($1::uuid IS NULL OR id < $1)
+        AND ($3::text IS NULL
+             OR EXISTS (SELECT 1 FROM taskqueue.tasks x
+                        WHERE x.workflow_id = workflows.id AND x.tenant = $3))
       ORDER BY id DESC
       LIMIT $2) w
 LEFT JOIN taskqueue.tasks t ON t.workflow_id = w.id

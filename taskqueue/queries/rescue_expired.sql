@@ -35,7 +35,7 @@ rescued AS (
     FROM expired e
     WHERE t.id = e.id
     RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by, t.callback,
-              NULL::jsonb AS result, t.children, t.workflow_id
+              NULL::jsonb AS result, t.children, t.workflow_id, t.tenant
 ),
 rescued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
@@ -60,10 +60,16 @@ running_counted AS (
     WHERE s.name = r.queue AND s.concurrency_limit IS NOT NULL
 ),
 ended AS (
-    SELECT id, queue, status, attempts, result, last_error, callback, children, workflow_id
+    SELECT id, queue, status, attempts, result, last_error, callback, children, workflow_id,
+           tenant
     FROM rescued
     WHERE status = 'failed'
 ),
+tenant_changes AS (
+    SELECT tenant, -1 AS delta FROM ended
+),
+-- include: _tenant_counts.sql
+,
 settled AS (
     SELECT taskqueue.settle_children(array_agg(id ORDER BY id), array_agg(false), $3) AS n
     FROM ended

@@ -53,6 +53,11 @@ uncounted AS (
            -greatest(was_attempts - 1, 0), -(was_attempts > 1)::int
     FROM requeued
 ),
+tenant_changes AS (
+    SELECT tenant, 1 AS delta FROM requeued
+),
+-- include: _tenant_counts.sql
+,
 lane_rows AS (
     SELECT queue, type, priority, run_at, tenant FROM requeued WHERE status = 'queued'
 ),

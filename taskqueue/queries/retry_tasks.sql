@@ -5,7 +5,7 @@
 -- parents are not all finished (or are retried with it) goes back to
 -- waiting for them instead; a retried parent is waited for again by its
 -- children still waiting (their waiting_on counts it again).
---   $1-$8          which tasks, and how many at most: see _bulk_match.sql
+--   $1-$8, $11     which tasks (and of which tenant), how many at most: see _bulk_match.sql
 --   $9 text        who, for the operator log
 --   $10 jsonb      what was asked, for the operator log
 -- Returns how many tasks matched, how many changed, and the last id matched
@@ -67,6 +67,11 @@ uncounted AS (
     FROM changed
     GROUP BY queue
 ),
+tenant_changes AS (
+    SELECT tenant, 1 AS delta FROM changed
+),
+-- include: _tenant_counts.sql
+,
 lane_rows AS (
     SELECT queue, type, priority, run_at, tenant FROM changed WHERE status = 'queued'
 ),

@@ -10,6 +10,7 @@
 --   $6 timestamptz created before (NULL: no bound)
 --   $7 uuid        cursor: only ids below this one (NULL: from the newest)
 --   $8 int         page size
+--   $9 text        tenant filter (NULL: any)
 SELECT *
 FROM taskqueue.tasks
 WHERE (starts_with(name, $1) OR idempotency_key = $1)
@@ -19,5 +20,6 @@ WHERE (starts_with(name, $1) OR idempotency_key = $1)
   AND ($5::timestamptz IS NULL OR created_at >= $5)
   AND ($6::timestamptz IS NULL OR created_at < $6)
   AND ($7::uuid IS NULL OR id < $7)
+  AND ($9::text IS NULL OR tenant = $9)
 ORDER BY id DESC
 LIMIT $8;

@@ -113,6 +113,13 @@ from taskqueue.store.tasks import (
     search_tasks,
     task_history,
 )
+from taskqueue.store.tenants import (
+    TenantUsage,
+    fold_tenant_counts,
+    set_tenant_limits,
+    tenant_stats,
+    tenant_usage,
+)
 from taskqueue.store.workers import (
     applied_migrations,
     backend_pid,
@@ -157,6 +164,7 @@ __all__ = [
     "Rescue",
     "ScheduleRow",
     "TaskRow",
+    "TenantUsage",
     "WorkflowRow",
     "WorkflowSummary",
     "WorkflowTask",
@@ -196,6 +204,7 @@ __all__ = [
     "find_unhandled_types",
     "fire_schedule",
     "fold_queue_counts",
+    "fold_tenant_counts",
     "fragment",
     "get_schedule",
     "get_task",
@@ -238,8 +247,11 @@ __all__ = [
     "set_queue_limits",
     "set_queue_paused",
     "set_queue_retention",
+    "set_tenant_limits",
     "succeeded_retentions",
     "task_history",
+    "tenant_stats",
+    "tenant_usage",
     "trigger_schedule",
     "update_schedule",
 ]

@@ -13,6 +13,7 @@ batches faster; below ``COPY_MIN_ROWS`` its extra round trips cost more."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -95,6 +96,7 @@ async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
     )
     lanes = {(row.queue, row.type, row.priority, row.tenant or "") for row in rows}
     ids: list[uuid.UUID] = [row.id for row in rows]
+    tenants = Counter(row.tenant for row in rows if row.tenant is not None)
     record = await conn.fetchrow(
         query("enqueue_copied"),
         ids,
@@ -102,6 +104,8 @@ async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
         [lane[1] for lane in lanes],
         [lane[2] for lane in lanes],
         [lane[3] for lane in lanes],
+        sorted(tenants),
+        [tenants[name] for name in sorted(tenants)],
     )
     assert record is not None  # the statement always returns one row
     created_at: datetime = record["created_at"]

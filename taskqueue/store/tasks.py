@@ -129,6 +129,7 @@ async def list_tasks(
     before_id: uuid.UUID | None = None,
     limit: int = 100,
     schedule: str | None = None,
+    tenant: str | None = None,
 ) -> list[Task]:
     records = await conn.fetch(
         query("list_tasks"),
@@ -140,6 +141,7 @@ async def list_tasks(
         before_id,
         limit,
         schedule,
+        tenant,
     )
     return [_task(r) for r in records]
 
@@ -172,6 +174,7 @@ async def search_tasks(
     created_before: datetime | None = None,
     before_id: uuid.UUID | None = None,
     limit: int = 50,
+    tenant: str | None = None,
 ) -> list[Task]:
     """Tasks whose name starts with ``text`` or whose idempotency key is ``text``."""
     records = await conn.fetch(
@@ -184,6 +187,7 @@ async def search_tasks(
         created_before,
         before_id,
         limit,
+        tenant,
     )
     return [_task(r) for r in records]
 
@@ -195,8 +199,11 @@ async def failure_groups(
     since: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    tenant: str | None = None,
 ) -> list[FailureGroup]:
-    records = await conn.fetch(query("failure_groups"), queue, task_type, since, limit, offset)
+    records = await conn.fetch(
+        query("failure_groups"), queue, task_type, since, limit, offset, tenant
+    )
     return [FailureGroup(**dict(r.items())) for r in records]
 
 
@@ -213,6 +220,7 @@ async def bulk_action(
     limit: int,
     actor: str,
     asked: Any,
+    tenant: str | None = None,
 ) -> BulkResult:
     """Retry, cancel or delete a chunk of tasks in one statement (see
     retry_tasks.sql, cancel_tasks.sql, delete_tasks.sql)."""
@@ -229,6 +237,7 @@ async def bulk_action(
         limit,
         actor,
         asked,
+        tenant,
     )
     assert record is not None  # the statement always returns its summary
     more = record["matched"] == limit and record["last_id"] is not None

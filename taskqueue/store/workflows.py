@@ -57,6 +57,7 @@ class WorkflowTask(msgspec.Struct, frozen=True, kw_only=True):
     last_error: str | None
     depends_on: list[uuid.UUID]  # parent ids
     on_parent_failure: list[str]  # per parent, in the same order
+    tenant: str | None = None
 
 
 class WorkflowRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,8 +104,11 @@ async def enqueue_dependent_tasks(
     )
 
 
-async def existing_task_ids(conn: Executor, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    return {r["id"] for r in await conn.fetch(query("existing_task_ids"), list(ids))}
+async def existing_task_ids(
+    conn: Executor, ids: Sequence[uuid.UUID], tenant: str | None = None
+) -> set[uuid.UUID]:
+    """Which of ``ids`` exist (``tenant``: and belong to that tenant)."""
+    return {r["id"] for r in await conn.fetch(query("existing_task_ids"), list(ids), tenant)}
 
 
 async def get_workflow(conn: Executor, workflow_id: uuid.UUID) -> WorkflowRow | None:
@@ -125,6 +129,7 @@ async def get_workflow(conn: Executor, workflow_id: uuid.UUID) -> WorkflowRow | 
             last_error=r["last_error"],
             depends_on=list(r["depends_on"]),
             on_parent_failure=list(r["on_parent_failure"]),
+            tenant=r["tenant"],
         )
         for r in records
         if r["id"] is not None
@@ -138,9 +143,9 @@ async def get_workflow(conn: Executor, workflow_id: uuid.UUID) -> WorkflowRow | 
 
 
 async def list_workflows(
-    conn: Executor, *, before: uuid.UUID | None = None, limit: int = 50
+    conn: Executor, *, before: uuid.UUID | None = None, limit: int = 50, tenant: str | None = None
 ) -> list[WorkflowSummary]:
-    records = await conn.fetch(query("list_workflows"), before, limit)
+    records = await conn.fetch(query("list_workflows"), before, limit, tenant)
     return [WorkflowSummary(**dict(r.items())) for r in records]
 
 

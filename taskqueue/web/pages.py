@@ -16,13 +16,14 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect
 
 from taskqueue.client import TaskQueue
-from taskqueue.errors import InvalidTask, TaskNotFound
-from taskqueue.limits import MAX_OFFSET
+from taskqueue.errors import InvalidTask, TaskNotFound, TenantForbidden
+from taskqueue.limits import MAX_OFFSET, MAX_TENANT_LENGTH
 from taskqueue.models import Status, Task, TaskFilter
 from taskqueue.store import QueueState
-from taskqueue.validation import as_task_id, text_problem
+from taskqueue.validation import as_task_id, queue_problem, text_problem
 from taskqueue.web import timeline
 from taskqueue.web.headers import html_response
 from taskqueue.web.overview import OverviewSnapshot
@@ -33,7 +34,16 @@ PAGE_SIZE = 50
 LIST_PAGE_SIZE = 100  # queues, workers and failure groups per page
 OVERVIEW_QUEUES = 50  # the busiest queues the Overview shows
 QUEUE_CHOICES = 200  # queue names the Tasks page offers as filters
-TASK_FILTERS = ("status", "queue", "type", "created_after", "created_before", "q", "cursor")
+TASK_FILTERS = (
+    "status",
+    "queue",
+    "type",
+    "created_after",
+    "created_before",
+    "q",
+    "cursor",
+    "tenant",
+)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -46,10 +56,18 @@ def overview_snapshot(state: State, tq: TaskQueue) -> OverviewSnapshot:
     return snapshot
 
 
+def operator_only(viewer: Viewer) -> None:
+    """A page about every tenant's work (queues, workers, the overview) is an operator's."""
+    if viewer.tenant is not None:
+        raise TenantForbidden("this page is for operators; a tenant sees its tasks")
+
+
 @get("/", opt={"query_parameters": ()}, name="overview")
 async def overview_page(
     state: State, tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer]
-) -> Response[str]:
+) -> Response[Any]:
+    if viewer.tenant is not None:
+        return Redirect(path="/tasks", status_code=303)  # a tenant's home is its tasks
     data = await overview_snapshot(state, tq).get()
     peak_hour = max((b.finished for b in data.last_hour), default=0)
     peak_day = max((b.finished for b in data.last_day), default=0)
@@ -97,6 +115,7 @@ class TaskQuery(msgspec.Struct, kw_only=True):
     created_before: str = ""
     q: str = ""
     cursor: str = ""
+    tenant: str = ""  # an operator's filter (a tenant's view is its own already)
 
     def link(self, **changes: str) -> str:
         values = {**msgspec.structs.asdict(self), **changes}
@@ -142,6 +161,8 @@ async def tasks_page(
     for field, value in (("search", query.q), ("queue", query.queue), ("type", query.type)):
         if value and (problem := text_problem(value, max_length=300, min_length=1)):
             problems.append(f"{field}: {problem}")
+    if query.tenant and (problem := queue_problem(query.tenant, max_length=MAX_TENANT_LENGTH)):
+        problems.append(f"tenant: {problem}")
     found_id = as_task_id(query.q) if query.q and not problems else None
     tasks: list[Task] = []
     if found_id is not None:
@@ -151,7 +172,7 @@ async def tasks_page(
             tasks = []
     elif not problems:
         try:
-            tasks = await _find(tq, query, status, after, before, cursor)
+            tasks = await _find(tq, query, status, after, before, cursor, viewer.tenant)
         except InvalidTask as exc:
             problems.append(str(exc))
     # "All matching" acts through the bulk API's filter, which has no lower
@@ -164,6 +185,7 @@ async def tasks_page(
                 queue=query.queue or None,
                 type=query.type or None,
                 created_before=before,
+                tenant=query.tenant or None,
             )
         ).decode()
     next_link = None
@@ -172,8 +194,14 @@ async def tasks_page(
     stream = "/api/events"
     if query.queue:
         stream += "?" + urlencode({"queue": query.queue})
-    states = await tq.views.queue_states(limit=QUEUE_CHOICES)
-    queue_names = [q.name for q in states.queues]
+    usage = None
+    if viewer.tenant is None:
+        states = await tq.views.queue_states(limit=QUEUE_CHOICES)
+        queue_names = [q.name for q in states.queues]
+    else:  # no other tenant's queue names; how much of its quota it uses
+        queue_names = []
+        operator: TaskQueue = request.app.state.tq
+        usage = await operator.tenants.get(viewer.tenant)
     return html_response(
         render(
             "tasks.html",
@@ -186,6 +214,7 @@ async def tasks_page(
             statuses=[s.value for s in Status],
             queue_names=queue_names,
             whole_filter=whole_filter,
+            usage=usage,
             next_link=next_link,
             newest_link=query.link(cursor="") if query.cursor else None,
         )
@@ -199,6 +228,7 @@ async def _find(
     after: datetime | None,
     before: datetime | None,
     cursor: uuid.UUID | None,
+    tenant: str | None,
 ) -> list[Task]:
     if query.q:
         return await tq.views.search(
@@ -210,6 +240,7 @@ async def _find(
             created_before=before,
             before_id=cursor,
             limit=PAGE_SIZE,
+            tenant=tenant or query.tenant or None,
         )
     return await tq.list(
         status=status,
@@ -219,6 +250,7 @@ async def _find(
         created_before=before,
         cursor=cursor,
         limit=PAGE_SIZE,
+        tenant=query.tenant or None,
     )
 
 
@@ -297,6 +329,7 @@ async def failures_page(
 async def queues_page(
     tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], offset: FromQuery[str] = ""
 ) -> Response[str]:
+    operator_only(viewer)
     skip = _offset(offset)
     states = await tq.views.queue_states(failed=True, offset=skip, limit=LIST_PAGE_SIZE)
     return html_response(

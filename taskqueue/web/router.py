@@ -8,13 +8,15 @@ from urllib.parse import quote
 
 from litestar import Request, Response, Router, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
+from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.http.auth import Authenticator
 from taskqueue.http.errors import handle_exception
+from taskqueue.tenancy import TenantQueue
 from taskqueue.web import pages, signin, workflows
 from taskqueue.web.headers import SECURITY_HEADERS, html_response
 from taskqueue.web.render import render, static_bytes
@@ -48,6 +50,13 @@ async def _viewer(request: Request[Any, Any, State], state: State) -> Viewer:
             target += "?" + request.url.query
         raise SignInRequired(target)
     return viewer
+
+
+async def _task_queue(state: State, viewer: NamedDependency[Viewer]) -> TaskQueue:
+    """The app's TaskQueue, scoped to the viewer's tenant when its token has
+    one: the pages then show that tenant's view."""
+    tq: TaskQueue = state.tq
+    return tq if viewer.tenant is None else TenantQueue(tq, viewer.tenant)
 
 
 def _to_sign_in(request: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
@@ -109,7 +118,7 @@ def dashboard_router(settings: Settings, authenticator: Authenticator) -> tuple[
             signin.sign_out,
             static_file,
         ],
-        dependencies={"viewer": Provide(_viewer)},
+        dependencies={"viewer": Provide(_viewer), "tq": Provide(_task_queue)},
         exception_handlers={SignInRequired: _to_sign_in, Exception: _error_page},
         include_in_schema=False,
     )

@@ -70,6 +70,7 @@ class Viewer:
     scopes: frozenset[str]
     csrf: str  # empty when auth is off: no session, no cookie to forge with
     expires: float | None = None  # when the session (or its JWT) ends, Unix seconds
+    tenant: str | None = None  # the tenant its token acts for (None: an operator)
 
     @property
     def session_id(self) -> bytes:
@@ -190,7 +191,9 @@ class Sessions:
         )
         payload = _b64(_encode(data))
         expires = float(min(data.expires, token_expires or data.expires))
-        return f"{payload}.{self._sign(payload)}", Viewer(name, scopes, data.csrf, expires)
+        tenant = self.authenticator.tenant_of(token)
+        viewer = Viewer(name, scopes, data.csrf, expires, tenant)
+        return f"{payload}.{self._sign(payload)}", viewer
 
     def viewer(self, cookie: str, *, now: float | None = None) -> Viewer | None:
         """The viewer a cookie value stands for, or None when it is forged,
@@ -207,18 +210,22 @@ class Sessions:
         if data.expires <= (time.time() if now is None else now):
             return None
         found: tuple[str, frozenset[str], float | None] | None = None
+        tenant: str | None = None
         if data.digest is not None:
             try:
-                configured = self.authenticator.by_digest(bytes.fromhex(data.digest))
+                digest = bytes.fromhex(data.digest)
             except ValueError:
                 return None
+            configured = self.authenticator.by_digest(digest)
             found = None if configured is None else (*configured, None)
+            tenant = self.authenticator.tenant_by_digest(digest)
         elif data.jwt is not None:
             found = self.authenticator.identify_until(data.jwt)
+            tenant = self.authenticator.tenant_of(data.jwt)
         if found is None:
             return None
         expires = min(float(data.expires), found[2] or float(data.expires))
-        return Viewer(found[0], found[1], data.csrf, expires)
+        return Viewer(found[0], found[1], data.csrf, expires, tenant)
 
     def viewer_from_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> Viewer | None:
         """The session viewer of an ASGI request, if it has a valid cookie
@@ -239,10 +246,10 @@ class Sessions:
 
     async def api_actor(
         self, scope: Scope, needed: str
-    ) -> tuple[str, float | None, Callable[[], Awaitable[bool]]] | None:
+    ) -> tuple[str, float | None, Callable[[], Awaitable[bool]], str | None] | None:
         """For the API's auth middleware: the name behind a request's session
-        cookie, when the session ends and how to ask whether it is still
-        signed in, or None without one. A session
+        cookie, when the session ends, how to ask whether it is still
+        signed in and its tenant, or None without one. A session
         without ``needed`` scope, or a state-changing request without the
         session's CSRF token, is refused (403) whatever page it came from."""
         viewer = await self.current(scope["headers"])
@@ -260,7 +267,7 @@ class Sessions:
         async def alive() -> bool:
             return not await self.revocations.revoked(viewer)
 
-        return viewer.name, viewer.expires, alive
+        return viewer.name, viewer.expires, alive, viewer.tenant
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,9 @@ def summary_status(w: store.WorkflowSummary) -> str:
 
 
 class Workflows:
+    # Set on a tenant's (taskqueue.tenancy): parents in depends_on must be its own.
+    tenant: str | None = None
+
     def __init__(self, runner: Runner, registry: Registry | None) -> None:
         self._db = runner
         self._registry = registry
@@ -99,7 +102,7 @@ class Workflows:
                 conn, dependent, edges, workflow_id=workflow_id, workflow_name=name
             )
 
-        done = await (run(connection) if connection is not None else self._db.run(run))
+        done = await _admitted(run(connection) if connection is not None else self._db.run(run))
         return SubmittedWorkflow(
             id=workflow_id,
             tasks=[
@@ -173,7 +176,7 @@ class Workflows:
         async def run(conn: store.Connection) -> store.DependentInsert:
             # Checked in the insert's transaction; a parent deleted in between
             # had finished (only finished tasks are deleted) and counts as done.
-            existing = await store.existing_task_ids(conn, wanted)
+            existing = await store.existing_task_ids(conn, wanted, self.tenant)
             for index, ids in enumerate(parents):
                 missing = [str(i) for i in ids if i not in existing]
                 if missing:
@@ -182,10 +185,10 @@ class Workflows:
             return await store.enqueue_dependent_tasks(conn, dependent, edges)
 
         if connection is not None:
-            done = await run(connection)
+            done = await _admitted(run(connection))
         else:
             async with self._db.pool.acquire() as conn, conn.transaction():
-                done = await run(conn)
+                done = await _admitted(run(conn))
         results = await enqueue.insert(lambda batch: _as_enqueued(batch, done, self._db), dependent)
         return enqueue.decode_payloads(results) if connection is None else results
 
@@ -206,11 +209,12 @@ class Workflows:
         )
 
     async def list(
-        self, *, before: uuid.UUID | None = None, limit: int = 50
+        self, *, before: uuid.UUID | None = None, limit: int = 50, tenant: str | None = None
     ) -> builtins.list[store.WorkflowSummary]:
+        """Newest first; ``tenant``: only workflows whose tasks belong to it."""
         if type(limit) is not int or not 1 <= limit <= 1000:
             raise InvalidTask("limit", "an integer from 1 to 1000")
-        return await self._db.run(store.list_workflows, before=before, limit=limit)
+        return await self._db.run(store.list_workflows, before=before, limit=limit, tenant=tenant)
 
 
 def _status_of(task_id: uuid.UUID, done: store.DependentInsert) -> Status:
@@ -237,3 +241,12 @@ async def _as_enqueued(
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
     return results
+
+
+async def _admitted(insert: Awaitable[store.DependentInsert]) -> store.DependentInsert:
+    """The insert's outcome; QuotaExceeded when a tenant's quota refused it."""
+    try:
+        return await insert
+    except Exception as exc:
+        enqueue.refuse_over_quota(exc)
+        raise

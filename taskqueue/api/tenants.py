@@ -1,0 +1,74 @@
+"""/api/tenants/{name}: a tenant's quota and what it uses (an operator's;
+a tenant's own token may read its own)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, patch
+from litestar.datastructures import State
+from litestar.params import FromPath
+
+from taskqueue.api.openapi import SECURITY, error_responses, with_body
+from taskqueue.client import TaskQueue
+from taskqueue.errors import InvalidArgument
+from taskqueue.http.auth import actor_of
+from taskqueue.http.body import decode_body
+from taskqueue.limits import MAX_LIMIT
+from taskqueue.store import TenantUsage
+
+
+class TenantLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A field left out keeps its value; null removes the limit."""
+
+    # At most this many unfinished tasks (waiting, queued, running); beyond
+    # it enqueueing answers 429 with Retry-After and a batch is refused whole.
+    max_queued: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+
+
+_decode_limits = msgspec.json.Decoder(TenantLimits).decode
+
+
+class TenantController(Controller):
+    path = "/api/tenants"
+    tags = ["tenants"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = SECURITY
+
+    @get(
+        "/{name:str}",
+        responses=error_responses(403, 422),
+        summary="A tenant's quota and its unfinished tasks",
+        description=(
+            "unfinished counts its waiting, queued and running tasks; null for a tenant "
+            "that never had a quota (it is not counted)."
+        ),
+    )
+    async def get_tenant(self, state: State, name: FromPath[str]) -> TenantUsage:
+        # The app's own TaskQueue: the auth middleware lets a tenant's token
+        # reach its own name alone.
+        tq: TaskQueue = state.tq
+        return await tq.tenants.get(name)
+
+    @patch(
+        "/{name:str}",
+        operation_class=with_body(TenantLimits, "the limits to change"),
+        responses=error_responses(400, 403, 413, 415, 422),
+        summary="Set or clear a tenant's quota",
+        description=(
+            "max_queued: at most that many of the tenant's tasks unfinished (waiting, "
+            "queued or running); null removes the limit, a field left out keeps it."
+        ),
+    )
+    async def set_tenant(
+        self, request: Request[Any, Any, State], state: State, name: FromPath[str]
+    ) -> TenantUsage:
+        body = decode_body(_decode_limits, await request.body(), envelope=1)
+        if body.max_queued is msgspec.UNSET:
+            raise InvalidArgument("body", "give max_queued (a number, or null to remove it)")
+        tq: TaskQueue = state.tq
+        return await tq.tenants.set_limits(
+            name, max_queued=body.max_queued, actor=actor_of(request)
+        )

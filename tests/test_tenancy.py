@@ -1,0 +1,107 @@
+"""TenantQueue: the Python handle scoped to one tenant, against real
+PostgreSQL. It stamps, reads and changes its tenant's tasks only, and
+refuses what only an operator may do."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from taskqueue.client import TaskQueue
+from taskqueue.errors import (
+    InvalidArgument,
+    InvalidTask,
+    TaskNotFound,
+    TenantForbidden,
+    WorkflowNotFound,
+)
+from taskqueue.models import NewTask, TaskFilter
+from taskqueue.tenancy import TenantQueue
+from taskqueue.workflows import Workflow
+
+
+async def test_it_stamps_its_tenant_and_refuses_another(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    acme = TenantQueue(tq, "acme")
+    assert (await acme.enqueue("noop")).tenant == "acme"
+    assert {t.tenant for t in await acme.enqueue_many([NewTask(type="noop")] * 2)} == {"acme"}
+    with pytest.raises(TenantForbidden, match=r"tasks\[1\]\.tenant"):
+        await acme.enqueue_many([NewTask(type="noop"), NewTask(type="noop", tenant="globex")])
+    with pytest.raises(TenantForbidden):
+        await acme.insert(tq.prepare([NewTask(type="noop", tenant="globex")]))
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 3
+    with pytest.raises(InvalidArgument):
+        TenantQueue(tq, "not a name")
+
+
+async def test_it_reads_and_changes_only_its_own_tasks(tq: TaskQueue) -> None:
+    acme, globex = TenantQueue(tq, "acme"), TenantQueue(tq, "globex")
+    mine = await acme.enqueue("noop", queue="q")
+    theirs = await globex.enqueue("noop", queue="q")
+    nobodys = await tq.enqueue("noop", queue="q")
+    for other in (theirs.id, nobodys.id):
+        for read in (acme.get, acme.history, acme.cancel, acme.retry):
+            with pytest.raises(TaskNotFound):
+                await read(other)
+    assert [t.id for t in await acme.list()] == [mine.id]
+    with pytest.raises(TenantForbidden):
+        await acme.list(tenant="globex")
+    done = await acme.cancel_many(where=TaskFilter(queue="q"))
+    assert (done.matched, done.changed) == (1, 1)
+    assert (await tq.get(theirs.id)).status == "queued"
+    assert (await acme.cancel_many([theirs.id, nobodys.id])).matched == 0
+    with pytest.raises(TenantForbidden):
+        await acme.cancel_many(where=TaskFilter(tenant="globex"))
+    stats = await acme.stats()
+    assert (stats.total_tasks, stats.cancelled_tasks) == (1, 1)
+    assert (await tq.stats()).total_tasks == 3
+    # The same key in another tenant is not handed over.
+    await globex.enqueue("noop", idempotency_key="k")
+    with pytest.raises(InvalidTask) as raised:
+        await acme.enqueue("noop", idempotency_key="k")
+    assert raised.value.field == "idempotency_key"
+
+
+async def test_its_workflows_are_its_own(tq: TaskQueue) -> None:
+    acme, globex = TenantQueue(tq, "acme"), TenantQueue(tq, "globex")
+    wf = Workflow("etl")
+    wf.add("noop", {})
+    mine = await acme.workflows.submit(wf)
+    theirs = await globex.workflows.submit(wf)
+    assert (await acme.get(mine.tasks[0].id)).tenant == "acme"
+    assert [w.id for w in await acme.workflows.list()] == [mine.id]
+    with pytest.raises(WorkflowNotFound):
+        await acme.workflows.get(theirs.id)
+    assert (await acme.workflows.get(mine.id)).id == mine.id
+    foreign = Workflow("x")
+    foreign.add("noop", {}, tenant="globex")
+    with pytest.raises(TenantForbidden):
+        await acme.workflows.submit(foreign)
+
+
+async def test_operator_operations_are_refused(tq: TaskQueue) -> None:
+    acme = TenantQueue(tq, "acme")
+    for call in (
+        lambda: acme.pause("default"),
+        lambda: acme.queue("default"),
+        lambda: acme.workers(),
+        lambda: acme.actions(),
+        lambda: acme.list_schedules(),
+        lambda: acme.tenants.get("acme"),
+    ):
+        with pytest.raises(TenantForbidden):
+            await call()
+    await acme.close()  # closes nothing: the pool is tq's
+    assert (await tq.enqueue("noop")).tenant is None
+
+
+async def test_its_tasks_may_wait_only_for_its_own_tasks(tq: TaskQueue) -> None:
+    acme = TenantQueue(tq, "acme")
+    theirs = await tq.enqueue("noop", tenant="globex")
+    nobodys = await tq.enqueue("noop")
+    mine = await acme.enqueue("noop")
+    for other in (theirs.id, nobodys.id):
+        with pytest.raises(InvalidTask) as raised:  # as if it did not exist
+            await acme.workflows.enqueue("noop", depends_on=[other])
+        assert raised.value.field == "depends_on" and "no such task" in raised.value.message
+    waits = await acme.workflows.enqueue("noop", depends_on=[mine.id])
+    assert (waits.status, waits.tenant) == ("waiting", "acme")

@@ -1,0 +1,179 @@
+"""Tenant quotas against real PostgreSQL: max_queued refuses what goes
+beyond it on every insert path (a batch whole), the counter follows tasks
+as they end, are cancelled, retried or cancelled by a failed parent, null
+removes the limit, and tenantless tasks leave no counter work behind; over
+REST, 429 with Retry-After and GET/PATCH /api/tenants/{name}."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from taskqueue.client import TaskQueue
+from taskqueue.errors import InvalidArgument, QuotaExceeded
+from taskqueue.models import NewTask
+from taskqueue.store.bulk_copy import COPY_MIN_ROWS
+from taskqueue.workflows import Workflow
+from tests.api_helpers import api_client
+from tests.helpers import run_audit, running_worker, wait_until
+
+OPERATOR = "operator-token-0123456789"
+ACME = "acme-token-0123456789abc"
+TOKENS = f"{OPERATOR}:read+write:ops,{ACME}:read+write:acme-bot:acme"
+
+
+async def tasks_of(pool: asyncpg.Pool, tenant: str) -> int:
+    return int(
+        await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE tenant = $1", tenant)
+    )
+
+
+async def test_max_queued_refuses_beyond_it_and_a_batch_whole(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    usage = await tq.tenants.set_limits("acme", max_queued=3)
+    assert (usage.max_queued, usage.unfinished) == (3, 0)
+    await tq.enqueue("noop", tenant="acme")
+    await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * 2)
+    with pytest.raises(QuotaExceeded, match="acme"):
+        await tq.enqueue("noop", tenant="acme")
+    await tq.enqueue("noop", tenant="globex")  # other tenants and none are not held back
+    await tq.enqueue("noop")
+    assert await tasks_of(pool, "acme") == 3
+    (first,) = await tq.list(tenant="acme", limit=1)
+    await tq.cancel(first.id)
+    with pytest.raises(QuotaExceeded):  # one place free, two asked: nothing inserted
+        await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * 2)
+    with pytest.raises(QuotaExceeded):  # by COPY too
+        await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * COPY_MIN_ROWS)
+    waiting_on = (await tq.list(tenant="acme", status="queued", limit=1))[0].id
+    with pytest.raises(QuotaExceeded):  # and with dependencies
+        await tq.workflows.enqueue_after(
+            [NewTask(type="noop", tenant="acme")] * 2, [[waiting_on], [waiting_on]]
+        )
+    assert await tasks_of(pool, "acme") == 3
+    assert (await tq.tenants.get("acme")).unfinished == 2
+    await tq.enqueue("noop", tenant="acme")
+    removed = await tq.tenants.set_limits("acme", max_queued=None)
+    assert (removed.max_queued, removed.unfinished) == (None, 3)
+    await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * COPY_MIN_ROWS)
+    assert (await tq.tenants.get("acme")).unfinished == 3 + COPY_MIN_ROWS
+
+
+async def test_the_counter_follows_tasks_as_they_end_retry_and_are_cancelled_by_a_parent(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    # Tasks from before the quota are counted once, when it is set.
+    await tq.enqueue("noop", tenant="acme")
+    assert (await tq.tenants.set_limits("acme", max_queued=1000)).unfinished == 1
+    wf = Workflow("chain")
+    parent = wf.add("fail", {}, max_retries=0, tenant="acme")
+    wf.add("noop", {}, after=[parent], tenant="acme")  # cancelled when its parent fails
+    await tq.workflows.submit(wf)
+    await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * 3)
+    await tq.enqueue("fail", {}, max_retries=0, tenant="acme")
+    assert (await tq.tenants.get("acme")).unfinished == 7
+
+    async def all_ended() -> bool:
+        return not await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.tasks"
+            " WHERE tenant = 'acme' AND status IN ('waiting', 'queued', 'running')"
+        )
+
+    async with running_worker(database_url):
+        await wait_until(all_ended)
+    assert (await tq.tenants.get("acme")).unfinished == 0
+    failed = await tq.list(tenant="acme", status="failed")
+    await tq.retry(failed[0].id)
+    assert (await tq.tenants.get("acme")).unfinished == 1
+    await tq.cancel(failed[0].id)
+    assert (await tq.tenants.get("acme")).unfinished == 0
+    assert await run_audit(pool) == []
+
+
+async def test_tenantless_tasks_and_tenants_without_a_quota_cost_no_counter_rows(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    await tq.enqueue_many([NewTask(type="noop")] * 5 + [NewTask(type="noop", tenant="free")] * 5)
+
+    async def drained() -> bool:
+        return (await tq.stats()).succeeded_tasks == 10
+
+    async with running_worker(database_url):
+        await wait_until(drained)
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tenant_counts") == 0
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tenants") == 0
+    free = await tq.tenants.get("free")
+    assert (free.max_queued, free.unfinished) == (None, None)  # never counted
+
+
+async def test_a_quota_is_a_number_or_null(tq: TaskQueue) -> None:
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(InvalidArgument) as raised:
+            await tq.tenants.set_limits("acme", max_queued=bad)  # type: ignore[arg-type]
+        assert raised.value.field == "max_queued"
+    with pytest.raises(InvalidArgument):
+        await tq.tenants.get("a b")
+
+
+async def test_over_rest_a_tenant_over_its_quota_gets_429_with_retry_after(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    operator, acme = {"Authorization": f"Bearer {OPERATOR}"}, {"Authorization": f"Bearer {ACME}"}
+    async with api_client(database_url, api_tokens=TOKENS) as client:
+        set_to = await client.patch("/api/tenants/acme", json={"max_queued": 2}, headers=operator)
+        assert set_to.status_code == 200, set_to.text
+        assert set_to.json() == {"name": "acme", "max_queued": 2, "unfinished": 0}
+        one = await client.post("/api/tasks", json={"type": "noop"}, headers=acme)
+        assert one.status_code == 201
+        batch = await client.post(
+            "/api/tasks/batch", json={"tasks": [{"type": "noop"}] * 2}, headers=acme
+        )
+        assert batch.status_code == 429 and batch.headers["retry-after"] == "1"
+        assert batch.json()["error"] == "quota_exceeded"
+        assert await tasks_of(pool, "acme") == 1
+        two = await client.post("/api/tasks", json={"type": "noop"}, headers=acme)
+        assert two.status_code == 201
+        three = await client.post("/api/tasks", json={"type": "noop"}, headers=acme)
+        assert three.status_code == 429 and int(three.headers["retry-after"]) >= 1
+        flow = await client.post(
+            "/api/workflows", json={"tasks": [{"ref": "a", "type": "noop"}]}, headers=acme
+        )
+        assert flow.status_code == 429
+        # Another producer in the same grouped insert is not held back.
+        other = await client.post("/api/tasks", json={"type": "noop"}, headers=operator)
+        assert other.status_code == 201
+        seen = await client.get("/api/tenants/acme", headers=acme)
+        assert seen.json() == {"name": "acme", "max_queued": 2, "unfinished": 2}
+        cleared = await client.patch(
+            "/api/tenants/acme", json={"max_queued": None}, headers=operator
+        )
+        assert cleared.json()["max_queued"] is None
+        assert (
+            await client.post("/api/tasks", json={"type": "noop"}, headers=acme)
+        ).status_code == 201
+        for body in ({}, {"max_queued": -1}, {"max_queued": "x"}, {"other": 1}):
+            bad = await client.patch("/api/tenants/acme", json=body, headers=operator)
+            assert bad.status_code == 422, body
+        assert (
+            await client.patch("/api/tenants/a%20b", json={"max_queued": 1}, headers=operator)
+        ).status_code == 422
+
+
+async def test_the_pruner_folds_the_deltas_of_a_tenant_that_stopped_enqueueing(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    from taskqueue.queues import DEFAULT_RETENTION
+    from taskqueue.worker.pruner import Pruner
+
+    await tq.tenants.set_limits("acme", max_queued=10)
+    tasks = await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * 3)
+    for task in tasks:
+        await tq.cancel(task.id)  # one delta row each
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tenant_counts") == 3
+    pruner = Pruner(pool, worker_id="pruner", retention=DEFAULT_RETENTION)
+    await pruner.run_once()
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tenant_counts") == 0
+    assert await pool.fetchval("SELECT unfinished FROM taskqueue.tenants") == 0
+    assert (await tq.tenants.get("acme")).unfinished == 0
+    assert pruner.readings()["folded"] >= 3
