@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 from taskqueue.audit import audit
 from taskqueue.benchmark import store as bench_store
+from taskqueue.benchmark.options import Options
 from taskqueue.benchmark.phase import Run
 from taskqueue.benchmark.tools import process, until
 from taskqueue.workflows import Workflow
@@ -76,3 +78,52 @@ async def run(bench: Run) -> None:
     bench.record("crash_stranded", stranded)
     bench.record("crash_out_of_order", out_of_order)
     bench.record("crash_audit", violations)
+
+
+# The report's rows for this phase (as benchmark.report's Row).
+Row = tuple[str, str, str, str, str | None, str | None, str | None, Any]
+
+
+def rows(o: Options) -> list[Row]:
+    return [
+        (
+            "crash_kills",
+            "13 crash",
+            "kill -9 of a worker holding tasks",
+            "kills",
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            "crash_stranded",
+            "13 crash",
+            f"waiting with every parent terminal, {o.crash_runs} kill -9 runs",
+            "tasks",
+            None,
+            None,
+            "0",
+            lambda v, r: v == 0,
+        ),
+        (
+            "crash_out_of_order",
+            "13 crash",
+            "children started before a parent succeeded",
+            "tasks",
+            None,
+            None,
+            "0",
+            lambda v, r: v == 0,
+        ),
+        (
+            "crash_audit",
+            "13 crash",
+            "taskqueue audit violations",
+            "tasks",
+            None,
+            None,
+            "0",
+            lambda v, r: v == 0,
+        ),
+    ]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from taskqueue.benchmark import claim_keys
+from taskqueue.benchmark import claim_keys, crash
 from taskqueue.benchmark.options import (
     BULK_PRODUCERS,
     LIMIT,
@@ -411,46 +411,6 @@ def _sized_rows(o: Options) -> list[Row]:
             lambda v, r: v < 50,
         ),
         (
-            "crash_kills",
-            "13 crash",
-            "kill -9 of a worker holding tasks",
-            "kills",
-            None,
-            None,
-            None,
-            None,
-        ),
-        (
-            "crash_stranded",
-            "13 crash",
-            f"waiting with every parent terminal, {o.crash_runs} kill -9 runs",
-            "tasks",
-            None,
-            None,
-            "0",
-            lambda v, r: v == 0,
-        ),
-        (
-            "crash_out_of_order",
-            "13 crash",
-            "children started before a parent succeeded",
-            "tasks",
-            None,
-            None,
-            "0",
-            lambda v, r: v == 0,
-        ),
-        (
-            "crash_audit",
-            "13 crash",
-            "taskqueue audit violations",
-            "tasks",
-            None,
-            None,
-            "0",
-            lambda v, r: v == 0,
-        ),
-        (
             "workflow_drain_release_p99",
             "12 workflow",
             "same inside the graph's drain (queued behind its layer), p99",
@@ -475,7 +435,8 @@ def _sized_rows(o: Options) -> list[Row]:
 
 def figures(results: dict[str, list[float]], options: Options | None = None) -> list[Figure]:
     found: list[Figure] = []
-    rows = _ROWS + _sized_rows(options or Options()) + claim_keys.rows(options or Options())
+    sized = options or Options()
+    rows = _ROWS + _sized_rows(sized) + claim_keys.rows(sized) + crash.rows(sized)
     for key, phase, figure, unit, ref_key, ref_name, target, met in rows:
         values = results.get(key)
         if not values:
