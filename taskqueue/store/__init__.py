@@ -11,6 +11,7 @@ from taskqueue.store._sql import (
     Executor,
     fragment,
     query,
+    statement,
 )
 from taskqueue.store.claims import (
     Rescue,
@@ -220,6 +221,7 @@ __all__ = [
     "prune_expired",
     "prune_tasks",
     "query",
+    "statement",
     "queue_states",
     "queues_with_settings",
     "recent_outcomes",
