@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 from psycopg.pq import ExecStatus
+from psycopg.rows import TupleRow
 
 from taskqueue.store._sql import function_name, placeholders, statement, write_path_roles
 from taskqueue.store._sql import write_path_statements as marked_statements
@@ -44,7 +45,7 @@ class Shape:
     columns: tuple[tuple[str, str], ...]
 
 
-def install(conn: psycopg.Connection[object]) -> list[str]:
+def install(conn: psycopg.Connection[TupleRow]) -> list[str]:
     """Make or update the function of every marked statement, drop those of
     statements no longer marked; returns the functions made or changed.
     Runs in ``conn``'s transaction."""
@@ -58,7 +59,7 @@ def install(conn: psycopg.Connection[object]) -> list[str]:
     return changed
 
 
-def shape(conn: psycopg.Connection[object], name: str) -> Shape:
+def shape(conn: psycopg.Connection[TupleRow], name: str) -> Shape:
     """Prepare the statement (unnamed, never run) and read its shape."""
     text = statement(name)
     prepared = conn.pgconn.prepare(b"", text.encode())
@@ -77,7 +78,7 @@ def shape(conn: psycopg.Connection[object], name: str) -> Shape:
     return Shape(parameters, columns)
 
 
-def _type_names(conn: psycopg.Connection[object], types: list[tuple[int, int]]) -> list[str]:
+def _type_names(conn: psycopg.Connection[TupleRow], types: list[tuple[int, int]]) -> list[str]:
     if not types:
         return []
     rows = conn.execute(
@@ -122,7 +123,7 @@ def _body(name: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"\n#variable_conflict use_column\nBEGIN\nRETURN QUERY\n{text};\nEND\n"
 
 
-def _define(conn: psycopg.Connection[object], name: str) -> bool:
+def _define(conn: psycopg.Connection[TupleRow], name: str) -> bool:
     found = shape(conn, name)
     columns = found.columns or (("changed", "bigint"),)
     function = sql.SQL("taskqueue.{}").format(sql.Identifier(function_name(name)))
@@ -163,7 +164,7 @@ def _define(conn: psycopg.Connection[object], name: str) -> bool:
     return True
 
 
-def _as_shown(conn: psycopg.Connection[object], columns: tuple[tuple[str, str], ...]) -> str:
+def _as_shown(conn: psycopg.Connection[TupleRow], columns: tuple[tuple[str, str], ...]) -> str:
     """The result type as pg_get_function_result() shows it."""
     shown = conn.execute(
         "SELECT 'TABLE(' || string_agg(quote_ident(c.name) || ' ' || c.type, ', '"
@@ -178,7 +179,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _grant(conn: psycopg.Connection[object], name: str, signature: str) -> None:
+def _grant(conn: psycopg.Connection[TupleRow], name: str, signature: str) -> None:
     """Nobody but the owner may run a new function, then the deploy roles
     its file names (when they exist: the default install has none)."""
     target = sql.SQL(signature)
@@ -195,7 +196,7 @@ def _grant(conn: psycopg.Connection[object], name: str, signature: str) -> None:
             )
 
 
-def _register(conn: psycopg.Connection[object], name: str, signature: str) -> None:
+def _register(conn: psycopg.Connection[TupleRow], name: str, signature: str) -> None:
     conn.execute(
         "INSERT INTO taskqueue.write_statements (name, function, roles) VALUES (%s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET function = EXCLUDED.function, roles = EXCLUDED.roles",
@@ -203,7 +204,7 @@ def _register(conn: psycopg.Connection[object], name: str, signature: str) -> No
     )
 
 
-def _drop_unmarked(conn: psycopg.Connection[object], names: list[str]) -> None:
+def _drop_unmarked(conn: psycopg.Connection[TupleRow], names: list[str]) -> None:
     gone = conn.execute(
         "DELETE FROM taskqueue.write_statements WHERE name <> ALL(%s) RETURNING function",
         (names,),
