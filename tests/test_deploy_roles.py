@@ -173,8 +173,13 @@ def privileges(admin: str) -> set[tuple[object, ...]]:
         policies = conn.execute(
             "SELECT policyname, cmd, roles::text, qual, with_check FROM pg_policies"
         ).fetchall()
+        routines = conn.execute(
+            "SELECT grantee, routine_schema, routine_name, privilege_type"
+            " FROM information_schema.role_routine_grants WHERE grantee LIKE 'taskqueue\\_%'"
+        ).fetchall()
     return (
-        {("table", *r) for r in tables}
+        {("routine", *r) for r in routines}
+        | {("table", *r) for r in tables}
         | {("column", *r) for r in columns}
         | {("policy", *r) for r in policies}
     )
@@ -209,6 +214,7 @@ def test_roles_sql_sets_up_a_new_database_in_two_passes_and_is_idempotent(
     with psycopg.connect(dsns.admin, autocommit=True) as conn:
         conn.execute("GRANT DELETE, TRUNCATE ON taskqueue.tasks TO taskqueue_api")
         conn.execute("GRANT SELECT ON taskqueue.task_events TO taskqueue_worker")
+        conn.execute("GRANT EXECUTE ON FUNCTION taskqueue.write_claim_tasks TO taskqueue_api")
     assert privileges(dsns.admin) != granted
     apply_roles(dsns.admin, passwords)
     assert privileges(dsns.admin) == granted

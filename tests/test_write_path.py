@@ -6,6 +6,7 @@ the rules they replace, and the product still works as those roles."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 
@@ -21,23 +22,43 @@ from taskqueue.store import _sql, write_path
 from taskqueue.sync import TaskQueue as SyncTaskQueue
 from taskqueue.workflows import chain
 from tests.helpers import event_types
-from tests.test_deploy_roles import (  # noqa: F401  (fixtures)
-    DENIED,
-    Dsns,
-    admin,
-    api_pool,
-    dsns,
-    passwords,
-    worker_pool,
-)
+from tests.test_deploy_roles import DENIED, ROLES, Dsns, set_up
 
-ROLES = ("api", "worker")
+
+@pytest.fixture
+def dsns(empty_database_url: str) -> Dsns:
+    return set_up(empty_database_url, {role: secrets.token_hex(16) for role in ROLES})[0]
+
+
+async def _pool(dsn: str) -> asyncpg.Pool:
+    return await db.create_pool(dsn, min_size=1, max_size=2)
+
+
+@pytest.fixture
+async def admin(dsns: Dsns) -> AsyncIterator[asyncpg.Pool]:
+    pool = await _pool(dsns.admin)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def api_pool(dsns: Dsns) -> AsyncIterator[asyncpg.Pool]:
+    pool = await _pool(dsns.api)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def worker_pool(dsns: Dsns) -> AsyncIterator[asyncpg.Pool]:
+    pool = await _pool(dsns.worker)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture
 async def finished_and_queued(
-    admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
-) -> AsyncIterator[tuple[uuid.UUID, uuid.UUID]]:
+    api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> tuple[uuid.UUID, uuid.UUID]:
     """A task that succeeded (through the product) and one still queued."""
     tq = TaskQueue(api_pool)
     done = await tq.enqueue("noop", priority=10)
@@ -45,7 +66,7 @@ async def finished_and_queued(
     (claimed,) = await store.claim_tasks(worker_pool, ["default"], 1, "w1", 30, types=["noop"])
     outcome = Outcome(task_id=claimed.id, attempt=1, kind=OutcomeKind.SUCCEEDED, result={"x": 1})
     assert await store.complete_tasks(worker_pool, [outcome], "w1") == {done.id}
-    yield done.id, queued.id
+    return done.id, queued.id
 
 
 def forgeries(done: uuid.UUID, queued: uuid.UUID) -> list[str]:
@@ -81,7 +102,7 @@ def forgeries(done: uuid.UUID, queued: uuid.UUID) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", ["api", "worker"])
 async def test_every_forgery_is_refused_to_the_roles_the_product_runs_as(
     role: str,
     admin: asyncpg.Pool,

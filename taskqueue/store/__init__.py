@@ -48,6 +48,7 @@ from taskqueue.store.events import (
     listen_control,
     listen_done,
 )
+from taskqueue.store.history import ChainHead, HistoryProblem, chain_heads, verify_history
 from taskqueue.store.lanes import (
     Lane,
     advance_lanes,
@@ -141,6 +142,7 @@ __all__ = [
     "CONTROL_CHANNEL",
     "DONE_CHANNEL",
     "NOTIFY_CHANNEL",
+    "ChainHead",
     "Connection",
     "Dependency",
     "DependentInsert",
@@ -150,6 +152,7 @@ __all__ = [
     "Executor",
     "FailureGlance",
     "Fired",
+    "HistoryProblem",
     "Lane",
     "MinuteCounts",
     "Pruned",
@@ -168,6 +171,7 @@ __all__ = [
     "backend_pid",
     "bulk_action",
     "cancel_task",
+    "chain_heads",
     "check_lanes",
     "claim_tasks",
     "complete_tasks",
@@ -244,4 +248,5 @@ __all__ = [
     "task_history",
     "trigger_schedule",
     "update_schedule",
+    "verify_history",
 ]
