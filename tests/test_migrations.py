@@ -40,6 +40,12 @@ TABLES = {
     "revoked_sessions",
     "task_dependencies",
     "workflows",
+    "write_statements",
+    "copied_tasks",
+    "history_links",
+    "history_heads",
+    "history_genesis",
+    "history_drops",
 }
 
 
