@@ -12,6 +12,7 @@ import json
 import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -156,7 +157,7 @@ async def test_retention_drops_days_and_the_chain_goes_on_from_their_last_link(
 
 
 async def test_verify_history_since_and_the_command(
-    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str, tmp_path: Path
 ) -> None:
     (victim, *_) = await run_tasks(tq, pool, 2)
     later = await store.database_now(pool)
@@ -193,6 +194,13 @@ async def test_verify_history_since_and_the_command(
         0,
         "verify-history: the chain holds (6 links written)",
     )
+    kept = tmp_path / "heads.jsonl"
+    kept.write_text("[]\n" + json.dumps(heads) + "\n")  # the last line counts
+    code, out = await command("--since", later.isoformat(), "--anchor", str(kept))
+    assert code == 0, out
+    kept.write_text(json.dumps([{**heads[0], "seq": 99}]))
+    code, out = await command("--since", later.isoformat(), "--anchor", str(kept))
+    assert code == 1 and "the chain was cut or rewritten" in out
 
 
 @pytest.mark.parametrize("column", ["events", "digests"])
@@ -206,3 +214,56 @@ async def test_a_rewritten_link_breaks_the_chain(
     found = await named(pool)
     assert any("does not hash to what it holds" in p for p in found[None])
     assert set(found) - {None} <= set(ids)
+
+
+# What a superuser can do that the chain alone cannot show: rewrite an event
+# and then every link from the first one again, digests and hashes.
+REWRITE_THE_CHAIN = """
+DO $$
+DECLARE
+    l record;
+    prev bytea;
+    lane_now integer := -1;
+    new_digests bytea[];
+BEGIN
+    FOR l IN SELECT * FROM taskqueue.history_links ORDER BY lane, seq LOOP
+        IF l.lane <> lane_now THEN
+            prev := ''::bytea;
+            lane_now := l.lane;
+        END IF;
+        SELECT array_agg(taskqueue.event_digest(e.id, e.task_id, e.at, e.event_type,
+                                                e.status::text, e.attempt, e.worker_id,
+                                                e.error, e.detail) ORDER BY x.n)
+        INTO new_digests
+        FROM unnest(l.events) WITH ORDINALITY AS x(id, n)
+        JOIN taskqueue.task_events e ON e.id = x.id;
+        prev := taskqueue.history_link_hash(prev, l.lane, l.seq, l.at, l.written_by,
+                                            l.events, l.tasks, new_digests, l.seals);
+        UPDATE taskqueue.history_links SET digests = new_digests, hash = prev
+        WHERE lane = l.lane AND seq = l.seq;
+        UPDATE taskqueue.history_heads SET hash = prev WHERE lane = l.lane AND seq = l.seq;
+    END LOOP;
+END
+$$
+"""
+
+
+async def test_a_whole_rewritten_chain_shows_only_against_an_external_anchor(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    (victim, *_) = await run_tasks(tq, pool, 3)
+    anchor = await store.chain_heads(pool)
+    await run_tasks(tq, pool, 2)  # the chain goes on after the copy was kept
+    assert await store.check_anchor(pool, anchor) == []
+
+    await pool.execute(
+        "UPDATE taskqueue.task_events SET error = 'all fine' WHERE task_id = $1", victim
+    )
+    await pool.execute(REWRITE_THE_CHAIN)
+    assert await store.verify_history(pool) == []  # the limit the README states
+    problems = await store.check_anchor(pool, anchor)
+    assert problems and all("differs from the anchor" in p.problem for p in problems)
+    # A chain cut back below the anchor shows too.
+    await pool.execute("DELETE FROM taskqueue.history_links")
+    await pool.execute("UPDATE taskqueue.history_heads SET seq = 0, hash = ''")
+    assert any("was cut" in p.problem for p in await store.check_anchor(pool, anchor))

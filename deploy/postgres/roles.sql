@@ -200,8 +200,13 @@ BEGIN
     GRANT SELECT, INSERT (schedule, slot, outcome, task_id, detail)
         ON taskqueue.schedule_fires TO taskqueue_worker;
 
+    -- The history's hash chain (history_links, history_heads, ...) is
+    -- written only by the trigger function taskqueue.seal_events(), which
+    -- runs as the owner: the API and worker roles get nothing on it.
+
     -- Auditor: every table and view of the schema (tasks, task_events,
-    -- task_history), nothing else.
+    -- task_history, the hash chain: it runs `taskqueue verify-history`),
+    -- nothing else.
     GRANT SELECT ON ALL TABLES IN SCHEMA taskqueue TO taskqueue_auditor;
 
     -- The write path: each function to the roles its query file names

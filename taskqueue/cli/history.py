@@ -1,7 +1,8 @@
 """``taskqueue verify-history``: walk the history's hash chain (migration
 0013_history_chain) and name every task whose trail, payload or result was
 changed, moved or removed; ``--heads`` prints the lanes' heads, the values
-to keep outside the database as an anchor."""
+to keep outside the database as an anchor, and ``--anchor FILE`` checks the
+chain against such a copy (the last line of the file)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from taskqueue.text import escape_controls
 
 def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
     since = zoned(args.since, "--since")
+    anchor = _read_anchor(args.anchor) if args.anchor else None
 
     async def main() -> int:
         conn = await db.connect(settings.require_database_url())
@@ -25,6 +27,8 @@ def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 problems = await store.verify_history(conn, since)
                 heads = await store.chain_heads(conn)
+                if anchor is not None:
+                    problems += await store.check_anchor(conn, anchor)
         finally:
             await conn.close()
         if args.heads:
@@ -43,3 +47,18 @@ def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _read_anchor(path: str) -> list[store.ChainHead]:
+    """The last line of ``path``: the JSON ``--heads`` printed."""
+    with open(path, encoding="utf-8") as kept:
+        lines = [line for line in kept.read().splitlines() if line.strip()]
+    if not lines:
+        raise SystemExit(f"verify-history: {path} holds no heads")
+    try:
+        return [
+            store.ChainHead(int(h["lane"]), int(h["seq"]), str(h["hash"]))
+            for h in json.loads(lines[-1])
+        ]
+    except (ValueError, KeyError, TypeError) as bad:
+        raise SystemExit(f"verify-history: {path}: not what --heads prints ({bad})") from None

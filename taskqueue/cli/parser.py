@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--heads", action="store_true", help="also print each lane's head (an external anchor)"
     )
+    verify.add_argument(
+        "--anchor", help="a file of heads kept outside the database (its last line is checked)"
+    )
     verify.set_defaults(func=cmd_verify_history)
 
     stats = sub.add_parser("stats", help="print task counts per queue")

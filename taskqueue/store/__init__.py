@@ -48,7 +48,13 @@ from taskqueue.store.events import (
     listen_control,
     listen_done,
 )
-from taskqueue.store.history import ChainHead, HistoryProblem, chain_heads, verify_history
+from taskqueue.store.history import (
+    ChainHead,
+    HistoryProblem,
+    chain_heads,
+    check_anchor,
+    verify_history,
+)
 from taskqueue.store.lanes import (
     Lane,
     advance_lanes,
@@ -172,6 +178,7 @@ __all__ = [
     "bulk_action",
     "cancel_task",
     "chain_heads",
+    "check_anchor",
     "check_lanes",
     "claim_tasks",
     "complete_tasks",

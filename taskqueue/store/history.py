@@ -36,3 +36,35 @@ async def verify_history(conn: Executor, since: datetime | None = None) -> list[
 async def chain_heads(conn: Executor) -> list[ChainHead]:
     rows = await conn.fetch(query("history_heads"))
     return [ChainHead(r["lane"], r["seq"], r["hash"]) for r in rows]
+
+
+async def check_anchor(conn: Executor, heads: list[ChainHead]) -> list[HistoryProblem]:
+    """Heads kept outside the database, against the chain: each recorded
+    link must still hash the same, and no lane may have become shorter. A
+    link that retention has deleted since cannot be checked (not a problem)."""
+    problems = []
+    for head in heads:
+        row = await conn.fetchrow(query("history_link"), head.lane, head.seq)
+        if row is None:
+            problems.append(HistoryProblem(None, head.lane, head.seq, "no such lane"))
+        elif row["head_seq"] < head.seq:
+            problems.append(
+                HistoryProblem(
+                    None,
+                    head.lane,
+                    head.seq,
+                    f"lane {head.lane} ends at link {row['head_seq']}, the anchor"
+                    f" recorded link {head.seq}: the chain was cut or rewritten",
+                )
+            )
+        elif row["hash"] is not None and row["hash"] != head.hash:
+            problems.append(
+                HistoryProblem(
+                    None,
+                    head.lane,
+                    head.seq,
+                    f"link {head.seq} of lane {head.lane} differs from the anchor:"
+                    " the chain was rewritten",
+                )
+            )
+    return problems
