@@ -46,6 +46,7 @@ TABLES = {
     "history_heads",
     "history_genesis",
     "history_drops",
+    "history_policy",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import psycopg
@@ -205,6 +206,17 @@ async def test_the_product_still_works_as_the_api_and_worker_roles(
     assert (await tq.get(waiting.id)).status in ("queued", "succeeded")
     report = await audit(admin)
     assert report.clean, report.violations
+    # The auditor checks the history's hash chain: every event sealed, by
+    # the login roles that wrote them.
+    auditor = await db.connect(dsns.auditor)
+    try:
+        assert await store.verify_history(auditor) == []
+        writers = await auditor.fetch(
+            "SELECT DISTINCT written_by FROM taskqueue.history_links ORDER BY 1"
+        )
+    finally:
+        await auditor.close()
+    assert [w["written_by"] for w in writers] == ["taskqueue_api", "taskqueue_worker"]
 
 
 def test_migrate_remakes_only_what_changed_and_keeps_the_grants(
@@ -234,3 +246,19 @@ def test_a_marked_statement_names_its_roles_and_must_type_its_results() -> None:
         write_path._check("extend_leases", ("uuid[]", "text", "float8"), (("n", "void"),))
     with pytest.raises(write_path.WritePathError, match="parameters"):
         write_path._check("extend_leases", ("uuid[]",), ())
+
+
+async def test_retention_cannot_be_turned_into_erasing_recent_history(
+    admin: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    now = await store.database_now(admin)
+    for age in (10, 3):
+        await store.ensure_event_partitions(admin, 0, now=now - timedelta(days=age))
+    # A worker asks for everything before next month to go: only what is
+    # older than history_policy's floor (7 days) goes, and the drop is recorded.
+    dropped = await store.drop_event_partitions(worker_pool, now + timedelta(days=30))
+    assert [p.starts.date() for p in dropped] == [(now - timedelta(days=10)).date()]
+    drops = await admin.fetch("SELECT dropped_by FROM taskqueue.history_drops")
+    assert [d["dropped_by"] for d in drops] == ["taskqueue_worker"]
+    with pytest.raises(DENIED):
+        await worker_pool.execute("UPDATE taskqueue.history_policy SET min_event_retention = '0'")

@@ -45,8 +45,17 @@ SELECT coalesce(max(id), 0) + 1 FROM taskqueue.task_events;
 CREATE TABLE taskqueue.history_drops (
     starts     timestamptz NOT NULL,
     ends       timestamptz NOT NULL,
-    dropped_at timestamptz NOT NULL DEFAULT now()
+    dropped_at timestamptz NOT NULL DEFAULT now(),
+    dropped_by text NOT NULL DEFAULT session_user
 );
+
+-- The youngest history retention may drop, whatever its caller asks: the
+-- worker role runs retention and may not use it to erase recent history.
+-- Only the owner changes it (for TASKQUEUE_RETAIN_EVENTS below a week).
+CREATE TABLE taskqueue.history_policy (
+    min_event_retention interval NOT NULL DEFAULT '7 days'
+);
+INSERT INTO taskqueue.history_policy DEFAULT VALUES;
 
 -- An event's fields, sealed. Its time in microseconds since the epoch, so
 -- that no session setting changes the text that is hashed.
@@ -138,7 +147,8 @@ AFTER INSERT ON taskqueue.task_events
 REFERENCING NEW TABLE AS new_events
 FOR EACH STATEMENT EXECUTE FUNCTION taskqueue.seal_events();
 
--- Retention keeps verifying: drop_event_partitions() as in 0008, and then the
+-- Retention keeps verifying: drop_event_partitions() as in 0008 (but never
+-- younger than history_policy allows), and then the
 -- links of the dropped days (and of any day before) go too, but for each
 -- lane's last one before the end of the range: the anchor the rest of the
 -- chain goes on from.
@@ -156,7 +166,9 @@ BEGIN
     FOR old IN
         SELECT p.partition_name AS name, p.starts, p.ends, p.estimated_rows AS estimated
         FROM taskqueue.event_partitions() p
-        WHERE p.ends <= least(older_than, now())
+        WHERE p.ends <= least(older_than, now() - (SELECT coalesce(max(min_event_retention),
+                                                                   interval '7 days')
+                                                    FROM taskqueue.history_policy))
         ORDER BY p.starts
     LOOP
         EXECUTE format('ALTER TABLE taskqueue.task_events DETACH PARTITION taskqueue.%I', old.name);
