@@ -1,8 +1,8 @@
 -- Undo 0013_history_chain: drop_event_partitions() goes back to 0008's.
 DROP TRIGGER task_events_sealed ON taskqueue.task_events;
 DROP FUNCTION taskqueue.seal_events();
-DROP FUNCTION taskqueue.history_link_hash(bytea, integer, bigint, timestamptz, text, bigint[],
-                                          uuid[], bytea[], bytea[]);
+DROP FUNCTION taskqueue.history_link_hash(bytea, integer, bigint, timestamptz, text, bytea);
+DROP FUNCTION taskqueue.history_entries(bytea);
 DROP FUNCTION taskqueue.document_seal(jsonb);
 DROP FUNCTION taskqueue.event_digest(bigint, uuid, timestamptz, text, text, integer, text, text,
                                      jsonb);

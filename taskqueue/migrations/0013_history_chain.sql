@@ -22,14 +22,17 @@ CREATE TABLE taskqueue.history_links (
     seq        bigint NOT NULL,
     at         timestamptz NOT NULL,   -- its events' earliest time (their now())
     written_by text NOT NULL,          -- session_user: the login role that wrote them
-    events     bigint[] NOT NULL,      -- event ids, ascending
-    tasks      uuid[] NOT NULL,        -- each event's task
-    digests    bytea[] NOT NULL,       -- each event's taskqueue.event_digest()
-    seals      bytea[] NOT NULL,       -- sha256 of the payload (task_queued) or
-                                       -- result (task_succeeded) as written; else NULL
+    -- One 56-byte entry per event, in the order the statement wrote them:
+    -- its id (8), task (16), taskqueue.event_digest() (16), and the
+    -- document_seal() of the task's payload (task_queued) or result
+    -- (task_succeeded) as written, else 16 zero bytes. One binary value
+    -- rather than arrays: nothing to sort or box per event, and stored
+    -- uncompressed (digests do not compress; trying costs time).
+    entries    bytea NOT NULL,
     hash       bytea NOT NULL,         -- taskqueue.history_link_hash() over the above
     PRIMARY KEY (lane, seq)
 );
+ALTER TABLE taskqueue.history_links ALTER COLUMN entries SET STORAGE EXTERNAL;
 CREATE INDEX history_links_at_idx ON taskqueue.history_links USING brin (at);
 
 -- Where the chain starts: events and tasks older than this were never sealed.
@@ -57,33 +60,48 @@ CREATE TABLE taskqueue.history_policy (
 );
 INSERT INTO taskqueue.history_policy DEFAULT VALUES;
 
--- An event's fields, sealed. Its time in microseconds since the epoch, so
--- that no session setting changes the text that is hashed.
+-- An event's fields, sealed: the first 16 bytes of a SHA-256 (128 bits
+-- are beyond forging; half the size of the chain). Id, task and time in
+-- their fixed-size binary forms (no session setting changes them), the rest
+-- as the row's text, which is unambiguous (record_out quotes what needs it).
 CREATE FUNCTION taskqueue.event_digest(
     id bigint, task_id uuid, at timestamptz, event_type text, status text, attempt integer,
     worker_id text, error text, detail jsonb
 ) RETURNS bytea
 LANGUAGE sql STABLE PARALLEL SAFE
-RETURN pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.json_build_array(
-    id, task_id, (extract(epoch FROM at) * 1000000)::bigint, event_type, status, attempt,
-    worker_id, error, detail)::text, 'UTF8'));
+RETURN pg_catalog.substr(pg_catalog.sha256(
+    pg_catalog.int8send(id) || pg_catalog.uuid_send(task_id) || pg_catalog.timestamptz_send(at)
+    || pg_catalog.convert_to(ROW(event_type, status, attempt, worker_id, error, detail)::text,
+                             'UTF8')), 1, 16);
 
+-- A payload or result as written.
 CREATE FUNCTION taskqueue.document_seal(document jsonb) RETURNS bytea
 LANGUAGE sql STABLE PARALLEL SAFE
-RETURN pg_catalog.sha256(pg_catalog.convert_to(coalesce(document::text, 'null'), 'UTF8'));
+RETURN pg_catalog.substr(pg_catalog.sha256(pg_catalog.convert_to(
+    coalesce(document::text, 'null'), 'UTF8')), 1, 16);
+
+-- A link's entries, read back (verify_history.sql).
+CREATE FUNCTION taskqueue.history_entries(entries bytea)
+RETURNS TABLE (n integer, event bigint, task uuid, digest bytea, seal bytea)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT k,
+           ('x' || pg_catalog.encode(pg_catalog.substr(entries, k * 56 + 1, 8), 'hex'))
+               ::bit(64)::bigint,
+           pg_catalog.encode(pg_catalog.substr(entries, k * 56 + 9, 16), 'hex')::uuid,
+           pg_catalog.substr(entries, k * 56 + 25, 16),
+           NULLIF(pg_catalog.substr(entries, k * 56 + 41, 16),
+                  '\x00000000000000000000000000000000'::bytea)
+    FROM pg_catalog.generate_series(0, pg_catalog.length(entries) / 56 - 1) AS k
+$$;
 
 CREATE FUNCTION taskqueue.history_link_hash(
-    prev bytea, lane integer, seq bigint, at timestamptz, written_by text,
-    events bigint[], tasks uuid[], digests bytea[], seals bytea[]
+    prev bytea, lane integer, seq bigint, at timestamptz, written_by text, entries bytea
 ) RETURNS bytea
 LANGUAGE sql STABLE PARALLEL SAFE
-RETURN pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.json_build_array(
-    pg_catalog.encode(prev, 'hex'), lane, seq, (extract(epoch FROM at) * 1000000)::bigint,
-    written_by, events, tasks,
-    ARRAY(SELECT pg_catalog.encode(d, 'hex') FROM unnest(digests) WITH ORDINALITY AS x(d, n)
-          ORDER BY n),
-    ARRAY(SELECT pg_catalog.encode(s, 'hex') FROM unnest(seals) WITH ORDINALITY AS x(s, n)
-          ORDER BY n))::text, 'UTF8'));
+RETURN pg_catalog.sha256(prev || pg_catalog.convert_to(ROW(
+    lane, seq, (extract(epoch FROM at) * 1000000)::bigint, written_by)::text, 'UTF8')
+    || entries);
 
 -- The link of one statement's events. SECURITY DEFINER: nobody else may
 -- write the chain; search_path pinned.
@@ -95,7 +113,28 @@ DECLARE
     lanes constant integer := 16;
     head record;
     link record;
+    new_hash bytea;
 BEGIN
+    SELECT min(e.at) AS at,
+           string_agg(
+               int8send(e.id) || uuid_send(e.task_id)
+               || taskqueue.event_digest(e.id, e.task_id, e.at, e.event_type, e.status::text,
+                                         e.attempt, e.worker_id, e.error, e.detail)
+               -- One index lookup per such event (a join could be planned as
+               -- a scan of every task: the transition table has no statistics).
+               || CASE e.event_type
+                      WHEN 'task_queued' THEN taskqueue.document_seal(
+                          (SELECT t.payload FROM taskqueue.tasks t WHERE t.id = e.task_id))
+                      WHEN 'task_succeeded' THEN taskqueue.document_seal(
+                          (SELECT t.result FROM taskqueue.tasks t WHERE t.id = e.task_id))
+                      ELSE '\x00000000000000000000000000000000'::bytea
+                  END,
+               ''::bytea) AS entries
+    INTO link
+    FROM new_events e;
+    IF link.entries IS NULL THEN
+        RETURN NULL;
+    END IF;
     -- The first lane, counting from this backend's, that no other open
     -- transaction holds; when all are held, wait for this backend's own.
     SELECT h.lane, h.seq, h.hash INTO head
@@ -107,35 +146,11 @@ BEGIN
         FROM taskqueue.history_heads h WHERE h.lane = pg_backend_pid() % lanes
         FOR UPDATE;
     END IF;
-    SELECT min(n.at) AS at,
-           array_agg(n.id ORDER BY n.id) AS events,
-           array_agg(n.task_id ORDER BY n.id) AS tasks,
-           array_agg(taskqueue.event_digest(n.id, n.task_id, n.at, n.event_type, n.status::text,
-                                            n.attempt, n.worker_id, n.error, n.detail)
-                     ORDER BY n.id) AS digests,
-           array_agg(CASE n.event_type
-                         WHEN 'task_queued' THEN taskqueue.document_seal(t.payload)
-                         WHEN 'task_succeeded' THEN taskqueue.document_seal(t.result)
-                     END ORDER BY n.id) AS seals
-    INTO link
-    FROM new_events n
-    LEFT JOIN taskqueue.tasks t
-      ON t.id = n.task_id AND n.event_type IN ('task_queued', 'task_succeeded');
-    IF link.events IS NULL THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO taskqueue.history_links (lane, seq, at, written_by, events, tasks, digests,
-                                         seals, hash)
-    VALUES (head.lane, head.seq + 1, link.at, session_user, link.events, link.tasks,
-            link.digests, link.seals,
-            taskqueue.history_link_hash(head.hash, head.lane, head.seq + 1, link.at,
-                                        session_user, link.events, link.tasks, link.digests,
-                                        link.seals));
-    UPDATE taskqueue.history_heads
-    SET seq = head.seq + 1,
-        hash = taskqueue.history_link_hash(head.hash, head.lane, head.seq + 1, link.at,
-                                           session_user, link.events, link.tasks,
-                                           link.digests, link.seals)
+    new_hash := taskqueue.history_link_hash(head.hash, head.lane, head.seq + 1, link.at,
+                                            session_user, link.entries);
+    INSERT INTO taskqueue.history_links (lane, seq, at, written_by, entries, hash)
+    VALUES (head.lane, head.seq + 1, link.at, session_user, link.entries, new_hash);
+    UPDATE taskqueue.history_heads SET seq = head.seq + 1, hash = new_hash
     WHERE lane = head.lane;
     RETURN NULL;
 END

@@ -24,7 +24,7 @@ checked AS MATERIALIZED (
     WHERE $1::timestamptz IS NULL OR c.at >= $1::timestamptz
 ),
 link_problems AS (
-    SELECT c.lane, c.seq, c.tasks,
+    SELECT c.lane, c.seq, c.entries,
            CASE
                WHEN c.prev_seq IS NULL AND coalesce(c.anchor, false)
                    THEN NULL  -- where the chain goes on after retention
@@ -34,9 +34,9 @@ link_problems AS (
                    THEN format('links %s to %s of lane %s are missing',
                                c.prev_seq + 1, c.seq - 1, c.lane)
                WHEN (c.prev_seq IS NOT NULL OR c.seq = 1)
-                    AND c.hash <> taskqueue.history_link_hash(
+                    AND c.hash IS DISTINCT FROM taskqueue.history_link_hash(
                         coalesce(c.prev_hash, ''::bytea), c.lane, c.seq, c.at, c.written_by,
-                        c.events, c.tasks, c.digests, c.seals)
+                        c.entries)
                    THEN format('link %s of lane %s does not hash to what it holds', c.seq, c.lane)
            END AS problem
     FROM checked c
@@ -56,7 +56,7 @@ heads AS (
 sealed AS MATERIALIZED (
     SELECT c.lane, c.seq, x.event, x.task, x.digest, x.seal
     FROM checked c
-    CROSS JOIN LATERAL unnest(c.events, c.tasks, c.digests, c.seals) AS x(event, task, digest, seal)
+    CROSS JOIN LATERAL taskqueue.history_entries(c.entries) AS x
     WHERE NOT coalesce(c.anchor, false)
 ),
 deleted AS MATERIALIZED (
@@ -105,9 +105,9 @@ unsealed_tasks AS (
       AND t.created_at >= coalesce((SELECT max(d.ends) FROM taskqueue.history_drops d), '-infinity')
       AND NOT EXISTS (SELECT 1 FROM sealed s WHERE s.task = t.id)
 )
-SELECT x.task AS task_id, p.lane, p.seq, p.problem
+SELECT DISTINCT x.task AS task_id, p.lane, p.seq, p.problem
 FROM link_problems p
-CROSS JOIN LATERAL unnest(p.tasks) AS x(task)
+CROSS JOIN LATERAL taskqueue.history_entries(p.entries) AS x
 WHERE p.problem IS NOT NULL
 UNION ALL
 SELECT NULL, p.lane, p.seq, p.problem
