@@ -43,7 +43,6 @@ TABLES = {
     "write_statements",
     "copied_tasks",
     "history_links",
-    "history_heads",
     "history_genesis",
     "history_drops",
     "history_policy",

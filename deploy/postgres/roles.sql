@@ -200,7 +200,7 @@ BEGIN
     GRANT SELECT, INSERT (schedule, slot, outcome, task_id, detail)
         ON taskqueue.schedule_fires TO taskqueue_worker;
 
-    -- The history's hash chain (history_links, history_heads, ...) is
+    -- The history's hash chain (history_links, history_genesis, ...) is
     -- written only by the trigger function taskqueue.seal_events(), which
     -- runs as the owner: the API and worker roles get nothing on it.
 

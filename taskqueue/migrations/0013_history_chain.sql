@@ -1,21 +1,13 @@
 -- Tamper evidence for the history (issue 21): a hash chain over task_events.
 -- Every statement that writes events appends one link to one of a few
 -- lanes (a statement-level trigger; the lane is the first one no other open
--- transaction holds, so writers do not queue behind each other). A link
+-- transaction holds, so writers do not queue behind each other; a lane's
+-- newest link is its head). A link
 -- seals each event it covers (a digest of all its fields, id and time
 -- included) and, for a task_queued or task_succeeded event, the task's
 -- payload or result as written; its hash covers the previous link's hash.
 -- `taskqueue verify-history` (queries/verify_history.sql) recomputes it all.
 -- depends: 0012_session_revocations
-
--- One row per lane: its newest link. Locked by the statement that extends it,
--- until that transaction ends.
-CREATE TABLE taskqueue.history_heads (
-    lane integer PRIMARY KEY,
-    seq  bigint NOT NULL DEFAULT 0,
-    hash bytea NOT NULL DEFAULT ''::bytea
-) WITH (fillfactor = 50);  -- updated in place (HOT) by every writing statement
-INSERT INTO taskqueue.history_heads (lane) SELECT generate_series(0, 15);
 
 CREATE TABLE taskqueue.history_links (
     lane       integer NOT NULL,
@@ -111,7 +103,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     lanes constant integer := 16;
-    head record;
+    lock_space constant integer := hashtext('taskqueue.history_links');
+    chosen integer;
+    prev_seq bigint;
+    prev_hash bytea;
     link record;
     new_hash bytea;
 BEGIN
@@ -136,22 +131,29 @@ BEGIN
         RETURN NULL;
     END IF;
     -- The first lane, counting from this backend's, that no other open
-    -- transaction holds; when all are held, wait for this backend's own.
-    SELECT h.lane, h.seq, h.hash INTO head
-    FROM taskqueue.history_heads h
-    ORDER BY (h.lane - pg_backend_pid() % lanes + lanes) % lanes
-    LIMIT 1 FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
-        SELECT h.lane, h.seq, h.hash INTO head
-        FROM taskqueue.history_heads h WHERE h.lane = pg_backend_pid() % lanes
-        FOR UPDATE;
+    -- transaction holds (a transaction-scoped advisory lock: no row is
+    -- updated per statement, so nothing bloats while vacuum is held back);
+    -- when all are held, wait for this backend's own.
+    FOR attempt IN 0 .. lanes - 1 LOOP
+        chosen := (pg_backend_pid() + attempt) % lanes;
+        EXIT WHEN pg_try_advisory_xact_lock(lock_space, chosen);
+        chosen := NULL;
+    END LOOP;
+    IF chosen IS NULL THEN
+        chosen := pg_backend_pid() % lanes;
+        PERFORM pg_advisory_xact_lock(lock_space, chosen);
     END IF;
-    new_hash := taskqueue.history_link_hash(head.hash, head.lane, head.seq + 1, link.at,
+    SELECT l.seq, l.hash INTO prev_seq, prev_hash
+    FROM taskqueue.history_links l WHERE l.lane = chosen
+    ORDER BY l.seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        prev_seq := 0;
+        prev_hash := ''::bytea;
+    END IF;
+    new_hash := taskqueue.history_link_hash(prev_hash, chosen, prev_seq + 1, link.at,
                                             session_user, link.entries);
     INSERT INTO taskqueue.history_links (lane, seq, at, written_by, entries, hash)
-    VALUES (head.lane, head.seq + 1, link.at, session_user, link.entries, new_hash);
-    UPDATE taskqueue.history_heads SET seq = head.seq + 1, hash = new_hash
-    WHERE lane = head.lane;
+    VALUES (chosen, prev_seq + 1, link.at, session_user, link.entries, new_hash);
     RETURN NULL;
 END
 $$;

@@ -41,18 +41,6 @@ link_problems AS (
            END AS problem
     FROM checked c
 ),
-heads AS (
-    SELECT h.lane,
-           CASE WHEN l.seq IS DISTINCT FROM nullif(h.seq, 0) OR l.hash IS DISTINCT FROM nullif(h.hash, '')
-               THEN format('lane %s ends at link %s, its head says %s: newest links removed or rewritten',
-                           h.lane, coalesce(l.seq, 0), h.seq)
-           END AS problem
-    FROM taskqueue.history_heads h
-    LEFT JOIN LATERAL (
-        SELECT k.seq, k.hash FROM taskqueue.history_links k
-        WHERE k.lane = h.lane ORDER BY k.seq DESC LIMIT 1
-    ) l ON true
-),
 sealed AS MATERIALIZED (
     SELECT c.lane, c.seq, x.event, x.task, x.digest, x.seal
     FROM checked c
@@ -112,8 +100,6 @@ WHERE p.problem IS NOT NULL
 UNION ALL
 SELECT NULL, p.lane, p.seq, p.problem
 FROM link_problems p WHERE p.problem IS NOT NULL
-UNION ALL
-SELECT NULL, h.lane, NULL, h.problem FROM heads h WHERE h.problem IS NOT NULL
 UNION ALL
 SELECT task, lane, seq, problem FROM event_problems WHERE problem IS NOT NULL
 UNION ALL

@@ -45,9 +45,8 @@ async def check_anchor(conn: Executor, heads: list[ChainHead]) -> list[HistoryPr
     problems = []
     for head in heads:
         row = await conn.fetchrow(query("history_link"), head.lane, head.seq)
-        if row is None:
-            problems.append(HistoryProblem(None, head.lane, head.seq, "no such lane"))
-        elif row["head_seq"] < head.seq:
+        assert row is not None  # the statement always returns one row
+        if row["head_seq"] < head.seq:
             problems.append(
                 HistoryProblem(
                     None,
