@@ -237,9 +237,23 @@ def migrate(dsn: str) -> list[str]:
             # post-apply.sql (the history's next days' partitions) on every
             # run, not only when a migration was pending.
             backend.run_post_apply(migrations)
+            # The write path's functions, from the query files of this
+            # version: after the migrations made the tables they name.
+            install_write_path(dsn)
     finally:
         backend.connection.close()
     return [m.id for m in pending]
+
+
+def install_write_path(dsn: str) -> list[str]:
+    """(Re)make the write-path functions (store/write_path.py) as the role
+    ``dsn`` connects as, which owns them; returns those made or changed."""
+    import psycopg
+
+    from taskqueue.store import write_path
+
+    with psycopg.connect(dsn) as conn:
+        return write_path.install(conn)
 
 
 def rollback(dsn: str, steps: int | None = None) -> list[str]:

@@ -119,7 +119,7 @@ async def test_claim_uses_its_index_even_with_a_deep_backlog(
     await pool.execute("ANALYZE taskqueue.tasks")
     # Plain EXPLAIN plans the statement without running it.
     plan_json = await pool.fetchval(
-        "EXPLAIN (FORMAT JSON) " + store.query("claim_tasks"),
+        "EXPLAIN (FORMAT JSON) " + store.statement("claim_tasks"),
         ["default"],
         100,
         "w",

@@ -16,6 +16,7 @@ COMMANDS = [
     "psql",
     "bench",
     "audit",
+    "verify-history",
     "stats",
     "embedded",
     "schedules",

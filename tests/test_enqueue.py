@@ -114,7 +114,7 @@ async def test_enqueue_many_below_the_copy_size_is_one_statement(
     # asyncpg's own type introspection aside, one statement touched our tables.
     ours = [q for q in statements if "taskqueue." in q]
     assert len(ours) == 1
-    assert "INSERT INTO taskqueue.tasks" in ours[0]
+    assert "taskqueue.write_enqueue_tasks(" in ours[0]  # the write-path function
     assert len({t.id for t in tasks}) == size
     assert [t.payload["i"] for t in tasks] == list(range(size))
     counts = await pool.fetchrow(

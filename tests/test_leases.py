@@ -174,7 +174,7 @@ async def test_rescue_passes_read_the_lease_index_from_where_the_last_one_judged
         )
         async with pool.acquire() as conn, conn.transaction():
             plan = await conn.fetchval(
-                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.query("rescue_expired"),
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.statement("rescue_expired"),
                 judged,
                 100,
                 "rescuer",

@@ -43,6 +43,12 @@ TABLES = {
     "sequences",
     "tenants",
     "tenant_counts",
+    "write_statements",
+    "copied_tasks",
+    "history_links",
+    "history_genesis",
+    "history_drops",
+    "history_policy",
 }
 
 

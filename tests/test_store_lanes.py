@@ -207,7 +207,7 @@ async def test_with_the_horizon_held_a_claim_reads_only_above_the_floor(
         await tq.enqueue_many([NewTask(type="noop") for _ in range(10)])
         async with pool.acquire() as conn, conn.transaction():
             plan = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.query("claim_tasks"),
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.statement("claim_tasks"),
                 ["default"],
                 10,
                 "w",

@@ -37,7 +37,7 @@ def test_every_statement_loads_with_its_includes_expanded() -> None:
     names = query_files()
     assert "claim_tasks" in names and "queue_states" in names
     for name in names:
-        assert not INCLUDE.search(store.query(name)), name
+        assert not INCLUDE.search(_sql.statement(name)), name
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_a_fragment_is_spliced_in_where_it_is_named(fragment: str, users: list[s
     for name in users:
         raw = resources.files("taskqueue.queries").joinpath(f"{name}.sql").read_text()
         assert f"-- include: {fragment}" in raw
-        expanded = [line.strip() for line in store.query(name).splitlines()]
+        expanded = [line.strip() for line in _sql.statement(name).splitlines()]
         lines = body(fragment)
         start = expanded.index(lines[0])
         assert expanded[start : start + len(lines)] == lines, name
@@ -109,7 +109,7 @@ def test_a_bad_include_fails_when_the_statement_loads(
     monkeypatch.setattr(_sql, "_read", read)
     monkeypatch.setattr(_sql, "fragment", _sql.fragment.__wrapped__)
     with pytest.raises(ValueError, match=re.escape(problem)):
-        _sql.query.__wrapped__("s")
+        _sql.statement.__wrapped__("s")
 
 
 async def test_the_expanded_bulk_statements_run(tq: TaskQueue, pool: asyncpg.Pool) -> None:

@@ -93,7 +93,7 @@ async def test_a_backlog_of_unknown_types_ahead_costs_the_claim_nothing(
     await pool.execute("ANALYZE taskqueue.tasks")
     async with pool.acquire() as conn, conn.transaction():
         plan = await conn.fetchval(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.query("claim_tasks"),
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.statement("claim_tasks"),
             ["default"],
             100,
             "w",

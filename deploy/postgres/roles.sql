@@ -22,10 +22,13 @@
 -- No passwords here. Give each login role its own, outside version control,
 -- e.g. in psql: \password taskqueue_worker   (or use certificate authentication).
 --
--- Table privileges cannot say "the API may not touch a running task", so
--- taskqueue.tasks has row-level security: the API changes only tasks that no
--- worker holds, and may only queue or cancel them; a worker never cancels. The
--- owner (taskqueue_migrator) is not subject to it; nor are superusers.
+-- No login role writes tasks or their history (taskqueue.task_events)
+-- itself: every statement that changes them is a SECURITY DEFINER function
+-- owned by taskqueue_migrator (the write path: a query file with a
+-- `-- write-path: api, worker` line, made by `taskqueue migrate`), granted
+-- to the roles its file names and nobody else. A status change without its
+-- event, an event without its change, an edit or a deletion of history are
+-- statements these roles cannot send.
 -- Another database role that should enqueue (a service that calls
 -- TaskQueue.enqueue in its own transaction) gets the API's rights by
 -- membership:  GRANT taskqueue_api TO my_service;
@@ -94,6 +97,10 @@ GRANT USAGE ON SCHEMA public TO taskqueue_api, taskqueue_worker, taskqueue_audit
 -- those statements need. The task_events id comes from a sequence (the
 -- table is partitioned by day, migration 0008): who inserts events uses it.
 DO $tables$
+DECLARE
+    made text;
+    granted_to text[];
+    role_name text;
 BEGIN
     IF to_regclass('taskqueue.tasks') IS NULL THEN
         RAISE NOTICE 'taskqueue is not migrated yet: the roles are ready. Run '
@@ -113,21 +120,15 @@ BEGIN
     -- (delete only finished tasks), queue settings (a row that no longer
     -- pauses or limits anything is deleted), schedules (and triggering one by
     -- hand), queue retention, the worker list and the operator log; cancel and
-    -- retry append to the finish counters (queue_counts). A new task's status,
-    -- attempts, lease and result are left to their defaults: not grantable.
+    -- retry append to the finish counters (queue_counts). Tasks and their
+    -- events are written only through the write path (below): here, reads.
+    -- A bulk enqueue COPYs into taskqueue.copied_tasks, which only
+    -- enqueue_copied's function reads (and empties) into tasks.
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
-    GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-                  run_at, idempotency_key, traceparent, schedule, expires_at, callback,
-                  status, waiting_on, parents, children, workflow_id, workflow_ref,
-                  completed_at, tenant)
-        ON taskqueue.tasks TO taskqueue_api;
-    GRANT UPDATE (status, attempts, run_at, completed_at, locked_by, locked_until, waiting_on)
-        ON taskqueue.tasks TO taskqueue_api;
-    -- A cancel queues the task's callback delivery (_task_ended.sql): a
-    -- `taskqueue.callback` task, inserted like any other.
-    GRANT DELETE ON taskqueue.tasks TO taskqueue_api;
-    GRANT SELECT, INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
-        ON taskqueue.task_events TO taskqueue_api;
+    GRANT SELECT ON taskqueue.task_events TO taskqueue_api;
+    IF to_regclass('taskqueue.copied_tasks') IS NOT NULL THEN
+        GRANT INSERT ON taskqueue.copied_tasks TO taskqueue_api;
+    END IF;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queues TO taskqueue_api;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queue_retention TO taskqueue_api;
     GRANT SELECT, INSERT ON taskqueue.queue_counts TO taskqueue_api;
@@ -140,21 +141,18 @@ BEGIN
     IF to_regclass('taskqueue.revoked_sessions') IS NOT NULL THEN
         GRANT SELECT, INSERT, DELETE ON taskqueue.revoked_sessions TO taskqueue_api;
     END IF;
-    -- Dependencies and workflows (migration 0010_workflows): the API inserts
-    -- graphs and depends_on; existing parents are locked and dependents
-    -- settled only through SECURITY DEFINER functions (lock_parents on
-    -- enqueue, settle_children on cancel); retry counts waiting children up.
+    -- Dependencies and workflows (migration 0010_workflows): graphs,
+    -- depends_on, locking parents (lock_parents) and settling dependents
+    -- (settle_children) happen inside the write path's enqueue, cancel and
+    -- completion functions, which run as the owner: neither helper is
+    -- granted to anyone. Workers release waiting tasks (reconcile_waiting).
     IF to_regclass('taskqueue.task_dependencies') IS NOT NULL THEN
-        GRANT SELECT, INSERT ON taskqueue.task_dependencies, taskqueue.workflows
-            TO taskqueue_api;
+        GRANT SELECT ON taskqueue.task_dependencies, taskqueue.workflows TO taskqueue_api;
         GRANT SELECT ON taskqueue.task_dependencies TO taskqueue_worker;
         REVOKE ALL ON FUNCTION taskqueue.settle_children(uuid[], boolean[], text),
                                taskqueue.reconcile_waiting(integer, text),
                                taskqueue.lock_parents(uuid[], integer[])
-            FROM taskqueue_api, taskqueue_worker, taskqueue_auditor;
-        GRANT EXECUTE ON FUNCTION taskqueue.settle_children(uuid[], boolean[], text)
-            TO taskqueue_api, taskqueue_worker;
-        GRANT EXECUTE ON FUNCTION taskqueue.lock_parents(uuid[], integer[]) TO taskqueue_api;
+            FROM PUBLIC, taskqueue_api, taskqueue_worker, taskqueue_auditor;
         GRANT EXECUTE ON FUNCTION taskqueue.reconcile_waiting(integer, text)
             TO taskqueue_worker;
     END IF;
@@ -198,21 +196,13 @@ BEGIN
     -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired, its
     -- row in the registry, and schedules: define_schedule (the ones its code
     -- defines) and fire_schedule; the finish counters (it appends to them and
-    -- folds them: fold_queue_counts). The only tasks it inserts are a
-    -- schedule's (a policy below holds it to that); it deletes tasks only
-    -- through taskqueue.prune_tasks() (SECURITY DEFINER: finished tasks past
-    -- retention, with their task_deleted events), never reads the history,
-    -- never deletes a schedule and never changes a queue's settings (only the
-    -- counts a limited queue keeps).
+    -- folds them: fold_queue_counts). Tasks it changes only through the
+    -- write path; it deletes them only through taskqueue.prune_tasks()
+    -- (SECURITY DEFINER: finished tasks past retention, with their
+    -- task_deleted events), never reads the history, never deletes a
+    -- schedule and never changes a queue's settings (only the counts a
+    -- limited queue keeps).
     GRANT SELECT ON taskqueue.tasks TO taskqueue_worker;
-    GRANT INSERT (id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-                  schedule, slot, run_at)
-        ON taskqueue.tasks TO taskqueue_worker;
-    GRANT UPDATE (status, attempts, run_at, locked_by, locked_until, started_at, result,
-                  last_error, completed_at)
-        ON taskqueue.tasks TO taskqueue_worker;
-    GRANT INSERT (task_id, event_type, status, attempt, worker_id, error, detail)
-        ON taskqueue.task_events TO taskqueue_worker;
     GRANT SELECT ON taskqueue.queues TO taskqueue_worker;
     GRANT UPDATE (running, rate_window_at, rate_window_n) ON taskqueue.queues
         TO taskqueue_worker;
@@ -242,13 +232,27 @@ BEGIN
     GRANT SELECT, INSERT (schedule, slot, outcome, task_id, detail)
         ON taskqueue.schedule_fires TO taskqueue_worker;
 
+    -- The history's hash chain (history_links, history_genesis, ...) is
+    -- written only by the trigger function taskqueue.seal_events(), which
+    -- runs as the owner: the API and worker roles get nothing on it.
+
     -- Auditor: every table and view of the schema (tasks, task_events,
-    -- task_history), nothing else.
+    -- task_history, the hash chain: it runs `taskqueue verify-history`),
+    -- nothing else.
     GRANT SELECT ON ALL TABLES IN SCHEMA taskqueue TO taskqueue_auditor;
 
-    -- Inserting an event draws its id from the table's sequence.
-    EXECUTE format('GRANT USAGE ON SEQUENCE %s TO taskqueue_api, taskqueue_worker',
-                   pg_get_serial_sequence('taskqueue.task_events', 'id'));
+    -- The write path: each function to the roles its query file names
+    -- (taskqueue.write_statements, kept by `taskqueue migrate`), to no one else.
+    IF to_regclass('taskqueue.write_statements') IS NOT NULL THEN
+        FOR made, granted_to IN SELECT function, roles FROM taskqueue.write_statements LOOP
+            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, taskqueue_api, '
+                           'taskqueue_worker, taskqueue_auditor', made);
+            FOREACH role_name IN ARRAY granted_to LOOP
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', made,
+                               'taskqueue_' || role_name);
+            END LOOP;
+        END LOOP;
+    END IF;
 
     -- The history's daily partitions (migration 0008): workers make the next
     -- days' and drop those past event retention through SECURITY DEFINER
@@ -276,66 +280,25 @@ BEGIN
             TO taskqueue_api, taskqueue_worker, taskqueue_auditor;
     END IF;
 
-    -- Row-level security on tasks. Policies are permissive and per role; a
-    -- role with no policy for a command sees no rows for it.
+    -- Row-level security on tasks stays on, for reads only: every role reads
+    -- every task. The write policies that held the API to queue and cancel
+    -- and a worker to the states a run produces are gone with the write
+    -- privileges they filtered: the write path's functions run as the owner,
+    -- which row-level security does not apply to, and their statements make
+    -- exactly those changes (cancel_task.sql, complete_tasks.sql, ...).
     ALTER TABLE taskqueue.tasks ENABLE ROW LEVEL SECURITY;
-
-    -- The API reads everything, creates only queued or waiting tasks (or
-    -- cancelled ones, whose parent already failed), changes tasks by cancel
-    -- (waiting, queued or running -> cancelled, which also ends the lease) and
-    -- retry (failed/cancelled -> queued or waiting), and deletes only
-    -- finished tasks. A
-    -- succeeded task is invisible to its UPDATE: the statement matches no row.
-    -- Policies cannot tell a cancel of a running task from other changes to
-    -- it; what keeps a run safe is the fence: once the API has changed a
-    -- running row, that worker's outcome matches nothing and writes nothing.
+    DROP POLICY IF EXISTS taskqueue_api_enqueue ON taskqueue.tasks;
+    DROP POLICY IF EXISTS taskqueue_api_cancel_retry ON taskqueue.tasks;
+    DROP POLICY IF EXISTS taskqueue_api_delete_finished ON taskqueue.tasks;
+    DROP POLICY IF EXISTS taskqueue_worker_fire ON taskqueue.tasks;
+    DROP POLICY IF EXISTS taskqueue_worker_callback ON taskqueue.tasks;
+    DROP POLICY IF EXISTS taskqueue_worker_run ON taskqueue.tasks;
     DROP POLICY IF EXISTS taskqueue_api_read ON taskqueue.tasks;
     CREATE POLICY taskqueue_api_read ON taskqueue.tasks
         FOR SELECT TO taskqueue_api USING (true);
-    DROP POLICY IF EXISTS taskqueue_api_enqueue ON taskqueue.tasks;
-    CREATE POLICY taskqueue_api_enqueue ON taskqueue.tasks
-        FOR INSERT TO taskqueue_api
-        WITH CHECK (status IN ('queued', 'waiting', 'cancelled')
-                    AND locked_by IS NULL AND locked_until IS NULL);
-    DROP POLICY IF EXISTS taskqueue_api_cancel_retry ON taskqueue.tasks;
-    CREATE POLICY taskqueue_api_cancel_retry ON taskqueue.tasks
-        FOR UPDATE TO taskqueue_api
-        USING (status IN ('waiting', 'queued', 'running', 'failed', 'cancelled'))
-        WITH CHECK (status IN ('waiting', 'queued', 'cancelled')
-                    AND locked_by IS NULL AND locked_until IS NULL);
-
-    DROP POLICY IF EXISTS taskqueue_api_delete_finished ON taskqueue.tasks;
-    CREATE POLICY taskqueue_api_delete_finished ON taskqueue.tasks
-        FOR DELETE TO taskqueue_api
-        USING (status IN ('succeeded', 'failed', 'cancelled', 'expired'));
-
-    -- The worker reaches every row and writes only the states a run produces
-    -- (never cancelled). Its policy deliberately has no USING condition: a
-    -- policy condition is a security barrier, and PostgreSQL then evaluates the
-    -- statement's own non-leakproof conditions after it, so the rescuer's
-    -- `locked_until < coalesce($1, now())` would stop being an index condition
-    -- and every pass would read all running rows. Claim and rescue stay
-    -- exactly as fast as for the owner. The tasks it inserts are a schedule's,
-    -- queued and unleased.
     DROP POLICY IF EXISTS taskqueue_worker_read ON taskqueue.tasks;
     CREATE POLICY taskqueue_worker_read ON taskqueue.tasks
         FOR SELECT TO taskqueue_worker USING (true);
-    DROP POLICY IF EXISTS taskqueue_worker_fire ON taskqueue.tasks;
-    CREATE POLICY taskqueue_worker_fire ON taskqueue.tasks
-        FOR INSERT TO taskqueue_worker
-        WITH CHECK (schedule IS NOT NULL AND status = 'queued'
-                    AND locked_by IS NULL AND locked_until IS NULL);
-    -- ...and the callback deliveries the end of a task queues (_task_ended.sql).
-    DROP POLICY IF EXISTS taskqueue_worker_callback ON taskqueue.tasks;
-    CREATE POLICY taskqueue_worker_callback ON taskqueue.tasks
-        FOR INSERT TO taskqueue_worker
-        WITH CHECK (type = 'taskqueue.callback' AND status = 'queued'
-                    AND locked_by IS NULL AND locked_until IS NULL);
-    DROP POLICY IF EXISTS taskqueue_worker_run ON taskqueue.tasks;
-    CREATE POLICY taskqueue_worker_run ON taskqueue.tasks
-        FOR UPDATE TO taskqueue_worker
-        USING (true)
-        WITH CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'expired'));
 
     DROP POLICY IF EXISTS taskqueue_auditor_read ON taskqueue.tasks;
     CREATE POLICY taskqueue_auditor_read ON taskqueue.tasks

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from taskqueue.cli.database import cmd_embedded, cmd_migrate, cmd_psql
+from taskqueue.cli.history import cmd_verify_history
 from taskqueue.cli.operate import (
     cmd_actions,
     cmd_audit,
@@ -186,6 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-shown", type=int, default=100, help="violations to print (default 100)"
     )
     audit.set_defaults(func=cmd_audit)
+
+    verify = sub.add_parser(
+        "verify-history",
+        help="walk the history's hash chain; name every task whose trail, payload or result"
+        " was changed, moved or removed (exit 1 if any)",
+    )
+    verify.add_argument("--since", help="only links written at or after this ISO 8601 time")
+    verify.add_argument("--max-shown", type=int, default=100, help="problems to print")
+    verify.add_argument(
+        "--heads", action="store_true", help="also print each lane's head (an external anchor)"
+    )
+    verify.add_argument(
+        "--anchor", help="a file of heads kept outside the database (its last line is checked)"
+    )
+    verify.set_defaults(func=cmd_verify_history)
 
     stats = sub.add_parser("stats", help="print task counts per queue")
     stats.set_defaults(func=cmd_stats)

@@ -1,3 +1,4 @@
+-- write-path: api
 -- Cancel a task that is waiting, queued or running; finished tasks are left alone
 -- (zero rows: the caller reports why). A running task is cancelled here, in
 -- the database, like any other finish: its worker's outcome will fail the
@@ -69,7 +70,7 @@ SELECT cancelled.*,
        CASE WHEN was = 'running'
             THEN pg_notify('taskqueue_control',
                            json_build_object('worker', worker, 'cancel', json_build_array(id))::text)
-       END AS notified,
+       END IS NOT NULL AS notified,
        (SELECT count(*) FROM done_notices) AS done_notified,
        (SELECT n FROM settled) AS settled
 FROM cancelled;

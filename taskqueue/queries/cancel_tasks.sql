@@ -1,3 +1,4 @@
+-- write-path: api
 -- Bulk cancel: matched tasks that are waiting, queued or running become cancelled,
 -- each with its task_cancelled event (a running one names its worker and
 -- attempt, and its lease ends here: the worker's outcome will fail the

@@ -1,3 +1,4 @@
+-- write-path: worker
 -- Record a batch of outcomes from one worker in one statement, with one event
 -- per task. Every row is fenced: still running, still locked by this worker,
 -- still the same attempt. A row that fails the fence was taken back by the
@@ -35,8 +36,8 @@ WITH
 -- Tasks put back due now (released, a zero snooze) wake other workers, with
 -- one NOTIFY for the statement.
 SELECT finished.id,
-       (SELECT pg_notify('taskqueue', queues) FROM due_queues WHERE queues IS NOT NULL)
-           AS notified,
+       (SELECT pg_notify('taskqueue', queues) IS NOT NULL FROM due_queues
+        WHERE queues IS NOT NULL) AS notified,
        (SELECT count(*) FROM done_notices) AS done_notified,
        (SELECT n FROM settled) AS settled
 FROM finished;

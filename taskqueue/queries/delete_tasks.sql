@@ -1,3 +1,4 @@
+-- write-path: api
 -- Bulk delete: matched tasks that are finished (succeeded, failed, expired,
 -- cancelled) are deleted; each gets a task_deleted event, and the rest of
 -- its history stays (task_events has no foreign key). Queued and running

@@ -1,19 +1,35 @@
--- The rest of a COPY of new tasks into taskqueue.tasks (store/bulk_copy.py),
--- in the COPY's transaction: each task's task_queued event, their claim
--- lanes, and one NOTIFY. The copied tasks are due now: their run_at and
--- created_at are the COPY's statement_timestamp(), which this returns.
+-- write-path: api
+-- The rest of a COPY of new tasks into taskqueue.copied_tasks
+-- (store/bulk_copy.py), in the COPY's transaction: the staged rows move into
+-- taskqueue.tasks (status, attempts, lease and result left to their
+-- defaults), each with its task_queued event, their claim lanes are opened,
+-- and one NOTIFY is sent. The copied tasks are due now: their run_at and
+-- created_at are this statement's statement_timestamp(), which this returns.
 --   $1 uuid[]  ids of the copied tasks
 --   $2 text[]  queue, $3 text[] type, $4 int[] priority, $5 text[] tenant ('': none):
 --              their distinct lanes
 --   $6 text[]  tenants among them, $7 bigint[] how many tasks each (empty
 --              without tenants)
-WITH copied AS MATERIALIZED (
-    SELECT created_at FROM taskqueue.tasks WHERE id = ($1::uuid[])[1]
+WITH staged AS (
+    DELETE FROM taskqueue.copied_tasks WHERE id = ANY($1::uuid[])
+    RETURNING id, queue, type, name, payload, priority, max_retries, timeout_seconds,
+              idempotency_key, traceparent, expires_at, callback, tenant, sequence_key,
+              sequence_on_failure, concurrency_key
+),
+copied AS (
+    INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
+                                 timeout_seconds, idempotency_key, traceparent, expires_at,
+                                 callback, tenant, sequence_key, sequence_on_failure,
+                                 concurrency_key)
+    SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
+           idempotency_key, traceparent, expires_at, callback, tenant, sequence_key,
+           sequence_on_failure, concurrency_key
+    FROM staged
+    RETURNING id
 ),
 lane_rows AS (
-    SELECT l.queue, l.type, l.priority, c.created_at AS run_at, l.tenant
+    SELECT l.queue, l.type, l.priority, statement_timestamp() AS run_at, l.tenant
     FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS l(queue, type, priority, tenant)
-    CROSS JOIN copied c
 ),
 -- include: _open_lanes.sql
 ,
@@ -25,12 +41,12 @@ admitted AS (
 ),
 queued_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
-    SELECT id, 'task_queued', 'queued', 0 FROM unnest($1::uuid[]) AS id
+    SELECT id, 'task_queued', 'queued', 0 FROM copied
 ),
 due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM lane_rows
 )
-SELECT (SELECT created_at FROM copied) AS created_at,
+SELECT statement_timestamp() AS created_at,
        (SELECT sum(n) FROM admitted) AS admitted,
-       (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
+       (SELECT count(pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END))
         FROM due_queues WHERE queues IS NOT NULL) AS notified;

@@ -1,3 +1,4 @@
+-- write-path: api
 -- Insert tasks that depend on other tasks, their dependencies and (for a
 -- workflow) the workflow, in one statement. Parents are either tasks of this
 -- batch (a workflow's graph) or tasks that exist already (depends_on by id).
@@ -187,4 +188,5 @@ SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS cre
        (SELECT array_agg(id) FROM inserted WHERE status = 'waiting') AS waiting_ids,
        (SELECT array_agg(id) FROM inserted WHERE status = 'cancelled') AS cancelled_ids,
        (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
+               IS NOT NULL
         FROM due_queues WHERE queues IS NOT NULL) AS notified;

@@ -1,3 +1,4 @@
+-- write-path: api
 -- Insert one task and its task_queued event in one statement, and wake
 -- workers when it is due now: enqueue_tasks.sql for a single row, with typed
 -- parameters instead of a JSON document to parse (measured ~12 % cheaper per
@@ -43,4 +44,5 @@ queued_event AS (
 )
 SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
        (SELECT n FROM admitted) AS admitted,
-       (SELECT pg_notify('taskqueue', queue) FROM inserted WHERE run_at <= statement_timestamp()) AS notified;
+       (SELECT pg_notify('taskqueue', queue) IS NOT NULL FROM inserted
+        WHERE run_at <= statement_timestamp()) AS notified;

@@ -1,3 +1,4 @@
+-- write-path: api
 -- Insert a batch of tasks in one statement, write each one's task_queued
 -- event in the same statement, and wake workers with at most one NOTIFY.
 -- A task whose idempotency key already exists is skipped (not returned); the
@@ -66,4 +67,5 @@ due_queues AS (
 SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
        (SELECT sum(n) FROM admitted) AS admitted,
        (SELECT pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
+               IS NOT NULL
         FROM due_queues WHERE queues IS NOT NULL) AS notified;

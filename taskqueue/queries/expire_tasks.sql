@@ -1,3 +1,4 @@
+-- write-path: worker
 -- The expiry sweep: queued tasks whose expires_at has passed end expired
 -- (they never ran), each with its task_expired event, counted in
 -- queue_counts, and what follows their end (_task_ended.sql: callbacks,

@@ -1,3 +1,4 @@
+-- write-path: worker
 -- Push the lease of this worker's in-flight tasks forward, in one statement.
 -- Returns the ids still held; an id missing from the answer was lost.
 --   $1 uuid[] task ids

@@ -1,3 +1,4 @@
+-- write-path: worker
 -- Fire the due slots of one schedule, at most once each, in one statement:
 -- advance next_run_at with a compare-and-set, insert a task per slot with its
 -- task_queued event (detail: schedule and slot), record each slot in the
@@ -94,4 +95,4 @@ SELECT (SELECT count(*) FROM advanced) AS advanced,
        (SELECT coalesce(array_agg(slot ORDER BY slot), '{}') FROM recorded
         WHERE task_id IS NULL) AS skipped,
        (SELECT count(*) FROM planned) - (SELECT count(*) FROM recorded) AS already_recorded,
-       (SELECT pg_notify('taskqueue', queue) FROM inserted LIMIT 1) AS notified;
+       (SELECT pg_notify('taskqueue', queue) IS NOT NULL FROM inserted LIMIT 1) AS notified;

@@ -1,3 +1,4 @@
+-- write-path: worker
 -- Take back running tasks whose lease ran out (their worker died or hung):
 -- back to queued when retries are left, else failed; one task_lease_expired
 -- event each, naming the worker that lost the lease; the failed ones are
@@ -86,8 +87,8 @@ requeued_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM rescued WHERE status = 'queued'
 )
 SELECT rescued.id, rescued.status, coalesce($1::timestamptz, now()) AS judged_at,
-       (SELECT pg_notify('taskqueue', queues) FROM requeued_queues WHERE queues IS NOT NULL)
-           AS notified,
+       (SELECT pg_notify('taskqueue', queues) IS NOT NULL FROM requeued_queues
+        WHERE queues IS NOT NULL) AS notified,
        (SELECT count(*) FROM done_notices) AS done_notified,
        (SELECT n FROM settled) AS settled
 FROM (SELECT 1) AS one

@@ -1,3 +1,4 @@
+-- write-path: api
 -- Put a failed or cancelled task back in its queue, due now, with its retry
 -- budget renewed (attempts back to 0; the history keeps every earlier
 -- attempt), take it back out of the finish counts (queue_counts), and log the
@@ -73,5 +74,5 @@ logged AS (
 )
 SELECT requeued.*,
        CASE WHEN requeued.status = 'queued' THEN pg_notify('taskqueue', requeued.queue) END
-           AS notified
+           IS NOT NULL AS notified
 FROM requeued;

@@ -1,3 +1,4 @@
+-- write-path: api
 -- Bulk retry: matched tasks that failed or were cancelled go back to their
 -- queue, due now, with a fresh retry budget, each with its task_requeued
 -- event, taken back out of the finish counts (queue_counts); one NOTIFY for
@@ -96,5 +97,5 @@ logged AS (
 SELECT matched, changed, last_id,
        CASE WHEN queues IS NOT NULL
             THEN pg_notify('taskqueue', CASE WHEN length(queues) > 7000 THEN '*' ELSE queues END)
-       END AS notified
+       END IS NOT NULL AS notified
 FROM summary;

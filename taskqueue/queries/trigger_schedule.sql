@@ -1,3 +1,4 @@
+-- write-path: api
 -- Enqueue one task of a schedule now, by hand, paused or not. It has no slot
 -- (so no slot key to take from the schedule's own slots); its task_queued
 -- event and its ledger row say it was triggered. It counts as the schedule's
@@ -34,4 +35,4 @@ remembered AS (
     UPDATE taskqueue.schedules SET last_task_id = $2::uuid
     FROM s WHERE schedules.name = s.name
 )
-SELECT inserted.*, pg_notify('taskqueue', inserted.queue) AS notified FROM inserted;
+SELECT inserted.*, pg_notify('taskqueue', inserted.queue) IS NOT NULL AS notified FROM inserted;

@@ -11,6 +11,7 @@ from taskqueue.store._sql import (
     Executor,
     fragment,
     query,
+    statement,
 )
 from taskqueue.store.claims import (
     Rescue,
@@ -46,6 +47,13 @@ from taskqueue.store.events import (
     listen,
     listen_control,
     listen_done,
+)
+from taskqueue.store.history import (
+    ChainHead,
+    HistoryProblem,
+    chain_heads,
+    check_anchor,
+    verify_history,
 )
 from taskqueue.store.lanes import (
     Lane,
@@ -147,6 +155,7 @@ __all__ = [
     "CONTROL_CHANNEL",
     "DONE_CHANNEL",
     "NOTIFY_CHANNEL",
+    "ChainHead",
     "Connection",
     "Dependency",
     "DependentInsert",
@@ -156,6 +165,7 @@ __all__ = [
     "Executor",
     "FailureGlance",
     "Fired",
+    "HistoryProblem",
     "Lane",
     "MinuteCounts",
     "Pruned",
@@ -175,6 +185,8 @@ __all__ = [
     "backend_pid",
     "bulk_action",
     "cancel_task",
+    "chain_heads",
+    "check_anchor",
     "check_lanes",
     "claim_tasks",
     "complete_tasks",
@@ -248,10 +260,12 @@ __all__ = [
     "set_queue_paused",
     "set_queue_retention",
     "set_tenant_limits",
+    "statement",
     "succeeded_retentions",
     "task_history",
     "tenant_stats",
     "tenant_usage",
     "trigger_schedule",
     "update_schedule",
+    "verify_history",
 ]

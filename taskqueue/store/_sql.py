@@ -1,5 +1,12 @@
 """Loading the statements: one per file in taskqueue/queries/, read once,
-with the fragments they include spliced in; and the types that run them."""
+with the fragments they include spliced in; and the types that run them.
+
+A statement whose file carries a ``-- write-path: <role>, ...`` line changes
+tasks or their history. It runs inside a SECURITY DEFINER function that
+``taskqueue migrate`` makes from the file (store/write_path.py), because the
+roles the product runs as may not write those tables themselves; what the
+store sends for it is the call of that function, with the same parameters
+and the same result columns."""
 
 from __future__ import annotations
 
@@ -21,10 +28,65 @@ Executor = Connection | asyncpg.Pool
 _INCLUDE = re.compile(r"^(?P<indent>[ \t]*)-- include: (?P<name>\S+)[ \t]*$", re.MULTILINE)
 
 
+# A line of its own naming the deploy roles (taskqueue_<role>) that may run
+# the statement: it joins the write path.
+_WRITE_PATH = re.compile(r"^-- write-path:(?P<roles>[^\n]*)$", re.MULTILINE)
+_ROLE = re.compile(r"[a-z][a-z0-9_]*")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_COMMENT = re.compile(r"--[^\n]*")
+
+
 @cache
 def query(name: str) -> str:
+    """What runs for queries/<name>.sql: the statement, its includes
+    expanded; for a write-path statement, the call of its function."""
+    if write_path_roles(name) is None:
+        return statement(name)
+    args = ", ".join(f"${n}" for n in range(1, placeholders(name) + 1))
+    return f"SELECT * FROM taskqueue.{function_name(name)}({args})"
+
+
+@cache
+def statement(name: str) -> str:
     """The statement in queries/<name>.sql, its includes expanded."""
     return _INCLUDE.sub(_fragment_for_line, _read(f"{name}.sql"))
+
+
+@cache
+def write_path_roles(name: str) -> tuple[str, ...] | None:
+    """The roles named by the file's ``-- write-path:`` line (``api``,
+    ``worker``: deploy roles taskqueue_api, taskqueue_worker), None when it
+    has none. Read from the file itself, never from a fragment."""
+    found = _WRITE_PATH.findall(_read(f"{name}.sql"))
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ValueError(f"{name}.sql has more than one write-path line")
+    roles = tuple(role.strip() for role in found[0].split(","))
+    if not all(_ROLE.fullmatch(role) for role in roles):
+        raise ValueError(f"{name}.sql: write-path names roles like `api, worker`: {found[0]!r}")
+    return roles
+
+
+def function_name(name: str) -> str:
+    """The write-path function of queries/<name>.sql, in schema taskqueue."""
+    return f"write_{name}"
+
+
+def placeholders(name: str) -> int:
+    """How many parameters the statement takes (its highest $n outside comments)."""
+    code = _COMMENT.sub("", statement(name))
+    return max((int(n) for n in _PLACEHOLDER.findall(code)), default=0)
+
+
+def write_path_statements() -> list[str]:
+    """Every statement file that carries a write-path line, sorted."""
+    names = (
+        path.name.removesuffix(".sql")
+        for path in resources.files("taskqueue.queries").iterdir()
+        if path.name.endswith(".sql") and not path.name.startswith("_")
+    )
+    return sorted(name for name in names if write_path_roles(name) is not None)
 
 
 def _fragment_for_line(match: re.Match[str]) -> str:

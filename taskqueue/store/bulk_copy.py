@@ -1,7 +1,9 @@
 """Bulk inserts by binary COPY: the rows of a large batch that are due now
-and carry no idempotency key go into taskqueue.tasks by ``COPY ... FROM
-STDIN (FORMAT binary)``; enqueue_copied.sql then writes their events, opens
-their claim lanes and sends one NOTIFY, in the same transaction. The other
+and carry no idempotency key go into taskqueue.copied_tasks by ``COPY ...
+FROM STDIN (FORMAT binary)``; enqueue_copied.sql (a write-path function: a
+producer's role may stage rows, never write tasks) then moves them into
+taskqueue.tasks with their events, opens their claim lanes and sends one
+NOTIFY, in the same transaction. The other
 rows (an idempotency key: ON CONFLICT needs a statement; a delay: run_at is
 the database's clock plus it) take the one-statement insert in that
 transaction too, so the batch commits or rolls back as one.
@@ -89,7 +91,7 @@ async def _insert(
 
 async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
     await conn.copy_records_to_table(
-        "tasks",
+        "copied_tasks",  # staged: enqueue_copied.sql moves them into tasks
         schema_name="taskqueue",
         columns=COPY_COLUMNS,
         records=[copy_record(row) for row in rows],

@@ -1,0 +1,64 @@
+"""``taskqueue verify-history``: walk the history's hash chain (migration
+0016_history_chain) and name every task whose trail, payload or result was
+changed, moved or removed; ``--heads`` prints the lanes' heads, the values
+to keep outside the database as an anchor, and ``--anchor FILE`` checks the
+chain against such a copy (the last line of the file)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from taskqueue import db, store
+from taskqueue.cli.output import zoned
+from taskqueue.config import Settings
+from taskqueue.text import escape_controls
+
+
+def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
+    since = zoned(args.since, "--since")
+    anchor = _read_anchor(args.anchor) if args.anchor else None
+
+    async def main() -> int:
+        conn = await db.connect(settings.require_database_url())
+        try:
+            # One snapshot: links and events are read as of the same moment.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                problems = await store.verify_history(conn, since)
+                heads = await store.chain_heads(conn)
+                if anchor is not None:
+                    problems += await store.check_anchor(conn, anchor)
+        finally:
+            await conn.close()
+        if args.heads:
+            print(json.dumps([{"lane": h.lane, "seq": h.seq, "hash": h.hash} for h in heads]))
+        tasks = sorted({str(p.task_id) for p in problems if p.task_id is not None})
+        for problem in problems[: args.max_shown]:
+            where = f"task {problem.task_id}" if problem.task_id else "chain"
+            print(f"{where}: {escape_controls(problem.problem)}")
+        if len(problems) > args.max_shown:
+            print(f"… and {len(problems) - args.max_shown} more")
+        links = sum(h.seq for h in heads)
+        if problems:
+            print(f"verify-history: {len(problems)} problem(s), {len(tasks)} task(s) named")
+            return 1
+        print(f"verify-history: the chain holds ({links} links written)")
+        return 0
+
+    return asyncio.run(main())
+
+
+def _read_anchor(path: str) -> list[store.ChainHead]:
+    """The last line of ``path``: the JSON ``--heads`` printed."""
+    with open(path, encoding="utf-8") as kept:
+        lines = [line for line in kept.read().splitlines() if line.strip()]
+    if not lines:
+        raise SystemExit(f"verify-history: {path} holds no heads")
+    try:
+        return [
+            store.ChainHead(int(h["lane"]), int(h["seq"]), str(h["hash"]))
+            for h in json.loads(lines[-1])
+        ]
+    except (ValueError, KeyError, TypeError) as bad:
+        raise SystemExit(f"verify-history: {path}: not what --heads prints ({bad})") from None
