@@ -17,6 +17,7 @@ COMMANDS = [
     "bench",
     "audit",
     "verify-history",
+    "history-chain",
     "stats",
     "embedded",
     "schedules",

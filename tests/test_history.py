@@ -22,6 +22,12 @@ from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 
 
+@pytest.fixture(autouse=True)
+async def chain_on(pool: asyncpg.Pool) -> None:
+    """The chain is opt-in (`taskqueue history-chain on`); these tests need it."""
+    await store.set_history_chain(pool, True)
+
+
 async def run_tasks(tq: TaskQueue, pool: asyncpg.Pool, n: int) -> list[uuid.UUID]:
     """``n`` tasks enqueued, claimed and finished through the product: the
     first failed with an error, the others succeeded with a result."""
@@ -273,3 +279,36 @@ async def test_a_whole_rewritten_chain_shows_only_against_an_external_anchor(
     # A chain cut back below the anchor shows too.
     await pool.execute("DELETE FROM taskqueue.history_links")
     assert any("was cut" in p.problem for p in await store.check_anchor(pool, anchor))
+
+
+async def test_the_chain_is_off_until_an_owner_turns_it_on(
+    database_url: str, pool: asyncpg.Pool, tq: TaskQueue
+) -> None:
+    await store.set_history_chain(pool, False)
+    off = await _cli(database_url, "history-chain", "status")
+    assert off[0] == 0 and "off" in off[1] and "0 links" in off[1]
+    await tq.enqueue("noop")
+    assert (await store.history_chain_state(pool)).links == 0
+    nothing = await _cli(database_url, "verify-history")
+    assert nothing[0] == 2 and "history-chain on" in nothing[1]
+    on = await _cli(database_url, "history-chain", "on")
+    assert on[0] == 0 and "on: new events are sealed" in on[1]
+    await tq.enqueue("noop")  # sealed; the one before the chain began is not its business
+    assert (await store.history_chain_state(pool)).links == 1
+    assert await store.verify_history(pool) == []
+
+
+async def _cli(database_url: str, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "taskqueue.cli",
+        "--database-url",
+        database_url,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()

@@ -1,4 +1,6 @@
-"""``taskqueue verify-history``: walk the history's hash chain (migration
+"""``taskqueue history-chain on|off|status``: start or stop sealing the
+history (an owner's DDL, on the direct URL as migrate uses), and
+``taskqueue verify-history``: walk the history's hash chain (migration
 0016_history_chain) and name every task whose trail, payload or result was
 changed, moved or removed; ``--heads`` prints the lanes' heads, the values
 to keep outside the database as an anchor, and ``--anchor FILE`` checks the
@@ -16,6 +18,23 @@ from taskqueue.config import Settings
 from taskqueue.text import escape_controls
 
 
+def cmd_history_chain(args: argparse.Namespace, settings: Settings) -> int:
+    async def main() -> int:
+        conn = await db.connect(settings.direct_url or settings.require_database_url())
+        try:
+            if args.action != "status":
+                async with conn.transaction():
+                    await store.set_history_chain(conn, args.action == "on")
+            state = await store.history_chain_state(conn)
+        finally:
+            await conn.close()
+        said = "on: new events are sealed" if state.sealing else "off: new events are not sealed"
+        print(f"history chain {said} ({state.links} links written)")
+        return 0
+
+    return asyncio.run(main())
+
+
 def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
     since = zoned(args.since, "--since")
     anchor = _read_anchor(args.anchor) if args.anchor else None
@@ -25,6 +44,13 @@ def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
         try:
             # One snapshot: links and events are read as of the same moment.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
+                state = await store.history_chain_state(conn)
+                if not state.sealing and not state.links:
+                    print(
+                        "verify-history: the history chain is off and holds nothing"
+                        " (`taskqueue history-chain on` starts it)"
+                    )
+                    return 2
                 problems = await store.verify_history(conn, since)
                 heads = await store.chain_heads(conn)
                 if anchor is not None:

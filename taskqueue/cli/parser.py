@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from taskqueue.cli.database import cmd_embedded, cmd_migrate, cmd_psql
-from taskqueue.cli.history import cmd_verify_history
+from taskqueue.cli.history import cmd_history_chain, cmd_verify_history
 from taskqueue.cli.operate import (
     cmd_actions,
     cmd_audit,
@@ -187,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-shown", type=int, default=100, help="violations to print (default 100)"
     )
     audit.set_defaults(func=cmd_audit)
+
+    chain = sub.add_parser(
+        "history-chain",
+        help="start or stop sealing the history in a hash chain (the schema owner; off by default)",
+    )
+    chain.add_argument("action", choices=("on", "off", "status"))
+    chain.set_defaults(func=cmd_history_chain)
 
     verify = sub.add_parser(
         "verify-history",

@@ -50,9 +50,12 @@ from taskqueue.store.events import (
 )
 from taskqueue.store.history import (
     ChainHead,
+    ChainState,
     HistoryProblem,
     chain_heads,
     check_anchor,
+    history_chain_state,
+    set_history_chain,
     verify_history,
 )
 from taskqueue.store.lanes import (
@@ -156,6 +159,7 @@ __all__ = [
     "DONE_CHANNEL",
     "NOTIFY_CHANNEL",
     "ChainHead",
+    "ChainState",
     "Connection",
     "Dependency",
     "DependentInsert",
@@ -222,6 +226,7 @@ __all__ = [
     "get_task",
     "get_workflow",
     "heartbeat_worker",
+    "history_chain_state",
     "insert_schedule",
     "lane_queues",
     "last_action_id",
@@ -256,6 +261,7 @@ __all__ = [
     "schedule_now",
     "search_tasks",
     "session_revoked",
+    "set_history_chain",
     "set_queue_limits",
     "set_queue_paused",
     "set_queue_retention",

@@ -1,6 +1,6 @@
-"""The history's hash chain (migration 0016_history_chain): walking it
-(verify_history.sql) and reading the lanes' heads, the values to keep
-outside the database as an anchor."""
+"""The history's hash chain (migration 0016_history_chain): turning it on
+and off (an owner's DDL), walking it (verify_history.sql) and reading the
+lanes' heads, the values to keep outside the database as an anchor."""
 
 from __future__ import annotations
 
@@ -26,6 +26,22 @@ class ChainHead(msgspec.Struct, frozen=True):
     lane: int
     seq: int
     hash: str  # hex
+
+
+class ChainState(msgspec.Struct, frozen=True):
+    sealing: bool  # the trigger is there: new events are sealed
+    links: int
+
+
+async def set_history_chain(conn: Executor, on: bool) -> None:
+    """Start or stop sealing new events (DDL: the schema's owner only)."""
+    await conn.execute(query("history_chain_on" if on else "history_chain_off"))
+
+
+async def history_chain_state(conn: Executor) -> ChainState:
+    row = await conn.fetchrow(query("history_chain_state"))
+    assert row is not None  # the statement always returns one row
+    return ChainState(bool(row["sealing"]), int(row["links"]))
 
 
 async def verify_history(conn: Executor, since: datetime | None = None) -> list[HistoryProblem]:
