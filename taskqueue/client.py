@@ -368,8 +368,12 @@ class TaskQueue:
             limit=limit,
             actor=actor,
             asked=asked,
-            tenant=None if where is None else where.tenant,
+            tenant=self._bulk_tenant(where),
         )
+
+    def _bulk_tenant(self, where: TaskFilter | None) -> str | None:
+        """The tenant a bulk action is limited to (a scoped handle: its own)."""
+        return None if where is None else where.tenant
 
     async def actions(
         self, *, before: int | None = None, limit: int = 100

@@ -22,7 +22,6 @@ from taskqueue import limits, store
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidTask, TaskNotFound, TenantForbidden, WorkflowNotFound
 from taskqueue.models import (
-    BulkResult,
     Enqueued,
     FailureGroup,
     NewTask,
@@ -179,30 +178,10 @@ class TenantQueue(TaskQueue):
         self._refuse(tenant)
         return await super().failures(tenant=self.tenant, **filters)
 
-    async def _bulk(
-        self,
-        action: str,
-        ids: Sequence[uuid.UUID] | None,
-        where: TaskFilter | None,
-        after: uuid.UUID | None,
-        limit: int,
-        actor: str,
-    ) -> BulkResult:
+    def _bulk_tenant(self, where: TaskFilter | None) -> str | None:
         if where is not None:
             self._refuse(where.tenant)
-            where = msgspec.structs.replace(where, tenant=self.tenant)
-        asked = limits.check_bulk(ids, where, after, limit)
-        return await self._db.run(
-            store.bulk_action,
-            action,
-            ids=ids,
-            where=where,
-            after=after,
-            limit=limit,
-            actor=actor,
-            asked=asked,
-            tenant=self.tenant,
-        )
+        return self.tenant
 
     async def events(self, **filters: Any) -> AsyncIterator[StreamEvent]:
         async for event in super().events(**filters):

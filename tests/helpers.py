@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 
 from taskqueue import store
 from taskqueue.config import Settings
@@ -229,3 +230,25 @@ def plan_nodes(plan: dict[str, object], index: str) -> list[dict[str, int]]:
     for child in plan.get("Plans", []):  # type: ignore[attr-defined]
         found.extend(plan_nodes(child, index))
     return found
+
+
+async def bench_report(database_url: str, *args: str, timeout: float) -> dict[str, Any]:
+    """``taskqueue bench --json --reps 1 ARGS`` run against ``database_url``:
+    its report, each figure by name (the run must succeed)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "taskqueue.cli",
+        "bench",
+        "--json",
+        "--reps",
+        "1",
+        *args,
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    report: dict[str, Any] = msgspec.json.decode(stdout)
+    return {f["figure"]: f for f in report["figures"]}

@@ -17,7 +17,7 @@ import pytest
 from taskqueue.benchmark.http_load import build_request, read_response
 from taskqueue.benchmark.options import Options
 from taskqueue.benchmark.runner import Bench
-from tests.helpers import run_audit
+from tests.helpers import bench_report, run_audit
 
 
 async def test_bench_runs_every_phase_and_drops_its_database(pg_server: str) -> None:
@@ -278,25 +278,9 @@ async def test_bench_refuses_a_pressure_rate_that_is_no_rate(pg_server: str) -> 
 
 
 async def test_the_workflow_phase_measures_accept_drain_and_paced_release(pg_server: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "taskqueue.cli",
-        "bench",
-        "--json",
-        "--reps",
-        "1",
-        "--phases",
-        "workflow",
-        "--workflow-width",
-        "10",
-        env={**os.environ, "DATABASE_URL": pg_server},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    figures = await bench_report(
+        pg_server, "--phases", "workflow", "--workflow-width", "10", timeout=180
     )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 180)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    figures = {f["figure"]: f for f in msgspec.json.decode(stdout)["figures"]}
     drain = figures["drain the graph"]
     assert drain["median"] > 0 and drain["reference_median"] > 0
     for name in (
@@ -311,23 +295,7 @@ async def test_the_workflow_phase_measures_accept_drain_and_paced_release(pg_ser
 async def test_the_crash_phase_kills_workers_mid_graph_and_finds_nothing_broken(
     pg_server: str,
 ) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "taskqueue.cli",
-        "bench",
-        "--json",
-        "--phases",
-        "crash",
-        "--crash-runs",
-        "1",
-        env={**os.environ, "DATABASE_URL": pg_server},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    figures = {f["figure"]: f for f in msgspec.json.decode(stdout)["figures"]}
+    figures = await bench_report(pg_server, "--phases", "crash", "--crash-runs", "1", timeout=240)
     for name in (
         "waiting with every parent terminal, 1 kill -9 runs",
         "children started before a parent succeeded",

@@ -5,15 +5,10 @@ within a key and one running task per key at most."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
-import msgspec
+from tests.helpers import bench_report
 
 
 async def test_the_claim_key_phases_run_and_report(pg_server: str) -> None:
-    env = {**os.environ, "DATABASE_URL": pg_server}
     sizes = {
         "--fairness-backlog": "3000",
         "--fairness-tenants": "3",
@@ -27,25 +22,10 @@ async def test_the_claim_key_phases_run_and_report(pg_server: str) -> None:
         "--keys-concurrency": "5",
     }
     args = [arg for pair in sizes.items() for arg in pair]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "taskqueue.cli",
-        "bench",
-        "--json",
-        "--reps",
-        "1",
-        "--phases",
-        "fairness,sequences,keys",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    report = await bench_report(
+        pg_server, "--phases", "fairness,sequences,keys", *args, timeout=300
     )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    report = msgspec.json.decode(stdout)
-    figures = {f["figure"]: f["median"] for f in report["figures"]}
+    figures = {name: f["median"] for name, f in report.items()}
     assert figures["3 tenants' pickup, p99"] > 0
     assert figures["overlaps within a key"] == 0
     assert figures["order violations within a key"] == 0

@@ -194,26 +194,31 @@ class QueueStates(msgspec.Struct, kw_only=True, frozen=True):
         if not self.totals:
             raise ValueError("read with totals=True to describe every task")
         per_queue = [q.stats() for q in self.queues if q.total]
-        total = sum(q.total_tasks for q in per_queue)
-        retries = sum(q.retries for q in self.queues)
+        return summed_stats(per_queue, sum(q.retries for q in self.queues))
 
-        def total_of(attr: str) -> int:
-            return sum(int(getattr(q, attr)) for q in per_queue)
 
-        return Stats(
-            total_tasks=total,
-            queued_tasks=total_of("queued_tasks"),
-            waiting_tasks=total_of("waiting_tasks"),
-            due_tasks=total_of("due_tasks"),
-            running_tasks=total_of("running_tasks"),
-            succeeded_tasks=total_of("succeeded_tasks"),
-            failed_tasks=total_of("failed_tasks"),
-            cancelled_tasks=total_of("cancelled_tasks"),
-            expired_tasks=total_of("expired_tasks"),
-            avg_retry_count=retries / total if total else 0.0,
-            tasks_with_retries=total_of("tasks_with_retries"),
-            queues=per_queue,
-        )
+def summed_stats(per_queue: list[QueueStats], retries: int) -> Stats:
+    """The sums of per-queue counts (GET /api/stats), ``retries`` over all
+    tasks giving the average; the queues listed as they are."""
+    total = sum(q.total_tasks for q in per_queue)
+
+    def total_of(attr: str) -> int:
+        return sum(int(getattr(q, attr)) for q in per_queue)
+
+    return Stats(
+        total_tasks=total,
+        queued_tasks=total_of("queued_tasks"),
+        waiting_tasks=total_of("waiting_tasks"),
+        due_tasks=total_of("due_tasks"),
+        running_tasks=total_of("running_tasks"),
+        succeeded_tasks=total_of("succeeded_tasks"),
+        failed_tasks=total_of("failed_tasks"),
+        cancelled_tasks=total_of("cancelled_tasks"),
+        expired_tasks=total_of("expired_tasks"),
+        avg_retry_count=retries / total if total else 0.0,
+        tasks_with_retries=total_of("tasks_with_retries"),
+        queues=per_queue,
+    )
 
 
 async def queue_states(

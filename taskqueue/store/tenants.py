@@ -10,6 +10,7 @@ import msgspec
 
 from taskqueue.models import QueueStats, Stats
 from taskqueue.store._sql import Executor, query
+from taskqueue.store.queues import summed_stats
 
 
 class TenantUsage(msgspec.Struct, kw_only=True):
@@ -59,22 +60,4 @@ async def tenant_stats(conn: Executor, tenant: str) -> Stats:
         )
         for r in rows
     ]
-    total = sum(q.total_tasks for q in queues)
-
-    def total_of(attr: str) -> int:
-        return sum(int(getattr(q, attr)) for q in queues)
-
-    return Stats(
-        total_tasks=total,
-        queued_tasks=total_of("queued_tasks"),
-        waiting_tasks=total_of("waiting_tasks"),
-        due_tasks=total_of("due_tasks"),
-        running_tasks=total_of("running_tasks"),
-        succeeded_tasks=total_of("succeeded_tasks"),
-        failed_tasks=total_of("failed_tasks"),
-        cancelled_tasks=total_of("cancelled_tasks"),
-        expired_tasks=total_of("expired_tasks"),
-        avg_retry_count=sum(r["retries"] for r in rows) / total if total else 0.0,
-        tasks_with_retries=total_of("tasks_with_retries"),
-        queues=queues,
-    )
+    return summed_stats(queues, sum(int(r["retries"]) for r in rows))
