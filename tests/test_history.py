@@ -22,12 +22,6 @@ from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 
 
-@pytest.fixture(autouse=True)
-async def chain_on(pool: asyncpg.Pool) -> None:
-    """The chain is opt-in (`taskqueue history-chain on`); these tests need it."""
-    await store.set_history_chain(pool, True)
-
-
 async def run_tasks(tq: TaskQueue, pool: asyncpg.Pool, n: int) -> list[uuid.UUID]:
     """``n`` tasks enqueued, claimed and finished through the product: the
     first failed with an error, the others succeeded with a result."""
@@ -281,21 +275,27 @@ async def test_a_whole_rewritten_chain_shows_only_against_an_external_anchor(
     assert any("was cut" in p.problem for p in await store.check_anchor(pool, anchor))
 
 
-async def test_the_chain_is_off_until_an_owner_turns_it_on(
+async def test_the_chain_is_on_from_migrate_and_an_owner_can_stop_and_restart_it(
     database_url: str, pool: asyncpg.Pool, tq: TaskQueue
 ) -> None:
-    await store.set_history_chain(pool, False)
-    off = await _cli(database_url, "history-chain", "status")
-    assert off[0] == 0 and "off" in off[1] and "0 links" in off[1]
+    status = await _cli(database_url, "history-chain", "status")
+    assert status[0] == 0 and "on: new events are sealed" in status[1], status
     await tq.enqueue("noop")
-    assert (await store.history_chain_state(pool)).links == 0
-    nothing = await _cli(database_url, "verify-history")
-    assert nothing[0] == 2 and "history-chain on" in nothing[1]
+    sealed = (await store.history_chain_state(pool)).links
+    assert sealed >= 1 and await store.verify_history(pool) == []
+
+    off = await _cli(database_url, "history-chain", "off")
+    assert off[0] == 0 and "off: new events are not sealed" in off[1], off
+    unsealed = await tq.enqueue("noop")
+    assert (await store.history_chain_state(pool)).links == sealed
+    # Events written while it was off stay unsealed, and verify-history says so.
+    assert unsealed.id in await named(pool)
+
     on = await _cli(database_url, "history-chain", "on")
-    assert on[0] == 0 and "on: new events are sealed" in on[1]
-    await tq.enqueue("noop")  # sealed; the one before the chain began is not its business
-    assert (await store.history_chain_state(pool)).links == 1
-    assert await store.verify_history(pool) == []
+    assert on[0] == 0 and "on: new events are sealed" in on[1], on
+    await tq.enqueue("noop")
+    assert (await store.history_chain_state(pool)).links == sealed + 1
+    assert set(await named(pool)) == {unsealed.id}
 
 
 async def _cli(database_url: str, *args: str) -> tuple[int, str]:

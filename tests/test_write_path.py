@@ -175,8 +175,6 @@ async def test_each_role_runs_only_its_own_write_path_functions(
 async def test_the_product_still_works_as_the_api_and_worker_roles(
     dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:
-    # The history chain (opt-in) on, so that the roles' statements are sealed too.
-    await store.set_history_chain(admin, True)
     tq = TaskQueue(api_pool)
     # A bulk enqueue large enough to go by COPY (staged, then moved).
     many = await tq.enqueue_many([NewTask(type="noop", payload={"i": i}) for i in range(150)])

@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chain = sub.add_parser(
         "history-chain",
-        help="start or stop sealing the history in a hash chain (the schema owner; off by default)",
+        help="stop or restart sealing the history in a hash chain (the schema owner; on from migrate)",
     )
     chain.add_argument("action", choices=("on", "off", "status"))
     chain.set_defaults(func=cmd_history_chain)

@@ -96,10 +96,16 @@ RETURN pg_catalog.sha256(prev || pg_catalog.convert_to(ROW(
     || entries);
 
 -- The link of one statement's events. SECURITY DEFINER: nobody else may
--- write the chain; search_path pinned.
+-- write the chain; search_path pinned. enable_seqscan off: PL/pgSQL keeps
+-- a session's plan of the payload and result lookups below, and a plan made
+-- while tasks was empty (a fresh or truncated table) scans every task per
+-- event for as long as the session lives (seen: 3 s per 1,000 events on
+-- PostgreSQL 18, producers falling minutes behind); the primary key is the
+-- only sensible way to find one task.
 CREATE FUNCTION taskqueue.seal_events() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     lanes constant integer := 16;
@@ -159,11 +165,12 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION taskqueue.seal_events() FROM PUBLIC;
 
--- The trigger that runs seal_events() is not made here: the chain is off
--- until an owner runs `taskqueue history-chain on` (queries/history_chain_on.sql).
--- Measured, it made writers fall far behind while vacuum was held back
--- (tests/test_bench.py's pinned-horizon test: pickup medians of 9-14 s), a
--- cost not yet understood; it stays opt-in until it is.
+-- Sealing starts now (`taskqueue history-chain off` stops it, `on` starts
+-- it again: queries/history_chain_off.sql, history_chain_on.sql).
+CREATE TRIGGER task_events_sealed
+AFTER INSERT ON taskqueue.task_events
+REFERENCING NEW TABLE AS new_events
+FOR EACH STATEMENT EXECUTE FUNCTION taskqueue.seal_events();
 
 -- Retention keeps verifying: drop_event_partitions() as in 0008 (but never
 -- younger than history_policy allows), and then the
