@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from taskqueue import store
+from taskqueue import db, store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
 
@@ -312,3 +312,64 @@ async def _cli(database_url: str, *args: str) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+async def _written_elsewhere(database_url: str, tq: TaskQueue, writers: int) -> None:
+    """``writers`` transactions enqueue at once (each holds the history lane
+    it took until all have written, so they take ``writers`` different
+    lanes), then commit. Each its own queue: no two wait for the same
+    new claim lane."""
+    conns = [await db.connect(database_url) for _ in range(writers)]
+    try:
+        transactions = [conn.transaction() for conn in conns]
+        for i, (conn, transaction) in enumerate(zip(conns, transactions, strict=True)):
+            await transaction.start()
+            await tq.enqueue("noop", queue=f"other{i}", connection=conn)
+        for transaction in transactions:
+            await transaction.commit()
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+@pytest.mark.parametrize("isolation", ["repeatable_read", "serializable"])
+async def test_a_producer_whose_snapshot_is_older_than_a_lanes_head_takes_another_lane(
+    database_url: str, pool: asyncpg.Pool, tq: TaskQueue, isolation: str
+) -> None:
+    await tq.enqueue("noop")  # its claim lane, seen by the snapshot below
+    conn = await db.connect(database_url)
+    try:
+        async with conn.transaction(isolation=isolation):  # type: ignore[arg-type]
+            await conn.fetchval("SELECT count(*) FROM taskqueue.history_links")  # its snapshot
+            await _written_elsewhere(database_url, tq, 15)  # 15 of the 16 lanes move on unseen
+            task = await tq.enqueue("noop", connection=conn)
+        lanes = await pool.fetchval("SELECT count(DISTINCT lane) FROM taskqueue.history_links")
+        assert lanes == 16
+        assert task.id not in await named(pool)
+        assert await store.verify_history(pool) == []
+    finally:
+        await conn.close()
+
+
+async def test_a_producer_that_saw_no_lane_as_it_is_now_gets_a_serialization_failure(
+    database_url: str, pool: asyncpg.Pool, tq: TaskQueue
+) -> None:
+    await tq.enqueue("noop")
+    conn = await db.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.SerializationError, match="every history lane"):
+            async with conn.transaction(isolation="repeatable_read"):
+                await conn.fetchval("SELECT count(*) FROM taskqueue.history_links")
+                await _written_elsewhere(database_url, tq, 16)
+                await tq.enqueue("noop", connection=conn)
+        # Retried, as a REPEATABLE READ caller does on 40001, it goes through.
+        async with conn.transaction(isolation="repeatable_read"):
+            retried = await tq.enqueue("noop", connection=conn)
+        assert (
+            await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE id = $1", retried.id)
+            == 1
+        )
+        assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 18
+        assert await store.verify_history(pool) == []
+    finally:
+        await conn.close()

@@ -1,6 +1,7 @@
 -- Undo 0016_history_chain: drop_event_partitions() goes back to 0008's.
 DROP TRIGGER IF EXISTS task_events_sealed ON taskqueue.task_events;
 DROP FUNCTION taskqueue.seal_events();
+DROP FUNCTION taskqueue.append_history_link(integer, timestamptz, bytea);
 DROP FUNCTION taskqueue.history_link_hash(bytea, integer, bigint, timestamptz, text, bytea);
 DROP FUNCTION taskqueue.history_entries(bytea);
 DROP FUNCTION taskqueue.document_seal(jsonb);

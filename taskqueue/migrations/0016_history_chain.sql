@@ -95,6 +95,32 @@ RETURN pg_catalog.sha256(prev || pg_catalog.convert_to(ROW(
     lane, seq, (extract(epoch FROM at) * 1000000)::bigint, written_by)::text, 'UTF8')
     || entries);
 
+-- Append one link to a lane whose advisory lock the caller holds: the
+-- lane's head as this statement sees it, and the link after it.
+CREATE FUNCTION taskqueue.append_history_link(p_lane integer, p_at timestamptz, p_entries bytea)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev_seq bigint;
+    prev_hash bytea;
+BEGIN
+    SELECT l.seq, l.hash INTO prev_seq, prev_hash
+    FROM taskqueue.history_links l WHERE l.lane = p_lane
+    ORDER BY l.seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        prev_seq := 0;
+        prev_hash := ''::bytea;
+    END IF;
+    INSERT INTO taskqueue.history_links (lane, seq, at, written_by, entries, hash)
+    VALUES (p_lane, prev_seq + 1, p_at, session_user, p_entries,
+            taskqueue.history_link_hash(prev_hash, p_lane, prev_seq + 1, p_at, session_user,
+                                        p_entries));
+END
+$$;
+REVOKE EXECUTE ON FUNCTION taskqueue.append_history_link(integer, timestamptz, bytea) FROM PUBLIC;
+
 -- The link of one statement's events. SECURITY DEFINER: nobody else may
 -- write the chain; search_path pinned. enable_seqscan off: PL/pgSQL keeps
 -- a session's plan of the payload and result lookups below, and a plan made
@@ -111,10 +137,8 @@ DECLARE
     lanes constant integer := 16;
     lock_space constant integer := hashtext('taskqueue.history_links');
     chosen integer;
-    prev_seq bigint;
-    prev_hash bytea;
+    read_committed boolean;
     link record;
-    new_hash bytea;
 BEGIN
     SELECT min(e.at) AS at,
            string_agg(
@@ -138,28 +162,39 @@ BEGIN
     END IF;
     -- The first lane, counting from this backend's, that no other open
     -- transaction holds (a transaction-scoped advisory lock: no row is
-    -- updated per statement, so nothing bloats while vacuum is held back);
-    -- when all are held, wait for this backend's own.
+    -- updated per statement, so nothing bloats while vacuum is held back).
+    -- A lane's head is the newest link this statement's snapshot sees,
+    -- which in READ COMMITTED is the newest committed one. A REPEATABLE
+    -- READ or SERIALIZABLE transaction (a caller's own, enqueueing) may not
+    -- see a link committed after it began: its link would repeat that seq,
+    -- which the primary key refuses; it tries the next lane instead (a
+    -- subtransaction, paid only then), and when every lane moved on since
+    -- its snapshot it fails as any such transaction does on a concurrent
+    -- write, with SQLSTATE 40001, for the caller to retry.
+    read_committed := current_setting('transaction_isolation') = 'read committed';
     FOR attempt IN 0 .. lanes - 1 LOOP
         chosen := (pg_backend_pid() + attempt) % lanes;
-        EXIT WHEN pg_try_advisory_xact_lock(lock_space, chosen);
-        chosen := NULL;
+        CONTINUE WHEN NOT pg_try_advisory_xact_lock(lock_space, chosen);
+        IF read_committed THEN
+            PERFORM taskqueue.append_history_link(chosen, link.at, link.entries);
+            RETURN NULL;
+        END IF;
+        BEGIN
+            PERFORM taskqueue.append_history_link(chosen, link.at, link.entries);
+            RETURN NULL;
+        EXCEPTION WHEN unique_violation OR serialization_failure THEN
+            NULL;  -- this lane moved on after the snapshot: the next one
+        END;
     END LOOP;
-    IF chosen IS NULL THEN
-        chosen := pg_backend_pid() % lanes;
-        PERFORM pg_advisory_xact_lock(lock_space, chosen);
+    IF NOT read_committed THEN
+        RAISE EXCEPTION 'could not serialize access: every history lane was written after this transaction began'
+            USING ERRCODE = 'serialization_failure',
+                  HINT = 'Retry the transaction.';
     END IF;
-    SELECT l.seq, l.hash INTO prev_seq, prev_hash
-    FROM taskqueue.history_links l WHERE l.lane = chosen
-    ORDER BY l.seq DESC LIMIT 1;
-    IF NOT FOUND THEN
-        prev_seq := 0;
-        prev_hash := ''::bytea;
-    END IF;
-    new_hash := taskqueue.history_link_hash(prev_hash, chosen, prev_seq + 1, link.at,
-                                            session_user, link.entries);
-    INSERT INTO taskqueue.history_links (lane, seq, at, written_by, entries, hash)
-    VALUES (chosen, prev_seq + 1, link.at, session_user, link.entries, new_hash);
+    -- All held by others: wait for this backend's own.
+    chosen := pg_backend_pid() % lanes;
+    PERFORM pg_advisory_xact_lock(lock_space, chosen);
+    PERFORM taskqueue.append_history_link(chosen, link.at, link.entries);
     RETURN NULL;
 END
 $$;
