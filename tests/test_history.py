@@ -20,6 +20,7 @@ import pytest
 from taskqueue import db, store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.workflows.graph import chain
 
 
 async def run_tasks(tq: TaskQueue, pool: asyncpg.Pool, n: int) -> list[uuid.UUID]:
@@ -67,6 +68,33 @@ async def test_the_chain_holds_on_a_clean_database_and_links_each_statement_once
     assert sealed == await pool.fetchval("SELECT count(*) FROM taskqueue.task_events") == 452
     heads = await store.chain_heads(pool)
     assert sum(h.seq for h in heads) == 5 and all(len(h.hash) in (0, 64) for h in heads)
+
+
+async def test_enqueue_and_completion_hand_the_chain_their_seals_and_the_rest_are_looked_up(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await run_tasks(tq, pool, 150)  # COPY, claim, completion with results
+    await tq.enqueue("noop", {"one": 1})  # the one-task statement
+    flow = await tq.workflows.submit(
+        chain(NewTask(type="noop", payload={"a": 1}), NewTask(type="noop", payload={"b": 2}))
+    )
+    # The statements that had the document in hand wrote its seal with the
+    # event, and it is the seal of what the task holds.
+    given = await pool.fetch(
+        "SELECT e.event_type, e.seal = taskqueue.document_seal("
+        "   CASE e.event_type WHEN 'task_queued' THEN t.payload ELSE t.result END) AS same"
+        " FROM taskqueue.task_events e JOIN taskqueue.tasks t ON t.id = e.task_id"
+        " WHERE e.seal IS NOT NULL"
+    )
+    assert sorted({(r["event_type"], r["same"]) for r in given}) == [
+        ("task_queued", True),
+        ("task_succeeded", True),
+    ]
+    assert len(given) == 150 + 149 + 1  # the COPY's, the successes, the single task's
+    # The workflow's statement (enqueue_dependent_tasks.sql) leaves its
+    # tasks' seals to a lookup; all of it verifies.
+    assert len(flow.tasks) == 2
+    assert await store.verify_history(pool) == []
 
 
 async def test_each_tampering_names_its_task_and_only_it(tq: TaskQueue, pool: asyncpg.Pool) -> None:

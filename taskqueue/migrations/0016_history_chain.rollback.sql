@@ -7,6 +7,7 @@ DROP FUNCTION taskqueue.history_entries(bytea);
 DROP FUNCTION taskqueue.document_seal(jsonb);
 DROP FUNCTION taskqueue.event_digest(bigint, uuid, timestamptz, text, text, integer, text, text,
                                      jsonb);
+ALTER TABLE taskqueue.task_events DROP COLUMN seal;
 DROP TABLE taskqueue.history_links, taskqueue.history_genesis,
            taskqueue.history_drops, taskqueue.history_policy;
 CREATE OR REPLACE FUNCTION taskqueue.drop_event_partitions(older_than timestamptz)

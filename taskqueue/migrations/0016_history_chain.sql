@@ -52,6 +52,12 @@ CREATE TABLE taskqueue.history_policy (
 );
 INSERT INTO taskqueue.history_policy DEFAULT VALUES;
 
+-- The seal of the payload (task_queued) or result (task_succeeded) an
+-- event's statement wrote, given by the statements that have it in hand
+-- (enqueue, completion) so that seal_events() need not look the task up;
+-- NULL elsewhere. Not part of the event's digest: the link holds it.
+ALTER TABLE taskqueue.task_events ADD COLUMN seal bytea;
+
 -- An event's fields, sealed: the first 16 bytes of a SHA-256 (128 bits
 -- are beyond forging; half the size of the chain). Id, task and time in
 -- their fixed-size binary forms (no session setting changes them), the rest
@@ -145,13 +151,15 @@ BEGIN
                int8send(e.id) || uuid_send(e.task_id)
                || taskqueue.event_digest(e.id, e.task_id, e.at, e.event_type, e.status::text,
                                          e.attempt, e.worker_id, e.error, e.detail)
-               -- One index lookup per such event (a join could be planned as
-               -- a scan of every task: the transition table has no statistics).
+               -- The seal the statement wrote with the event (the hot ones:
+               -- enqueue and completion have the document in hand), else one
+               -- index lookup per such event (a join could be planned as a
+               -- scan of every task: the transition table has no statistics).
                || CASE e.event_type
-                      WHEN 'task_queued' THEN taskqueue.document_seal(
-                          (SELECT t.payload FROM taskqueue.tasks t WHERE t.id = e.task_id))
-                      WHEN 'task_succeeded' THEN taskqueue.document_seal(
-                          (SELECT t.result FROM taskqueue.tasks t WHERE t.id = e.task_id))
+                      WHEN 'task_queued' THEN coalesce(e.seal, taskqueue.document_seal(
+                          (SELECT t.payload FROM taskqueue.tasks t WHERE t.id = e.task_id)))
+                      WHEN 'task_succeeded' THEN coalesce(e.seal, taskqueue.document_seal(
+                          (SELECT t.result FROM taskqueue.tasks t WHERE t.id = e.task_id)))
                       ELSE '\x00000000000000000000000000000000'::bytea
                   END,
                ''::bytea) AS entries
