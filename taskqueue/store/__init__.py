@@ -126,8 +126,10 @@ from taskqueue.store.tasks import (
 )
 from taskqueue.store.tenants import (
     TenantUsage,
+    change_tenant_limits,
     fold_tenant_counts,
     set_tenant_limits,
+    set_tenant_rate,
     tenant_stats,
     tenant_usage,
 )
@@ -190,6 +192,7 @@ __all__ = [
     "bulk_action",
     "cancel_task",
     "chain_heads",
+    "change_tenant_limits",
     "check_anchor",
     "check_lanes",
     "claim_tasks",
@@ -266,6 +269,7 @@ __all__ = [
     "set_queue_paused",
     "set_queue_retention",
     "set_tenant_limits",
+    "set_tenant_rate",
     "statement",
     "succeeded_retentions",
     "task_history",

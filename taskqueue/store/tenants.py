@@ -1,6 +1,7 @@
-"""Tenants: a tenant's quota (taskqueue.tenants) and what it uses. The
-counter itself is kept by the statements that enqueue (admit_tasks) and end
-tasks (_tenant_counts.sql), not here."""
+"""Tenants: a tenant's quota (taskqueue.tenants), its rate limit on starts
+(taskqueue.tenant_rates) and what it uses. The counter itself is kept by the
+statements that enqueue (admit_tasks) and end tasks (_tenant_counts.sql),
+the rate window by the governed claim (claim_governed_tasks.sql), not here."""
 
 from __future__ import annotations
 
@@ -8,24 +9,35 @@ from typing import Any
 
 import msgspec
 
-from taskqueue.models import QueueStats, Stats
-from taskqueue.store._sql import Executor, query
+from taskqueue.models import QueueStats, RateLimit, Stats
+from taskqueue.store._sql import Connection, Executor, query
 from taskqueue.store.queues import summed_stats
 
 
 class TenantUsage(msgspec.Struct, kw_only=True):
-    """A tenant's quota and its unfinished tasks (waiting, queued, running)."""
+    """A tenant's quota and its unfinished tasks (waiting, queued, running);
+    its rate limit on starts and how many of its tasks started within the
+    last period of it."""
 
     name: str
     max_queued: int | None  # None: no limit
     unfinished: int | None  # None: not counted (the tenant never had a quota)
+    rate_limit: RateLimit | None = None  # None: no rate limit on starts
+    recent_starts: int | None = None  # None: no rate limit, so no window kept
 
 
 async def tenant_usage(conn: Executor, tenant: str) -> TenantUsage:
     record = await conn.fetchrow(query("tenant_usage"), tenant)
     assert record is not None  # the statement always returns one row
+    rate = None
+    if record["rate_limit"] is not None:
+        rate = RateLimit(limit=record["rate_limit"], period_seconds=record["rate_period_seconds"])
     return TenantUsage(
-        name=record["name"], max_queued=record["max_queued"], unfinished=record["unfinished"]
+        name=record["name"],
+        max_queued=record["max_queued"],
+        unfinished=record["unfinished"],
+        rate_limit=rate,
+        recent_starts=record["recent_starts"],
     )
 
 
@@ -38,6 +50,40 @@ async def set_tenant_limits(
     conn: Executor, tenant: str, *, max_queued: int | None, actor: str, asked: Any
 ) -> None:
     await conn.execute(query("set_tenant_limits"), tenant, max_queued, actor, asked)
+
+
+async def change_tenant_limits(
+    conn: Connection,
+    tenant: str,
+    *,
+    max_queued: int | msgspec.UnsetType | None = msgspec.UNSET,
+    rate: RateLimit | msgspec.UnsetType | None = msgspec.UNSET,
+    actor: str,
+) -> None:
+    """Change the limits given (UNSET: keep it; None: remove it) in one
+    transaction, each logged as asked."""
+    async with conn.transaction():
+        if max_queued is not msgspec.UNSET:
+            await set_tenant_limits(
+                conn, tenant, max_queued=max_queued, actor=actor, asked={"max_queued": max_queued}
+            )
+        if rate is not msgspec.UNSET:
+            asked = {"rate_limit": None if rate is None else msgspec.to_builtins(rate)}
+            await set_tenant_rate(conn, tenant, rate, actor=actor, asked=asked)
+
+
+async def set_tenant_rate(
+    conn: Connection, tenant: str, rate: RateLimit | None, *, actor: str, asked: Any
+) -> None:
+    """Set (or with None clear) ``tenant``'s rate limit on starts."""
+    await conn.execute(
+        query("set_tenant_rate"),
+        tenant,
+        None if rate is None else rate.limit,
+        None if rate is None else rate.period_seconds,
+        actor,
+        asked,
+    )
 
 
 async def tenant_stats(conn: Executor, tenant: str) -> Stats:
