@@ -31,6 +31,15 @@ class Tenants:
         limits.check_tenant(name, "name")
         return await self._db.run(store.tenant_usage, name)
 
+    async def __call__(
+        self, *, offset: int = 0, limit: int | None = None
+    ) -> list[store.TenantUsage]:
+        """Every tenant that is counted (it has, or had, a quota) or has a
+        rate limit, by name, with its use; ``offset`` and ``limit`` (1 to
+        MAX_PAGE_SIZE) page them."""
+        limits.check_window(offset, limit)
+        return await self._db.run(store.tenants_usage, offset=offset, limit=limit)
+
     async def set_limits(
         self,
         name: str,

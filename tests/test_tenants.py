@@ -211,6 +211,10 @@ async def test_a_rate_limit_is_set_shown_kept_and_removed(tq: TaskQueue) -> None
     )
     cleared = await tq.tenants.set_limits("acme", rate=None)
     assert (cleared.rate_limit, cleared.recent_starts) == (None, None)
+    # Listed while counted: a quota removed keeps the counter going.
+    assert [(t.name, t.max_queued, t.rate_limit) for t in await tq.tenants()] == [
+        ("acme", None, None)
+    ]
     logged = [(a.action, a.scope) for a in await tq.actions(limit=2)]
     assert logged == [
         ("tenant_limits", {"tenant": "acme", "rate_limit": None}),
@@ -277,6 +281,16 @@ async def test_over_rest_a_rate_limit_round_trips_and_bad_values_name_their_fiel
             assert bad.json()["field"] == field, (body, bad.json())
         kept = await client.get("/api/tenants/acme", headers=operator)
         assert (kept.json()["max_queued"], kept.json()["rate_limit"]) == (7, None)
+        # The list: every tenant with a quota or a rate limit, an operator's.
+        await client.patch("/api/tenants/zeta", json={"rate_limit": rate}, headers=operator)
+        listed = await client.get("/api/tenants", headers=operator)
+        assert [(t["name"], t["max_queued"], t["rate_limit"]) for t in listed.json()] == [
+            ("acme", 7, None),
+            ("zeta", None, {"limit": 10, "period_seconds": 60.0}),
+        ]
+        page = await client.get("/api/tenants?limit=1", headers=operator)
+        assert [t["name"] for t in page.json()] == ["acme"] and "offset=1" in page.headers["link"]
+        assert (await client.get("/api/tenants", headers=acme)).status_code == 403
 
 
 async def test_a_rate_limit_holds_across_three_worker_processes(

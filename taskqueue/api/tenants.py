@@ -1,22 +1,24 @@
-"""/api/tenants/{name}: a tenant's quota, its rate limit on starts and
-what it uses (an operator's; a tenant's own token may read its own)."""
+"""/api/tenants and /api/tenants/{name}: tenants' quotas, their rate limits
+on starts and what they use (an operator's; a tenant's own token may read
+its own)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, patch
+from litestar import Controller, Request, Response, get, patch
 from litestar.datastructures import State
 from litestar.params import FromPath
 
 from taskqueue.api.openapi import SECURITY, error_responses, with_body
+from taskqueue.api.paging import PAGE_DESCRIPTION, PAGE_PARAMETERS, Limit, Offset, next_page
 from taskqueue.api.queues import RateLimitIn
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidArgument
 from taskqueue.http.auth import actor_of
 from taskqueue.http.body import decode_body
-from taskqueue.limits import MAX_LIMIT
+from taskqueue.limits import MAX_LIMIT, MAX_PAGE_SIZE
 from taskqueue.models import RateLimit
 from taskqueue.store import TenantUsage
 
@@ -42,6 +44,25 @@ class TenantController(Controller):
     path = "/api/tenants"
     tags = ["tenants"]  # noqa: RUF012 - Litestar reads it as a class attribute
     security = SECURITY
+
+    @get(
+        "/",
+        responses=error_responses(403, 422),
+        summary="Every tenant counted (it has or had a quota) or rate-limited, by name",
+        description=PAGE_DESCRIPTION,
+        opt={"query_parameters": PAGE_PARAMETERS},
+    )
+    async def list_tenants(
+        self,
+        request: Request[Any, Any, State],
+        state: State,
+        limit: Limit = MAX_PAGE_SIZE,
+        offset: Offset = 0,
+    ) -> Response[list[TenantUsage]]:
+        # An operator's alone: http.tenancy lets a tenant's token reach its own name only.
+        tq: TaskQueue = state.tq
+        tenants = await tq.tenants(offset=offset, limit=limit)
+        return Response(tenants, headers=next_page(request, offset, limit, len(tenants)))
 
     @get(
         "/{name:str}",

@@ -132,6 +132,7 @@ from taskqueue.store.tenants import (
     set_tenant_rate,
     tenant_stats,
     tenant_usage,
+    tenants_usage,
 )
 from taskqueue.store.workers import (
     applied_migrations,
@@ -275,6 +276,7 @@ __all__ = [
     "task_history",
     "tenant_stats",
     "tenant_usage",
+    "tenants_usage",
     "trigger_schedule",
     "update_schedule",
     "verify_history",

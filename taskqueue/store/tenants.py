@@ -27,18 +27,32 @@ class TenantUsage(msgspec.Struct, kw_only=True):
 
 
 async def tenant_usage(conn: Executor, tenant: str) -> TenantUsage:
-    record = await conn.fetchrow(query("tenant_usage"), tenant)
-    assert record is not None  # the statement always returns one row
-    rate = None
-    if record["rate_limit"] is not None:
-        rate = RateLimit(limit=record["rate_limit"], period_seconds=record["rate_period_seconds"])
-    return TenantUsage(
-        name=record["name"],
-        max_queued=record["max_queued"],
-        unfinished=record["unfinished"],
-        rate_limit=rate,
-        recent_starts=record["recent_starts"],
-    )
+    (usage,) = await _usages(conn, tenant, 0, None)  # one row for any name
+    return usage
+
+
+async def tenants_usage(conn: Executor, *, offset: int, limit: int | None) -> list[TenantUsage]:
+    """Every tenant counted (it has or had a quota) or with a rate limit, by
+    name (a page of them)."""
+    return await _usages(conn, None, offset, limit)
+
+
+async def _usages(
+    conn: Executor, tenant: str | None, offset: int, limit: int | None
+) -> list[TenantUsage]:
+    records = await conn.fetch(query("tenant_usage"), tenant, offset, limit)
+    return [
+        TenantUsage(
+            name=r["name"],
+            max_queued=r["max_queued"],
+            unfinished=r["unfinished"],
+            rate_limit=None
+            if r["rate_limit"] is None
+            else RateLimit(limit=r["rate_limit"], period_seconds=r["rate_period_seconds"]),
+            recent_starts=r["recent_starts"],
+        )
+        for r in records
+    ]
 
 
 async def fold_tenant_counts(conn: Executor, limit: int = 1000) -> int:
