@@ -2,7 +2,8 @@
 -- Claim up to $2 due tasks of the types this worker can run, in claim order,
 -- within each queue's pause and limits (taskqueue.queues), and write each
 -- one's task_started event. The worker sends this instead of
--- claim_tasks.sql while any of its queues has settings.
+-- claim_tasks.sql while any of its queues has settings or a lane of a tenant
+-- with a rate limit on starts.
 --   $1 text[] queues to claim from
 --   $2 int    how many rows at most (the worker's free capacity)
 --   $3 text   worker id, recorded as locked_by
@@ -21,8 +22,10 @@
 -- most its limit - (its tasks started within the last period), across all
 -- queues: its row is locked as a limited queue's is, but only by claims that
 -- found due tasks of it (tenants_gated below), and a tenant whose window
--- was full when the statement began is not even read. Locks are taken in
--- one order by every claim: queues' rows, then tenants' rows, then keys.
+-- was full when the statement began is not even read; without such a
+-- tenant among the due tasks, nothing more is ranked or written. Locks are
+-- taken in one order by every claim: queues' rows, then tenants' rows, then
+-- keys.
 -- The CTEs are MATERIALIZED on purpose (see claim_tasks.sql).
 WITH limited AS MATERIALIZED (
     SELECT s.name,
@@ -101,7 +104,8 @@ tenants_gated AS MATERIALIZED (
                            WHERE w.at > now() - make_interval(secs => r.rate_period_seconds))
                AS free_starts
     FROM taskqueue.tenant_rates r
-    WHERE r.tenant IN (SELECT tenant FROM due WHERE tenant <> '')
+    -- Read from the limited tenants' side: without any, due is not read again.
+    WHERE EXISTS (SELECT FROM due d WHERE d.tenant = r.tenant)
       AND (SELECT count(*) FROM limited) >= 0
     ORDER BY r.tenant
     FOR UPDATE
@@ -123,10 +127,39 @@ keys_admitted AS MATERIALIZED (
       -- tenants_gated before admit_keyed() is called.
       AND (SELECT count(*) FROM tenants_gated) >= 0
 ),
+keyed AS NOT MATERIALIZED (
+    -- The due tasks within their keys' allowances.
+    SELECT u.id, u.queue, u.tenant, u.priority, u.run_at, u.n
+    FROM (
+        SELECT d.*, k.admitted,
+               row_number() OVER (PARTITION BY d.queue, d.concurrency_key
+                                  ORDER BY d.priority DESC, d.run_at, d.id) AS key_rank
+        FROM due d
+        LEFT JOIN keys_admitted k ON k.queue = d.queue AND k.key = d.concurrency_key
+    ) u
+    WHERE u.admitted IS NULL OR u.key_rank <= u.admitted
+),
+rated AS NOT MATERIALIZED (
+    -- Within the rate-limited tenants' allowances, a tenant's best tasks
+    -- across the queues first. One arm runs, chosen by a test made once: a
+    -- claim that found no limited tenant's task ranks nothing more.
+    SELECT k.id, k.queue, k.tenant, k.priority, k.run_at, k.n
+    FROM keyed k
+    WHERE NOT EXISTS (SELECT FROM tenants_gated)
+    UNION ALL
+    SELECT r.id, r.queue, r.tenant, r.priority, r.run_at, r.n
+    FROM (
+        SELECT k.*, g.free_starts,
+               row_number() OVER (PARTITION BY k.tenant
+                                  ORDER BY k.priority DESC, k.run_at, k.id) AS tenant_rank
+        FROM keyed k
+        LEFT JOIN tenants_gated g ON g.tenant = k.tenant
+    ) r
+    WHERE EXISTS (SELECT FROM tenants_gated)
+      AND (r.free_starts IS NULL OR r.tenant_rank <= r.free_starts)
+),
 candidates AS MATERIALIZED (
-    -- Tenants take turns as in claim_tasks.sql, within each queue's allowance,
-    -- after the keys' and the rate-limited tenants' allowances (a tenant's
-    -- best tasks across the queues first).
+    -- Tenants take turns as in claim_tasks.sql, within each queue's allowance.
     SELECT v.id
     FROM (
         SELECT y.*, row_number() OVER (PARTITION BY y.queue
@@ -135,23 +168,7 @@ candidates AS MATERIALIZED (
         FROM (
             SELECT z.*, row_number() OVER (PARTITION BY z.queue, z.tenant
                                            ORDER BY z.priority DESC, z.run_at, z.id) AS turn
-            FROM (
-                SELECT u.*, row_number() OVER (PARTITION BY u.tenant
-                                               ORDER BY u.priority DESC, u.run_at, u.id)
-                                AS tenant_rank
-                FROM (
-                    SELECT d.*, k.admitted, g.free_starts,
-                           row_number() OVER (PARTITION BY d.queue, d.concurrency_key
-                                              ORDER BY d.priority DESC, d.run_at, d.id)
-                               AS key_rank
-                    FROM due d
-                    LEFT JOIN keys_admitted k
-                      ON k.queue = d.queue AND k.key = d.concurrency_key
-                    LEFT JOIN tenants_gated g ON g.tenant = d.tenant
-                ) u
-                WHERE u.admitted IS NULL OR u.key_rank <= u.admitted
-            ) z
-            WHERE z.free_starts IS NULL OR z.tenant_rank <= z.free_starts
+            FROM rated z
         ) y
     ) v
     WHERE v.queue_rank <= v.n
@@ -198,7 +215,8 @@ tenants_counted AS (
     FROM (SELECT d.tenant, count(*)::int AS n
           FROM claimed x
           JOIN due d ON d.id = x.id
-          WHERE d.tenant IN (SELECT tenant FROM tenants_gated)
+          WHERE EXISTS (SELECT FROM tenants_gated)  -- tested once: no join without one
+            AND d.tenant IN (SELECT tenant FROM tenants_gated)
           GROUP BY d.tenant) AS c
     WHERE r.tenant = c.tenant
 )
