@@ -399,6 +399,7 @@ async def test_openapi_documents_every_operation_error_and_the_auth_scheme(
         ("POST", "/api/workflows"),
         ("GET", "/api/workflows"),
         ("GET", "/api/workflows/{workflow_id}"),
+        ("GET", "/api/tenants"),
         ("GET", "/api/tenants/{name}"),
         ("PATCH", "/api/tenants/{name}"),
     }

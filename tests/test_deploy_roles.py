@@ -25,7 +25,7 @@ from taskqueue.client import TaskQueue
 from taskqueue.config import Settings
 from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import QuotaExceeded, TaskStateConflict
-from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind
+from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind, RateLimit
 from taskqueue.registry import load_registry
 from taskqueue.worker.expiry import ExpirySweep
 from taskqueue.worker.leases import Rescuer
@@ -767,3 +767,43 @@ async def test_tenant_quotas_work_under_the_api_and_worker_roles(
     # Only the admission function writes the counter.
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await api_pool.execute("UPDATE taskqueue.tenants SET unfinished = 0")
+
+
+async def test_tenant_rate_limits_work_under_the_api_and_worker_roles(
+    dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
+) -> None:
+    tq = TaskQueue(api_pool)
+    limited = await tq.tenants.set_limits("acme", rate=(2, 3600))
+    assert (limited.rate_limit, limited.recent_starts) == (
+        RateLimit(limit=2, period_seconds=3600),
+        0,
+    )
+    acme = await tq.enqueue_many([NewTask(type="noop", tenant="acme")] * 5)
+    others = await tq.enqueue_many([NewTask(type="noop")] * 3)
+    async with running_worker(dsns.worker):
+        await wait_until(lambda: all_in_status(admin, [t.id for t in others], "succeeded"))
+        await wait_until(lambda: tenant_started(admin, "acme", 2))
+    assert (await tq.tenants.get("acme")).recent_starts == 2
+    assert (
+        await admin.fetchval(
+            "SELECT count(*) FROM taskqueue.tasks WHERE tenant = 'acme' AND status = 'queued'"
+        )
+        == 3
+    )
+    # Only the claim's function keeps the window: neither role writes it.
+    for pool in (api_pool, worker_pool):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await pool.execute("UPDATE taskqueue.tenant_rates SET rate_window_n = '{}'")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await worker_pool.execute("DELETE FROM taskqueue.tenant_rates")
+    assert (await tq.tenants.set_limits("acme", rate=None)).rate_limit is None
+    async with running_worker(dsns.worker):
+        await wait_until(lambda: all_in_status(admin, [t.id for t in acme], "succeeded"))
+
+
+async def tenant_started(pool: asyncpg.Pool, tenant: str, n: int) -> bool:
+    started = await pool.fetchval(
+        "SELECT count(*) FROM taskqueue.tasks WHERE tenant = $1 AND started_at IS NOT NULL",
+        tenant,
+    )
+    return bool(started == n)

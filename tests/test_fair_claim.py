@@ -1,16 +1,21 @@
 """Fair claiming between tenants (claim_tasks.sql, claim_governed_tasks.sql):
 tenants with due work in a queue take turns in every claim, so one tenant's
 backlog does not delay another's next tasks; priorities still order a
-tenant's own tasks, and no tenant with due work waits long. Driven through
-the real claim statements."""
+tenant's own tasks, and no tenant with due work waits long. A tenant's rate
+limit on starts holds across concurrent claimers and queues, without
+holding back other tenants. Driven through the real claim statements."""
 
 from __future__ import annotations
+
+import asyncio
+import uuid
 
 import asyncpg
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
+from tests.helpers import wait_until
 
 
 async def claim(pool: asyncpg.Pool, n: int, *, governed: bool = False) -> list[tuple[str, str]]:
@@ -89,3 +94,122 @@ async def test_a_governed_queue_shares_its_allowance_in_turns(
     await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(2)])
     taken = await claim(pool, 20, governed=True)
     assert sorted(taken) == [("a", "a0"), ("a", "a1"), ("b", "b0"), ("b", "b1")]
+
+
+async def started_of(pool: asyncpg.Pool, tenant: str) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.task_events e JOIN taskqueue.tasks t"
+            " ON t.id = e.task_id WHERE e.event_type = 'task_started' AND t.tenant = $1",
+            tenant,
+        )
+    )
+
+
+async def claim_all(pool: asyncpg.Pool, queues: list[str], claimers: int = 4) -> list[uuid.UUID]:
+    """Claim with ``claimers`` concurrent workers (governed, as a worker does
+    once it sees a limited tenant) until none gets anything."""
+
+    connected = asyncio.Barrier(claimers)  # every claimer's connection open: they overlap
+
+    async def claimer(worker_id: str) -> list[uuid.UUID]:
+        got: list[uuid.UUID] = []
+        async with pool.acquire() as conn:
+            await connected.wait()
+            while batch := await store.claim_tasks(
+                conn, queues, 7, worker_id, 30, types=["noop"], governed=True
+            ):
+                got.extend(t.id for t in batch)
+        return got
+
+    results = await asyncio.gather(*(claimer(f"w{n}") for n in range(claimers)))
+    return [task_id for result in results for task_id in result]
+
+
+async def test_a_rate_limited_tenant_starts_at_most_its_limit_across_concurrent_claimers(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.tenants.set_limits("a", rate=(5, 3600))
+    await tq.submit([NewTask(type="noop", tenant="a") for _ in range(60)])
+    await tq.submit([NewTask(type="noop", tenant="b") for _ in range(60)])
+    await tq.submit([NewTask(type="noop") for _ in range(20)])
+    # The plain claim leaves the limited tenant to the governed one, whatever
+    # the worker believes; the worker is told to switch.
+    plain = await store.claim_tasks(pool, ["default"], 100, "w", 30, types=["noop"])
+    assert plain and all(
+        r["tenant"] != "a"
+        for r in await pool.fetch(
+            "SELECT tenant FROM taskqueue.tasks WHERE id = ANY($1::uuid[])", [t.id for t in plain]
+        )
+    )
+    assert await store.queues_with_settings(pool, ["default", "other"]) == {"default"}
+    claimed = await claim_all(pool, ["default"])
+    assert len(claimed) == len(set(claimed))
+    # The limit, exactly, across four claimers; the others not held back.
+    assert await started_of(pool, "a") == 5
+    assert await started_of(pool, "b") == 60
+    left = await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'queued'")
+    assert left == 55
+    usage = await tq.tenants.get("a")
+    assert (usage.recent_starts, usage.unfinished, usage.max_queued) == (5, None, None)
+
+
+async def test_a_claim_that_waited_for_the_tenants_row_counts_the_starts_before_it(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.tenants.set_limits("a", rate=(5, 3600))
+    await tq.submit([NewTask(type="noop", tenant="a") for _ in range(20)])
+    async with pool.acquire() as first, pool.acquire() as second:
+        pid = second.get_server_pid()
+        async with first.transaction():
+            taken = await store.claim_tasks(
+                first, ["default"], 3, "w1", 30, types=["noop"], governed=True
+            )
+            assert len(taken) == 3
+            # The second claim began before the first committed: it waits for
+            # the tenant's row, then reads it as the first left it.
+            later = asyncio.ensure_future(
+                store.claim_tasks(second, ["default"], 10, "w2", 30, types=["noop"], governed=True)
+            )
+
+            async def waiting() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                        pid,
+                    )
+                )
+
+            await wait_until(waiting)
+        assert len(await later) == 2
+    assert await started_of(pool, "a") == 5
+
+
+async def test_the_limit_spans_queues_and_the_window_rolls_on(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.tenants.set_limits("a", rate=(3, 60))
+    await tq.submit([NewTask(type="noop", tenant="a", queue=q) for q in ("q1", "q2") * 10])
+    await tq.set_limits("q1", concurrency=100)  # a limited queue's lock comes first
+    assert len(await claim_all(pool, ["q1", "q2"])) == 3
+    # The window's entries, a period older (time passed to SQL, not slept):
+    # the next claims may start the limit again.
+    await pool.execute(
+        "UPDATE taskqueue.tenant_rates SET rate_window_at ="
+        " ARRAY(SELECT w - interval '61 seconds' FROM unnest(rate_window_at) AS w)"
+    )
+    assert (await tq.tenants.get("a")).recent_starts == 0
+    assert len(await claim_all(pool, ["q1", "q2"])) == 3
+    assert await started_of(pool, "a") == 6
+
+
+async def test_null_removes_the_limit_and_the_plain_claim_takes_the_tenant_again(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.tenants.set_limits("a", rate=(1, 3600))
+    await tq.submit([NewTask(type="noop", tenant="a") for _ in range(10)])
+    assert len(await claim_all(pool, ["default"])) == 1
+    cleared = await tq.tenants.set_limits("a", rate=None)
+    assert (cleared.rate_limit, cleared.recent_starts) == (None, None)
+    assert await store.queues_with_settings(pool, ["default"]) == set()
+    assert len(await store.claim_tasks(pool, ["default"], 100, "w", 30, types=["noop"])) == 9

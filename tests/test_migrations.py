@@ -43,6 +43,7 @@ TABLES = {
     "sequences",
     "tenants",
     "tenant_counts",
+    "tenant_rates",
     "write_statements",
     "copied_tasks",
     "history_links",

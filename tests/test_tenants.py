@@ -1,21 +1,31 @@
 """Tenant quotas against real PostgreSQL: max_queued refuses what goes
 beyond it on every insert path (a batch whole), the counter follows tasks
 as they end, are cancelled, retried or cancelled by a failed parent, null
-removes the limit, and tenantless tasks leave no counter work behind; over
-REST, 429 with Retry-After and GET/PATCH /api/tenants/{name}."""
+removes the limit, and tenantless tasks leave no counter work behind; a
+rate limit on starts is set, shown and removed, and holds across three real
+worker processes without holding back another tenant of the same queue;
+over REST, 429 with Retry-After and GET/PATCH /api/tenants/{name}."""
 
 from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import tempfile
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidArgument, QuotaExceeded
-from taskqueue.models import NewTask
+from taskqueue.models import NewTask, RateLimit
 from taskqueue.store.bulk_copy import COPY_MIN_ROWS
 from taskqueue.workflows import Workflow
 from tests.api_helpers import api_client
-from tests.helpers import run_audit, running_worker, wait_until
+from tests.helpers import all_in_status, run_audit, running_worker, wait_until, worker_process
 
 OPERATOR = "operator-token-0123456789"
 ACME = "acme-token-0123456789abc"
@@ -123,7 +133,13 @@ async def test_over_rest_a_tenant_over_its_quota_gets_429_with_retry_after(
     async with api_client(database_url, api_tokens=TOKENS) as client:
         set_to = await client.patch("/api/tenants/acme", json={"max_queued": 2}, headers=operator)
         assert set_to.status_code == 200, set_to.text
-        assert set_to.json() == {"name": "acme", "max_queued": 2, "unfinished": 0}
+        assert set_to.json() == {
+            "name": "acme",
+            "max_queued": 2,
+            "unfinished": 0,
+            "rate_limit": None,
+            "recent_starts": None,
+        }
         one = await client.post("/api/tasks", json={"type": "noop"}, headers=acme)
         assert one.status_code == 201
         batch = await client.post(
@@ -144,7 +160,7 @@ async def test_over_rest_a_tenant_over_its_quota_gets_429_with_retry_after(
         other = await client.post("/api/tasks", json={"type": "noop"}, headers=operator)
         assert other.status_code == 201
         seen = await client.get("/api/tenants/acme", headers=acme)
-        assert seen.json() == {"name": "acme", "max_queued": 2, "unfinished": 2}
+        assert seen.json()["unfinished"] == 2
         cleared = await client.patch(
             "/api/tenants/acme", json={"max_queued": None}, headers=operator
         )
@@ -177,3 +193,148 @@ async def test_the_pruner_folds_the_deltas_of_a_tenant_that_stopped_enqueueing(
     assert await pool.fetchval("SELECT unfinished FROM taskqueue.tenants") == 0
     assert (await tq.tenants.get("acme")).unfinished == 0
     assert pruner.readings()["folded"] >= 3
+
+
+async def test_a_rate_limit_is_set_shown_kept_and_removed(tq: TaskQueue) -> None:
+    usage = await tq.tenants.set_limits("acme", rate=(10, 60))
+    assert usage.rate_limit == RateLimit(limit=10, period_seconds=60)
+    # A rate limit alone starts no counting of unfinished tasks.
+    assert (usage.recent_starts, usage.max_queued, usage.unfinished) == (0, None, None)
+    both = await tq.tenants.set_limits("acme", max_queued=5)  # the rate left out is kept
+    assert (both.max_queued, both.rate_limit) == (5, RateLimit(limit=10, period_seconds=60))
+    changed = await tq.tenants.set_limits(
+        "acme", rate=RateLimit(limit=3, period_seconds=0.5), max_queued=None
+    )
+    assert (changed.max_queued, changed.rate_limit) == (
+        None,
+        RateLimit(limit=3, period_seconds=0.5),
+    )
+    cleared = await tq.tenants.set_limits("acme", rate=None)
+    assert (cleared.rate_limit, cleared.recent_starts) == (None, None)
+    # Listed while counted: a quota removed keeps the counter going.
+    assert [(t.name, t.max_queued, t.rate_limit) for t in await tq.tenants()] == [
+        ("acme", None, None)
+    ]
+    logged = [(a.action, a.scope) for a in await tq.actions(limit=2)]
+    assert logged == [
+        ("tenant_limits", {"tenant": "acme", "rate_limit": None}),
+        ("tenant_limits", {"tenant": "acme", "rate_limit": {"limit": 3, "period_seconds": 0.5}}),
+    ]
+    for rate, field in (
+        ((0, 1.0), "rate_limit.limit"),
+        ((1.5, 1.0), "rate_limit.limit"),
+        ((5, 0), "rate_limit.period_seconds"),
+        ((5, math.nan), "rate_limit.period_seconds"),
+        ((5, 8 * 86400), "rate_limit.period_seconds"),
+        (5, "rate_limit"),
+    ):
+        with pytest.raises(InvalidArgument) as raised:
+            await tq.tenants.set_limits("acme", rate=rate)  # type: ignore[arg-type]
+        assert raised.value.field == field, rate
+    with pytest.raises(InvalidArgument) as raised:
+        await tq.tenants.set_limits("acme")
+    assert raised.value.field == "body"
+    assert (await tq.tenants.get("acme")).rate_limit is None  # nothing bad was stored
+
+
+async def test_over_rest_a_rate_limit_round_trips_and_bad_values_name_their_field(
+    database_url: str,
+) -> None:
+    operator, acme = {"Authorization": f"Bearer {OPERATOR}"}, {"Authorization": f"Bearer {ACME}"}
+    async with api_client(database_url, api_tokens=TOKENS) as client:
+        rate = {"limit": 10, "period_seconds": 60}
+        set_to = await client.patch(
+            "/api/tenants/acme", json={"rate_limit": rate}, headers=operator
+        )
+        assert set_to.status_code == 200, set_to.text
+        assert set_to.json() == {
+            "name": "acme",
+            "max_queued": None,
+            "unfinished": None,
+            "rate_limit": {"limit": 10, "period_seconds": 60.0},
+            "recent_starts": 0,
+        }
+        own = await client.get("/api/tenants/acme", headers=acme)  # a tenant reads its own
+        assert own.json()["rate_limit"] == {"limit": 10, "period_seconds": 60.0}
+        refused = await client.patch("/api/tenants/acme", json={"rate_limit": None}, headers=acme)
+        assert refused.status_code == 403  # and never changes it
+        both = await client.patch(
+            "/api/tenants/acme", json={"max_queued": 7, "rate_limit": None}, headers=operator
+        )
+        assert (both.json()["max_queued"], both.json()["rate_limit"]) == (7, None)
+        seen = await client.get("/api/tenants/acme", headers=operator)
+        assert (seen.json()["rate_limit"], seen.json()["recent_starts"]) == (None, None)
+        for body, field in (
+            ({"rate_limit": {"limit": 0, "period_seconds": 1}}, "rate_limit.limit"),
+            ({"rate_limit": {"limit": 1, "period_seconds": 0}}, "rate_limit.period_seconds"),
+            (
+                {"rate_limit": {"limit": 1, "period_seconds": 8 * 86400}},
+                "rate_limit.period_seconds",
+            ),
+            ({"rate_limit": {"limit": "1", "period_seconds": 1}}, "rate_limit.limit"),
+            ({"rate_limit": {"limit": 1}}, "rate_limit.period_seconds"),
+            ({"rate_limit": 5}, "rate_limit"),
+            ({}, "body"),
+        ):
+            bad = await client.patch("/api/tenants/acme", json=body, headers=operator)
+            assert bad.status_code == 422, body
+            assert bad.json()["field"] == field, (body, bad.json())
+        kept = await client.get("/api/tenants/acme", headers=operator)
+        assert (kept.json()["max_queued"], kept.json()["rate_limit"]) == (7, None)
+        # The list: every tenant with a quota or a rate limit, an operator's.
+        await client.patch("/api/tenants/zeta", json={"rate_limit": rate}, headers=operator)
+        listed = await client.get("/api/tenants", headers=operator)
+        assert [(t["name"], t["max_queued"], t["rate_limit"]) for t in listed.json()] == [
+            ("acme", 7, None),
+            ("zeta", None, {"limit": 10, "period_seconds": 60.0}),
+        ]
+        page = await client.get("/api/tenants?limit=1", headers=operator)
+        assert [t["name"] for t in page.json()] == ["acme"] and "offset=1" in page.headers["link"]
+        assert (await client.get("/api/tenants", headers=acme)).status_code == 403
+
+
+async def test_a_rate_limit_holds_across_three_worker_processes(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    async with AsyncExitStack() as stack:
+        procs = [
+            await stack.enter_async_context(worker_process(database_url, log, concurrency="10"))
+            for _ in range(3)
+        ]
+        # Set while the workers run: they learn it from the NOTIFY (or their
+        # next look), and until then their plain claim leaves the tenant alone.
+        await tq.tenants.set_limits("metered", rate=(4, 1.0))
+        metered = await tq.enqueue_many([NewTask(type="noop", tenant="metered")] * 14)
+        free = await tq.enqueue_many([NewTask(type="noop", tenant="free")] * 150)
+        ids = [t.id for t in metered + free]
+        await wait_until(lambda: all_in_status(pool, ids, "succeeded"), timeout=60)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert await asyncio.wait_for(proc.wait(), 30) == 0, log.read_text()
+
+    async def starts(tenant: str) -> list[tuple[datetime, str]]:
+        rows = await pool.fetch(
+            "SELECT e.at, e.worker_id FROM taskqueue.task_events e"
+            " JOIN taskqueue.tasks t ON t.id = e.task_id"
+            " WHERE e.event_type = 'task_started' AND t.tenant = $1 ORDER BY e.at",
+            tenant,
+        )
+        return [(r["at"], r["worker_id"]) for r in rows]
+
+    # From the database's own times (each start's claim began at its at):
+    # never more than 4 within any rolling second, whichever worker claimed.
+    limited = [at for at, _ in await starts("metered")]
+    busiest = max(
+        sum(1 for s in limited if first <= s < first + timedelta(seconds=1)) for first in limited
+    )
+    assert len(limited) == 14
+    assert busiest == 4
+    assert limited[-1] - limited[0] >= timedelta(seconds=3)
+    assert len({w for _, w in await starts("metered")}) >= 2, "several workers started them"
+    # The other tenant of the same queue was not held back by it.
+    others = [at for at, _ in await starts("free")]
+    assert others[-1] < limited[-1]
+    assert await run_audit(pool) == []
+    log.unlink()

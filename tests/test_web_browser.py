@@ -546,7 +546,10 @@ async def test_a_tenant_token_signs_in_to_its_own_view(
     operator = {"Authorization": f"Bearer {WRITER}"}
     async with stack(database_url, tmp_path, api_tokens=tokens) as base:
         async with httpx.AsyncClient(base_url=base, headers=operator) as client:
-            quota = await client.patch("/api/tenants/acme", json={"max_queued": 10})
+            quota = await client.patch(
+                "/api/tenants/acme",
+                json={"max_queued": 10, "rate_limit": {"limit": 5, "period_seconds": 60}},
+            )
             assert quota.status_code == 200, quota.text
         later = "2999-01-01T00:00:00Z"
         theirs = await enqueue(
@@ -569,6 +572,9 @@ async def test_a_tenant_token_signs_in_to_its_own_view(
             await expect(page.locator(f'tr[data-task="{mine["id"]}"]')).to_be_visible()
             await expect(page.locator(f'tr[data-task="{theirs["id"]}"]')).to_have_count(0)
             await expect(page.locator('[data-region="quota"]')).to_contain_text("of at most 10")
+            await expect(page.locator('[data-region="quota"]')).to_contain_text(
+                "Starts in the last 60 s: 0 of at most 5 (rate limit)"
+            )
             foreign = await page.goto(f"{base}/tasks/{theirs['id']}")
             assert foreign is not None and foreign.status == 404
             assert "globex-task" not in await page.content()

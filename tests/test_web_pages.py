@@ -26,7 +26,7 @@ async def sign_in(client: AsyncTestClient[Any], token: str) -> None:
 async def test_a_tenant_session_sees_its_own_view_of_every_page(
     database_url: str, tq: TaskQueue
 ) -> None:
-    await tq.tenants.set_limits("acme", max_queued=50)
+    await tq.tenants.set_limits("acme", max_queued=50, rate=(30, 60))
     mine = await tq.enqueue("noop", name="mine-task", tenant="acme", queue="acme-q")
     theirs = await tq.enqueue("noop", name="their-task", tenant="globex", queue="globex-q")
     nobodys = await tq.enqueue("noop", name="nobodys-task", queue="plain-q")
@@ -40,6 +40,7 @@ async def test_a_tenant_session_sees_its_own_view_of_every_page(
         tasks = (await client.get("/tasks")).text
         assert "mine-task" in tasks and "their-task" not in tasks and "nobodys-task" not in tasks
         assert "Unfinished tasks: <strong>1</strong> of at most <strong>50</strong>" in tasks
+        assert "the last 60 s: <strong>0</strong> of at most <strong>30</strong> (rate" in tasks
         assert "globex-q" not in tasks and "plain-q" not in tasks  # no other queue's name
         assert 'href="/queues"' not in tasks and 'href="/workers"' not in tasks
         searched = (await client.get("/tasks?q=their")).text

@@ -172,6 +172,16 @@ BEGIN
         GRANT INSERT (tenant, delta) ON taskqueue.tenant_counts TO taskqueue_worker;
         GRANT EXECUTE ON FUNCTION taskqueue.fold_tenant_counts(integer) TO taskqueue_worker;
     END IF;
+    -- Tenants' rate limits on starts (migration 0017_tenant_rates): the API
+    -- sets and clears them (set_tenant_rate.sql) and reads them with the
+    -- quota; a worker reads which tenants are limited (queues_with_settings);
+    -- a tenant's rate window is kept by the claim's write-path function alone.
+    IF to_regclass('taskqueue.tenant_rates') IS NOT NULL THEN
+        GRANT SELECT, INSERT (tenant, rate_limit, rate_period_seconds),
+              UPDATE (rate_limit, rate_period_seconds, updated_at), DELETE
+            ON taskqueue.tenant_rates TO taskqueue_api;
+        GRANT SELECT ON taskqueue.tenant_rates TO taskqueue_worker;
+    END IF;
     -- Claim lanes: a producer opens a task's lane and lowers its floor for
     -- a task due in the past (_open_lanes.sql).
     GRANT SELECT, INSERT (queue, type, priority), UPDATE (floor_at)

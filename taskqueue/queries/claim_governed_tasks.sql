@@ -2,7 +2,8 @@
 -- Claim up to $2 due tasks of the types this worker can run, in claim order,
 -- within each queue's pause and limits (taskqueue.queues), and write each
 -- one's task_started event. The worker sends this instead of
--- claim_tasks.sql while any of its queues has settings.
+-- claim_tasks.sql while any of its queues has settings or a lane of a tenant
+-- with a rate limit on starts.
 --   $1 text[] queues to claim from
 --   $2 int    how many rows at most (the worker's free capacity)
 --   $3 text   worker id, recorded as locked_by
@@ -17,6 +18,14 @@
 -- With per_key_concurrency set, tasks of a concurrency_key start only
 -- while fewer than that many of the key run (keys_admitted below); the
 -- rows read beyond what is taken stay locked until this statement commits.
+-- A tenant with a rate limit on starts (taskqueue.tenant_rates) starts at
+-- most its limit - (its tasks started within the last period), across all
+-- queues: its row is locked as a limited queue's is, but only by claims that
+-- found due tasks of it (tenants_gated below), and a tenant whose window
+-- was full when the statement began is not even read; without such a
+-- tenant among the due tasks, nothing more is ranked or written. Locks are
+-- taken in one order by every claim: queues' rows, then tenants' rows, then
+-- keys.
 -- The CTEs are MATERIALIZED on purpose (see claim_tasks.sql).
 WITH limited AS MATERIALIZED (
     SELECT s.name,
@@ -50,7 +59,17 @@ due AS MATERIALIZED (
     SELECT c.id, c.queue, tn.tenant, c.priority, c.run_at, c.concurrency_key, a.n, a.per_key
     FROM allowance a
     CROSS JOIN LATERAL (SELECT DISTINCT l.tenant FROM taskqueue.claim_lanes l
-                        WHERE l.queue = a.queue AND l.type = ANY ($5::text[])) tn
+                        WHERE l.queue = a.queue AND l.type = ANY ($5::text[])
+                          -- Not a rate-limited tenant whose window is full
+                          -- (read without a lock: it only fills up meanwhile).
+                          AND (l.tenant = '' OR NOT EXISTS (
+                              SELECT FROM taskqueue.tenant_rates r
+                              WHERE r.tenant = l.tenant
+                                AND r.rate_limit <= (
+                                    SELECT coalesce(sum(w.n), 0)
+                                    FROM unnest(r.rate_window_at, r.rate_window_n) AS w(at, n)
+                                    WHERE w.at > now() - make_interval(
+                                                         secs => r.rate_period_seconds))))) tn
     CROSS JOIN LATERAL (
         -- A queue's allowance holds across its lanes (types, priorities and
         -- tenants), each read from its floor as in claim_tasks.sql, each
@@ -74,6 +93,23 @@ due AS MATERIALIZED (
     ) c
     WHERE a.n > 0
 ),
+tenants_gated AS MATERIALIZED (
+    -- Rate-limited tenants with due tasks here: their rows locked (in name
+    -- order, after the queues' rows: the count of limited reads all of it
+    -- first) and read fresh as the queue's are, and how many more of their
+    -- tasks may start now.
+    SELECT r.tenant,
+           r.rate_limit - (SELECT coalesce(sum(w.n), 0)::int
+                           FROM unnest(r.rate_window_at, r.rate_window_n) AS w(at, n)
+                           WHERE w.at > now() - make_interval(secs => r.rate_period_seconds))
+               AS free_starts
+    FROM taskqueue.tenant_rates r
+    -- Read from the limited tenants' side: without any, due is not read again.
+    WHERE EXISTS (SELECT FROM due d WHERE d.tenant = r.tenant)
+      AND (SELECT count(*) FROM limited) >= 0
+    ORDER BY r.tenant
+    FOR UPDATE
+),
 keys_admitted AS MATERIALIZED (
     -- Per-key concurrency: how many more of each key may start, decided by
     -- taskqueue.admit_keyed (0014_claim_keys) under the key's lock, from
@@ -87,6 +123,40 @@ keys_admitted AS MATERIALIZED (
                 GROUP BY queue, concurrency_key) g) x
     CROSS JOIN LATERAL taskqueue.admit_keyed(x.qs, x.ks, x.ns, x.ls) k
     WHERE x.qs IS NOT NULL
+      -- Keys are locked after tenants' rows: the count reads all of
+      -- tenants_gated before admit_keyed() is called.
+      AND (SELECT count(*) FROM tenants_gated) >= 0
+),
+keyed AS NOT MATERIALIZED (
+    -- The due tasks within their keys' allowances.
+    SELECT u.id, u.queue, u.tenant, u.priority, u.run_at, u.n
+    FROM (
+        SELECT d.*, k.admitted,
+               row_number() OVER (PARTITION BY d.queue, d.concurrency_key
+                                  ORDER BY d.priority DESC, d.run_at, d.id) AS key_rank
+        FROM due d
+        LEFT JOIN keys_admitted k ON k.queue = d.queue AND k.key = d.concurrency_key
+    ) u
+    WHERE u.admitted IS NULL OR u.key_rank <= u.admitted
+),
+rated AS NOT MATERIALIZED (
+    -- Within the rate-limited tenants' allowances, a tenant's best tasks
+    -- across the queues first. One arm runs, chosen by a test made once: a
+    -- claim that found no limited tenant's task ranks nothing more.
+    SELECT k.id, k.queue, k.tenant, k.priority, k.run_at, k.n
+    FROM keyed k
+    WHERE NOT EXISTS (SELECT FROM tenants_gated)
+    UNION ALL
+    SELECT r.id, r.queue, r.tenant, r.priority, r.run_at, r.n
+    FROM (
+        SELECT k.*, g.free_starts,
+               row_number() OVER (PARTITION BY k.tenant
+                                  ORDER BY k.priority DESC, k.run_at, k.id) AS tenant_rank
+        FROM keyed k
+        LEFT JOIN tenants_gated g ON g.tenant = k.tenant
+    ) r
+    WHERE EXISTS (SELECT FROM tenants_gated)
+      AND (r.free_starts IS NULL OR r.tenant_rank <= r.free_starts)
 ),
 candidates AS MATERIALIZED (
     -- Tenants take turns as in claim_tasks.sql, within each queue's allowance.
@@ -98,15 +168,7 @@ candidates AS MATERIALIZED (
         FROM (
             SELECT z.*, row_number() OVER (PARTITION BY z.queue, z.tenant
                                            ORDER BY z.priority DESC, z.run_at, z.id) AS turn
-            FROM (
-                SELECT d.*, k.admitted,
-                       row_number() OVER (PARTITION BY d.queue, d.concurrency_key
-                                          ORDER BY d.priority DESC, d.run_at, d.id) AS key_rank
-                FROM due d
-                LEFT JOIN keys_admitted k
-                  ON k.queue = d.queue AND k.key = d.concurrency_key
-            ) z
-            WHERE z.admitted IS NULL OR z.key_rank <= z.admitted
+            FROM rated z
         ) y
     ) v
     WHERE v.queue_rank <= v.n
@@ -132,5 +194,30 @@ candidates AS MATERIALIZED (
           WHERE queue IN (SELECT name FROM limited)
           GROUP BY queue) AS c
     WHERE s.name = c.queue
+),
+tenants_counted AS (
+    -- Rate-limited tenants count what this claim started the same way. The
+    -- window keeps entries for up to twice the period (at most 30 s more):
+    -- a claim's now() is when its statement began, so one that waited for
+    -- the row's lock appends an entry older than the newest, and must still
+    -- count the entries that were within its period then.
+    UPDATE taskqueue.tenant_rates r
+    SET rate_window_at = ARRAY(
+            SELECT w.at FROM unnest(r.rate_window_at, r.rate_window_n) AS w(at, n)
+            WHERE w.at > now() - make_interval(
+                             secs => r.rate_period_seconds + least(r.rate_period_seconds, 30))
+            ORDER BY w.at) || now(),
+        rate_window_n = ARRAY(
+            SELECT w.n FROM unnest(r.rate_window_at, r.rate_window_n) AS w(at, n)
+            WHERE w.at > now() - make_interval(
+                             secs => r.rate_period_seconds + least(r.rate_period_seconds, 30))
+            ORDER BY w.at) || c.n
+    FROM (SELECT d.tenant, count(*)::int AS n
+          FROM claimed x
+          JOIN due d ON d.id = x.id
+          WHERE EXISTS (SELECT FROM tenants_gated)  -- tested once: no join without one
+            AND d.tenant IN (SELECT tenant FROM tenants_gated)
+          GROUP BY d.tenant) AS c
+    WHERE r.tenant = c.tenant
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id;

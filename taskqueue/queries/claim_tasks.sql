@@ -8,7 +8,8 @@
 --   $3 text   worker id, recorded as locked_by
 --   $4 float8 lease length in seconds; locked_until comes from the database clock
 --   $5 text[] task types this worker has handlers for
--- A queue that has a row in taskqueue.queues (paused, or limited) is skipped
+-- A queue that has a row in taskqueue.queues (paused, or limited), and the
+-- lanes of a tenant with a rate limit (taskqueue.tenant_rates), are skipped
 -- here, whatever the worker believes: those go through
 -- claim_governed_tasks.sql, which the worker switches to when it sees such a
 -- row (at once on the NOTIFY that a settings change sends, and at the latest
@@ -33,6 +34,13 @@ WITH open_lanes AS MATERIALIZED (
     FROM taskqueue.claim_lanes l
     WHERE l.queue = ANY ($1::text[]) AND l.type = ANY ($5::text[])
       AND NOT EXISTS (SELECT FROM taskqueue.queues s WHERE s.name = l.queue)
+      -- A tenant with a rate limit on starts (0017_tenant_rates) is left to
+      -- the governed claim too; the lanes of tasks of no tenant ('') never
+      -- look (OR tests its arms in order). A scalar subquery rather than NOT
+      -- EXISTS: a probe of the primary key per tenant's lane, never a hash
+      -- of the whole table built by each claim.
+      AND (l.tenant = '' OR (SELECT r.tenant FROM taskqueue.tenant_rates r
+                             WHERE r.tenant = l.tenant) IS NULL)
 ),
 candidates AS MATERIALIZED (
     -- Fair claiming: each tenant's best $2 tasks (by priority, then run_at),

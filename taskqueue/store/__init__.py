@@ -126,10 +126,13 @@ from taskqueue.store.tasks import (
 )
 from taskqueue.store.tenants import (
     TenantUsage,
+    change_tenant_limits,
     fold_tenant_counts,
     set_tenant_limits,
+    set_tenant_rate,
     tenant_stats,
     tenant_usage,
+    tenants_usage,
 )
 from taskqueue.store.workers import (
     applied_migrations,
@@ -190,6 +193,7 @@ __all__ = [
     "bulk_action",
     "cancel_task",
     "chain_heads",
+    "change_tenant_limits",
     "check_anchor",
     "check_lanes",
     "claim_tasks",
@@ -266,11 +270,13 @@ __all__ = [
     "set_queue_paused",
     "set_queue_retention",
     "set_tenant_limits",
+    "set_tenant_rate",
     "statement",
     "succeeded_retentions",
     "task_history",
     "tenant_stats",
     "tenant_usage",
+    "tenants_usage",
     "trigger_schedule",
     "update_schedule",
     "verify_history",

@@ -10,11 +10,12 @@ at most half a second while idle, so a new task waits well under a second.
 The claim has a timeout shorter than a third of the lease: it is on the lease
 path, and a claim stuck behind a broken network must not hold up the loop.
 
-While none of its queues has settings (a pause or a limit), the worker sends
-the plain claim; once one has, the governed claim, which applies them. It
-looks which of its queues have settings once a poll interval, and at once
-when a settings change is announced. The plain claim itself skips queues
-with settings, so a worker that has not yet noticed one never oversteps it."""
+While none of its queues has settings (a pause or a limit) or a lane of a
+tenant with a rate limit on starts, the worker sends the plain claim; once
+one has, the governed claim, which applies them. It looks once a poll
+interval, and at once when a settings change is announced. The plain claim
+itself skips such queues and lanes, so a worker that has not yet noticed
+one never oversteps it."""
 
 from __future__ import annotations
 

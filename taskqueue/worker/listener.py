@@ -23,11 +23,14 @@ logger = logging.getLogger("taskqueue.listener")
 class ControlMessage(msgspec.Struct):
     """A message on the control channel: ``cancel`` names tasks running on
     the worker ``worker`` that an operator cancelled; ``queue_settings``
-    names a queue whose pause or limits changed (for every worker)."""
+    names a queue whose pause or limits changed (for every worker);
+    ``tenant_settings`` a tenant whose rate limit on starts changed (for
+    every worker: a tenant's tasks may be in any queue)."""
 
     worker: str | None = None
     cancel: list[uuid.UUID] = msgspec.field(default_factory=list)
     queue_settings: str | None = None
+    tenant_settings: str | None = None
 
 
 _decode_control = msgspec.json.Decoder(ControlMessage).decode
@@ -71,7 +74,8 @@ class Listener:
         if message.worker == self._worker_id and self._cancel is not None:
             for task_id in message.cancel:
                 self._cancel(task_id)
-        if message.queue_settings in self._queues and self._settings_changed is not None:
+        changed = message.queue_settings in self._queues or message.tenant_settings is not None
+        if changed and self._settings_changed is not None:
             self._settings_changed()
 
     def stop(self) -> None:
