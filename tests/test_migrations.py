@@ -45,7 +45,6 @@ TABLES = {
     "tenant_counts",
     "tenant_rates",
     "write_statements",
-    "copied_tasks",
     "history_links",
     "history_genesis",
     "history_drops",

@@ -97,9 +97,6 @@ def forgeries(done: uuid.UUID, queued: uuid.UUID) -> list[str]:
         # the helpers the write path calls, called directly
         f"SELECT * FROM taskqueue.settle_children(ARRAY['{queued}']::uuid[], ARRAY[false], 'x')",
         f"SELECT * FROM taskqueue.lock_parents(ARRAY['{queued}']::uuid[], ARRAY[1])",
-        # the staging table is write-only: nobody reads back or edits staged rows
-        "UPDATE taskqueue.copied_tasks SET payload = '{}'",
-        "DELETE FROM taskqueue.copied_tasks",
     ]
 
 
@@ -176,10 +173,9 @@ async def test_the_product_still_works_as_the_api_and_worker_roles(
     dsns: Dsns, admin: asyncpg.Pool, api_pool: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:
     tq = TaskQueue(api_pool)
-    # A bulk enqueue large enough to go by COPY (staged, then moved).
+    # A bulk enqueue large enough to go as binary rows (store/bulk_copy.py).
     many = await tq.enqueue_many([NewTask(type="noop", payload={"i": i}) for i in range(150)])
     assert await admin.fetchval("SELECT count(*) FROM taskqueue.tasks") == 150
-    assert await admin.fetchval("SELECT count(*) FROM taskqueue.copied_tasks") == 0
     assert await event_types(admin, many[0].id) == ["task_queued"]
     # A workflow, and a task that waits for an existing one.
     flow = await tq.workflows.submit(chain(NewTask(type="noop"), NewTask(type="noop")))

@@ -122,13 +122,10 @@ BEGIN
     -- hand), queue retention, the worker list and the operator log; cancel and
     -- retry append to the finish counters (queue_counts). Tasks and their
     -- events are written only through the write path (below): here, reads.
-    -- A bulk enqueue COPYs into taskqueue.copied_tasks, which only
-    -- enqueue_copied's function reads (and empties) into tasks.
+    -- A bulk enqueue sends its rows to enqueue_copied's function as one
+    -- array of taskqueue.task_input (a type: nothing to grant).
     GRANT SELECT ON taskqueue.tasks TO taskqueue_api;
     GRANT SELECT ON taskqueue.task_events TO taskqueue_api;
-    IF to_regclass('taskqueue.copied_tasks') IS NOT NULL THEN
-        GRANT INSERT ON taskqueue.copied_tasks TO taskqueue_api;
-    END IF;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queues TO taskqueue_api;
     GRANT SELECT, INSERT, UPDATE, DELETE ON taskqueue.queue_retention TO taskqueue_api;
     GRANT SELECT, INSERT ON taskqueue.queue_counts TO taskqueue_api;

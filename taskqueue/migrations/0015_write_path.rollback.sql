@@ -9,4 +9,4 @@ BEGIN
 END
 $$;
 DROP TABLE taskqueue.write_statements;
-DROP TABLE taskqueue.copied_tasks;
+DROP TYPE taskqueue.task_input;

@@ -11,14 +11,26 @@ CREATE TABLE taskqueue.write_statements (
     roles    text[] NOT NULL            -- taskqueue_<role> may run it
 );
 
--- Bulk enqueue COPYs here, not into taskqueue.tasks: enqueue_copied.sql (a
--- write-path function) moves the rows into tasks with their events in the
--- same transaction. Unlogged: a row lives for one transaction, and a crash
--- loses only batches that had not committed anyway. Only the columns a
--- producer gives; status, attempts, lease and result are never staged.
-CREATE UNLOGGED TABLE taskqueue.copied_tasks AS
-SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-       idempotency_key, traceparent, expires_at, callback, tenant, sequence_key,
-       sequence_on_failure, concurrency_key
-FROM taskqueue.tasks WITH NO DATA;
-ALTER TABLE taskqueue.copied_tasks ADD PRIMARY KEY (id);
+-- A new task as a producer gives it (the columns of store.task_rows.
+-- COPY_COLUMNS; status, attempts, lease and result are never given): a
+-- large batch is sent as one array of these, in binary, to enqueue_copied.sql
+-- (a write-path function), rather than COPYed into taskqueue.tasks, which
+-- the deploy roles may not write.
+CREATE TYPE taskqueue.task_input AS (
+    id                  uuid,
+    queue               text,
+    type                text,
+    name                text,
+    payload             jsonb,
+    priority            integer,
+    max_retries         integer,
+    timeout_seconds     double precision,
+    idempotency_key     text,
+    traceparent         text,
+    expires_at          timestamptz,
+    callback            jsonb,
+    tenant              text,
+    sequence_key        text,
+    sequence_on_failure text,
+    concurrency_key     text
+);

@@ -1,20 +1,17 @@
 -- write-path: api
--- The rest of a COPY of new tasks into taskqueue.copied_tasks
--- (store/bulk_copy.py), in the COPY's transaction: the staged rows move into
--- taskqueue.tasks (status, attempts, lease and result left to their
--- defaults), each with its task_queued event, their claim lanes are opened,
--- and one NOTIFY is sent. The copied tasks are due now: their run_at and
--- created_at are this statement's statement_timestamp(), which this returns.
---   $1 uuid[]  ids of the copied tasks
+-- A large batch of new tasks (store/bulk_copy.py), sent as one binary array
+-- of taskqueue.task_input rows: they go into taskqueue.tasks (status,
+-- attempts, lease and result left to their defaults), each with its
+-- task_queued event, their claim lanes are opened, and one NOTIFY is sent.
+-- The tasks are due now: their run_at and created_at are this statement's
+-- statement_timestamp(), which this returns.
+--   $1 taskqueue.task_input[]  the tasks
 --   $2 text[]  queue, $3 text[] type, $4 int[] priority, $5 text[] tenant ('': none):
 --              their distinct lanes
 --   $6 text[]  tenants among them, $7 bigint[] how many tasks each (empty
 --              without tenants)
-WITH staged AS (
-    DELETE FROM taskqueue.copied_tasks WHERE id = ANY($1::uuid[])
-    RETURNING id, queue, type, name, payload, priority, max_retries, timeout_seconds,
-              idempotency_key, traceparent, expires_at, callback, tenant, sequence_key,
-              sequence_on_failure, concurrency_key
+WITH given AS (
+    SELECT * FROM unnest($1::taskqueue.task_input[])
 ),
 copied AS (
     INSERT INTO taskqueue.tasks (id, queue, type, name, payload, priority, max_retries,
@@ -24,7 +21,7 @@ copied AS (
     SELECT id, queue, type, name, payload, priority, max_retries, timeout_seconds,
            idempotency_key, traceparent, expires_at, callback, tenant, sequence_key,
            sequence_on_failure, concurrency_key
-    FROM staged
+    FROM given
     RETURNING id, taskqueue.document_seal(payload) AS seal  -- for the history chain (0016)
 ),
 lane_rows AS (
@@ -35,7 +32,7 @@ lane_rows AS (
 ,
 admitted AS (
     -- As enqueue_tasks.sql: each tenant's quota, in name order; over it the
-    -- COPY's transaction fails whole (SQLSTATE TQ429).
+    -- batch's transaction fails whole (SQLSTATE TQ429).
     SELECT taskqueue.admit_tasks(t.tenant, t.n) AS n
     FROM unnest($6::text[], $7::bigint[]) AS t(tenant, n)
 ),

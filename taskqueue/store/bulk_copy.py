@@ -1,20 +1,20 @@
-"""Bulk inserts by binary COPY: the rows of a large batch that are due now
-and carry no idempotency key go into taskqueue.copied_tasks by ``COPY ...
-FROM STDIN (FORMAT binary)``; enqueue_copied.sql (a write-path function: a
-producer's role may stage rows, never write tasks) then moves them into
+"""Bulk inserts in binary: the rows of a large batch that are due now and
+carry no idempotency key are sent as one parameter, an array of
+taskqueue.task_input rows in PostgreSQL's binary format (what ``COPY ...
+(FORMAT binary)`` sends, without COPY's extra statement: the deploy roles
+may not write taskqueue.tasks, so a COPY would have had to be staged), to
+enqueue_copied.sql (a write-path function), which inserts them into
 taskqueue.tasks with their events, opens their claim lanes and sends one
-NOTIFY, in the same transaction. The other
-rows (an idempotency key: ON CONFLICT needs a statement; a delay: run_at is
-the database's clock plus it) take the one-statement insert in that
-transaction too, so the batch commits or rolls back as one.
+NOTIFY. The other rows (an idempotency key: ON CONFLICT needs a statement;
+a delay: run_at is the database's clock plus it) take the one-statement
+insert in the same transaction, so the batch commits or rolls back as one.
 
-COPY skips what the one-statement insert pays per row on the server (the
-JSON document parsed, one projection per row), which is what makes large
-batches faster; below ``COPY_MIN_ROWS`` its extra round trips cost more."""
+Binary rows skip what the one-statement insert pays per row on the server
+(the JSON document parsed), which is what makes large batches faster;
+below ``COPY_MIN_ROWS`` the JSON statement is as fast."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -23,7 +23,7 @@ import asyncpg
 
 from taskqueue.models import Enqueued
 from taskqueue.store._sql import Connection, Executor, query
-from taskqueue.store.task_rows import COPY_COLUMNS, TaskRow, copy_record, new_task
+from taskqueue.store.task_rows import TaskRow, copy_record, new_task
 
 # Measured with `taskqueue bench` (README, Performance): below this many rows
 # the one-statement insert is as fast.
@@ -58,8 +58,12 @@ async def enqueue_by_copy(
     conn: Executor, rows: Sequence[TaskRow], statement: Statement
 ) -> list[Enqueued]:
     """Insert ``rows`` in one transaction (the caller's, if ``conn`` is in
-    one): the copyable ones by COPY, the others by ``statement``; results
-    in the order of ``rows``."""
+    one): the copyable ones as binary rows, the others by ``statement``;
+    results in the order of ``rows``."""
+    copied = [row for row in rows if copyable(row)]
+    if len(copied) == len(rows):  # one statement: atomic on its own
+        created_at = await _copy(conn, copied)
+        return [Enqueued(new_task(row, created_at), True) for row in rows]
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as acquired:
             return await _in_transaction(acquired, rows, statement)
@@ -79,8 +83,8 @@ async def _insert(
     conn: Connection, rows: Sequence[TaskRow], statement: Statement
 ) -> list[Enqueued]:
     copied = [row for row in rows if copyable(row)]
-    others = [row for row in rows if not copyable(row)] if len(copied) < len(rows) else []
-    by_statement = await statement(conn, others) if others else []
+    others = [row for row in rows if not copyable(row)]
+    by_statement = await statement(conn, others)
     created_at = await _copy(conn, copied)
     results = iter(by_statement)
     return [
@@ -89,19 +93,12 @@ async def _insert(
     ]
 
 
-async def _copy(conn: Connection, rows: list[TaskRow]) -> datetime:
-    await conn.copy_records_to_table(
-        "copied_tasks",  # staged: enqueue_copied.sql moves them into tasks
-        schema_name="taskqueue",
-        columns=COPY_COLUMNS,
-        records=[copy_record(row) for row in rows],
-    )
+async def _copy(conn: Executor, rows: list[TaskRow]) -> datetime:
     lanes = {(row.queue, row.type, row.priority, row.tenant or "") for row in rows}
-    ids: list[uuid.UUID] = [row.id for row in rows]
     tenants = Counter(row.tenant for row in rows if row.tenant is not None)
     record = await conn.fetchrow(
         query("enqueue_copied"),
-        ids,
+        [copy_record(row) for row in rows],
         [lane[0] for lane in lanes],
         [lane[1] for lane in lanes],
         [lane[2] for lane in lanes],
