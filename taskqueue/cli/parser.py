@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chain = sub.add_parser(
         "history-chain",
-        help="stop or restart sealing the history in a hash chain (the schema owner; on from migrate)",
+        help="stop or restart sealing the history in its hash chain (schema owner; on by default)",
     )
     chain.add_argument("action", choices=("on", "off", "status"))
     chain.set_defaults(func=cmd_history_chain)
