@@ -122,6 +122,21 @@ class Snooze(TaskQueueError):
         self.reason = reason
 
 
+class ParentResultsNotRequested(Permanent):
+    """A handler read ``ctx.parent_results`` but its type was registered
+    without ``parent_results=True``: the claim reads parents' outcomes only
+    for the types that ask (a read per claimed task otherwise). Retrying
+    cannot help, so the task fails at once, saying how to fix it."""
+
+    def __init__(self, task_type: str) -> None:
+        super().__init__(
+            f"task type {task_type!r} reads ctx.parent_results but was registered without"
+            f" parent_results=True: register it with"
+            f" @registry.task({task_type!r}, parent_results=True)"
+        )
+        self.task_type = task_type
+
+
 def locate_validation_error(text: str, root: str = "") -> tuple[str, str]:
     """Split a msgspec validation message into (field path, message).
 

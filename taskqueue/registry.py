@@ -22,7 +22,12 @@ from typing import Any, TypeVar, Unpack
 import msgspec
 
 from taskqueue.backoff import Backoff
-from taskqueue.errors import InvalidTask, UnknownTaskType, locate_validation_error
+from taskqueue.errors import (
+    InvalidTask,
+    ParentResultsNotRequested,
+    UnknownTaskType,
+    locate_validation_error,
+)
 from taskqueue.models import NewSchedule
 from taskqueue.retry_policy import BackoffFunction, ExceptionClasses, RetryPolicy
 from taskqueue.schedules.definition import ScheduleFields, define
@@ -34,6 +39,7 @@ class TaskContext:
     __slots__ = (
         "_parent_results",
         "_parents_json",
+        "_reads_parents",
         "attempt",
         "max_retries",
         "queue",
@@ -52,8 +58,14 @@ class TaskContext:
         max_retries: int,
         worker_id: str,
         parent_results: str | None = None,
+        reads_parents: bool | None = None,
     ) -> None:
+        # reads_parents: the type was registered with parent_results=True, so
+        # the claim read the parents' outcomes (``parent_results``). None:
+        # read them when they were given (a handler's own tests build a
+        # context with them).
         self._parents_json = parent_results
+        self._reads_parents = parent_results is not None if reads_parents is None else reads_parents
         self._parent_results: dict[str, dict[str, Any]] | None = None
         self.task_id = task_id
         self.type = type
@@ -68,7 +80,12 @@ class TaskContext:
         parent's workflow ref, or by its id as text when it has no ref: a dict
         with ``id``, ``ref``, ``status`` (succeeded, failed, cancelled; None
         when the parent was deleted), ``result`` and ``error``. Empty for a
-        task without parents. Read when the attempt was claimed."""
+        task without parents. Read when the attempt was claimed, and only for
+        types registered with ``parent_results=True``: for any other type this
+        raises ``ParentResultsNotRequested`` (a Permanent failure naming the
+        fix) rather than pretend the task had no parents."""
+        if not self._reads_parents:
+            raise ParentResultsNotRequested(self.type)
         if self._parent_results is None:
             parents = msgspec.json.decode(self._parents_json) if self._parents_json else []
             self._parent_results = {p["ref"] or p["id"]: p for p in parents}
@@ -141,6 +158,9 @@ class TaskSpec:
     # This type's middleware, then its registry's (``Registry.use``), which
     # runs outside it; ``run`` is the handler inside both.
     middleware: tuple[Middleware, ...] = ()
+    # The handler reads ctx.parent_results: the claim reads this type's
+    # parents' outcomes (other types' claims skip that read).
+    parent_results: bool = False
     registry_middleware: tuple[Middleware, ...] = field(default=(), compare=False)
     run: Handler = field(init=False, repr=False, compare=False)
 
@@ -202,9 +222,13 @@ class Registry:
         discard_on: ExceptionClasses | type[BaseException] = (),
         max_elapsed: float | None = None,
         backoff_on: Mapping[type[BaseException], Backoff | float] | None = None,
+        parent_results: bool = False,
     ) -> Callable[[H], H]:
         """Register the decorated handler as type ``name``. ``middleware``
         wraps this type only, inside the registry's (``use``).
+        ``parent_results=True``: the handler reads ``ctx.parent_results``
+        (its dependencies' outcomes), which the claim then reads for it;
+        without it, reading ``ctx.parent_results`` fails the task.
 
         Retry policy (``taskqueue.retry_policy`` has the precedence):
         ``retry_on`` retries only these exceptions, ``discard_on`` fails at
@@ -233,6 +257,7 @@ class Registry:
                     priority=priority,
                     retry=policy,
                     middleware=tuple(middleware),
+                    parent_results=parent_results,
                 )
             )
             return handler
@@ -274,6 +299,11 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._specs)
+
+    def parent_result_types(self) -> list[str]:
+        """The types whose handlers read ``ctx.parent_results``
+        (``parent_results=True``): the only ones whose claim reads parents."""
+        return sorted(name for name, spec in self._specs.items() if spec.parent_results)
 
     def __contains__(self, name: object) -> bool:
         return name in self._specs

@@ -125,6 +125,7 @@ async def test_claim_uses_its_index_even_with_a_deep_backlog(
         "w",
         30.0,
         ["noop", "sleep", "webhook"],
+        [],  # types that read their parents' results
     )
     plan = json.dumps(plan_json if isinstance(plan_json, list) else json.loads(plan_json))
     assert "tasks_claim_idx" in plan

@@ -564,6 +564,7 @@ async def test_the_write_path_runs_the_worker_statements_as_the_owner_on_their_i
             "worker-2",
             30.0,
             ["noop", "sleep"],
+            [],  # types that read their parents' results
         )
         rescue = await conn.fetch(
             "EXPLAIN " + store.statement("rescue_expired"), None, 100, "w", datetime.now(UTC)

@@ -150,3 +150,50 @@ async def test_every_migrate_makes_the_next_days_partitions_that_are_missing(
         assert await conn.fetchval("SELECT to_regclass('taskqueue.' || $1) IS NOT NULL", tomorrow)
     finally:
         await conn.close()
+
+
+async def test_a_workflows_task_ids_move_onto_its_row_and_back(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0018_graph_drain: the workflow's tasks are found through workflows.task_ids
+    # (filled from tasks.workflow_id) instead of tasks_workflow_idx.
+    dsn = empty_database_url
+    before = tmp_path / "before_0015"
+    before.mkdir()
+    for path in db.migrations_dir().glob("*.sql"):
+        if path.name < "0015":  # before the write path: its functions are this version's
+            shutil.copy(path, before / path.name)
+    with monkeypatch.context() as patched:
+        patched.setenv("TASKQUEUE_MIGRATIONS_DIR", str(before))
+        db.migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        workflow = await conn.fetchval("SELECT gen_random_uuid()")
+        members = sorted([await conn.fetchval("SELECT gen_random_uuid()") for _ in range(2)])
+        await conn.execute(
+            "INSERT INTO taskqueue.workflows (id, name) VALUES ($1, 'old')", workflow
+        )
+        insert = (
+            "INSERT INTO taskqueue.tasks (id, queue, type, workflow_id)"
+            " SELECT id, 'default', 'noop', $2 FROM unnest($1::uuid[]) id"
+        )
+        await conn.execute(insert, members, workflow)
+        await conn.execute(insert, [await conn.fetchval("SELECT gen_random_uuid()")], None)
+
+        assert "0018_graph_drain" in db.migrate(dsn)
+        ids = await conn.fetchval(
+            "SELECT task_ids FROM taskqueue.workflows WHERE id = $1", workflow
+        )
+        assert ids == members
+        index = "SELECT to_regclass('taskqueue.tasks_workflow_idx') IS NOT NULL"
+        assert not await conn.fetchval(index)
+
+        db.rollback(dsn, 1)
+        assert await conn.fetchval(index)
+        assert not await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM information_schema.columns"
+            " WHERE table_schema = 'taskqueue' AND table_name = 'workflows'"
+            " AND column_name = 'task_ids')"
+        )
+    finally:
+        await conn.close()

@@ -213,6 +213,7 @@ async def test_with_the_horizon_held_a_claim_reads_only_above_the_floor(
                 "w",
                 30.0,
                 ["noop"],
+                [],  # types that read their parents' results
             )
         (scan,) = plan_nodes(plan[0][0][0]["Plan"], "tasks_claim_idx")
         # 2,000 dead entries lie below the floor; the claim read none of them.

@@ -188,3 +188,27 @@ async def test_drain_async_runs_on_the_async_api_and_leaves_sound_trails(
     await tq.enqueue("flaky")
     assert [r.outcome for r in await drain_async(tq, registry)] == ["permanent", "error"]
     assert await run_audit(pool) == []
+
+
+async def test_drain_gives_parent_results_to_the_types_that_ask_for_them(
+    pool: asyncpg.Pool,
+) -> None:
+    parents = Registry()
+
+    @parents.task("part")
+    async def part(payload: int, ctx: TaskContext) -> int:
+        return payload
+
+    @parents.task("total", parent_results=True)
+    async def total(payload: None, ctx: TaskContext) -> int:
+        return sum(p["result"] for p in ctx.parent_results.values())
+
+    tq = AsyncTaskQueue(pool, parents)
+    a, b = await tq.enqueue("part", 2), await tq.enqueue("part", 5)
+    await tq.workflows.enqueue("total", depends_on=[a.id, b.id])
+    ran = await drain_async(tq, parents)
+    assert [(r.type, r.outcome, r.result) for r in ran] == [
+        ("part", "succeeded", 2),
+        ("part", "succeeded", 5),
+        ("total", "succeeded", 7),
+    ]

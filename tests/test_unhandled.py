@@ -99,6 +99,7 @@ async def test_a_backlog_of_unknown_types_ahead_costs_the_claim_nothing(
             "w",
             30.0,
             ["noop", "sleep"],
+            [],  # types that read their parents' results
         )
         await conn.execute("ROLLBACK AND CHAIN")  # EXPLAIN ANALYZE claimed for real
     text = json.dumps(plan if isinstance(plan, list) else json.loads(plan))

@@ -19,12 +19,21 @@ import pytest
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
-from taskqueue.errors import InvalidGraph, InvalidTask
+from taskqueue.errors import InvalidGraph, InvalidTask, ParentResultsNotRequested
 from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.registry import Registry, TaskContext
 from taskqueue.worker.expiry import ExpirySweep
 from taskqueue.worker.leases import Rescuer
 from taskqueue.workflows import Workflow, chain, group
-from tests.helpers import event_types, run_audit, status_of, wait_until, worker_process
+from tests.helpers import (
+    all_in_status,
+    event_types,
+    run_audit,
+    running_worker,
+    status_of,
+    wait_until,
+    worker_process,
+)
 
 
 async def claim(pool: asyncpg.Pool, worker: str = "w", n: int = 100) -> list[uuid.UUID]:
@@ -81,11 +90,102 @@ async def test_a_failure_cancels_dependents_transitively_naming_the_parent(
         ids["c"],
     )
     assert detail["parent"] == str(ids["b"]) and detail["reason"] == "parent_failed"
-    (claimed,) = await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
+    (claimed,) = await store.claim_tasks(
+        pool, ["default"], 10, "w", 30, types=["noop"], parent_result_types=["noop"]
+    )
     assert claimed.id == ids["always"]
     assert claimed.parent_results is not None and '"cancelled"' in claimed.parent_results
     assert (await tq.workflows.get(done.id)).status in ("running", "failed")
     assert await run_audit(pool) == []
+
+
+async def test_the_claim_reads_parents_only_for_the_types_that_ask(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    parent = await tq.enqueue("noop")
+    await claim(pool)
+    await finish(pool, parent.id)
+    for _ in range(2):
+        await tq.workflows.enqueue("noop", depends_on=[parent.id])
+    (plain,) = await store.claim_tasks(pool, ["default"], 1, "w", 30, types=["noop"])
+    assert plain.parent_results is None  # noop's handler does not read them
+    (asked,) = await store.claim_tasks(
+        pool, ["default"], 1, "w", 30, types=["noop"], parent_result_types=["noop"]
+    )
+    assert asked.parent_results is not None and '"succeeded"' in asked.parent_results
+
+
+def parents_registry(seen: dict[str, object]) -> Registry:
+    registry = Registry()
+
+    @registry.task("make", max_retries=0)
+    async def make(payload: int, ctx: TaskContext) -> int:
+        return payload * 10
+
+    @registry.task("merge", parent_results=True)
+    async def merge(payload: None, ctx: TaskContext) -> int:
+        seen["merge"] = ctx.parent_results
+        return sum(p["result"] for p in ctx.parent_results.values())
+
+    @registry.task("sum", max_retries=3)
+    async def total(payload: None, ctx: TaskContext) -> int:
+        return sum(p["result"] for p in ctx.parent_results.values())  # did not opt in
+
+    return registry
+
+
+async def test_ctx_parent_results_for_opted_in_types_and_a_clear_failure_for_others(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    seen: dict[str, object] = {}
+    registry = parents_registry(seen)
+    tq = TaskQueue(pool, registry)
+    wf = Workflow("parents")
+    wf.add("make", 1, ref="one")
+    wf.add("make", 2, ref="two")
+    wf.add("merge", ref="merge", after=["one", "two"])
+    wf.add("sum", ref="sum", after=["one", "two"])
+    done = await tq.workflows.submit(wf)
+    ids = {t.ref: t.id for t in done.tasks}
+    async with running_worker(database_url, registry):
+        await wait_until(lambda: all_in_status(pool, [ids["merge"]], "succeeded"))
+        await wait_until(lambda: all_in_status(pool, [ids["sum"]], "failed"))
+    merged = seen["merge"]
+    assert isinstance(merged, dict) and set(merged) == {"one", "two"}
+    assert merged["two"] == {
+        "id": str(ids["two"]),
+        "ref": "two",
+        "status": "succeeded",
+        "result": 20,
+        "error": None,
+    }
+    assert (await tq.get(ids["merge"])).result == 30
+    # Not {} as if it had no parents: it fails at once (no retry can help),
+    # saying how to opt in.
+    failed = await tq.get(ids["sum"])
+    assert failed.attempts == 1
+    assert failed.last_error is not None and "parent_results=True" in failed.last_error
+    assert "ParentResultsNotRequested" in failed.last_error
+
+
+def context(**parents: str | bool) -> TaskContext:
+    return TaskContext(
+        task_id=uuid.uuid4(),
+        type="t",
+        queue="q",
+        attempt=1,
+        max_retries=0,
+        worker_id="w",
+        **parents,  # type: ignore[arg-type]
+    )
+
+
+def test_a_context_built_with_parent_results_reads_them_and_one_without_refuses() -> None:
+    given = context(parent_results='[{"id": "x", "ref": "a", "status": "succeeded"}]')
+    assert given.parent_results["a"]["status"] == "succeeded"
+    assert context(reads_parents=True).parent_results == {}  # asked; it has no parents
+    with pytest.raises(ParentResultsNotRequested, match=r"task\('t', parent_results=True\)"):
+        _ = context().parent_results
 
 
 async def test_a_parent_that_will_retry_is_not_finished(tq: TaskQueue, pool: asyncpg.Pool) -> None:

@@ -9,6 +9,8 @@
 --   $3 text   worker id, recorded as locked_by
 --   $4 float8 lease length in seconds; locked_until comes from the database clock
 --   $5 text[] task types this worker has handlers for
+--   $6 text[] of those, the types whose handlers read ctx.parent_results
+--             (the claim reads their parents' outcomes; _claim_tail.sql)
 -- A paused queue gives nothing; a queue with a concurrency limit gives at
 -- most limit - running; one with a rate limit at most limit - (tasks started
 -- within the last period). Only the rows of limited queues are locked, so

@@ -8,6 +8,8 @@
 --   $3 text   worker id, recorded as locked_by
 --   $4 float8 lease length in seconds; locked_until comes from the database clock
 --   $5 text[] task types this worker has handlers for
+--   $6 text[] of those, the types whose handlers read ctx.parent_results
+--             (the claim reads their parents' outcomes; _claim_tail.sql)
 -- A queue that has a row in taskqueue.queues (paused, or limited), and the
 -- lanes of a tenant with a rate limit (taskqueue.tenant_rates), are skipped
 -- here, whatever the worker believes: those go through

@@ -77,10 +77,6 @@ edges AS (
       AND NOT EXISTS (SELECT FROM json_to_recordset($2::json) AS x(child uuid, parent uuid)
                       WHERE x.child = s.id AND x.parent = coalesce(s.prev_id, t.tail_id))
 ),
-workflow AS (
-    INSERT INTO taskqueue.workflows (id, name)
-    SELECT $3::uuid, coalesce($4::text, '') WHERE $3::uuid IS NOT NULL
-),
 old_parents AS MATERIALIZED (
     -- Only parents outside this batch exist already (the batch's are not
     -- inserted yet, so this statement cannot see them).
@@ -135,7 +131,16 @@ inserted AS (
     LEFT JOIN per_child c ON c.id = i.id
     LEFT JOIN (SELECT parent, count(*)::int AS n FROM edges GROUP BY parent) k ON k.parent = i.id
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, type, priority, run_at, status, tenant
+    RETURNING id, queue, type, priority, run_at, status, tenant, workflow_id
+),
+workflow AS (
+    -- With the ids of its tasks (what get_workflow.sql reads them by): the
+    -- ones inserted, not those an idempotency key had taken already.
+    INSERT INTO taskqueue.workflows (id, name, task_ids)
+    SELECT $3::uuid, coalesce($4::text, ''),
+           coalesce((SELECT array_agg(id ORDER BY id) FROM inserted
+                     WHERE workflow_id = $3::uuid), '{}')
+    WHERE $3::uuid IS NOT NULL
 ),
 admitted AS (
     -- Each tenant's quota (taskqueue.admit_tasks, 0013_tenants), in name

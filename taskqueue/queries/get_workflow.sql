@@ -1,5 +1,6 @@
 -- One workflow, every task of it (in id order: creation order) with its
--- parents' ids, from tasks_workflow_idx and task_dependencies_child_idx.
+-- parents' ids, from the workflow's task_ids (each by primary key) and
+-- task_dependencies_child_idx.
 --   $1 uuid workflow id
 -- Returns no row when the workflow does not exist; one row with NULL task
 -- columns for a workflow whose tasks are all gone (pruned).
@@ -13,6 +14,7 @@ SELECT w.id AS workflow_id, w.name AS workflow_name, w.created_at AS workflow_cr
                  FROM taskqueue.task_dependencies d WHERE d.child_id = t.id),
                 '{}') AS on_parent_failure
 FROM taskqueue.workflows w
-LEFT JOIN taskqueue.tasks t ON t.workflow_id = w.id
+LEFT JOIN LATERAL (SELECT t.* FROM unnest(w.task_ids) AS m(id)
+                   JOIN taskqueue.tasks t ON t.id = m.id) t ON true
 WHERE w.id = $1
 ORDER BY t.id;

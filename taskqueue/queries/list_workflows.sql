@@ -12,10 +12,13 @@ SELECT w.id, w.name, w.created_at,
 FROM (SELECT * FROM taskqueue.workflows
       WHERE ($1::uuid IS NULL OR id < $1)
         AND ($3::text IS NULL
-             OR EXISTS (SELECT 1 FROM taskqueue.tasks x
-                        WHERE x.workflow_id = workflows.id AND x.tenant = $3))
+             OR EXISTS (SELECT 1 FROM unnest(workflows.task_ids) AS m(id)
+                        JOIN taskqueue.tasks x ON x.id = m.id
+                        WHERE x.tenant = $3))
       ORDER BY id DESC
       LIMIT $2) w
-LEFT JOIN taskqueue.tasks t ON t.workflow_id = w.id
+-- A workflow's tasks by primary key (workflows.task_ids); pruned ones are gone.
+LEFT JOIN LATERAL (SELECT t.* FROM unnest(w.task_ids) AS m(id)
+                   JOIN taskqueue.tasks t ON t.id = m.id) t ON true
 GROUP BY w.id, w.name, w.created_at
 ORDER BY w.id DESC;

@@ -32,11 +32,14 @@ async def claim_tasks(
     lease_seconds: float,
     *,
     types: Sequence[str],
+    parent_result_types: Sequence[str] = (),
     governed: bool = False,
     statement_timeout: float | None = None,
 ) -> list[ClaimedTask]:
     """Claim up to ``limit`` due tasks of ``types`` (the ones the worker has
     handlers for) from ``queues``, under a lease of ``lease_seconds``.
+    ``parent_result_types``: the types whose handlers read their parents'
+    outcomes (``parent_results=True``); only tasks of those carry them.
     ``governed``: some of the queues have settings (pause, limits), which
     only claim_governed_tasks.sql applies; claim_tasks.sql skips them."""
     records = await conn.fetch(
@@ -46,6 +49,7 @@ async def claim_tasks(
         worker_id,
         lease_seconds,
         list(types),
+        list(parent_result_types),
         timeout=statement_timeout,
     )
     return [

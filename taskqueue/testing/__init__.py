@@ -208,7 +208,14 @@ async def _drain(
     while len(ran) < limit:
         names = queues if queues is not None else await store.lane_queues(conn)
         claimed = await store.claim_tasks(
-            conn, names, 1, worker_id, lease, types=registry.names(), governed=True
+            conn,
+            names,
+            1,
+            worker_id,
+            lease,
+            types=registry.names(),
+            parent_result_types=registry.parent_result_types(),
+            governed=True,
         )
         if not claimed:
             break

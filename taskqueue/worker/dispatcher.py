@@ -49,6 +49,7 @@ class Dispatcher:
         *,
         queues: Sequence[str],
         types: Sequence[str],
+        parent_result_types: Sequence[str] = (),
         worker_id: str,
         lease_seconds: float,
         poll_interval: float,
@@ -59,6 +60,7 @@ class Dispatcher:
         self._inflight = inflight
         self._queues = list(queues)
         self._types = list(types)
+        self._parent_result_types = list(parent_result_types)
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
         self._timeout = lease_seconds / 4
@@ -112,6 +114,7 @@ class Dispatcher:
                 self._worker_id,
                 self._lease_seconds,
                 types=self._types,
+                parent_result_types=self._parent_result_types,
                 governed=self._governed,
                 statement_timeout=timeout,
             )

@@ -203,6 +203,7 @@ class ExecutorPool:
             max_retries=task.max_retries,
             worker_id=self._worker_id,
             parent_results=task.parent_results,
+            reads_parents=spec.parent_results,
         )
         run = self._running[attempt] = _Run(attempt, runner, loop, now + task.timeout_seconds)
         token = running_task.set((task, self._worker_id))

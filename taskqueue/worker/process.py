@@ -208,6 +208,7 @@ class Worker:
             inflight,
             queues=s.queues,
             types=self.types,
+            parent_result_types=self.registry.parent_result_types(),
             worker_id=self.worker_id,
             lease_seconds=s.lease_seconds,
             poll_interval=s.poll_interval,
