@@ -401,3 +401,15 @@ async def test_a_producer_that_saw_no_lane_as_it_is_now_gets_a_serialization_fai
         assert await store.verify_history(pool) == []
     finally:
         await conn.close()
+
+
+async def test_verify_history_says_how_to_start_a_chain_that_is_off_and_empty(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    assert (await store.history_chain_state(pool)).links == 0  # a fresh database
+    await store.set_history_chain(pool, False)
+    code, said = await _cli(database_url, "verify-history")
+    assert code == 2 and "history-chain on" in said, said
+    await store.set_history_chain(pool, True)
+    code, said = await _cli(database_url, "verify-history")
+    assert code == 0 and "the chain holds" in said, said
