@@ -5,6 +5,7 @@ claim paths), the sweep (worker.expiry) ends what no claim reaches; each ends
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,9 +16,9 @@ from taskqueue import store
 from taskqueue.audit import audit
 from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidTask, TaskStateConflict
-from taskqueue.models import Status
+from taskqueue.models import NewTask, Status
 from taskqueue.worker.expiry import ExpirySweep
-from tests.helpers import event_types, running_worker, status_of, wait_until
+from tests.helpers import event_types, plan_nodes, running_worker, status_of, wait_until
 
 
 async def _expire_now(pool: asyncpg.Pool, task_id: uuid.UUID) -> None:
@@ -160,3 +161,35 @@ async def test_an_expired_task_stays_expired(pool: asyncpg.Pool, tq: TaskQueue) 
         await tq.retry(task.id)
     with pytest.raises(TaskStateConflict):
         await tq.cancel(task.id)
+
+
+def _plan(explained: object) -> dict[str, object]:
+    """The root node of an EXPLAIN (FORMAT JSON) answer."""
+    document = json.loads(explained) if isinstance(explained, str) else explained
+    assert isinstance(document, list)
+    root: dict[str, object] = document[0]["Plan"]
+    return root
+
+
+async def test_the_sweep_reads_only_the_expiry_index_never_the_claim_index(
+    pool: asyncpg.Pool, tq: TaskQueue
+) -> None:
+    # A backlog with no expiry, then the expiry index taken out of the
+    # planner's reach (dropped in a transaction that is rolled back):
+    # whatever the statistics say, the sweep must not fall back to walking
+    # the claim index, whose every entry (dead ones too, while vacuum is held
+    # back) it would step over to find nothing.
+    await tq.enqueue_many([NewTask(type="noop") for _ in range(2000)])
+    await pool.execute("ANALYZE taskqueue.tasks")
+    explain = "EXPLAIN (FORMAT JSON) " + store.statement("expire_tasks")
+    async with pool.acquire() as conn:
+        plan = _plan(await conn.fetchval(explain, None, 100, "w"))
+        assert plan_nodes(plan, "tasks_expiry_idx"), plan
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute("DROP INDEX taskqueue.tasks_expiry_idx")
+            without = _plan(await conn.fetchval(explain, None, 100, "w"))
+        finally:
+            await transaction.rollback()
+    assert not plan_nodes(without, "tasks_claim_idx"), without

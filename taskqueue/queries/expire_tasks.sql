@@ -7,15 +7,18 @@
 -- Claims never start an expired task (they pass over it:
 -- one NULL test per row, measured free) and this is what ends it, whether
 -- a claim came across it or none reaches it (nobody serves the queue, a
--- paused queue, a backlog). Reads tasks_expiry_idx, which holds only queued
--- tasks that have an expiry.
+-- paused queue, a backlog). Reads tasks_expiry_idx (unfinished tasks that
+-- have an expiry; 0019_expiry_sweep_index) and no other index: status is
+-- tested as text, which the claim index's predicate (status = 'queued')
+-- does not fit, so the sweep never steps through the claim index's entries.
 --   $1 timestamptz the time expiry is judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        the sweeping worker's id, kept in the events
 WITH due AS MATERIALIZED (
     SELECT id
     FROM taskqueue.tasks
-    WHERE status = 'queued' AND expires_at IS NOT NULL
+    WHERE expires_at IS NOT NULL AND completed_at IS NULL
+      AND status::text = 'queued'
       AND expires_at <= coalesce($1::timestamptz, now())
     ORDER BY expires_at
     LIMIT $2
