@@ -244,6 +244,36 @@ def test_a_marked_statement_names_its_roles_and_must_type_its_results() -> None:
         write_path._check("extend_leases", ("uuid[]",), ())
 
 
+async def test_a_statement_can_give_its_function_a_planner_setting(admin: asyncpg.Pool) -> None:
+    # expire_tasks.sql carries `-- write-path-set: enable_seqscan = off`; a
+    # statement without such a line gets only the pinned search_path.
+    assert _sql.write_path_settings("expire_tasks") == (("enable_seqscan", "off"),)
+    assert _sql.write_path_settings("complete_tasks") == ()
+    rows = await admin.fetch(
+        "SELECT proname, proconfig FROM pg_proc WHERE proname = ANY($1::text[])",
+        ["write_expire_tasks", "write_complete_tasks"],
+    )
+    configs = {row["proname"]: row["proconfig"] for row in rows}
+    assert configs["write_expire_tasks"] == [
+        "search_path=pg_catalog, pg_temp",
+        "enable_seqscan=off",
+    ]
+    assert configs["write_complete_tasks"] == ["search_path=pg_catalog, pg_temp"]
+
+
+def test_a_planner_setting_line_takes_only_planner_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "-- write-path: worker\n-- write-path-set: search_path = public\nSELECT 1 AS n\n"
+    monkeypatch.setattr(_sql, "_read", lambda filename: text)
+    _sql.write_path_settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="write-path-set takes"):
+            _sql.write_path_settings("any")
+    finally:
+        _sql.write_path_settings.cache_clear()
+
+
 async def test_retention_cannot_be_turned_into_erasing_recent_history(
     admin: asyncpg.Pool, worker_pool: asyncpg.Pool
 ) -> None:

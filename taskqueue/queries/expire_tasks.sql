@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-set: enable_seqscan = off
 -- The expiry sweep: queued tasks whose expires_at has passed end expired
 -- (they never ran), each with its task_expired event, counted in
 -- queue_counts, and what follows their end (_task_ended.sql: callbacks,
@@ -11,6 +12,12 @@
 -- have an expiry; 0019_expiry_sweep_index) and no other index: status is
 -- tested as text, which the claim index's predicate (status = 'queued')
 -- does not fit, so the sweep never steps through the claim index's entries.
+-- Its function's plan is kept per worker session, and one made while tasks
+-- was empty (a fresh install) must not read the whole table on every sweep
+-- from then on: seqscans are off, and the UPDATE finds its rows by id from
+-- the array of those locked, never by a join that such a plan could drive
+-- from tasks. Those rows are queued (locked so), so it tests no status,
+-- which the claim index's predicate would fit.
 --   $1 timestamptz the time expiry is judged by (NULL: now(); tests pin it)
 --   $2 int         how many rows at most per call
 --   $3 text        the sweeping worker's id, kept in the events
@@ -28,8 +35,7 @@ swept AS (
     UPDATE taskqueue.tasks t
     SET status = 'expired', completed_at = now(),
         last_error = 'expired: not started by its expires_at'
-    FROM due
-    WHERE t.id = due.id AND t.status = 'queued'
+    WHERE t.id = ANY (ARRAY(SELECT id FROM due))
     RETURNING t.id, t.queue, t.status, t.attempts, t.expires_at, t.last_error, t.callback,
               t.children, t.workflow_id, t.tenant
 ),

@@ -32,6 +32,12 @@ _INCLUDE = re.compile(r"^(?P<indent>[ \t]*)-- include: (?P<name>\S+)[ \t]*$", re
 # the statement: it joins the write path.
 _WRITE_PATH = re.compile(r"^-- write-path:(?P<roles>[^\n]*)$", re.MULTILINE)
 _ROLE = re.compile(r"[a-z][a-z0-9_]*")
+# A line of its own giving the write-path function a planner setting for its
+# statement, e.g. ``-- write-path-set: enable_seqscan = off``: the function's
+# plan is cached per session, and one made while a table was empty (a fresh
+# install) would otherwise scan that table for as long as the session lives.
+_WRITE_PATH_SET = re.compile(r"^-- write-path-set:(?P<setting>[^\n]*)$", re.MULTILINE)
+_SETTING = re.compile(r"(?P<name>enable_[a-z]+|plan_cache_mode) = (?P<value>[a-z_]+)")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -66,6 +72,22 @@ def write_path_roles(name: str) -> tuple[str, ...] | None:
     if not all(_ROLE.fullmatch(role) for role in roles):
         raise ValueError(f"{name}.sql: write-path names roles like `api, worker`: {found[0]!r}")
     return roles
+
+
+@cache
+def write_path_settings(name: str) -> tuple[tuple[str, str], ...]:
+    """The planner settings named by the file's ``-- write-path-set:`` lines
+    (only ``enable_*`` and ``plan_cache_mode``), for its function's SET clause."""
+    settings = []
+    for line in _WRITE_PATH_SET.findall(_read(f"{name}.sql")):
+        found = _SETTING.fullmatch(line.strip())
+        if found is None:
+            raise ValueError(
+                f"{name}.sql: write-path-set takes `enable_<x> = on|off` or"
+                f" `plan_cache_mode = <mode>`: {line.strip()!r}"
+            )
+        settings.append((found["name"], found["value"]))
+    return tuple(settings)
 
 
 def function_name(name: str) -> str:

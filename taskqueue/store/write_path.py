@@ -23,7 +23,13 @@ from psycopg import sql
 from psycopg.pq import ExecStatus
 from psycopg.rows import TupleRow
 
-from taskqueue.store._sql import function_name, placeholders, statement, write_path_roles
+from taskqueue.store._sql import (
+    function_name,
+    placeholders,
+    statement,
+    write_path_roles,
+    write_path_settings,
+)
 from taskqueue.store._sql import write_path_statements as marked_statements
 
 # Result columns of type void (a bare pg_notify()) cannot come out of a
@@ -143,10 +149,16 @@ def _define(conn: psycopg.Connection[TupleRow], name: str) -> bool:
         if (old_arguments, old_result, old_body) == (arguments, _as_shown(conn, columns), body):
             _register(conn, name, signature)
             return False
+    # The settings' lines are in the body (the statement's comments), so a
+    # change to them makes the bodies differ above.
+    settings = sql.SQL("").join(
+        sql.SQL(" SET {} = {}").format(sql.Identifier(setting), sql.Literal(value))
+        for setting, value in write_path_settings(name)
+    )
     create = sql.SQL(
         "CREATE OR REPLACE FUNCTION {}({}) RETURNS {} LANGUAGE plpgsql VOLATILE"
-        " SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}"
-    ).format(function, sql.SQL(arguments), sql.SQL(result), sql.Literal(body))
+        " SECURITY DEFINER SET search_path = pg_catalog, pg_temp{} AS {}"
+    ).format(function, sql.SQL(arguments), sql.SQL(result), settings, sql.Literal(body))
     try:
         with conn.transaction():
             conn.execute(create)
