@@ -15,7 +15,8 @@ import asyncpg
 from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
-from tests.helpers import wait_until
+from taskqueue.worker.process import Worker
+from tests.helpers import running_worker, status_of, wait_until
 
 
 async def claim(pool: asyncpg.Pool, n: int, *, governed: bool = False) -> list[tuple[str, str]]:
@@ -213,3 +214,45 @@ async def test_null_removes_the_limit_and_the_plain_claim_takes_the_tenant_again
     assert (cleared.rate_limit, cleared.recent_starts) == (None, None)
     assert await store.queues_with_settings(pool, ["default"]) == set()
     assert len(await store.claim_tasks(pool, ["default"], 100, "w", 30, types=["noop"])) == 9
+
+
+async def test_a_rated_tenants_first_task_in_a_queue_starts_without_waiting_for_a_poll(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    # The worker learns which of its queues hold a rated tenant's lane once a
+    # poll interval (30 s here) or when told; the task below opens a new lane
+    # (0020_rated_lane_notice announces it), and the plain claim skips it.
+    await tq.tenants.set_limits("a", rate=(100, 60))
+    async with running_worker(database_url, poll_interval=30.0) as worker:
+        await wait_until(lambda: _claimed_once(worker))
+        task = await tq.enqueue("noop", tenant="a")
+
+        async def succeeded() -> bool:
+            return await status_of(pool, task.id) == "succeeded"
+
+        await wait_until(succeeded, timeout=5.0)
+    # A lane of no tenant, or of a tenant without a rate, announces nothing.
+    async with pool.acquire() as conn:
+        heard: list[str] = []
+
+        def hear(*args: object) -> None:
+            heard.append(str(args[3]))
+
+        await conn.add_listener("taskqueue_control", hear)
+        try:
+            await tq.enqueue("noop", tenant="b", queue="other")
+            await tq.enqueue("noop", queue="third")
+            await tq.enqueue("noop", tenant="a", queue="fourth")
+            # Notices arrive in commit order: once the last one is in, all are.
+            await wait_until(lambda: _heard(heard))
+        finally:
+            await conn.remove_listener("taskqueue_control", hear)
+        assert heard == ['{"tenant_settings" : "a"}']
+
+
+async def _claimed_once(worker: Worker) -> bool:
+    return worker.dispatcher is not None and worker.dispatcher.claims > 0
+
+
+async def _heard(heard: list[str]) -> bool:
+    return bool(heard)

@@ -188,7 +188,7 @@ async def test_a_workflows_task_ids_move_onto_its_row_and_back(
         index = "SELECT to_regclass('taskqueue.tasks_workflow_idx') IS NOT NULL"
         assert not await conn.fetchval(index)
 
-        db.rollback(dsn, 2)  # 0019_expiry_sweep_index, then 0018_graph_drain
+        db.rollback(dsn, 3)  # 0020_rated_lane_notice, 0019_expiry_sweep_index, 0018_graph_drain
         assert await conn.fetchval(index)
         assert not await conn.fetchval(
             "SELECT EXISTS (SELECT FROM information_schema.columns"
