@@ -22,6 +22,7 @@ COMMANDS = [
     "embedded",
     "schedules",
     "queues",
+    "tenants",
     "workers",
     "workflows",
     "partitions",

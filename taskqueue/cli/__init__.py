@@ -4,8 +4,8 @@
 command and turns its error into one line and an exit code. The commands live
 by what they act on: ``servers`` (worker, api, run, bench), ``database``
 (migrate, embedded, psql), ``operate`` (the queue's data: enqueue, stats,
-queues, workers, failures, bulk, actions, tail, schedules, audit);
-``parser`` holds their arguments and ``output`` everything they print."""
+queues, workers, failures, bulk, actions, tail, schedules, audit), ``tenants``
+and ``workflows``; ``parser`` holds their arguments and ``output`` everything they print."""
 
 from __future__ import annotations
 

@@ -131,15 +131,15 @@ def cmd_queues(args: argparse.Namespace, settings: Settings) -> int:
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if args.concurrency_limit is not None:
-        changes["concurrency"] = _limit(args.concurrency_limit, "--concurrency")
+        changes["concurrency"] = parse_limit(args.concurrency_limit, "--concurrency")
     if args.rate_limit is not None:
-        changes["rate"] = _rate(args.rate_limit)
+        changes["rate"] = parse_rate(args.rate_limit)
     if not changes:
         raise ConfigError("limit: give --concurrency, --rate or both")
     return changes
 
 
-def _limit(text: str, option: str) -> int | None:
+def parse_limit(text: str, option: str) -> int | None:
     if text == "none":
         return None
     try:
@@ -148,7 +148,7 @@ def _limit(text: str, option: str) -> int | None:
         raise ConfigError(f"{option}: a whole number, or none") from None
 
 
-def _rate(text: str) -> tuple[int, float] | None:
+def parse_rate(text: str) -> tuple[int, float] | None:
     if text == "none":
         return None
     count, _, seconds = text.partition("/")

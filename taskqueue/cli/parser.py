@@ -22,6 +22,7 @@ from taskqueue.cli.operate import (
     cmd_workers,
 )
 from taskqueue.cli.servers import cmd_api, cmd_bench, cmd_run, cmd_worker
+from taskqueue.cli.tenants import cmd_tenants
 from taskqueue.cli.workflows import cmd_workflows
 
 
@@ -274,6 +275,29 @@ def add_operator_commands(sub: Any) -> None:
         help="task starts per rolling period, e.g. 100/60",
     )
     queues.set_defaults(func=cmd_queues, action=None)
+
+    tenants = sub.add_parser(
+        "tenants", help="tenants' quotas and rate limits: list, show or limit one"
+    )
+    tenants.add_argument("--json", action="store_true", help="JSON instead of a table")
+    tenants.add_argument("--limit", type=int, default=None, help="how many to list")
+    told = tenants.add_subparsers(dest="action")
+    shown = told.add_parser("show", help="one tenant's limits and use")
+    shown.add_argument("name")
+    capped = told.add_parser("limit", help="set (or, with none, remove) a tenant's limits")
+    capped.add_argument("name")
+    for one in (shown, capped):  # `tenants show NAME --json` as well as `tenants --json show NAME`
+        one.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    capped.add_argument(
+        "--max-queued", metavar="N|none", help="unfinished tasks (waiting, queued, running)"
+    )
+    capped.add_argument(
+        "--rate",
+        dest="rate_limit",
+        metavar="N/SECONDS|none",
+        help="task starts per rolling period across every queue, e.g. 100/60",
+    )
+    tenants.set_defaults(func=cmd_tenants, action=None)
 
     workers = sub.add_parser("workers", help="the worker registry (running, stopped, lost)")
     workers.add_argument("--json", action="store_true")
