@@ -27,6 +27,7 @@ from taskqueue.embedded import find_bin_dir
 from taskqueue.errors import QuotaExceeded, TaskStateConflict
 from taskqueue.models import NewSchedule, NewTask, Outcome, OutcomeKind, RateLimit
 from taskqueue.registry import load_registry
+from taskqueue.store import _sql
 from taskqueue.worker.expiry import ExpirySweep
 from taskqueue.worker.leases import Rescuer
 from taskqueue.worker.partitions import PartitionKeeper
@@ -545,14 +546,18 @@ async def test_the_write_path_runs_the_worker_statements_as_the_owner_on_their_i
     # migrator, which row-level security does not apply to: their plans are
     # the owner's.
     functions = await admin.fetch(
-        "SELECT p.proname, pg_get_userbyid(p.proowner) AS owner, p.prosecdef, p.proconfig"
-        " FROM pg_proc p JOIN taskqueue.write_statements w ON w.function::regprocedure = p.oid"
+        "SELECT w.name, p.proname, pg_get_userbyid(p.proowner) AS owner, p.prosecdef,"
+        " p.proconfig FROM pg_proc p"
+        " JOIN taskqueue.write_statements w ON w.function::regprocedure = p.oid"
     )
     assert {f["proname"] for f in functions} >= {"write_claim_tasks", "write_rescue_expired"}
     for function in functions:
         assert function["owner"] == "taskqueue_migrator", function
         assert function["prosecdef"], function
-        assert function["proconfig"] == ["search_path=pg_catalog, pg_temp"], function
+        # The pinned path, then the planner settings its query file names
+        # (`-- write-path-set:`), and nothing else.
+        named = [f"{k}={v}" for k, v in _sql.write_path_settings(function["name"])]
+        assert function["proconfig"] == ["search_path=pg_catalog, pg_temp", *named], function
     # Mostly finished tasks, a backlog, some running: as in production.
     await seed_production_shape(admin, backlog=200, claimed=100)
     async with admin.acquire() as conn, conn.transaction():
