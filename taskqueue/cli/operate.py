@@ -129,13 +129,25 @@ def cmd_queues(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    return limit_changes(
+        {
+            "concurrency": ("--concurrency", args.concurrency_limit),
+            "rate": ("--rate", args.rate_limit),
+        }
+    )
+
+
+def limit_changes(given: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
+    """The limits a ``limit`` command was given, by keyword: ``given`` maps
+    each keyword to (its option, the text given or None). ``none`` removes
+    a limit; ``--rate`` takes N/SECONDS. At least one must be given."""
     changes: dict[str, Any] = {}
-    if args.concurrency_limit is not None:
-        changes["concurrency"] = parse_limit(args.concurrency_limit, "--concurrency")
-    if args.rate_limit is not None:
-        changes["rate"] = parse_rate(args.rate_limit)
+    for keyword, (option, text) in given.items():
+        if text is not None:
+            changes[keyword] = parse_rate(text) if option == "--rate" else parse_limit(text, option)
     if not changes:
-        raise ConfigError("limit: give --concurrency, --rate or both")
+        options = ", ".join(option for option, _ in given.values())
+        raise ConfigError(f"limit: give {options} or both")
     return changes
 
 

@@ -268,12 +268,7 @@ def add_operator_commands(sub: Any) -> None:
         metavar="N|none",
         help="tasks running at once, at most",
     )
-    limit.add_argument(
-        "--rate",
-        dest="rate_limit",
-        metavar="N/SECONDS|none",
-        help="task starts per rolling period, e.g. 100/60",
-    )
+    _rate_option(limit, "task starts per rolling period, e.g. 100/60")
     queues.set_defaults(func=cmd_queues, action=None)
 
     tenants = sub.add_parser(
@@ -291,12 +286,7 @@ def add_operator_commands(sub: Any) -> None:
     capped.add_argument(
         "--max-queued", metavar="N|none", help="unfinished tasks (waiting, queued, running)"
     )
-    capped.add_argument(
-        "--rate",
-        dest="rate_limit",
-        metavar="N/SECONDS|none",
-        help="task starts per rolling period across every queue, e.g. 100/60",
-    )
+    _rate_option(capped, "task starts per rolling period across every queue, e.g. 100/60")
     tenants.set_defaults(func=cmd_tenants, action=None)
 
     workers = sub.add_parser("workers", help="the worker registry (running, stopped, lost)")
@@ -348,3 +338,8 @@ def add_operator_commands(sub: Any) -> None:
     tail.add_argument("--after", type=int, help="start after this event id (default: now)")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.set_defaults(func=cmd_tail)
+
+
+def _rate_option(parser: Any, text: str) -> None:
+    """``--rate N/SECONDS|none`` of a ``limit`` command (operate.limit_changes reads it)."""
+    parser.add_argument("--rate", dest="rate_limit", metavar="N/SECONDS|none", help=text)

@@ -9,9 +9,9 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskqueue.cli.operate import ACTOR, parse_limit, parse_rate
+from taskqueue.cli.operate import ACTOR, limit_changes
 from taskqueue.cli.output import emit_json, table, with_client
-from taskqueue.config import ConfigError, Settings
+from taskqueue.config import Settings
 
 if TYPE_CHECKING:
     from taskqueue.client import TaskQueue
@@ -51,11 +51,6 @@ def cmd_tenants(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if args.max_queued is not None:
-        changes["max_queued"] = parse_limit(args.max_queued, "--max-queued")
-    if args.rate_limit is not None:
-        changes["rate"] = parse_rate(args.rate_limit)
-    if not changes:
-        raise ConfigError("limit: give --max-queued, --rate or both")
-    return changes
+    return limit_changes(
+        {"max_queued": ("--max-queued", args.max_queued), "rate": ("--rate", args.rate_limit)}
+    )
