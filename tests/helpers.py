@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -220,6 +221,14 @@ def claimed_task(**overrides: Any) -> ClaimedTask:
         "run_at": datetime.now(UTC),
     }
     return ClaimedTask(**{**fields, **overrides})
+
+
+def explained_plan(explained: object) -> dict[str, object]:
+    """The root node of an EXPLAIN (FORMAT JSON) answer, decoded by the
+    pool's codec or not."""
+    document = explained if isinstance(explained, list) else json.loads(str(explained))
+    root: dict[str, object] = document[0]["Plan"]
+    return root
 
 
 def plan_nodes(plan: dict[str, object], index: str) -> list[dict[str, int]]:

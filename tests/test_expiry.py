@@ -5,7 +5,6 @@ claim paths), the sweep (worker.expiry) ends what no claim reaches; each ends
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,14 @@ from taskqueue.client import TaskQueue
 from taskqueue.errors import InvalidTask, TaskStateConflict
 from taskqueue.models import NewTask, Status
 from taskqueue.worker.expiry import ExpirySweep
-from tests.helpers import event_types, plan_nodes, running_worker, status_of, wait_until
+from tests.helpers import (
+    event_types,
+    explained_plan,
+    plan_nodes,
+    running_worker,
+    status_of,
+    wait_until,
+)
 
 
 async def _expire_now(pool: asyncpg.Pool, task_id: uuid.UUID) -> None:
@@ -163,14 +169,6 @@ async def test_an_expired_task_stays_expired(pool: asyncpg.Pool, tq: TaskQueue) 
         await tq.cancel(task.id)
 
 
-def _plan(explained: object) -> dict[str, object]:
-    """The root node of an EXPLAIN (FORMAT JSON) answer."""
-    document = json.loads(explained) if isinstance(explained, str) else explained
-    assert isinstance(document, list)
-    root: dict[str, object] = document[0]["Plan"]
-    return root
-
-
 async def test_the_sweep_reads_only_the_expiry_index_never_the_claim_index(
     pool: asyncpg.Pool, tq: TaskQueue
 ) -> None:
@@ -183,13 +181,13 @@ async def test_the_sweep_reads_only_the_expiry_index_never_the_claim_index(
     await pool.execute("ANALYZE taskqueue.tasks")
     explain = "EXPLAIN (FORMAT JSON) " + store.statement("expire_tasks")
     async with pool.acquire() as conn:
-        plan = _plan(await conn.fetchval(explain, None, 100, "w"))
+        plan = explained_plan(await conn.fetchval(explain, None, 100, "w"))
         assert plan_nodes(plan, "tasks_expiry_idx"), plan
         transaction = conn.transaction()
         await transaction.start()
         try:
             await conn.execute("DROP INDEX taskqueue.tasks_expiry_idx")
-            without = _plan(await conn.fetchval(explain, None, 100, "w"))
+            without = explained_plan(await conn.fetchval(explain, None, 100, "w"))
         finally:
             await transaction.rollback()
     assert not plan_nodes(without, "tasks_claim_idx"), without
@@ -207,7 +205,7 @@ async def test_the_sweeps_cached_plan_made_on_an_empty_table_stays_on_the_expiry
     # generic here, the plan is made on an empty table and then run on
     # 20,000 finished tasks.
     await pool.execute("VACUUM ANALYZE taskqueue.tasks")
-    sweep = "SELECT * FROM " + store.query("expire_tasks").removeprefix("SELECT * FROM ")
+    sweep = store.query("expire_tasks")
     async with pool.acquire() as conn:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         try:
@@ -219,7 +217,7 @@ async def test_the_sweeps_cached_plan_made_on_an_empty_table_stays_on_the_expiry
                 " 'succeeded', now() FROM generate_series(1, 20000)"
             )
             pages = await conn.fetchval("SELECT pg_relation_size('taskqueue.tasks') / 8192")
-            plan = _plan(
+            plan = explained_plan(
                 await conn.fetchval(
                     "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sweep, None, 100, "w"
                 )

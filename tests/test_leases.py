@@ -3,7 +3,6 @@ writing the rows (or by pinning the rescuer's clock), then one pass is run."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import timedelta
@@ -15,7 +14,7 @@ from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
 from taskqueue.worker.leases import LeaseKeeper, Rescuer
-from tests.helpers import event_types, plan_nodes, wait_until
+from tests.helpers import event_types, explained_plan, plan_nodes, wait_until
 
 
 async def make_running(
@@ -181,7 +180,7 @@ async def test_rescue_passes_read_the_lease_index_from_where_the_last_one_judged
                 floor,
             )
             await conn.execute("ROLLBACK AND CHAIN")  # EXPLAIN ANALYZE rescued for real
-        (scan,) = plan_nodes(_as_json(plan)[0]["Plan"], "tasks_lease_idx")
+        (scan,) = plan_nodes(explained_plan(plan), "tasks_lease_idx")
         # The 1,000 entries below the floor were not read; the expired lease was.
         assert scan["Actual Rows"] == 1
         assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10
@@ -211,8 +210,3 @@ async def test_a_lease_left_below_the_floor_is_taken_back_by_the_next_full_pass(
 
     await wait_until(taken_back, timeout=10)
     assert rescued == [(task.id, "queued")]
-
-
-def _as_json(value: object) -> list[dict[str, dict[str, object]]]:
-    """EXPLAIN's JSON, decoded by the pool's codec or not."""
-    return value if isinstance(value, list) else json.loads(str(value))

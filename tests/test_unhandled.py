@@ -15,7 +15,7 @@ from taskqueue.models import NewTask
 from taskqueue.registry import Registry, TaskContext
 from taskqueue.worker import Worker
 from taskqueue.worker.unhandled import UnhandledTypes
-from tests.helpers import all_in_status, plan_nodes, running_worker, wait_until
+from tests.helpers import all_in_status, explained_plan, plan_nodes, running_worker, wait_until
 
 
 async def test_tasks_of_a_type_the_worker_lacks_stay_queued_for_one_that_has_it(
@@ -134,15 +134,10 @@ async def test_the_check_reads_lanes_from_their_floors_while_the_horizon_is_held
                 ["noop"],
                 50,
             )
-        (scan,) = plan_nodes(_as_json(plan)[0]["Plan"], "tasks_claim_idx")
+        (scan,) = plan_nodes(explained_plan(plan), "tasks_claim_idx")
         # The 5,000 claimed tasks' entries lie below the lane's floor: unread.
         assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10
         check = UnhandledTypes(pool, queues=["default"], types=["noop"])
         assert await check.run_once() == [("default", "send_email")]
     finally:
         await holder.close()
-
-
-def _as_json(value: object) -> list[dict[str, dict[str, object]]]:
-    """EXPLAIN's JSON, decoded by the pool's codec or not."""
-    return value if isinstance(value, list) else json.loads(str(value))
