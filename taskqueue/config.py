@@ -64,6 +64,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_result_bytes: PositiveInt = 1024 * 1024
     # Seconds between passes of the expiry sweep (queued tasks past expires_at).
     expiry_interval: PositiveFloat = 5.0
+    # Seconds between ticks of the history's sealer (README: "The write
+    # path and the history chain"): how long an event waits to be sealed.
+    seal_interval: PositiveFloat = 1.0
     worker_id: str = ""
     heartbeat_seconds: PositiveFloat = 5.0
     # Retention (README: "Retention"): how long finished tasks stay, by how

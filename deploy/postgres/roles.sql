@@ -240,8 +240,15 @@ BEGIN
         ON taskqueue.schedule_fires TO taskqueue_worker;
 
     -- The history's hash chain (history_links, history_genesis, ...) is
-    -- written only by the trigger function taskqueue.seal_events(), which
-    -- runs as the owner: the API and worker roles get nothing on it.
+    -- written only by taskqueue.seal_history() (0021_sealed_by_workers),
+    -- which runs as the owner: workers may call it (their ticks), and get
+    -- nothing on the tables; the API role gets nothing at all. Before 0021,
+    -- by the trigger function taskqueue.seal_events(), granted to no one.
+    IF to_regprocedure('taskqueue.seal_history(integer)') IS NOT NULL THEN
+        REVOKE ALL ON FUNCTION taskqueue.seal_history(integer)
+            FROM PUBLIC, taskqueue_api, taskqueue_auditor;
+        GRANT EXECUTE ON FUNCTION taskqueue.seal_history(integer) TO taskqueue_worker;
+    END IF;
 
     -- Auditor: every table and view of the schema (tasks, task_events,
     -- task_history, the hash chain: it runs `taskqueue verify-history`),

@@ -1,8 +1,9 @@
 """``taskqueue history-chain on|off|status``: start or stop sealing the
-history (an owner's DDL, on the direct URL as migrate uses), and
-``taskqueue verify-history``: walk the history's hash chain (migration
-0016_history_chain) and name every task whose trail, payload or result was
-changed, moved or removed; ``--heads`` prints the lanes' heads, the values
+history (the schema owner, on the direct URL as migrate uses), and
+``taskqueue verify-history``: seal what the workers have not reached yet,
+walk the history's hash chain (migrations 0016_history_chain,
+0021_sealed_by_workers) and name every task whose trail, payload or result
+was changed, moved or removed; ``--heads`` prints the lanes' heads, the values
 to keep outside the database as an anchor, and ``--anchor FILE`` checks the
 chain against such a copy (the last line of the file)."""
 
@@ -12,10 +13,13 @@ import argparse
 import asyncio
 import json
 
+import asyncpg
+
 from taskqueue import db, store
 from taskqueue.cli.output import zoned
 from taskqueue.config import Settings
 from taskqueue.text import escape_controls
+from taskqueue.worker.sealer import BATCH as SEAL_BATCH
 
 
 def cmd_history_chain(args: argparse.Namespace, settings: Settings) -> int:
@@ -42,6 +46,7 @@ def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> int:
         conn = await db.connect(settings.require_database_url())
         try:
+            await _seal_pending(conn)
             # One snapshot: links and events are read as of the same moment.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 state = await store.history_chain_state(conn)
@@ -73,6 +78,18 @@ def cmd_verify_history(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+async def _seal_pending(conn: asyncpg.Connection) -> None:
+    """Seal what was committed since the workers' last tick, so that the
+    walk covers all but what commits meanwhile. A role that may not seal
+    (the auditor) walks as it is: the rest waits for the workers' tick, and
+    the walk does not name it."""
+    try:
+        while await store.seal_history(conn, SEAL_BATCH) >= SEAL_BATCH:
+            pass
+    except asyncpg.InsufficientPrivilegeError:
+        pass
 
 
 def _read_anchor(path: str) -> list[store.ChainHead]:

@@ -64,13 +64,11 @@ finished AS (
                    ELSE o.rule END AS rule,
               t.callback, t.children, t.workflow_id, t.concurrency_key, t.tenant,
               -- Copied on only for a callback's body (results may be large).
-              CASE WHEN t.callback IS NOT NULL THEN t.result END AS result,
-              -- The result as written, for the history chain (0016_history_chain).
-              CASE WHEN o.kind = 'succeeded' THEN taskqueue.document_seal(t.result) END AS seal
+              CASE WHEN t.callback IS NOT NULL THEN t.result END AS result
 ),
 finished_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
-                                       detail, seal)
+                                       detail)
     SELECT id,
            CASE
                WHEN kind = 'succeeded' THEN 'task_succeeded'
@@ -89,8 +87,7 @@ finished_events AS (
                    'failure', kind, 'retry_at', run_at, 'rule', rule, 'exception', exception))
                ELSE jsonb_strip_nulls(jsonb_build_object(
                    'failure', coalesce(reason, kind), 'rule', rule, 'exception', exception))
-           END,
-           seal
+           END
     FROM finished
 ),
 counted AS (

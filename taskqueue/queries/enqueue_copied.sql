@@ -22,7 +22,7 @@ copied AS (
            idempotency_key, traceparent, expires_at, callback, tenant, sequence_key,
            sequence_on_failure, concurrency_key
     FROM given
-    RETURNING id, taskqueue.document_seal(payload) AS seal  -- for the history chain (0016)
+    RETURNING id
 ),
 lane_rows AS (
     SELECT l.queue, l.type, l.priority, statement_timestamp() AS run_at, l.tenant
@@ -37,8 +37,8 @@ admitted AS (
     FROM unnest($6::text[], $7::bigint[]) AS t(tenant, n)
 ),
 queued_events AS (
-    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, seal)
-    SELECT id, 'task_queued', 'queued', 0, seal FROM copied
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
+    SELECT id, 'task_queued', 'queued', 0 FROM copied
 ),
 due_queues AS (
     SELECT string_agg(DISTINCT queue, ',') AS queues FROM lane_rows

@@ -26,8 +26,7 @@ WITH inserted AS (
                      statement_timestamp() + $14::bigint * interval '1 microsecond'),
             $15::jsonb, $16::text, $17::text, $18::text, $19::text)
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, type, priority, run_at, tenant,
-              taskqueue.document_seal(payload) AS seal  -- for the history chain (0016)
+    RETURNING id, queue, type, priority, run_at, tenant
 ),
 admitted AS (
     -- A tenant's quota (taskqueue.admit_tasks, 0013_tenants): over it, the
@@ -40,8 +39,8 @@ lane_rows AS (
 -- include: _open_lanes.sql
 ,
 queued_event AS (
-    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, seal)
-    SELECT id, 'task_queued', 'queued', 0, seal FROM inserted
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
+    SELECT id, 'task_queued', 'queued', 0 FROM inserted
 )
 SELECT (SELECT array_agg(id) FROM inserted) AS ids, statement_timestamp() AS created_at,
        (SELECT n FROM admitted) AS admitted,

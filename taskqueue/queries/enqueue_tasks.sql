@@ -39,8 +39,7 @@ inserted AS (
            callback, tenant, concurrency_key
     FROM input
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, type, priority, run_at, tenant,
-              taskqueue.document_seal(payload) AS seal  -- for the history chain (0016)
+    RETURNING id, queue, type, priority, run_at, tenant
 ),
 admitted AS (
     -- Each tenant's quota (taskqueue.admit_tasks, 0013_tenants), in name
@@ -56,8 +55,8 @@ lane_rows AS (
 -- include: _open_lanes.sql
 ,
 queued_events AS (
-    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, seal)
-    SELECT id, 'task_queued', 'queued', 0, seal FROM inserted
+    INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt)
+    SELECT id, 'task_queued', 'queued', 0 FROM inserted
 ),
 -- One NOTIFY for the whole statement (a per-row trigger would serialise
 -- commits); only for tasks that are due now, naming their queues.

@@ -1,15 +1,11 @@
--- Start sealing the history (`taskqueue history-chain on`; the owner only:
--- it makes a trigger). The trigger first: its lock waits for every
--- transaction writing events and holds off new ones until this commits, so
--- the chain's start (history_genesis) is exactly the first event it seals.
--- The start moves only while nothing was ever sealed: once there are links,
--- events written while the chain was off stay unsealed, and verify-history
--- names them.
-DROP TRIGGER IF EXISTS task_events_sealed ON taskqueue.task_events;
-CREATE TRIGGER task_events_sealed
-AFTER INSERT ON taskqueue.task_events
-REFERENCING NEW TABLE AS new_events
-FOR EACH STATEMENT EXECUTE FUNCTION taskqueue.seal_events();
+-- Start sealing the history (`taskqueue history-chain on`; the schema owner
+-- only: no deploy role may write history_sealer). The workers' ticks seal
+-- the events written from now on (0021_sealed_by_workers); those written
+-- while it was off stay unsealed, and verify-history names them. The
+-- chain's start (history_genesis) moves only while nothing was ever sealed.
+UPDATE taskqueue.history_sealer
+SET sealing = true, snapshot = pg_current_snapshot(), sealed_at = now()
+WHERE NOT sealing;
 UPDATE taskqueue.history_genesis
 SET first_event = (SELECT coalesce(max(id), 0) + 1 FROM taskqueue.task_events),
     started_at = now()

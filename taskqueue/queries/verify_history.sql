@@ -3,7 +3,9 @@
 -- chain itself), the lane and link, and what is wrong. No rows: every link
 -- hashes to what the next one (and the lane's head) says, every sealed event
 -- is there unchanged, payloads and results are as written, and every event
--- and task since the chain started is sealed.
+-- and task since the chain started is sealed, but for events the workers'
+-- sealer has not reached yet (0021_sealed_by_workers: committed after its
+-- last tick, while it is on), and tasks whose every event is such.
 --   $1 timestamptz  check the links written from then on (NULL: all)
 -- Links older than the end of the newest day partition retention dropped
 -- (history_drops) are gone but each lane's last one, the anchor: the chain
@@ -11,6 +13,17 @@
 WITH genesis AS MATERIALIZED (
     SELECT min(first_event) AS first_event, min(started_at) AS started_at
     FROM taskqueue.history_genesis
+),
+sealer AS MATERIALIZED (
+    SELECT snapshot, sealing FROM taskqueue.history_sealer
+),
+pending AS MATERIALIZED (
+    -- Not sealed yet: written since the sealer's last tick.
+    SELECT e.id, e.task_id
+    FROM taskqueue.task_events e, sealer s
+    WHERE s.sealing AND e.xid IS NOT NULL
+      AND (e.xid = ANY (ARRAY(SELECT pg_snapshot_xip(s.snapshot)))
+           OR e.xid >= pg_snapshot_xmax(s.snapshot))
 ),
 chain AS (
     SELECT l.*, lag(l.hash) OVER w AS prev_hash, lag(l.seq) OVER w AS prev_seq
@@ -84,6 +97,7 @@ unsealed_events AS (
       AND ($1::timestamptz IS NULL OR e.at >= $1::timestamptz)
       AND e.at >= coalesce((SELECT max(d.ends) FROM taskqueue.history_drops d), '-infinity')
       AND NOT EXISTS (SELECT 1 FROM sealed s WHERE s.event = e.id)
+      AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = e.id)
 ),
 unsealed_tasks AS (
     SELECT t.id, 'the task is not in the chain' AS problem
@@ -92,6 +106,7 @@ unsealed_tasks AS (
       AND ($1::timestamptz IS NULL OR t.created_at >= $1::timestamptz)
       AND t.created_at >= coalesce((SELECT max(d.ends) FROM taskqueue.history_drops d), '-infinity')
       AND NOT EXISTS (SELECT 1 FROM sealed s WHERE s.task = t.id)
+      AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.task_id = t.id)
 )
 SELECT DISTINCT x.task AS task_id, p.lane, p.seq, p.problem
 FROM link_problems p

@@ -55,6 +55,7 @@ from taskqueue.store.history import (
     chain_heads,
     check_anchor,
     history_chain_state,
+    seal_history,
     set_history_chain,
     verify_history,
 )
@@ -263,6 +264,7 @@ __all__ = [
     "retry_task",
     "revoke_session",
     "schedule_now",
+    "seal_history",
     "search_tasks",
     "session_revoked",
     "set_history_chain",

@@ -1,6 +1,8 @@
-"""The history's hash chain (migration 0016_history_chain): turning it on
-and off (an owner's DDL), walking it (verify_history.sql) and reading the
-lanes' heads, the values to keep outside the database as an anchor."""
+"""The history's hash chain (migrations 0016_history_chain and
+0021_sealed_by_workers): sealing what was written since the last tick
+(workers' HistorySealer, and verify-history first), turning it on and off
+(the schema owner), walking it (verify_history.sql) and reading the lanes'
+heads, the values to keep outside the database as an anchor."""
 
 from __future__ import annotations
 
@@ -29,19 +31,27 @@ class ChainHead(msgspec.Struct, frozen=True):
 
 
 class ChainState(msgspec.Struct, frozen=True):
-    sealing: bool  # the trigger is there: new events are sealed
+    sealing: bool  # workers seal new events
     links: int
+    sealed_at: datetime  # when a tick last sealed something (or sealing began)
+
+
+async def seal_history(conn: Executor, limit: int) -> int:
+    """One tick: seal the events committed since the last one, at most
+    about ``limit``; 0 when another session is sealing or the chain is off."""
+    sealed: int = await conn.fetchval(query("seal_history"), limit)
+    return sealed
 
 
 async def set_history_chain(conn: Executor, on: bool) -> None:
-    """Start or stop sealing new events (DDL: the schema's owner only)."""
+    """Start or stop sealing new events (the schema's owner only)."""
     await conn.execute(query("history_chain_on" if on else "history_chain_off"))
 
 
 async def history_chain_state(conn: Executor) -> ChainState:
     row = await conn.fetchrow(query("history_chain_state"))
-    assert row is not None  # the statement always returns one row
-    return ChainState(bool(row["sealing"]), int(row["links"]))
+    assert row is not None  # the sealer's row is made by its migration
+    return ChainState(bool(row["sealing"]), int(row["links"]), row["sealed_at"])
 
 
 async def verify_history(conn: Executor, since: datetime | None = None) -> list[HistoryProblem]:

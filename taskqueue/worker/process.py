@@ -48,6 +48,7 @@ from taskqueue.worker.loop import PeriodicLoop
 from taskqueue.worker.partitions import PartitionKeeper
 from taskqueue.worker.pruner import Pruner
 from taskqueue.worker.scheduler import Scheduler
+from taskqueue.worker.sealer import HistorySealer
 from taskqueue.worker.unhandled import UnhandledTypes
 
 logger = logging.getLogger("taskqueue.worker")
@@ -251,6 +252,7 @@ class Worker:
             Pruner(pool, worker_id=self.worker_id, retention=s.retention),
             ExpirySweep(pool, worker_id=self.worker_id, interval=s.expiry_interval),
             DependencyReconciler(pool, worker_id=self.worker_id),
+            HistorySealer(pool, interval=s.seal_interval),
         ]
         completing = asyncio.create_task(completer.run(), name="completer")
         background = [
