@@ -7,7 +7,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from taskqueue import db
+from taskqueue import db, store
+from taskqueue.client import TaskQueue
 
 
 async def tables(dsn: str) -> set[str]:
@@ -49,6 +50,7 @@ TABLES = {
     "history_genesis",
     "history_drops",
     "history_policy",
+    "history_sealer",
 }
 
 
@@ -188,7 +190,9 @@ async def test_a_workflows_task_ids_move_onto_its_row_and_back(
         index = "SELECT to_regclass('taskqueue.tasks_workflow_idx') IS NOT NULL"
         assert not await conn.fetchval(index)
 
-        db.rollback(dsn, 3)  # 0020_rated_lane_notice, 0019_expiry_sweep_index, 0018_graph_drain
+        # 0021_sealed_by_workers, 0020_rated_lane_notice, 0019_expiry_sweep_index,
+        # 0018_graph_drain
+        db.rollback(dsn, 4)
         assert await conn.fetchval(index)
         assert not await conn.fetchval(
             "SELECT EXISTS (SELECT FROM information_schema.columns"
@@ -197,3 +201,51 @@ async def test_a_workflows_task_ids_move_onto_its_row_and_back(
         )
     finally:
         await conn.close()
+
+
+async def test_the_history_chain_goes_on_across_0021_both_ways(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before 0021_sealed_by_workers a trigger sealed each statement's events;
+    # from it on, the workers' ticks do. Both kinds of links verify together,
+    # and rolling it back gives the trigger its place again.
+    dsn = empty_database_url
+    before = tmp_path / "before_0021"
+    before.mkdir()
+    for path in db.migrations_dir().glob("*.sql"):
+        if path.name < "0021":
+            shutil.copy(path, before / path.name)
+    with monkeypatch.context() as patched:
+        patched.setenv("TASKQUEUE_MIGRATIONS_DIR", str(before))
+        db.migrate(dsn)
+    pool = await db.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        tq = TaskQueue(pool)
+        await tq.enqueue("noop", {"by": "trigger"})
+        assert await pool.fetchval("SELECT count(*) FROM taskqueue.history_links") == 1
+
+        assert db.migrate(dsn) == ["0021_sealed_by_workers"]
+        await pool.expire_connections()
+        after = await tq.enqueue("noop", {"by": "tick"})
+        assert await store.verify_history(pool) == []  # pending, not named
+        assert await store.seal_history(pool, 100) == 1
+        lanes = await pool.fetch("SELECT lane FROM taskqueue.history_links ORDER BY at")
+        assert [r["lane"] for r in lanes][-1] == 16 and len(lanes) == 2
+        assert await store.verify_history(pool) == []
+        await pool.execute("UPDATE taskqueue.tasks SET payload = '{}' WHERE id = $1", after.id)
+        assert [p.task_id for p in await store.verify_history(pool)] == [after.id]
+        await pool.execute(
+            'UPDATE taskqueue.tasks SET payload = \'{"by": "tick"}\' WHERE id = $1', after.id
+        )
+
+        db.rollback(dsn, 1)
+        await pool.expire_connections()
+        await tq.enqueue("noop", {"by": "trigger again"})
+        # Sealed as its statement wrote it, in one of the trigger's lanes.
+        newest = await pool.fetchrow(
+            "SELECT lane, length(entries) / 56 AS n FROM taskqueue.history_links"
+            " ORDER BY at DESC LIMIT 1"
+        )
+        assert newest["lane"] < 16 and newest["n"] == 1
+    finally:
+        await pool.close()
