@@ -64,11 +64,14 @@ finished AS (
                    ELSE o.rule END AS rule,
               t.callback, t.children, t.workflow_id, t.concurrency_key, t.tenant,
               -- Copied on only for a callback's body (results may be large).
-              CASE WHEN t.callback IS NOT NULL THEN t.result END AS result
+              CASE WHEN t.callback IS NOT NULL THEN t.result END AS result,
+              -- The result's seal for the history chain (0021_sealed_by_workers):
+              -- the document is in hand here, where the sealer would look it up.
+              CASE WHEN o.kind = 'succeeded' THEN taskqueue.document_seal(o.result) END AS seal
 ),
 finished_events AS (
     INSERT INTO taskqueue.task_events (task_id, event_type, status, attempt, worker_id, error,
-                                       detail)
+                                       detail, seal)
     SELECT id,
            CASE
                WHEN kind = 'succeeded' THEN 'task_succeeded'
@@ -87,7 +90,8 @@ finished_events AS (
                    'failure', kind, 'retry_at', run_at, 'rule', rule, 'exception', exception))
                ELSE jsonb_strip_nulls(jsonb_build_object(
                    'failure', coalesce(reason, kind), 'rule', rule, 'exception', exception))
-           END
+           END,
+           seal
     FROM finished
 ),
 counted AS (
