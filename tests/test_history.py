@@ -10,6 +10,7 @@ superuser here): the deploy roles cannot write history at all
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
@@ -459,3 +460,96 @@ async def test_verify_history_says_how_to_start_a_chain_that_is_off_and_empty(
     await store.set_history_chain(pool, True)
     code, said = await _cli(database_url, "verify-history")
     assert code == 0 and "the chain holds" in said, said
+
+
+async def test_rolled_back_work_is_never_sealed_and_a_savepoint_keeps_the_rest(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    conn = await db.connect(database_url)
+    try:
+        async with conn.transaction():
+            kept = await tq.enqueue("noop", {"kept": True}, connection=conn)
+            with contextlib.suppress(RuntimeError):
+                async with conn.transaction():  # a savepoint, rolled back
+                    await tq.enqueue("noop", {"lost": True}, connection=conn)
+                    raise RuntimeError
+        aborted = conn.transaction()
+        await aborted.start()
+        await tq.enqueue("noop", {"aborted": True}, connection=conn)
+        await aborted.rollback()
+    finally:
+        await conn.close()
+    assert await seal(pool) == 1
+    entries = await pool.fetch(
+        "SELECT x.task FROM taskqueue.history_links l, taskqueue.history_entries(l.entries) x"
+    )
+    assert [r["task"] for r in entries] == [kept.id]
+    assert await store.verify_history(pool) == []
+
+
+async def test_a_tick_refuses_to_run_in_a_transaction_that_wrote_events(
+    tq: TaskQueue, database_url: str
+) -> None:
+    conn = await db.connect(database_url)
+    try:
+        async with conn.transaction():
+            await tq.enqueue("noop", connection=conn)
+            with pytest.raises(asyncpg.RaiseError, match="wrote no events"):
+                await store.seal_history(conn, 10)
+    finally:
+        await conn.close()
+
+
+async def test_since_reads_every_link_holding_an_event_from_then_on(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue("noop")
+    middle = await store.database_now(pool)
+    later = await tq.enqueue("noop")
+    assert await seal(pool) == 2  # one link, its events on both sides of `middle`
+    assert await store.verify_history(pool, middle) == []
+    await pool.execute("UPDATE taskqueue.tasks SET payload = '[]' WHERE id = $1", later.id)
+    assert [p.task_id for p in await store.verify_history(pool, middle)] == [later.id]
+
+
+async def test_retention_keeps_the_anchor_when_a_lanes_times_go_back(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    # A transaction that began on an older day committed after a tick had
+    # sealed a newer day: the lane's link times go back. Retention still
+    # leaves a chain that verifies.
+    now = await store.database_now(pool)
+    day = now - timedelta(days=40)
+    await store.ensure_event_partitions(pool, 0, now=day)
+
+    async def old_event() -> None:
+        await pool.execute(
+            "INSERT INTO taskqueue.task_events (task_id, at, event_type, status, attempt)"
+            " VALUES ($1, $2, 'task_started', 'running', 1)",
+            uuid.uuid4(),
+            day,
+        )
+
+    await old_event()
+    await seal(pool)  # link 1: the old day
+    await run_tasks(tq, pool, 2)
+    await seal(pool)  # link 2: today
+    await old_event()
+    await seal(pool)  # link 3: the old day again
+    await run_tasks(tq, pool, 2)
+    await seal(pool)  # link 4: today
+    assert await store.verify_history(pool) == []
+    assert len(await store.drop_event_partitions(pool, now - timedelta(days=30))) == 1
+    kept = await pool.fetch("SELECT seq FROM taskqueue.history_links ORDER BY seq")
+    assert [r["seq"] for r in kept] == [1, 2, 3, 4]  # link 1 is the anchor: nothing before it
+    assert await store.verify_history(pool) == []
+
+
+async def test_turning_the_chain_off_seals_what_was_written_while_it_was_on(
+    database_url: str, pool: asyncpg.Pool, tq: TaskQueue
+) -> None:
+    before = await tq.enqueue("noop")  # no tick has come since
+    off = await _cli(database_url, "history-chain", "off")
+    assert off[0] == 0, off
+    assert before.id not in await named(pool)
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.history_links") == 1

@@ -246,6 +246,6 @@ async def test_the_history_chain_goes_on_across_0021_both_ways(
             "SELECT lane, length(entries) / 56 AS n FROM taskqueue.history_links"
             " ORDER BY at DESC LIMIT 1"
         )
-        assert newest["lane"] < 16 and newest["n"] == 1
+        assert newest is not None and newest["lane"] < 16 and newest["n"] == 1
     finally:
         await pool.close()

@@ -33,7 +33,10 @@ def cmd_history_chain(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await conn.close()
         said = "on: new events are sealed" if state.sealing else "off: new events are not sealed"
-        print(f"history chain {said} ({state.links} links written)")
+        print(
+            f"history chain {said} ({state.links} links written,"
+            f" the last tick that sealed something at {state.sealed_at.isoformat()})"
+        )
         return 0
 
     return asyncio.run(main())

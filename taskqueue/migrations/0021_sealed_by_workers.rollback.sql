@@ -1,6 +1,13 @@
 -- Undo 0021_sealed_by_workers: the trigger of 0016_history_chain seals each
 -- statement's events again (its function as 0016 made it). Events written
 -- in between stay in the sealer's lane, which still verifies.
+-- What committed since the last tick is sealed first (writers held off
+-- until this commits), so nothing is left between the two ways.
+LOCK TABLE taskqueue.task_events IN SHARE MODE;
+SELECT FROM taskqueue.history_sealer FOR UPDATE;  -- a tick under way ends first
+SELECT taskqueue.seal_history(2147483647);
+CREATE TEMPORARY TABLE was_sealing ON COMMIT DROP AS
+SELECT sealing FROM taskqueue.history_sealer;
 DROP FUNCTION taskqueue.seal_history(integer);
 DROP TABLE taskqueue.history_sealer;
 ALTER TABLE taskqueue.task_events DROP COLUMN xid;
@@ -85,9 +92,50 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION taskqueue.seal_events() FROM PUBLIC;
 
--- Sealing starts now (`taskqueue history-chain off` stops it, `on` starts
--- it again: queries/history_chain_off.sql, history_chain_on.sql).
-CREATE TRIGGER task_events_sealed
-AFTER INSERT ON taskqueue.task_events
-REFERENCING NEW TABLE AS new_events
-FOR EACH STATEMENT EXECUTE FUNCTION taskqueue.seal_events();
+-- The trigger again, if the chain was on.
+DO $$
+BEGIN
+    IF (SELECT bool_and(sealing) FROM was_sealing) THEN
+        CREATE TRIGGER task_events_sealed
+        AFTER INSERT ON taskqueue.task_events
+        REFERENCING NEW TABLE AS new_events
+        FOR EACH STATEMENT EXECUTE FUNCTION taskqueue.seal_events();
+    END IF;
+END
+$$;
+
+-- Retention as 0016 made it.
+CREATE OR REPLACE FUNCTION taskqueue.drop_event_partitions(older_than timestamptz)
+RETURNS TABLE (partition_name text, starts timestamptz, ends timestamptz, estimated_rows bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET timezone = 'UTC'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+    old record;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('taskqueue.task_events partitions', 0));
+    FOR old IN
+        SELECT p.partition_name AS name, p.starts, p.ends, p.estimated_rows AS estimated
+        FROM taskqueue.event_partitions() p
+        WHERE p.ends <= least(older_than, now() - (SELECT coalesce(max(min_event_retention),
+                                                                   interval '7 days')
+                                                    FROM taskqueue.history_policy))
+        ORDER BY p.starts
+    LOOP
+        EXECUTE format('ALTER TABLE taskqueue.task_events DETACH PARTITION taskqueue.%I', old.name);
+        EXECUTE format('DROP TABLE taskqueue.%I', old.name);
+        INSERT INTO taskqueue.history_drops (starts, ends) VALUES (old.starts, old.ends);
+        DELETE FROM taskqueue.history_links l
+        WHERE l.at < old.ends
+          AND l.seq < (SELECT max(k.seq) FROM taskqueue.history_links k
+                       WHERE k.lane = l.lane AND k.at < old.ends);
+        partition_name := old.name;
+        starts := old.starts;
+        ends := old.ends;
+        estimated_rows := old.estimated;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

@@ -71,6 +71,13 @@ DECLARE
     head_hash bytea;
     sealed integer := 0;
 BEGIN
+    -- A snapshot never lists its own transaction as in progress: a caller
+    -- that wrote events and then sealed would seal them uncommitted and
+    -- pass over what it writes next.
+    IF EXISTS (SELECT FROM taskqueue.task_events e
+               WHERE e.xid = pg_current_xact_id_if_assigned()) THEN
+        RAISE EXCEPTION 'seal_history() must run in a transaction that wrote no events';
+    END IF;
     SELECT s.snapshot INTO prev
     FROM taskqueue.history_sealer s WHERE s.sealing
     FOR UPDATE SKIP LOCKED;
@@ -107,7 +114,10 @@ BEGIN
         head_hash := ''::bytea;
     END IF;
     FOR link IN
-        SELECT min(e.at) AS at,
+        -- The link's time is its newest event's (within one day, all of
+        -- them): verify-history --since T then reads every link holding an
+        -- event from T on.
+        SELECT max(e.at) AS at,
                count(*)::integer AS n,
                string_agg(
                    int8send(e.id) || uuid_send(e.task_id)
@@ -147,3 +157,47 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION taskqueue.seal_history(integer) FROM PUBLIC;
+
+-- Retention keeps each lane's anchor where the chain goes on. A lane's
+-- link times need not rise with its seq (a link's time is its events',
+-- and a transaction that began before midnight may commit after a tick
+-- sealed the next day): drop_event_partitions() now deletes only a lane's
+-- leading run of links older than the dropped range and keeps the last of
+-- that run as the anchor; older links further on stay (verify-history
+-- checks their hashes and does not look for their events).
+CREATE OR REPLACE FUNCTION taskqueue.drop_event_partitions(older_than timestamptz)
+RETURNS TABLE (partition_name text, starts timestamptz, ends timestamptz, estimated_rows bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET timezone = 'UTC'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+    old record;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('taskqueue.task_events partitions', 0));
+    FOR old IN
+        SELECT p.partition_name AS name, p.starts, p.ends, p.estimated_rows AS estimated
+        FROM taskqueue.event_partitions() p
+        WHERE p.ends <= least(older_than, now() - (SELECT coalesce(max(min_event_retention),
+                                                                   interval '7 days')
+                                                    FROM taskqueue.history_policy))
+        ORDER BY p.starts
+    LOOP
+        EXECUTE format('ALTER TABLE taskqueue.task_events DETACH PARTITION taskqueue.%I', old.name);
+        EXECUTE format('DROP TABLE taskqueue.%I', old.name);
+        INSERT INTO taskqueue.history_drops (starts, ends) VALUES (old.starts, old.ends);
+        DELETE FROM taskqueue.history_links l
+        USING (SELECT k.lane,
+                      coalesce(min(k.seq) FILTER (WHERE k.at >= old.ends), max(k.seq) + 1) - 1
+                          AS anchor
+               FROM taskqueue.history_links k GROUP BY k.lane) a
+        WHERE l.lane = a.lane AND l.seq < a.anchor;
+        partition_name := old.name;
+        starts := old.starts;
+        ends := old.ends;
+        estimated_rows := old.estimated;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

@@ -24,6 +24,9 @@ pending AS MATERIALIZED (
     WHERE s.sealing AND e.xid IS NOT NULL
       AND (e.xid = ANY (ARRAY(SELECT pg_snapshot_xip(s.snapshot)))
            OR e.xid >= pg_snapshot_xmax(s.snapshot))
+      -- A transaction that has begun: a forged xid from the future is not
+      -- excused as one no tick reached yet.
+      AND e.xid < pg_snapshot_xmax(pg_current_snapshot())
 ),
 chain AS (
     SELECT l.*, lag(l.hash) OVER w AS prev_hash, lag(l.seq) OVER w AS prev_seq
