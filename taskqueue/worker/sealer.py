@@ -13,15 +13,12 @@ at the default 25 % (a full tick measured 40-60 ms)."""
 
 from __future__ import annotations
 
-import logging
 import time
 
 import asyncpg
 
 from taskqueue import store
 from taskqueue.worker.loop import PeriodicLoop
-
-logger = logging.getLogger("taskqueue.sealer")
 
 BATCH = 10_000  # events per tick at most (about: a transaction is never split)
 SHARE = 0.25  # of the time, at most, that ticks take while the sealer is behind
