@@ -54,6 +54,21 @@ TABLES = {
 }
 
 
+def migrate_before(
+    dsn: str, first_left_out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrate ``dsn`` as a release before ``first_left_out`` would have:
+    only the migrations named before it."""
+    before = tmp_path / f"before_{first_left_out}"
+    before.mkdir()
+    for path in db.migrations_dir().glob("*.sql"):
+        if path.name < first_left_out:
+            shutil.copy(path, before / path.name)
+    with monkeypatch.context() as patched:
+        patched.setenv("TASKQUEUE_MIGRATIONS_DIR", str(before))
+        db.migrate(dsn)
+
+
 async def test_migrations_apply_roll_back_and_apply_again(empty_database_url: str) -> None:
     dsn = empty_database_url
     assert db.migrate(dsn) == db.known_migrations()
@@ -77,14 +92,7 @@ async def test_partitioning_the_history_keeps_every_event_and_its_id(
     empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dsn = empty_database_url
-    before = tmp_path / "before_0008"
-    before.mkdir()
-    for path in db.migrations_dir().glob("*.sql"):
-        if path.name < "0008":
-            shutil.copy(path, before / path.name)
-    with monkeypatch.context() as patched:
-        patched.setenv("TASKQUEUE_MIGRATIONS_DIR", str(before))
-        db.migrate(dsn)
+    migrate_before(dsn, "0008", tmp_path, monkeypatch)
     conn = await asyncpg.connect(dsn)
     try:
         now = await conn.fetchval("SELECT now()")
@@ -160,14 +168,9 @@ async def test_a_workflows_task_ids_move_onto_its_row_and_back(
     # 0018_graph_drain: the workflow's tasks are found through workflows.task_ids
     # (filled from tasks.workflow_id) instead of tasks_workflow_idx.
     dsn = empty_database_url
-    before = tmp_path / "before_0015"
-    before.mkdir()
-    for path in db.migrations_dir().glob("*.sql"):
-        if path.name < "0015":  # before the write path: its functions are this version's
-            shutil.copy(path, before / path.name)
-    with monkeypatch.context() as patched:
-        patched.setenv("TASKQUEUE_MIGRATIONS_DIR", str(before))
-        db.migrate(dsn)
+    migrate_before(
+        dsn, "0015", tmp_path, monkeypatch
+    )  # before the write path: its functions are this version's
     conn = await asyncpg.connect(dsn)
     try:
         workflow = await conn.fetchval("SELECT gen_random_uuid()")
@@ -210,14 +213,7 @@ async def test_the_history_chain_goes_on_across_0021_both_ways(
     # from it on, the workers' ticks do. Both kinds of links verify together,
     # and rolling it back gives the trigger its place again.
     dsn = empty_database_url
-    before = tmp_path / "before_0021"
-    before.mkdir()
-    for path in db.migrations_dir().glob("*.sql"):
-        if path.name < "0021":
-            shutil.copy(path, before / path.name)
-    with monkeypatch.context() as patched:
-        patched.setenv("TASKQUEUE_MIGRATIONS_DIR", str(before))
-        db.migrate(dsn)
+    migrate_before(dsn, "0021", tmp_path, monkeypatch)
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     try:
         tq = TaskQueue(pool)
