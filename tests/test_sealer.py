@@ -1,6 +1,6 @@
 """The workers' history sealer (taskqueue.worker.sealer): a tick every
-TASKQUEUE_SEAL_INTERVAL seals what committed since the last, ticks again at
-once while it is behind, and with several workers each event is still
+TASKQUEUE_SEAL_INTERVAL seals what committed since the last, ticks again
+(paced) while it is behind, and with several workers each event is still
 sealed once. The tick's own rules are tests/test_history.py."""
 
 from __future__ import annotations
