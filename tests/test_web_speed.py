@@ -106,10 +106,15 @@ async def seed(pool: asyncpg.Pool) -> None:
     await pool.execute("VACUUM ANALYZE taskqueue.task_events")
 
 
+def day_rows(plan: str) -> dict[str, float]:
+    """Rows the plan found in each partition of task_events it scanned."""
+    scans = re.findall(r" on (task_events_\w+) task_events_\d+ \(actual.*?rows=([\d.]+)", plan)
+    return {name: float(rows) for name, rows in scans}
+
+
 def read_days(plan: str) -> int:
     """How many partitions of task_events the plan found rows in."""
-    scans = re.findall(r" on (task_events_\w+) task_events_\d+ \(actual.*?rows=([\d.]+)", plan)
-    return len({name for name, rows in scans if float(rows) > 0})
+    return sum(1 for rows in day_rows(plan).values() if rows > 0)
 
 
 async def plan(pool: asyncpg.Pool, name: str, *args: Any) -> str:
@@ -134,7 +139,10 @@ async def test_the_overview_renders_in_200_ms_over_a_long_history(
     recent = await plan(pool, "dashboard_throughput", now - timedelta(minutes=3), None)
     # History is partitioned by day: the window reads only the days it
     # covers (days made ahead are empty), the last minutes through an index.
-    assert read_days(recent) <= 1 and "_at_idx" in recent, recent
+    assert read_days(recent) <= 1, recent
+    # Through the day's BRIN, unless the day has barely begun (a run just
+    # after midnight UTC: a few rows, which a scan reads as fast).
+    assert "_at_idx" in recent or max(day_rows(recent).values()) < 1000, recent
     day = await plan(pool, "dashboard_throughput", now - timedelta(hours=24), now)
     assert read_days(day) <= 2 and "task_events_default" not in day, day
     total = await plan(pool, "dashboard_total")

@@ -124,9 +124,16 @@ def migrated_template(server_dsn: str) -> Iterator[str]:
 
 @contextmanager
 def fresh_database(server_dsn: str, template: str, prefix: str = "taskqueue_test") -> Iterator[str]:
-    """DSN of a new copy of ``template``, dropped after the block."""
+    """DSN of a new copy of ``template``, dropped after the block. The copy
+    is as `taskqueue migrate` would leave it now: the template was migrated
+    when the session began, maybe on the day before (a run across midnight
+    UTC), so the step migrate runs after the migrations (post-apply.sql:
+    the history's partitions for today and the next three days) runs again."""
     name = create_database(server_dsn, prefix, template=template)
     try:
-        yield with_database(server_dsn, name)
+        dsn = with_database(server_dsn, name)
+        with _admin(dsn) as conn:
+            conn.execute((db.migrations_dir() / "post-apply.sql").read_text(encoding="utf-8"))
+        yield dsn
     finally:
         drop_database(server_dsn, name)
