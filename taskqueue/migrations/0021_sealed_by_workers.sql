@@ -16,8 +16,9 @@
 -- Workers call it every TASKQUEUE_SEAL_INTERVAL (1 s by default); one
 -- at a time (the sealer row is locked, SKIP LOCKED: the others pass);
 -- verify-history calls it first. What this gives up: an event is sealed
--- about a second after its commit instead of at it, and a payload or result
--- is sealed as the task holds it then (a task only ever gets one of each).
+-- about a second after its commit instead of at it, and a payload is sealed
+-- as the task holds it then (results are sealed by the completion that
+-- writes them, in task_events.seal).
 -- Links written by the trigger stay and verify as they are.
 -- depends: 0020_rated_lane_notice
 
@@ -124,8 +125,9 @@ BEGIN
                    || taskqueue.event_digest(e.id, e.task_id, e.at, e.event_type,
                                              e.status::text, e.attempt, e.worker_id, e.error,
                                              e.detail)
-                   -- The payload or result the task holds (it gets one of
-                   -- each, once), by its primary key.
+                   -- The seal the statement wrote with the event (a
+                   -- completion's result), else the document the task
+                   -- holds, by its primary key.
                    || CASE e.event_type
                           WHEN 'task_queued' THEN coalesce(e.seal, taskqueue.document_seal(
                               (SELECT t.payload FROM taskqueue.tasks t WHERE t.id = e.task_id)))
