@@ -111,6 +111,57 @@ async def test_recorded_outcomes_free_room_and_prefetch_follows_run_times() -> N
     assert inflight.prefetch == 0
 
 
+async def test_an_ended_attempt_frees_room_before_its_outcome_is_recorded() -> None:
+    clock = Clock()
+    inflight, _, _ = ledger(clock, concurrency=2, max_prefetch=0)
+    assert inflight.capacity == 2
+    first = claimed(2)
+    inflight.add(first, sent_at=clock.now)
+    assert inflight.free == 0
+    a = await inflight.take()
+    b = await inflight.take()
+    assert a is not None and b is not None
+    inflight.ended(a)
+    inflight.ended(a)  # told twice: counted once
+    # Its handler is done: room for the next claim while the completer writes.
+    assert (inflight.held, inflight.free, inflight.worth_claiming()) == (2, 1, True)
+    inflight.ended(b)
+    assert inflight.free == 2
+    # Still held (its lease renewed) until recorded.
+    assert {x.task.id for x in inflight.leased()} == {t.id for t in first}
+    # At most capacity attempts wait for the completer: then claims wait for it.
+    second = claimed(2)
+    inflight.add(second, sent_at=clock.now)
+    for _ in second:
+        attempt = await inflight.take()
+        assert attempt is not None
+        inflight.ended(attempt)
+    assert (inflight.held, inflight.free) == (4, 0)
+    inflight.recorded([Outcome(task_id=t.id, attempt=1, kind=OutcomeKind.SUCCEEDED) for t in first])
+    assert (inflight.held, inflight.free) == (2, 2)
+    # An outcome recorded for an attempt that never ended (fenced out, lost)
+    # frees its place as before.
+    third = claimed(1)
+    inflight.add(third, sent_at=clock.now)
+    assert inflight.free == 1
+    inflight.recorded([Outcome(task_id=third[0].id, attempt=1, kind=OutcomeKind.RELEASED)])
+    assert (inflight.held, inflight.free) == (2, 2)
+
+
+async def test_a_dropped_attempt_ends_at_once() -> None:
+    clock = Clock()
+    inflight, dropped, _ = ledger(clock, concurrency=1, max_prefetch=1)
+    late, early = claimed(2)
+    inflight.add([late], sent_at=clock.now - 9.5)  # past its deadline: never starts
+    inflight.add([early], sent_at=clock.now)
+    assert inflight.free == 0
+    taken = await inflight.take()
+    assert taken is not None and taken.task is early
+    # `late` went back (its release awaits recording) and takes no place.
+    assert [o.task_id for o in dropped] == [late.id]
+    assert (inflight.held, inflight.free) == (2, 1)
+
+
 async def test_stopping_releases_what_waits_and_ends_every_executor() -> None:
     clock = Clock()
     inflight, dropped, _ = ledger(clock)

@@ -12,7 +12,14 @@ from taskqueue.models import NewTask
 from taskqueue.registry import Registry, TaskContext, load_registry
 from taskqueue.worker import Worker
 from taskqueue.worker.leases import Rescuer
-from tests.helpers import all_in_status, event_types, running_worker, status_of, wait_until
+from tests.helpers import (
+    all_in_status,
+    event_types,
+    run_audit,
+    running_worker,
+    status_of,
+    wait_until,
+)
 
 
 async def test_a_task_runs_once_with_the_full_event_trail(
@@ -228,3 +235,40 @@ async def _retried(pool: asyncpg.Pool, task_id: object) -> bool:
             task_id,
         )
     )
+
+
+async def test_claims_go_on_while_the_completer_writes_up_to_twice_the_capacity(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    tasks = [await tq.enqueue("noop", {"n": n}) for n in range(6)]
+    ids = [t.id for t in tasks]
+
+    async def started() -> int:
+        found = await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.task_events"
+            " WHERE event_type = 'task_started' AND task_id = ANY($1::uuid[])",
+            ids,
+        )
+        return int(found)
+
+    async with pool.acquire() as blocker:
+        # The completion statement appends to queue_counts: held here, every
+        # outcome waits, as behind a slow disk or a lock.
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute("LOCK TABLE taskqueue.queue_counts IN SHARE MODE")
+        async with running_worker(database_url, concurrency=2, prefetch=0) as worker:
+            try:
+                # Capacity 2: two handlers end, their outcomes wait, and the
+                # next two are claimed and run meanwhile; then claims wait.
+                async def four_started() -> bool:
+                    return await started() >= 4
+
+                await wait_until(four_started)
+                assert worker.completer is not None and worker.completer.pending >= 2
+                assert not await all_in_status(pool, ids[:1], "succeeded")
+            finally:
+                await held.rollback()  # before the worker stops: it records all first
+            await wait_until(lambda: all_in_status(pool, ids, "succeeded"))
+    assert await started() == 6  # each once
+    assert await run_audit(pool) == []

@@ -160,12 +160,14 @@ class ExecutorPool:
                 if finished is not None:
                     finished(task, released, None)
                 submit(released)
+                inflight.ended(attempt)
                 raise
             elapsed = clock() - started
             inflight.ran(elapsed)
             if finished is not None:
                 finished(attempt.task, outcome, elapsed)
             submit(outcome)
+            inflight.ended(attempt)
 
     async def execute(
         self, attempt: Attempt, runner: asyncio.Task[Any], loop: asyncio.AbstractEventLoop

@@ -6,7 +6,11 @@ What it keeps:
 - the held attempts (claimed, outcome not yet recorded) and the ready queue
   (claimed, waiting for an executor);
 - how many more to claim (concurrency plus a prefetch sized to how fast
-  handlers run) and a signal when room is freed;
+  handlers run) and a signal when room is freed. Room is freed when a
+  handler ends, not when its outcome is recorded: the next claim overlaps
+  the completer's statement instead of waiting for it (an attempt stays
+  held, its lease renewed, until recorded; at most ``capacity`` attempts
+  wait to be recorded before claims wait for the completer again);
 - each attempt's lease deadline: the time its lease was last confirmed to,
   measured from when the claim or renewal was *sent*, less a safety margin.
   Past it the database may already have handed the task to another worker,
@@ -40,14 +44,16 @@ CANCELLED = "cancelled"  # an operator cancelled the task while it ran
 
 class Attempt:
     """One claimed attempt of one task. ``deadline`` (a ``time.monotonic()``
-    value) and ``stop_reason`` are the ledger's to change."""
+    value), ``stop_reason`` and ``ended`` are the ledger's to change."""
 
-    __slots__ = ("deadline", "stop_reason", "task")
+    __slots__ = ("deadline", "ended", "stop_reason", "task")
 
     def __init__(self, task: ClaimedTask, deadline: float) -> None:
         self.task = task
         self.deadline = deadline
         self.stop_reason: str | None = None
+        # Its outcome is with the completer, not yet recorded.
+        self.ended = False
 
 
 class InFlight:
@@ -65,6 +71,7 @@ class InFlight:
         self.margin = lease_seconds * LEASE_MARGIN_SHARE
         self._clock = clock
         self._held: dict[uuid.UUID, Attempt] = {}
+        self._ended = 0  # held attempts whose outcome awaits recording
         self._ready: asyncio.Queue[Attempt | None] = asyncio.Queue()
         self._room = asyncio.Event()
         self._mean_run: float | None = None
@@ -96,7 +103,11 @@ class InFlight:
 
     @property
     def free(self) -> int:
-        return self.capacity - len(self._held)
+        """Room to claim: claimed attempts not yet ended count against the
+        capacity; those whose outcome only awaits recording count once
+        there are more than ``capacity`` of them."""
+        capacity, held = self.capacity, len(self._held)
+        return min(capacity - (held - self._ended), 2 * capacity - held)
 
     @property
     def held(self) -> int:
@@ -142,6 +153,9 @@ class InFlight:
         held, ready = self._held, self._ready
         for task in tasks:
             attempt = Attempt(task, deadline)
+            replaced = held.get(task.id)
+            if replaced is not None and replaced.ended:
+                self._ended -= 1  # a lost attempt's task, claimed again
             held[task.id] = attempt
             ready.put_nowait(attempt)
         self.claimed += len(tasks)
@@ -171,6 +185,15 @@ class InFlight:
         attempt = self._held.get(task_id)
         return attempt is not None and attempt.task.has_callback
 
+    def ended(self, attempt: Attempt) -> None:
+        """The attempt's outcome went to the completer: it no longer takes
+        an executor's place (it stays held until recorded)."""
+        if not attempt.ended and self._held.get(attempt.task.id) is attempt:
+            attempt.ended = True
+            self._ended += 1
+            if self.worth_claiming():
+                self._room.set()
+
     def ran(self, seconds: float) -> None:
         """A handler took ``seconds``: the moving average that sizes prefetch."""
         mean = self._mean_run
@@ -178,6 +201,7 @@ class InFlight:
 
     def _drop(self, attempt: Attempt, reason: str) -> None:
         self.dropped += reason == LEASE_DEADLINE
+        self.ended(attempt)
         task = attempt.task
         self.on_dropped(
             Outcome(task_id=task.id, attempt=task.attempt, kind=OutcomeKind.RELEASED, reason=reason)
@@ -235,6 +259,7 @@ class InFlight:
             attempt = held.get(outcome.task_id)
             if attempt is not None and attempt.task.attempt == outcome.attempt:
                 del held[outcome.task_id]
+                self._ended -= int(attempt.ended)
         self._room.set()
 
     # -- shutdown -----------------------------------------------------------------
