@@ -97,12 +97,17 @@ async def test_recorded_outcomes_free_room_and_prefetch_follows_run_times() -> N
     tasks = claimed(8)
     inflight.add(tasks, sent_at=clock.now)
     assert (inflight.free, inflight.worth_claiming()) == (0, False)
+    for _ in range(4):
+        attempt = await inflight.take()
+        assert attempt is not None
+        inflight.ended(attempt)
     inflight.recorded(
         [Outcome(task_id=t.id, attempt=1, kind=OutcomeKind.SUCCEEDED) for t in tasks[:3]]
     )
     # Stale news about an older attempt of a held task changes nothing.
     inflight.recorded([Outcome(task_id=tasks[3].id, attempt=0, kind=OutcomeKind.SUCCEEDED)])
-    assert (inflight.held, inflight.free) == (5, 3)
+    # Five held; the fourth ended, so its place is free before it is recorded.
+    assert (inflight.held, inflight.free) == (5, 4)
     for _ in range(50):
         inflight.ran(0.001)  # 1 ms handlers: 4 executors get through 200 in 50 ms
     assert inflight.prefetch == 100
@@ -139,13 +144,16 @@ async def test_an_ended_attempt_frees_room_before_its_outcome_is_recorded() -> N
     assert (inflight.held, inflight.free) == (4, 0)
     inflight.recorded([Outcome(task_id=t.id, attempt=1, kind=OutcomeKind.SUCCEEDED) for t in first])
     assert (inflight.held, inflight.free) == (2, 2)
-    # An outcome recorded for an attempt that never ended (fenced out, lost)
-    # frees its place as before.
-    third = claimed(1)
-    inflight.add(third, sent_at=clock.now)
-    assert inflight.free == 1
-    inflight.recorded([Outcome(task_id=third[0].id, attempt=1, kind=OutcomeKind.RELEASED)])
-    assert (inflight.held, inflight.free) == (2, 2)
+    # A release keeps the attempt number: the same task claimed again while
+    # the release was being written is a new attempt with the old number,
+    # and the release's news does not let go of it.
+    again = second[0]
+    inflight.recorded([Outcome(task_id=again.id, attempt=1, kind=OutcomeKind.RELEASED)])
+    assert (inflight.held, inflight.free) == (1, 2)
+    inflight.add([again], sent_at=clock.now)
+    inflight.recorded([Outcome(task_id=again.id, attempt=1, kind=OutcomeKind.RELEASED)])
+    assert (inflight.held, inflight.free) == (2, 1)
+    assert inflight.attempt(again.id) is not None
 
 
 async def test_a_dropped_attempt_ends_at_once() -> None:

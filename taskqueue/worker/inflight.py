@@ -9,8 +9,8 @@ What it keeps:
   handlers run) and a signal when room is freed. Room is freed when a
   handler ends, not when its outcome is recorded: the next claim overlaps
   the completer's statement instead of waiting for it (an attempt stays
-  held, its lease renewed, until recorded; at most ``capacity`` attempts
-  wait to be recorded before claims wait for the completer again);
+  held, its lease renewed, until recorded; at most twice ``capacity`` are
+  held, so a completer that falls behind holds the claims back too);
 - each attempt's lease deadline: the time its lease was last confirmed to,
   measured from when the claim or renewal was *sent*, less a safety margin.
   Past it the database may already have handed the task to another worker,
@@ -173,6 +173,8 @@ class InFlight:
                 return None
             reason = attempt.stop_reason
             if reason is None and clock() < attempt.deadline:
+                if ready.empty() and self.worth_claiming():
+                    self._room.set()  # nothing left to start: claim now
                 return attempt
             self._drop(attempt, reason or LEASE_DEADLINE)
 
@@ -257,9 +259,12 @@ class InFlight:
         held = self._held
         for outcome in outcomes:
             attempt = held.get(outcome.task_id)
-            if attempt is not None and attempt.task.attempt == outcome.attempt:
+            # Only an attempt that ended: a release keeps the attempt number,
+            # so a claim of the same task that overlapped the release's
+            # statement holds a new attempt with the old number.
+            if attempt is not None and attempt.ended and attempt.task.attempt == outcome.attempt:
                 del held[outcome.task_id]
-                self._ended -= int(attempt.ended)
+                self._ended -= 1
         self._room.set()
 
     # -- shutdown -----------------------------------------------------------------
