@@ -168,9 +168,8 @@ async def test_a_workflows_task_ids_move_onto_its_row_and_back(
     # 0018_graph_drain: the workflow's tasks are found through workflows.task_ids
     # (filled from tasks.workflow_id) instead of tasks_workflow_idx.
     dsn = empty_database_url
-    migrate_before(
-        dsn, "0015", tmp_path, monkeypatch
-    )  # before the write path: its functions are this version's
+    # Before the write path: its functions are this version's.
+    migrate_before(dsn, "0015", tmp_path, monkeypatch)
     conn = await asyncpg.connect(dsn)
     try:
         workflow = await conn.fetchval("SELECT gen_random_uuid()")
