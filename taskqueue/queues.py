@@ -58,10 +58,7 @@ class Queues:
         states = await self._db.run(
             store.queue_states, name, totals=True, offset=offset, limit=limit
         )
-        if not states.queues:
-            return []
-        recent = await self._db.run(store.recent_outcomes, name)
-        return [q.info(recent, self._retention) for q in states.queues]
+        return [q.info(self._retention) for q in states.queues]
 
     async def pause(self, queue: str, *, actor: str = "local") -> QueueInfo:
         """No worker claims the queue's tasks from its next claim on (running

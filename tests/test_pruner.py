@@ -20,6 +20,7 @@ from taskqueue.worker.pruner import Pruner
 from tests.helpers import run_audit
 
 DAY = timedelta(days=1)
+FOLDABLE = timedelta(minutes=2, seconds=1)  # counter rows this old are folded
 DEFAULTS = Retention(succeeded=DAY, failed=14 * DAY, cancelled=7 * DAY, events=30 * DAY)
 
 
@@ -197,10 +198,15 @@ async def test_folding_keeps_every_count(tq: TaskQueue, pool: asyncpg.Pool) -> N
     before = (await store.queue_states(pool, totals=True)).stats()
     rows = "SELECT count(*) FROM taskqueue.queue_counts"
     assert await pool.fetchval(rows) == 8  # one per finishing statement and queue
+    # The last two minutes' rows stay as they are (what finished lately is
+    # read from their times); older ones are folded.
     await pruner(pool).run_once(now=await db_now(pool))
+    assert await pool.fetchval(rows) == 8
+    await pruner(pool).run_once(now=await db_now(pool) + FOLDABLE)
     assert await pool.fetchval(rows) == 2
     assert (await store.queue_states(pool, totals=True)).stats() == before
-    assert await store.fold_queue_counts(pool) == 0  # nothing left to fold
+    # Nothing left to fold.
+    assert await store.fold_queue_counts(pool, await db_now(pool) + FOLDABLE) == 0
     # Pruned tasks stay counted: the counts are of what finished.
     await pruner(pool).run_once(now=await db_now(pool) + 30 * DAY)
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
@@ -214,6 +220,7 @@ async def test_folders_running_at_once_lose_nothing(
 ) -> None:
     for _ in range(10):
         await finish(tq, pool, 1, OutcomeKind.SUCCEEDED)
-    await asyncio.gather(*(store.fold_queue_counts(pool) for _ in range(folders)))
+    later = await db_now(pool) + FOLDABLE
+    await asyncio.gather(*(store.fold_queue_counts(pool, later) for _ in range(folders)))
     (state,) = (await store.queue_states(pool, totals=True)).queues
     assert state.succeeded == 10

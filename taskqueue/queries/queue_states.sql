@@ -8,8 +8,11 @@
 -- through tasks_claim_idx, running ones through tasks_lease_idx (both
 -- partial), and what finished is read from queue_counts, a few rows per queue
 -- (the finishing statements append them, the pruner folds them). It reads no
--- history (task_events), so every role that may read tasks may read it; what
--- finished lately is recent_outcomes.sql.
+-- history (task_events), so every role that may read tasks may read it. What
+-- finished and what failed in the last minute come from the queue_counts
+-- rows of that minute, which the pruner leaves unfolded
+-- (0023_recent_from_counts); rows that take counts back (a retry) are not
+-- finishes and are left out.
 --   $1 text    one queue (NULL: all)
 --   $2 boolean read the failed and expired counts
 --   $3 boolean read every finish count: succeeded, failed, cancelled, retries
@@ -20,7 +23,8 @@
 -- none, a single row whose name is NULL, carrying live_workers. Counts not
 -- asked for are 0. succeeded, failed and cancelled count the tasks whose
 -- latest finish was that, kept or pruned since; total is those (and
--- expired) plus the waiting, queued and running ones.
+-- expired) plus the waiting, queued and running ones; finished_last_minute
+-- and failed_last_minute (with $3) count the finishes of the last minute.
 WITH waiting AS (
     SELECT queue,
            count(*) AS queued,
@@ -52,11 +56,17 @@ counts AS (
            sum(cancelled)::bigint AS cancelled,
            sum(retries)::bigint AS retries,
            sum(tasks_with_retries)::bigint AS tasks_with_retries,
-           sum(expired)::bigint AS expired
+           sum(expired)::bigint AS expired,
+           coalesce(sum(greatest(succeeded, 0) + greatest(failed, 0) + greatest(cancelled, 0))
+                        FILTER (WHERE at > now() - interval '1 minute'), 0)::bigint
+               AS finished_last_minute,
+           coalesce(sum(greatest(failed, 0)) FILTER (WHERE at > now() - interval '1 minute'),
+                    0)::bigint AS failed_last_minute
     FROM taskqueue.queue_counts
     WHERE ($2::boolean OR $3::boolean) AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue
     HAVING sum(succeeded) <> 0 OR sum(failed) <> 0 OR sum(cancelled) <> 0 OR sum(expired) <> 0
+        OR count(*) FILTER (WHERE at > now() - interval '1 minute') > 0
 ),
 live AS (
     SELECT w.queues
@@ -107,7 +117,11 @@ states AS (
            CASE WHEN $3::boolean THEN coalesce(c.cancelled, 0) ELSE 0 END AS cancelled,
            CASE WHEN $3::boolean THEN coalesce(c.retries, 0) ELSE 0 END AS retries,
            CASE WHEN $3::boolean THEN coalesce(c.tasks_with_retries, 0) ELSE 0 END
-               AS tasks_with_retries
+               AS tasks_with_retries,
+           CASE WHEN $3::boolean THEN coalesce(c.finished_last_minute, 0) ELSE 0 END
+               AS finished_last_minute,
+           CASE WHEN $3::boolean THEN coalesce(c.failed_last_minute, 0) ELSE 0 END
+               AS failed_last_minute
     FROM names n
     LEFT JOIN taskqueue.queues s ON s.name = n.queue
     LEFT JOIN waiting w ON w.queue = n.queue

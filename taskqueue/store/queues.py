@@ -128,18 +128,17 @@ class QueueState(msgspec.Struct, kw_only=True, frozen=True):
     cancelled: int
     retries: int  # attempts beyond each finished task's first, summed
     tasks_with_retries: int
+    # Finishes in the last minute (with ``totals``), and of those the failures.
+    finished_last_minute: int
+    failed_last_minute: int
 
-    def info(self, recent: Mapping[str, tuple[int, int]], defaults: Retention) -> QueueInfo:
-        """The queue as GET /api/queues describes it, with what finished and
-        failed in the last minute (``recent_outcomes``) and its retention
-        (its own, else ``defaults``)."""
-        finished, failed = recent.get(self.name, (0, 0))
+    def info(self, defaults: Retention) -> QueueInfo:
+        """The queue as GET /api/queues describes it (needs ``totals``), with
+        its retention (its own, else ``defaults``)."""
         # QueueInfo's other fields are a subset of these, under the same names.
         mine = {f: getattr(self, f) for f in _INFO_FIELDS}
         return QueueInfo(
             **mine,
-            finished_last_minute=finished,
-            failed_last_minute=failed,
             retain_succeeded=format_duration(self.retain_succeeded or defaults.succeeded),
             retain_failed=format_duration(self.retain_failed or defaults.failed),
             retain_cancelled=format_duration(self.retain_cancelled or defaults.cancelled),
@@ -168,8 +167,6 @@ _INFO_FIELDS = tuple(
     for f in QueueInfo.__struct_fields__
     if f
     not in (
-        "finished_last_minute",
-        "failed_last_minute",
         "retain_succeeded",
         "retain_failed",
         "retain_cancelled",
@@ -242,12 +239,6 @@ async def queue_states(
         live_workers=int(records[0]["live_workers"]),
         totals=totals,
     )
-
-
-async def recent_outcomes(conn: Executor, queue: str | None = None) -> dict[str, tuple[int, int]]:
-    """Per queue, (finished, failed) in the last minute."""
-    records = await conn.fetch(query("recent_outcomes"), queue)
-    return {r["queue"]: (r["finished"], r["failed"]) for r in records}
 
 
 def _queue_state(r: asyncpg.Record) -> QueueState:

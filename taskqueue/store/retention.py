@@ -80,6 +80,9 @@ async def succeeded_retentions(conn: Executor) -> list[timedelta]:
     return [r["retention"] for r in await conn.fetch(query("succeeded_retentions"))]
 
 
-async def fold_queue_counts(conn: Executor, limit: int = 100_000) -> int:
-    """Fold each queue's counter rows into one; how many rows went."""
-    return int(await conn.fetchval(query("fold_queue_counts"), limit))
+async def fold_queue_counts(
+    conn: Executor, now: datetime | None = None, limit: int = 100_000
+) -> int:
+    """Fold each queue's counter rows older than two minutes before ``now``
+    (default: the database's clock) into one; how many rows went."""
+    return int(await conn.fetchval(query("fold_queue_counts"), limit, now))

@@ -83,7 +83,7 @@ class Pruner(PeriodicLoop):
             deleted += await self._walk(walk, now)
         deleted += await self._expired(now)
         async with self._pool.acquire() as conn:
-            self.folded += await store.fold_queue_counts(conn)
+            self.folded += await store.fold_queue_counts(conn, now)
             self.folded += await store.fold_tenant_counts(conn)
         self.pruned += deleted
         if deleted:
