@@ -252,6 +252,12 @@ async def test_the_history_phase_drains_with_and_without_history(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         assert await run_audit(pool) == []  # loaded history has sound trails too
+        # ... and was sealed before the drain, as a history that grew over time
+        # would have been (56 bytes a sealed event).
+        sealed = await pool.fetchval(
+            "SELECT sum(length(entries) / 56) FROM taskqueue.history_links"
+        )
+        assert sealed >= 3 * 20_000
     finally:
         await pool.close()
 
