@@ -248,3 +248,29 @@ async def test_the_history_chain_goes_on_across_0021_both_ways(
         assert newest is not None and newest["lane"] < 16 and newest["n"] == 1
     finally:
         await pool.close()
+
+
+async def test_counts_from_before_0023_are_not_finishes_of_the_last_minute(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0023_recent_from_counts times queue_counts rows; the rows already there
+    # (the folded totals of all time among them) must not be read as what
+    # finished in the minute after the upgrade.
+    dsn = empty_database_url
+    migrate_before(dsn, "0023", tmp_path, monkeypatch)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO taskqueue.queue_counts (queue, succeeded, failed) VALUES ('old', 500, 7)"
+        )
+        assert db.migrate(dsn) == ["0023_recent_from_counts"]
+        (old,) = (await store.queue_states(conn, totals=True)).queues
+        assert (old.succeeded, old.failed) == (500, 7)
+        assert (old.finished_last_minute, old.failed_last_minute) == (0, 0)
+        await conn.execute(
+            "INSERT INTO taskqueue.queue_counts (queue, succeeded) VALUES ('old', 1)"
+        )
+        (old,) = (await store.queue_states(conn, totals=True)).queues
+        assert (old.succeeded, old.finished_last_minute) == (501, 1)
+    finally:
+        await conn.close()

@@ -20,7 +20,7 @@ from taskqueue.worker.pruner import Pruner
 from tests.helpers import run_audit
 
 DAY = timedelta(days=1)
-FOLDABLE = timedelta(minutes=2, seconds=1)  # counter rows this old are folded
+FOLDABLE = timedelta(minutes=1, seconds=1)  # counter rows this old fold into one
 DEFAULTS = Retention(succeeded=DAY, failed=14 * DAY, cancelled=7 * DAY, events=30 * DAY)
 
 
@@ -190,6 +190,11 @@ async def test_pruning_waits_on_no_claim_and_skips_rows_another_holds(
     assert sum([await pruner(pool).run_once(now=later) for _ in range(2)]) == 1
 
 
+async def finished_lately(pool: asyncpg.Pool) -> dict[str, int]:
+    states = await store.queue_states(pool, totals=True)
+    return {q.name: q.finished_last_minute for q in states.queues}
+
+
 async def test_folding_keeps_every_count(tq: TaskQueue, pool: asyncpg.Pool) -> None:
     for _ in range(3):
         await finish(tq, pool, 2, OutcomeKind.SUCCEEDED, queue="a")
@@ -198,10 +203,16 @@ async def test_folding_keeps_every_count(tq: TaskQueue, pool: asyncpg.Pool) -> N
     before = (await store.queue_states(pool, totals=True)).stats()
     rows = "SELECT count(*) FROM taskqueue.queue_counts"
     assert await pool.fetchval(rows) == 8  # one per finishing statement and queue
-    # The last two minutes' rows stay as they are (what finished lately is
-    # read from their times); older ones are folded.
+    # The last minute's rows fold into one per queue and second, so what
+    # finished lately is still told; older ones into one per queue.
+    seconds = await pool.fetchval(
+        "SELECT count(DISTINCT (queue, date_trunc('second', at))) FROM taskqueue.queue_counts"
+    )
+    lately = await finished_lately(pool)
+    assert sum(lately.values()) == 11
     await pruner(pool).run_once(now=await db_now(pool))
-    assert await pool.fetchval(rows) == 8
+    assert await pool.fetchval(rows) == seconds
+    assert await finished_lately(pool) == lately
     await pruner(pool).run_once(now=await db_now(pool) + FOLDABLE)
     assert await pool.fetchval(rows) == 2
     assert (await store.queue_states(pool, totals=True)).stats() == before

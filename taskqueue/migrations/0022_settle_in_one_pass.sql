@@ -107,9 +107,13 @@ BEGIN
                                WHERE p.id = d.parent_id AND p.status::text = 'failed'))
         GROUP BY d.child_id
     ),
-    -- Each child is locked and changed in one pass, in id order (the
-    -- nested loop keeps the sorted side's order), so two completers that
-    -- settle the same children wait for each other instead of deadlocking. A
+    -- Each child is locked and changed in one pass, in id order, so two
+    -- completers that settle the same children wait for each other instead
+    -- of deadlocking. The order holds whichever side the planner puts outside
+    -- the nested loop (hash and merge joins are off): the sorted targets, or
+    -- tasks read whole in id order through tasks_pkey, its only index
+    -- without a predicate (sequential and bitmap scans are off, and no
+    -- partial index's predicate follows from a test of the status's text). A
     -- child that another statement changed meanwhile is re-read once its lock
     -- is free, and the counts and the status test apply to what it is then.
     -- The status is tested as text: a test of the enum would fit the index of

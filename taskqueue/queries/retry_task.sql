@@ -31,11 +31,14 @@ requeued AS (
     RETURNING t.*, target.status AS was, target.attempts AS was_attempts
 ),
 rewaiting_locked AS MATERIALIZED (
+    -- Status is tested as text here and below: a test of the enum fits
+    -- tasks_waiting_idx, which stale statistics can have read in full for
+    -- each child (see 0022_settle_in_one_pass).
     SELECT t.id, count(*)::int AS n
     FROM requeued r
     JOIN taskqueue.task_dependencies d ON d.parent_id = r.id
     JOIN taskqueue.tasks t ON t.id = d.child_id
-    WHERE r.children > 0 AND t.status = 'waiting'
+    WHERE r.children > 0 AND t.status::text = 'waiting'
       -- A held sequence never counted its failed task down (0014_claim_keys).
       AND NOT (d.on_parent_failure = 'hold' AND r.was = 'failed')
     GROUP BY t.id
@@ -45,7 +48,7 @@ rewaited AS (
     UPDATE taskqueue.tasks t
     SET waiting_on = t.waiting_on + r.n
     FROM rewaiting_locked r
-    WHERE t.id = r.id AND t.status = 'waiting'
+    WHERE t.id = r.id AND t.status::text = 'waiting'
 ),
 uncounted AS (
     -- The task is no longer finished: take it back out of queue_counts.

@@ -47,8 +47,11 @@ rewaiting AS MATERIALIZED (
     GROUP BY d.child_id
 ),
 rewaiting_locked AS MATERIALIZED (
+    -- Status is tested as text here and below: a test of the enum fits
+    -- tasks_waiting_idx, which stale statistics can have read in full for
+    -- each child (see 0022_settle_in_one_pass).
     SELECT t.id FROM taskqueue.tasks t
-    WHERE t.id IN (SELECT id FROM rewaiting) AND t.status = 'waiting'
+    WHERE t.id IN (SELECT id FROM rewaiting) AND t.status::text = 'waiting'
     ORDER BY t.id
     FOR UPDATE
 ),
@@ -57,7 +60,7 @@ rewaited AS (
     SET waiting_on = t.waiting_on + r.n
     FROM rewaiting r
     JOIN rewaiting_locked l ON l.id = r.id
-    WHERE t.id = r.id AND t.status = 'waiting'
+    WHERE t.id = r.id AND t.status::text = 'waiting'
 ),
 uncounted AS (
     -- No longer finished: taken back out of queue_counts, one row per queue.

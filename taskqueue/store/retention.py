@@ -83,6 +83,7 @@ async def succeeded_retentions(conn: Executor) -> list[timedelta]:
 async def fold_queue_counts(
     conn: Executor, now: datetime | None = None, limit: int = 100_000
 ) -> int:
-    """Fold each queue's counter rows older than two minutes before ``now``
-    (default: the database's clock) into one; how many rows went."""
+    """Fold each queue's counter rows older than a minute before ``now``
+    (default: the database's clock) into one, and the last minute's into one
+    a second; how many rows went."""
     return int(await conn.fetchval(query("fold_queue_counts"), limit, now))
