@@ -2,7 +2,7 @@
 -- (settle_children() as in 0018_graph_drain otherwise):
 --   - each child is locked and changed by one UPDATE, in id order, where a
 --     lock step first read and locked every child and the UPDATE then read it
---     again: a graph's completions spent a fifth of their settling on it;
+--     again: a graph's completions spent a sixth of their settling on it;
 --   - every test of a task's status in a lookup by id is a test of its text,
 --     which no partial index's predicate fits: with statistics from before a
 --     graph was inserted (a table vacuumed while empty), the planner read all

@@ -10,9 +10,9 @@
 -- (the finishing statements append them, the pruner folds them). It reads no
 -- history (task_events), so every role that may read tasks may read it. What
 -- finished and what failed in the last minute come from the queue_counts
--- rows of that minute, which the pruner leaves unfolded
--- (0023_recent_from_counts); rows that take counts back (a retry) are not
--- finishes and are left out.
+-- rows of that minute, which the pruner folds no further than one per queue
+-- and second (0023_recent_from_counts, fold_queue_counts.sql); rows that take
+-- counts back (a retry) are not finishes and are left out.
 --   $1 text    one queue (NULL: all)
 --   $2 boolean read the failed and expired counts
 --   $3 boolean read every finish count: succeeded, failed, cancelled, retries
