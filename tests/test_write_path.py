@@ -256,20 +256,21 @@ def test_a_marked_statement_names_its_roles_and_must_type_its_results() -> None:
 
 
 async def test_a_statement_can_give_its_function_a_planner_setting(admin: asyncpg.Pool) -> None:
-    # expire_tasks.sql carries `-- write-path-set: enable_seqscan = off`; a
+    # expire_tasks.sql carries `-- write-path-set: enable_seqscan = off` (as
+    # do the claim, the completion, the lease renewal and the rescue); a
     # statement without such a line gets only the pinned search_path.
     assert _sql.write_path_settings("expire_tasks") == (("enable_seqscan", "off"),)
-    assert _sql.write_path_settings("complete_tasks") == ()
+    assert _sql.write_path_settings("enqueue_tasks") == ()
     rows = await admin.fetch(
         "SELECT proname, proconfig FROM pg_proc WHERE proname = ANY($1::text[])",
-        ["write_expire_tasks", "write_complete_tasks"],
+        ["write_expire_tasks", "write_enqueue_tasks"],
     )
     configs = {row["proname"]: row["proconfig"] for row in rows}
     assert configs["write_expire_tasks"] == [
         "search_path=pg_catalog, pg_temp",
         "enable_seqscan=off",
     ]
-    assert configs["write_complete_tasks"] == ["search_path=pg_catalog, pg_temp"]
+    assert configs["write_enqueue_tasks"] == ["search_path=pg_catalog, pg_temp"]
 
 
 def test_a_planner_setting_line_takes_only_planner_settings(

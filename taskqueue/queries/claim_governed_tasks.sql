@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-set: enable_seqscan = off
 -- Claim up to $2 due tasks of the types this worker can run, in claim order,
 -- within each queue's pause and limits (taskqueue.queues), and write each
 -- one's task_started event. The worker sends this instead of

@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-set: enable_seqscan = off
 -- Claim up to $2 due tasks of the types this worker can run, in claim order
 -- (priority, then run_at, then id), and write each one's task_started event:
 -- the claim for queues that have no settings (no pause, no limit), which is

@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-set: enable_seqscan = off
 -- Record a batch of outcomes from one worker in one statement, with one event
 -- per task. Every row is fenced: still running, still locked by this worker,
 -- still the same attempt. A row that fails the fence was taken back by the

@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-set: enable_seqscan = off
 -- complete_tasks.sql for a batch in which some task has a callback: the
 -- same, and the tasks that ended in one of their callback's events get
 -- their delivery queued in the same statement (_task_ended.sql).

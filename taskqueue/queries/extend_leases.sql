@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-set: enable_seqscan = off
 -- Push the lease of this worker's in-flight tasks forward, in one statement.
 -- Returns the ids still held; an id missing from the answer was lost.
 --   $1 uuid[] task ids

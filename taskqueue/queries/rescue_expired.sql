@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-set: enable_seqscan = off
 -- Take back running tasks whose lease ran out (their worker died or hung):
 -- back to queued when retries are left, else failed; one task_lease_expired
 -- event each, naming the worker that lost the lease; the failed ones are
