@@ -263,7 +263,7 @@ async def test_counts_from_before_0023_are_not_finishes_of_the_last_minute(
         await conn.execute(
             "INSERT INTO taskqueue.queue_counts (queue, succeeded, failed) VALUES ('old', 500, 7)"
         )
-        assert db.migrate(dsn) == ["0023_recent_from_counts"]
+        assert db.migrate(dsn)[0] == "0023_recent_from_counts"
         (old,) = (await store.queue_states(conn, totals=True)).queues
         assert (old.succeeded, old.failed) == (500, 7)
         assert (old.finished_last_minute, old.failed_last_minute) == (0, 0)
@@ -272,5 +272,26 @@ async def test_counts_from_before_0023_are_not_finishes_of_the_last_minute(
         )
         (old,) = (await store.queue_states(conn, totals=True)).queues
         assert (old.succeeded, old.finished_last_minute) == (501, 1)
+    finally:
+        await conn.close()
+
+
+async def test_autovacuum_of_tasks_is_paced_and_the_rollback_unpaces_it(
+    empty_database_url: str,
+) -> None:
+    # 0024_paced_vacuum_of_tasks: a vacuum after a long-held horizon must not
+    # take the workers' cores at full speed (README, A long-lived database).
+    dsn = empty_database_url
+    db.migrate(dsn)
+    delay = (
+        "SELECT option_value FROM pg_options_to_table((SELECT reloptions FROM pg_class"
+        " WHERE oid = 'taskqueue.tasks'::regclass))"
+        " WHERE option_name = 'autovacuum_vacuum_cost_delay'"
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval(delay) == "10"
+        rollback_to(dsn, "0024_paced_vacuum_of_tasks")
+        assert await conn.fetchval(delay) == "0"
     finally:
         await conn.close()
