@@ -53,10 +53,6 @@ finished AS (
         END
     FROM outcome o
     WHERE t.id = o.id
-      -- The ids again, as an array: tasks is then read by id whatever plan
-      -- the session keeps (one made on an empty table would otherwise drive
-      -- the join from a read of the whole table; README, A long-lived database).
-      AND t.id = ANY ($1::uuid[])
       AND t.status = 'running'
       AND t.locked_by = $8
       AND t.attempts = o.attempt

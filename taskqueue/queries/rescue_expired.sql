@@ -36,7 +36,6 @@ rescued AS (
         completed_at = CASE WHEN t.attempts <= t.max_retries THEN NULL ELSE now() END
     FROM expired e
     WHERE t.id = e.id
-      AND t.id = ANY (ARRAY(SELECT id FROM expired))  -- by id, whatever the plan (as completion)
     RETURNING t.id, t.queue, t.status, t.attempts, t.last_error, e.locked_by, t.callback,
               NULL::jsonb AS result, t.children, t.workflow_id, t.tenant
 ),
