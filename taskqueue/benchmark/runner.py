@@ -32,6 +32,7 @@ from taskqueue.benchmark.options import (
     BATCH_CONNECTIONS,
     BULK_BATCH,
     BULK_PRODUCERS,
+    DRAIN_POLL_SECONDS,
     LIMIT,
     REFERENCE_CLAIM_BATCH,
     REST_CONNECTIONS,
@@ -305,7 +306,7 @@ class Bench:
                 return succeeded >= count
 
             try:
-                await until(finished, 600, f"{label} of {count} tasks")
+                await until(finished, 600, f"{label} of {count} tasks", every=DRAIN_POLL_SECONDS)
             finally:
                 if scraping is not None:
                     scraping.cancel()

@@ -103,12 +103,14 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                 proc.wait()
 
 
-async def until(check: Callable[[], Any], within: float, what: str) -> None:
+async def until(check: Callable[[], Any], within: float, what: str, *, every: float = 0.05) -> None:
+    """Await ``check()`` every ``every`` seconds until it is true (a check
+    that reads the database takes its share of the machine that often)."""
     deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
             raise RuntimeError(f"benchmark: {what} did not happen within {within:.0f}s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every)
 
 
 async def scrape_every(url: str) -> None:
