@@ -1,12 +1,15 @@
 """The worker's lane keeper on a real server: one pass raises the floors of
 its lanes, lowers one that passed a queued task, and opens a lane for
-queued tasks written without one, saying so."""
+queued tasks written without one, saying so; a running worker starts a
+task whose producer committed long after a floor passed it at its next
+pass, not at the seldom full check."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.worker.lanes import LaneKeeper
+from tests.helpers import all_in_status, running_worker, wait_until
 
 
 def keeper(pool: asyncpg.Pool) -> LaneKeeper:
@@ -31,7 +35,13 @@ async def test_a_pass_raises_the_floors_past_what_was_claimed(
     await lanes.run_once()
     floor = await pool.fetchval("SELECT floor_at FROM taskqueue.claim_lanes")
     assert floor is not None and floor >= claimed.run_at
-    assert lanes.readings() == {"failures": 0, "raised": 1, "lowered": 0, "opened": 0}
+    assert lanes.readings() == {
+        "failures": 0,
+        "raised": 1,
+        "caught": 0,
+        "lowered": 0,
+        "opened": 0,
+    }
 
 
 async def test_a_pass_lowers_a_floor_above_a_queued_task_and_opens_missing_lanes(
@@ -60,3 +70,28 @@ async def test_a_pass_lowers_a_floor_above_a_queued_task_and_opens_missing_lanes
     assert "priority 4 had no claim lane" in caplog.text
     claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
     assert [t.id for t in claimed] == [handmade, hidden]
+
+
+async def test_a_running_worker_starts_a_task_committed_long_after_a_floor_passed_it(
+    tq: TaskQueue, pool: asyncpg.Pool, database_url: str
+) -> None:
+    async with running_worker(database_url):
+        first = await tq.enqueue("noop")
+        await wait_until(lambda: all_in_status(pool, [first.id], "succeeded"))
+        async with pool.acquire() as producer, producer.transaction():
+            # A producer that enqueues, then works on before it commits,
+            # until the worker's raises have passed its task.
+            late = await tq.enqueue("noop", connection=producer)
+            await wait_until(lambda: _floor_above(pool, late.run_at), timeout=10)
+        committed = time.monotonic()
+        checked_before = await pool.fetchval("SELECT max(checked_at) FROM taskqueue.claim_lanes")
+        await wait_until(lambda: all_in_status(pool, [late.id], "succeeded"), timeout=5)
+        assert time.monotonic() - committed < 5
+    # Started by the catch: the full check of its lane did not run meanwhile.
+    checked_after = await pool.fetchval("SELECT max(checked_at) FROM taskqueue.claim_lanes")
+    assert checked_after == checked_before
+
+
+async def _floor_above(pool: asyncpg.Pool, run_at: datetime) -> bool:
+    floor = await pool.fetchval("SELECT floor_at FROM taskqueue.claim_lanes")
+    return floor is not None and floor > run_at

@@ -128,6 +128,52 @@ async def test_a_task_below_the_floor_is_found_by_the_check_and_claimed_first(
     assert await store.check_lanes(pool, ["default"], ["noop"], every=0.0) == []
 
 
+async def test_a_task_whose_transaction_outlasted_a_raise_is_caught_once_it_commits(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue("noop")
+    await claim(pool)
+    async with pool.acquire() as producer, producer.transaction():
+        # A producer that enqueues, then works on before it commits.
+        late = await tq.enqueue("noop", connection=producer)
+        xid = await producer.fetchval("SELECT pg_current_xact_id()")
+        running, lowered = await store.catch_late_tasks(pool, [], ["default"], ["noop"])
+        assert lowered == 0 and xid in running
+        # The raise cannot see the task: its floor passes it.
+        await store.advance_lanes(pool, ["default"], ["noop"], grace=0.0, every=0.0)
+        floor = await floor_of(pool, LANE)
+        assert floor is not None and floor > late.run_at
+        # Still open: nothing to catch yet, and it stays on the list.
+        running, lowered = await store.catch_late_tasks(pool, running, ["default"], ["noop"])
+        assert lowered == 0 and xid in running
+    assert late.id not in await claim(pool)
+    # Committed: the next catch lowers the floor to it, and it is claimed.
+    running, lowered = await store.catch_late_tasks(pool, running, ["default"], ["noop"])
+    assert lowered == 1 and xid not in running
+    assert await floor_of(pool, LANE) == late.run_at
+    assert await claim(pool) == [late.id]
+
+
+async def test_the_catch_leaves_floors_alone_for_ended_transactions_with_nothing_below(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    async with pool.acquire() as producer, producer.transaction():
+        await tq.enqueue("noop", connection=producer)
+        running, _ = await store.catch_late_tasks(pool, [], ["default"], ["noop"])
+    floor = await floor_of(pool, LANE)
+    # Committed before any raise passed it: its floor is below it already.
+    assert (await store.catch_late_tasks(pool, running, ["default"], ["noop"]))[1] == 0
+    assert await floor_of(pool, LANE) == floor
+    # An aborted transaction wrote nothing anyone can see.
+    async with pool.acquire() as producer:
+        transaction = producer.transaction()
+        await transaction.start()
+        await tq.enqueue("noop", connection=producer)
+        running, _ = await store.catch_late_tasks(pool, [], ["default"], ["noop"])
+        await transaction.rollback()
+    assert (await store.catch_late_tasks(pool, running, ["default"], ["noop"]))[1] == 0
+
+
 async def test_a_task_due_in_the_past_lowers_its_lanes_floor_in_its_own_statement(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:

@@ -62,6 +62,7 @@ from taskqueue.store.history import (
 from taskqueue.store.lanes import (
     Lane,
     advance_lanes,
+    catch_late_tasks,
     check_lanes,
     open_missing_lanes,
 )
@@ -192,6 +193,7 @@ __all__ = [
     "backend_pid",
     "bulk_action",
     "cancel_task",
+    "catch_late_tasks",
     "chain_heads",
     "change_tenant_limits",
     "check_anchor",

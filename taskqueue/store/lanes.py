@@ -1,4 +1,5 @@
-"""Claim lanes (taskqueue.claim_lanes): raising their floors, and the two
+"""Claim lanes (taskqueue.claim_lanes): raising their floors, catching the
+tasks of transactions that committed after a raise passed them, and the two
 seldom safety nets under them (a task below its lane's floor, a queued task
 with no lane). The claims read the lanes themselves (store.claims)."""
 
@@ -29,6 +30,19 @@ async def advance_lanes(
     within ``every`` seconds; returns each raised lane's new floor."""
     records = await conn.fetch(query("advance_lanes"), list(queues), list(types), grace, every)
     return {Lane(r["queue"], r["type"], r["priority"]): r["floor_at"] for r in records}
+
+
+async def catch_late_tasks(
+    conn: Executor, running: Sequence[int], queues: Sequence[str], types: Sequence[str]
+) -> tuple[list[int], int]:
+    """Lower the floors passed by tasks of transactions that were in progress
+    (``running``, as the previous call returned them) and have ended since;
+    returns the transactions in progress now and how many lanes it lowered."""
+    record = await conn.fetchrow(
+        query("catch_late_tasks"), list(running), list(queues), list(types)
+    )
+    assert record is not None  # the statement always returns one row
+    return list(record["running"]), int(record["lowered"])
 
 
 async def check_lanes(
