@@ -188,6 +188,13 @@ async def test_a_workers_plans_cached_on_an_empty_table_never_scan_tasks_once_it
                 plain = await tq.enqueue("noop")
                 limited = await tq.enqueue("noop", queue="narrow")
                 counts: dict[str, int] = {}
+                # The lanes' catch, as if the enqueue had committed late.
+                ended = await conn.fetchval(
+                    "SELECT xid FROM taskqueue.task_events WHERE task_id = $1", plain.id
+                )
+                counts["catch"], _ = await rows_read(
+                    store.catch_late_tasks(conn, [ended], ["default"], ["noop"])
+                )
                 counts["claim"], claimed = await rows_read(
                     store.claim_tasks(conn, ["default"], 10, "w", 30, types=["noop"])
                 )
@@ -228,5 +235,5 @@ async def test_a_workers_plans_cached_on_an_empty_table_never_scan_tasks_once_it
     # id = ANY to them made the ordinary plan rescan the input once per task,
     # halving the drain; README, "A long-lived database", says so.
     assert all(n < 1_000_000 for n in counts.values()), counts
-    by_id = ("claim", "governed claim", "renewal")
+    by_id = ("catch", "claim", "governed claim", "renewal")
     assert all(counts[step] <= 10 for step in by_id), counts

@@ -7,7 +7,6 @@ pass, not at the seldom full check."""
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -78,18 +77,15 @@ async def test_a_running_worker_starts_a_task_committed_long_after_a_floor_passe
     async with running_worker(database_url):
         first = await tq.enqueue("noop")
         await wait_until(lambda: all_in_status(pool, [first.id], "succeeded"))
+        # The full check (check_lanes.sql) stays off the lane: only the
+        # catch at a pass can find what a floor passed.
+        await pool.execute("UPDATE taskqueue.claim_lanes SET checked_at = now() + interval '1 day'")
         async with pool.acquire() as producer, producer.transaction():
             # A producer that enqueues, then works on before it commits,
             # until the worker's raises have passed its task.
             late = await tq.enqueue("noop", connection=producer)
             await wait_until(lambda: _floor_above(pool, late.run_at), timeout=10)
-        committed = time.monotonic()
-        checked_before = await pool.fetchval("SELECT max(checked_at) FROM taskqueue.claim_lanes")
         await wait_until(lambda: all_in_status(pool, [late.id], "succeeded"), timeout=5)
-        assert time.monotonic() - committed < 5
-    # Started by the catch: the full check of its lane did not run meanwhile.
-    checked_after = await pool.fetchval("SELECT max(checked_at) FROM taskqueue.claim_lanes")
-    assert checked_after == checked_before
 
 
 async def _floor_above(pool: asyncpg.Pool, run_at: datetime) -> bool:

@@ -128,6 +128,14 @@ async def test_a_task_below_the_floor_is_found_by_the_check_and_claimed_first(
     assert await store.check_lanes(pool, ["default"], ["noop"], every=0.0) == []
 
 
+async def catch(pool: asyncpg.Pool, running: list[int]) -> store.Catch:
+    return await store.catch_late_tasks(pool, running, ["default"], ["noop"])
+
+
+async def raise_floors(pool: asyncpg.Pool, until: datetime | None = None) -> None:
+    await store.advance_lanes(pool, ["default"], ["noop"], grace=0.0, every=0.0, until=until)
+
+
 async def test_a_task_whose_transaction_outlasted_a_raise_is_caught_once_it_commits(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
@@ -137,41 +145,67 @@ async def test_a_task_whose_transaction_outlasted_a_raise_is_caught_once_it_comm
         # A producer that enqueues, then works on before it commits.
         late = await tq.enqueue("noop", connection=producer)
         xid = await producer.fetchval("SELECT pg_current_xact_id()")
-        running, lowered = await store.catch_late_tasks(pool, [], ["default"], ["noop"])
-        assert lowered == 0 and xid in running
+        first = await catch(pool, [])
+        assert first.lowered == 0 and xid in first.running
         # The raise cannot see the task: its floor passes it.
-        await store.advance_lanes(pool, ["default"], ["noop"], grace=0.0, every=0.0)
+        await raise_floors(pool)
         floor = await floor_of(pool, LANE)
         assert floor is not None and floor > late.run_at
         # Still open: nothing to catch yet, and it stays on the list.
-        running, lowered = await store.catch_late_tasks(pool, running, ["default"], ["noop"])
-        assert lowered == 0 and xid in running
+        second = await catch(pool, first.running)
+        assert second.lowered == 0 and xid in second.running
     assert late.id not in await claim(pool)
     # Committed: the next catch lowers the floor to it, and it is claimed.
-    running, lowered = await store.catch_late_tasks(pool, running, ["default"], ["noop"])
-    assert lowered == 1 and xid not in running
+    third = await catch(pool, second.running)
+    assert third.lowered == 1 and xid not in third.running
     assert await floor_of(pool, LANE) == late.run_at
     assert await claim(pool) == [late.id]
 
 
-async def test_the_catch_leaves_floors_alone_for_ended_transactions_with_nothing_below(
+async def test_a_raise_passes_nothing_begun_after_the_catch_before_it(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
+    await tq.enqueue("noop")
+    await claim(pool)
+    before = await catch(pool, [])
+    # A transaction that began after the catch took its list: not on it.
     async with pool.acquire() as producer, producer.transaction():
-        await tq.enqueue("noop", connection=producer)
-        running, _ = await store.catch_late_tasks(pool, [], ["default"], ["noop"])
+        late = await tq.enqueue("noop", connection=producer)
+        assert await producer.fetchval("SELECT pg_current_xact_id()") not in before.running
+        await raise_floors(pool, until=before.taken_at)
+        floor = await floor_of(pool, LANE)
+        assert floor is not None and floor <= before.taken_at < late.run_at
+    # So its task is above the floor once it commits, with nothing to catch.
+    assert (await catch(pool, before.running)).lowered == 0
+    assert await claim(pool) == [late.id]
+
+
+async def test_the_catch_lowers_no_floor_for_a_task_a_raise_saw_or_a_rollback(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue("noop")
+    await claim(pool)
+    async with pool.acquire() as producer, producer.transaction():
+        seen = await tq.enqueue("noop", connection=producer)
+        running = (await catch(pool, [])).running
+    # Committed before the raise: it sees the task and stops below it.
+    await raise_floors(pool)
     floor = await floor_of(pool, LANE)
-    # Committed before any raise passed it: its floor is below it already.
-    assert (await store.catch_late_tasks(pool, running, ["default"], ["noop"]))[1] == 0
+    assert floor is not None and floor <= seen.run_at
+    assert (await catch(pool, running)).lowered == 0
     assert await floor_of(pool, LANE) == floor
-    # An aborted transaction wrote nothing anyone can see.
+    assert await claim(pool) == [seen.id]
+    # Rolled back after a raise passed its task: nothing to lower.
     async with pool.acquire() as producer:
         transaction = producer.transaction()
         await transaction.start()
         await tq.enqueue("noop", connection=producer)
-        running, _ = await store.catch_late_tasks(pool, [], ["default"], ["noop"])
+        running = (await catch(pool, [])).running
+        await raise_floors(pool)
         await transaction.rollback()
-    assert (await store.catch_late_tasks(pool, running, ["default"], ["noop"]))[1] == 0
+    passed = await floor_of(pool, LANE)
+    assert (await catch(pool, running)).lowered == 0
+    assert await floor_of(pool, LANE) == passed
 
 
 async def test_a_task_due_in_the_past_lowers_its_lanes_floor_in_its_own_statement(

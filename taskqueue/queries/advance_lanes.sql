@@ -1,13 +1,17 @@
 -- Raise the floors of the claim lanes of these queues and types (see
 -- migration 0007 and claim_tasks.sql): each to its oldest queued task at or
--- after the floor, but never closer to the present than $3 seconds, so that
--- a task whose INSERT began within that grace and has not committed yet is
--- not passed by. A lane is raised at most once per $4 seconds, by whichever
--- worker comes first; one being raised or lowered elsewhere is skipped.
+-- after the floor, but never closer to the present than $3 seconds, nor
+-- later than $5 minus those seconds, so that a task whose INSERT began
+-- within that grace and has not committed yet is not passed by (a longer
+-- transaction is caught afterwards: catch_late_tasks.sql, whose start the
+-- worker passes as $5: what it could not list began after it). A lane is
+-- raised at most once per $4 seconds, by whichever worker comes first; one
+-- being raised or lowered elsewhere is skipped.
 --   $1 text[] queues
 --   $2 text[] task types
 --   $3 float8 grace in seconds
 --   $4 float8 seconds between two raises of a lane
+--   $5 timestamptz no floor past this minus the grace (NULL: the clock)
 -- The statement reads the lane in its snapshot (seen) and locks it (due):
 -- when the two differ, a statement that committed since (a producer that
 -- lowered the floor for a task this snapshot cannot see, or another raise)
@@ -36,7 +40,8 @@ raised AS (
                     AND t.run_at >= coalesce(d.floor_at, '-infinity')
                   ORDER BY t.run_at
                   LIMIT 1),
-                 clock_timestamp() - make_interval(secs => $3::float8)) AS floor_at
+                 least(clock_timestamp(), $5::timestamptz)
+                     - make_interval(secs => $3::float8)) AS floor_at
     FROM due d
 )
 UPDATE taskqueue.claim_lanes l

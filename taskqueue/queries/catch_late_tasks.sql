@@ -1,5 +1,8 @@
 -- write-path: worker
 -- write-path-set: enable_seqscan = off
+-- write-path-set: enable_hashjoin = off
+-- write-path-set: enable_mergejoin = off
+-- write-path-set: enable_bitmapscan = off
 -- The catch under the raised floors (worker/lanes.py, advance_lanes.sql): a
 -- floor is raised to within a short grace of the clock, so a task whose
 -- producer's transaction was still open then (a Django view that enqueues,
@@ -17,8 +20,9 @@
 --   $1 xid8[]  transactions in progress at this worker's previous catch
 --   $2 text[]  queues
 --   $3 text[]  task types
--- Returns the transactions in progress now (the next catch's $1) and the
--- lanes whose floor it lowered.
+-- Returns the transactions in progress now (the next catch's $1), when this
+-- statement began (the raise that follows passes nothing begun after it:
+-- advance_lanes.sql's $5) and how many lanes' floors it lowered.
 WITH snap AS (
     SELECT pg_current_snapshot() AS s
 ),
@@ -39,16 +43,22 @@ ended AS (
     FROM unnest($1::xid8[]) AS x, snap
     WHERE pg_visible_in_snapshot(x, snap.s)
 ),
-lane_rows AS (
-    -- A status test on its text: no partial index's predicate fits it, so
-    -- each task is read by its primary key (see settle_children()).
-    SELECT DISTINCT t.queue, t.type, t.priority, t.run_at, t.tenant
+late AS (
+    SELECT coalesce(array_agg(e.task_id), '{}') AS ids
     FROM taskqueue.task_events e
-    JOIN taskqueue.tasks t ON t.id = e.task_id
-    WHERE e.xid = ANY ((SELECT xids FROM ended)::xid8[])
+    WHERE e.xid = ANY ((SELECT xids FROM ended)::xid8[]) AND e.status::text = 'queued'
+),
+lane_rows AS (
+    -- Each task by its primary key (id = ANY: a plan made while tasks was
+    -- empty would otherwise drive a join from a read of all of it), and a
+    -- status test on its text, which no partial index's predicate fits (see
+    -- settle_children()).
+    SELECT t.queue, t.type, t.priority, t.run_at, t.tenant
+    FROM taskqueue.tasks t
+    WHERE t.id = ANY ((SELECT ids FROM late)::uuid[])
       AND t.status::text = 'queued'
       AND t.queue = ANY ($2::text[]) AND t.type = ANY ($3::text[])
 ),
 -- include: _open_lanes.sql
-SELECT (SELECT xids FROM running) AS running,
+SELECT (SELECT xids FROM running) AS running, statement_timestamp() AS taken_at,
        (SELECT count(*) FROM lanes_to_lower)::int AS lowered;

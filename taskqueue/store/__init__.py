@@ -60,6 +60,7 @@ from taskqueue.store.history import (
     verify_history,
 )
 from taskqueue.store.lanes import (
+    Catch,
     Lane,
     advance_lanes,
     catch_late_tasks,
@@ -162,6 +163,7 @@ __all__ = [
     "CONTROL_CHANNEL",
     "DONE_CHANNEL",
     "NOTIFY_CHANNEL",
+    "Catch",
     "ChainHead",
     "ChainState",
     "Connection",

@@ -25,24 +25,37 @@ async def advance_lanes(
     *,
     grace: float,
     every: float,
+    until: datetime | None = None,
 ) -> dict[Lane, datetime | None]:
     """Raise the floors of the lanes of ``queues`` and ``types`` not raised
-    within ``every`` seconds; returns each raised lane's new floor."""
-    records = await conn.fetch(query("advance_lanes"), list(queues), list(types), grace, every)
+    within ``every`` seconds, to no later than ``grace`` seconds before the
+    clock and before ``until``; returns each raised lane's new floor."""
+    records = await conn.fetch(
+        query("advance_lanes"), list(queues), list(types), grace, every, until
+    )
     return {Lane(r["queue"], r["type"], r["priority"]): r["floor_at"] for r in records}
+
+
+class Catch(NamedTuple):
+    """What catch_late_tasks found: the transactions in progress at it, the
+    time it began (a raise after it passes nothing it could not list) and
+    how many lanes it lowered."""
+
+    running: list[int]
+    taken_at: datetime
+    lowered: int
 
 
 async def catch_late_tasks(
     conn: Executor, running: Sequence[int], queues: Sequence[str], types: Sequence[str]
-) -> tuple[list[int], int]:
+) -> Catch:
     """Lower the floors passed by tasks of transactions that were in progress
-    (``running``, as the previous call returned them) and have ended since;
-    returns the transactions in progress now and how many lanes it lowered."""
+    (``running``, as the previous catch returned them) and have ended since."""
     record = await conn.fetchrow(
         query("catch_late_tasks"), list(running), list(queues), list(types)
     )
     assert record is not None  # the statement always returns one row
-    return list(record["running"]), int(record["lowered"])
+    return Catch(list(record["running"]), record["taken_at"], int(record["lowered"]))
 
 
 async def check_lanes(

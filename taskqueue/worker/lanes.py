@@ -112,17 +112,18 @@ class LaneKeeper(PeriodicLoop):
                     " hand, or its producer outlived the worker that passed it): lowered",
                     *lane,
                 )
-        # Just before the raise, so that a transaction in progress at the
-        # raise is in the list the next catch reads (the grace covers the gap).
-        self._running, caught = await store.catch_late_tasks(
-            self._pool, self._running, self._queues, self._types
-        )
-        self.caught += caught
+        # Just before the raise, which passes nothing that began after the
+        # catch: a transaction in progress at the raise that its floor
+        # passes is then in the list the next catch reads.
+        catch = await store.catch_late_tasks(self._pool, self._running, self._queues, self._types)
+        self._running = catch.running
+        self.caught += catch.lowered
         raised = await store.advance_lanes(
             self._pool,
             self._queues,
             self._types,
             grace=self._grace,
             every=self._raise_every,
+            until=catch.taken_at,
         )
         self.raised += len(raised)
