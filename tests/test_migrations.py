@@ -218,12 +218,16 @@ async def test_the_history_chain_goes_on_across_0021_both_ways(
     dsn = empty_database_url
     migrate_before(dsn, "0021", tmp_path, monkeypatch)
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
+    catch = "SELECT to_regproc('taskqueue.write_catch_late_tasks') IS NOT NULL"
     try:
+        # The lanes' catch reads the events' xid (0021): no function before it.
+        assert await pool.fetchval(catch) is False
         tq = TaskQueue(pool)
         await tq.enqueue("noop", {"by": "trigger"})
         assert await pool.fetchval("SELECT count(*) FROM taskqueue.history_links") == 1
 
         assert db.migrate(dsn)[0] == "0021_sealed_by_workers"
+        assert await pool.fetchval(catch) is True
         await pool.expire_connections()
         after = await tq.enqueue("noop", {"by": "tick"})
         assert await store.verify_history(pool) == []  # pending, not named

@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-requires: 0021_sealed_by_workers
 -- write-path-set: enable_seqscan = off
 -- write-path-set: enable_hashjoin = off
 -- write-path-set: enable_mergejoin = off

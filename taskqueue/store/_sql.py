@@ -37,6 +37,10 @@ _ROLE = re.compile(r"[a-z][a-z0-9_]*")
 # plan is cached per session, and one made while a table was empty (a fresh
 # install) would otherwise scan that table for as long as the session lives.
 _WRITE_PATH_SET = re.compile(r"^-- write-path-set:(?P<setting>[^\n]*)$", re.MULTILINE)
+# A line of its own naming the migration the statement needs (a column it
+# added): a schema migrated by an older release's partial migrations gets
+# no function for it, e.g. ``-- write-path-requires: 0021_sealed_by_workers``.
+_WRITE_PATH_REQUIRES = re.compile(r"^-- write-path-requires: (?P<migration>\S+)$", re.MULTILINE)
 _SETTING = re.compile(r"(?P<name>enable_[a-z]+|plan_cache_mode) = (?P<value>[a-z_]+)")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _COMMENT = re.compile(r"--[^\n]*")
@@ -88,6 +92,15 @@ def write_path_settings(name: str) -> tuple[tuple[str, str], ...]:
             )
         settings.append((found["name"], found["value"]))
     return tuple(settings)
+
+
+@cache
+def write_path_requires(name: str) -> str | None:
+    """The migration named by the file's ``-- write-path-requires:`` line."""
+    found = _WRITE_PATH_REQUIRES.findall(_read(f"{name}.sql"))
+    if len(found) > 1:
+        raise ValueError(f"{name}.sql has more than one write-path-requires line")
+    return found[0] if found else None
 
 
 def function_name(name: str) -> str:

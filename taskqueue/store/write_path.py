@@ -27,6 +27,7 @@ from taskqueue.store._sql import (
     function_name,
     placeholders,
     statement,
+    write_path_requires,
     write_path_roles,
     write_path_settings,
 )
@@ -55,11 +56,19 @@ def install(conn: psycopg.Connection[TupleRow]) -> list[str]:
     """Make or update the function of every marked statement, drop those of
     statements no longer marked; returns the functions made or changed.
     Runs in ``conn``'s transaction."""
+    # Read on the caller's path: yoyo keeps its table there.
+    applied = {str(row[0]) for row in conn.execute(statement("applied_migrations")).fetchall()}
     conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
     if conn.execute("SELECT to_regclass('taskqueue.write_statements')").fetchone() == (None,):
         return []  # migrations older than 0015_write_path (a partial migrations dir)
     changed = []
-    names = marked_statements()
+    # A statement that needs a later migration than a partial migrations
+    # dir (an older release) applied gets no function there.
+    names = [
+        name
+        for name in marked_statements()
+        if write_path_requires(name) is None or write_path_requires(name) in applied
+    ]
     for name in names:
         if _define(conn, name):
             changed.append(function_name(name))
