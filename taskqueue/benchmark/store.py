@@ -3,7 +3,9 @@ out of the runtime's store. Only ever run on a database the benchmark made."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
 from datetime import datetime
 from functools import cache
@@ -11,9 +13,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from taskqueue.store import Executor
+
+RESET_SECONDS = 60.0  # how long reset() keeps trying
 
 
 @cache
@@ -27,7 +32,17 @@ def query_path(name: str) -> Path:
 
 
 async def reset(conn: Executor) -> None:
-    await conn.execute(query("reset"))
+    """Empty the queue's tables, trying again while running workers hold a
+    lock it needs (reset.sql waits at most 200 ms for one)."""
+    deadline = time.monotonic() + RESET_SECONDS
+    while True:
+        try:
+            await conn.execute(query("reset"))
+            return
+        except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def vacuum_tasks(conn: Executor) -> None:
