@@ -31,13 +31,14 @@ def query_path(name: str) -> Path:
     return Path(str(resources.files("taskqueue.benchmark.queries").joinpath(f"{name}.sql")))
 
 
-async def reset(conn: Executor) -> None:
+async def reset(pool: asyncpg.Pool) -> None:
     """Empty the queue's tables, trying again while running workers hold a
-    lock it needs (reset.sql waits at most 200 ms for one)."""
+    lock it needs (reset.sql waits at most 200 ms for one). A pool: each try
+    is a transaction of its own, which a timeout ends and nothing else."""
     deadline = time.monotonic() + RESET_SECONDS
     while True:
         try:
-            await conn.execute(query("reset"))
+            await pool.execute(query("reset"))
             return
         except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
             if time.monotonic() > deadline:
