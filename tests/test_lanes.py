@@ -77,7 +77,7 @@ async def test_a_running_worker_starts_a_task_committed_long_after_a_floor_passe
     async with running_worker(database_url):
         first = await tq.enqueue("noop")
         await wait_until(lambda: all_in_status(pool, [first.id], "succeeded"))
-        # The full check (check_lanes.sql) stays off the lane: only the
+        # The full check (take_lane_checks.sql) stays off the lane: only the
         # catch at a pass can find what a floor passed.
         await pool.execute("UPDATE taskqueue.claim_lanes SET checked_at = now() + interval '1 day'")
         async with pool.acquire() as producer, producer.transaction():

@@ -128,6 +128,28 @@ async def test_a_task_below_the_floor_is_found_by_the_check_and_claimed_first(
     assert await store.check_lanes(pool, ["default"], ["noop"], every=0.0) == []
 
 
+async def test_the_check_reads_a_lane_without_holding_it_and_lowers_it_after_a_raise(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue_many([NewTask(type="noop") for _ in range(3)])
+    await claim(pool, 1)
+    await raise_floors(pool)
+    floor = await floor_of(pool, LANE)
+    assert floor is not None
+    hidden = await insert_by_hand(pool, run_at=floor - timedelta(seconds=5))
+    (key,) = await store.take_lane_checks(pool, ["default"], ["noop"], every=0.0)
+    # Taken: another worker's check (due every minute) leaves the lane alone.
+    assert await store.take_lane_checks(pool, ["default"], ["noop"], every=60.0) == []
+    async with pool.acquire() as checker, checker.transaction():
+        # The read (however long it walks) holds nothing: a raise goes on.
+        lowest = await store.lowest_queued_tasks(checker, [key])
+        assert lowest == {key: floor - timedelta(seconds=5)}
+        assert LANE in await store.advance_lanes(pool, ["default"], ["noop"], grace=0.0, every=0.0)
+    assert await store.lower_lanes(pool, {key: floor - timedelta(seconds=5)}) == [LANE]
+    assert await floor_of(pool, LANE) == floor - timedelta(seconds=5)
+    assert await claim(pool, 1) == [hidden]
+
+
 async def catch(pool: asyncpg.Pool, running: list[int]) -> store.Catch:
     return await store.catch_late_tasks(pool, running, ["default"], ["noop"])
 
@@ -348,3 +370,21 @@ async def test_claimers_take_each_task_once_in_order_while_floors_are_raised(
     ids = [t.id for result in results for t in result]
     assert len(ids) == 1200 and len(set(ids)) == 1200
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE status = 'queued'") == 0
+
+
+async def test_a_producer_never_waits_for_a_raise_or_check_of_its_lane(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue("noop")
+    await claim(pool)
+    async with pool.acquire() as keeper:
+        transaction = keeper.transaction()
+        await transaction.start()
+        # Each updates the lane's row, and its transaction is left open: a
+        # long check (it walks every dead entry) or a stalled worker.
+        assert await store.advance_lanes(keeper, ["default"], ["noop"], grace=0.0, every=0.0)
+        await store.check_lanes(keeper, ["default"], ["noop"], every=0.0)
+        # The lane exists, so enqueueing into it never waits on that row.
+        task = await asyncio.wait_for(tq.enqueue("noop"), timeout=5)
+        await transaction.rollback()
+    assert await claim(pool) == [task.id]

@@ -4,12 +4,20 @@
 -- claim reads it. Expects a CTE lane_rows (queue, type, priority, run_at, tenant) of
 -- those tasks, and ends without a comma. A lane is also a tenant's ('' for
 -- tasks of no tenant): lane_rows has a tenant column, coalesced to ''.
--- Creating a lane waits only for another uncommitted creation of the same
--- lane; lowering a floor (a task due in the past) locks the lane rows, in
--- one order for every statement.
+-- A lane this statement's snapshot already has is not inserted again: the
+-- conflict check of ON CONFLICT waits for any uncommitted change to the
+-- existing row, and workers update it twice a second (advance_lanes.sql,
+-- take_lane_checks.sql), so a producer would wait on every raise. Creating a lane
+-- thus waits only for another uncommitted creation of the same lane;
+-- lowering a floor (a task due in the past) locks the lane rows, in one
+-- order for every statement.
 lanes_opened AS (
     INSERT INTO taskqueue.claim_lanes (queue, type, priority, tenant)
-    SELECT DISTINCT queue, type, priority, coalesce(tenant, '') FROM lane_rows
+    SELECT DISTINCT r.queue, r.type, r.priority, coalesce(r.tenant, '')
+    FROM lane_rows r
+    WHERE NOT EXISTS (SELECT FROM taskqueue.claim_lanes l
+                      WHERE (l.queue, l.type, l.priority, l.tenant)
+                            = (r.queue, r.type, r.priority, coalesce(r.tenant, '')))
     ON CONFLICT DO NOTHING
 ),
 lanes_to_lower AS MATERIALIZED (

@@ -15,7 +15,7 @@
 -- have ended are looked up by the events they wrote (task_events_xid_idx),
 -- and a task of theirs still queued lowers its lane's floor, as the
 -- producer's own statement would have. A worker thus picks it up at its
--- next pass instead of at the seldom full check (check_lanes.sql).
+-- next pass instead of at the seldom full check (take_lane_checks.sql).
 -- It reads the history (the events' xid), which the worker role may not:
 -- hence the write path's function, running as the owner.
 --   $1 xid8[]  transactions in progress at this worker's previous catch

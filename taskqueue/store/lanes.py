@@ -58,13 +58,67 @@ async def catch_late_tasks(
     return Catch(list(record["running"]), record["taken_at"], int(record["lowered"]))
 
 
+class LaneKey(NamedTuple):
+    """A lane as the database keys it: a tenant's ('' for tasks of none)."""
+
+    queue: str
+    type: str
+    priority: int
+    tenant: str
+
+
+async def take_lane_checks(
+    conn: Executor, queues: Sequence[str], types: Sequence[str], *, every: float
+) -> list[LaneKey]:
+    """Take the lanes of ``queues`` and ``types`` not checked within ``every``
+    seconds (marked checked, so no other worker reads them too); a lane
+    locked elsewhere is skipped."""
+    records = await conn.fetch(query("take_lane_checks"), list(queues), list(types), every)
+    return [LaneKey(r["queue"], r["type"], r["priority"], r["tenant"]) for r in records]
+
+
+async def lowest_queued_tasks(
+    conn: Executor, lanes: Sequence[LaneKey]
+) -> dict[LaneKey, datetime | None]:
+    """The run_at of each lane's oldest queued task, read from the lane's
+    start whatever its floor (None: none queued). Locks nothing."""
+    records = await conn.fetch(query("lowest_queued_tasks"), *_columns(lanes))
+    return {
+        LaneKey(r["queue"], r["type"], r["priority"], r["tenant"]): r["run_at"] for r in records
+    }
+
+
+async def lower_lanes(conn: Executor, lowest: dict[LaneKey, datetime]) -> list[Lane]:
+    """Lower each lane's floor to the run_at given for it where the floor
+    lies above; returns the lanes lowered."""
+    lanes = list(lowest)
+    records = await conn.fetch(
+        query("lower_lanes"), *_columns(lanes), [lowest[lane] for lane in lanes]
+    )
+    return [Lane(r["queue"], r["type"], r["priority"]) for r in records]
+
+
 async def check_lanes(
     conn: Executor, queues: Sequence[str], types: Sequence[str], *, every: float
 ) -> list[Lane]:
     """Read the lanes not checked within ``every`` seconds from their start;
-    returns the ones whose floor had passed a queued task (now lowered)."""
-    records = await conn.fetch(query("check_lanes"), list(queues), list(types), every)
-    return [Lane(r["queue"], r["type"], r["priority"]) for r in records if r["lowered"]]
+    returns the ones whose floor had passed a queued task (now lowered).
+    Three statements, so that no lane is locked while the read walks it."""
+    lanes = await take_lane_checks(conn, queues, types, every=every)
+    if not lanes:
+        return []
+    lowest = await lowest_queued_tasks(conn, lanes)
+    found = {lane: run_at for lane, run_at in lowest.items() if run_at is not None}
+    return await lower_lanes(conn, found) if found else []
+
+
+def _columns(lanes: Sequence[LaneKey]) -> tuple[list[str], list[str], list[int], list[str]]:
+    return (
+        [lane.queue for lane in lanes],
+        [lane.type for lane in lanes],
+        [lane.priority for lane in lanes],
+        [lane.tenant for lane in lanes],
+    )
 
 
 async def open_missing_lanes(conn: Executor, queues: Sequence[str]) -> list[Lane]:
