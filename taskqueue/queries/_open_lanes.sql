@@ -13,11 +13,12 @@
 -- order for every statement.
 lanes_opened AS (
     INSERT INTO taskqueue.claim_lanes (queue, type, priority, tenant)
-    SELECT DISTINCT r.queue, r.type, r.priority, coalesce(r.tenant, '')
-    FROM lane_rows r
+    SELECT r.queue, r.type, r.priority, r.tenant
+    FROM (SELECT DISTINCT queue, type, priority, coalesce(tenant, '') AS tenant
+          FROM lane_rows) AS r
     WHERE NOT EXISTS (SELECT FROM taskqueue.claim_lanes l
                       WHERE (l.queue, l.type, l.priority, l.tenant)
-                            = (r.queue, r.type, r.priority, coalesce(r.tenant, '')))
+                            = (r.queue, r.type, r.priority, r.tenant))
     ON CONFLICT DO NOTHING
 ),
 lanes_to_lower AS MATERIALIZED (
