@@ -1,33 +1,37 @@
 -- The end of every statement that makes tasks queued with a run_at of its
 -- choosing (enqueue, schedule firing, retry by hand): each task's claim lane
 -- exists, and a task due before its lane's floor lowers the floor, so the
--- claim reads it. Expects a CTE lane_rows (queue, type, priority, run_at, tenant) of
--- those tasks, and ends without a comma. A lane is also a tenant's ('' for
--- tasks of no tenant): lane_rows has a tenant column, coalesced to ''.
--- A lane this statement's snapshot already has is not inserted again: the
--- conflict check of ON CONFLICT waits for any uncommitted change to the
--- existing row, and workers update it twice a second (advance_lanes.sql,
--- take_lane_checks.sql), so a producer would wait on every raise. Creating a lane
--- thus waits only for another uncommitted creation of the same lane;
--- lowering a floor (a task due in the past) locks the lane rows, in one
--- order for every statement.
+-- claim reads it. Expects a CTE lane_rows (queue, type, priority, run_at,
+-- tenant) of those tasks, and ends without a comma. A lane is also a
+-- tenant's ('' for tasks of no tenant): lane_rows has a tenant column,
+-- coalesced to ''.
+-- Each lane is read once, in this statement's snapshot, and a lane the
+-- snapshot has is not inserted again: the conflict check of ON CONFLICT
+-- waits for any uncommitted change to the existing row, and workers update
+-- it twice a second (advance_lanes.sql, take_lane_checks.sql), so a producer
+-- would wait on every raise. Creating a lane thus waits only for another
+-- uncommitted creation of the same lane; lowering a floor (a task due before
+-- it, as the snapshot saw it) locks the lane rows, in one order for every
+-- statement, and tests the floor again once locked.
+lane_keys AS MATERIALIZED (
+    SELECT x.queue, x.type, x.priority, x.tenant, x.run_at, l.floor_at,
+           l.queue IS NOT NULL AS known
+    FROM (SELECT queue, type, priority, coalesce(tenant, '') AS tenant, min(run_at) AS run_at
+          FROM lane_rows GROUP BY queue, type, priority, coalesce(tenant, '')) AS x
+    LEFT JOIN taskqueue.claim_lanes l
+      ON (l.queue, l.type, l.priority, l.tenant) = (x.queue, x.type, x.priority, x.tenant)
+),
 lanes_opened AS (
     INSERT INTO taskqueue.claim_lanes (queue, type, priority, tenant)
-    SELECT r.queue, r.type, r.priority, r.tenant
-    FROM (SELECT DISTINCT queue, type, priority, coalesce(tenant, '') AS tenant
-          FROM lane_rows) AS r
-    WHERE NOT EXISTS (SELECT FROM taskqueue.claim_lanes l
-                      WHERE (l.queue, l.type, l.priority, l.tenant)
-                            = (r.queue, r.type, r.priority, r.tenant))
+    SELECT queue, type, priority, tenant FROM lane_keys WHERE NOT known
     ON CONFLICT DO NOTHING
 ),
 lanes_to_lower AS MATERIALIZED (
-    SELECT l.queue, l.type, l.priority, l.tenant, x.run_at
-    FROM taskqueue.claim_lanes l
-    JOIN (SELECT queue, type, priority, coalesce(tenant, '') AS tenant, min(run_at) AS run_at
-          FROM lane_rows GROUP BY queue, type, priority, coalesce(tenant, '')) AS x
-      ON (x.queue, x.type, x.priority, x.tenant) = (l.queue, l.type, l.priority, l.tenant)
-    WHERE l.floor_at > x.run_at
+    SELECT l.queue, l.type, l.priority, l.tenant, k.run_at
+    FROM lane_keys k
+    JOIN taskqueue.claim_lanes l
+      ON (l.queue, l.type, l.priority, l.tenant) = (k.queue, k.type, k.priority, k.tenant)
+    WHERE k.floor_at > k.run_at AND l.floor_at > k.run_at
     ORDER BY l.queue, l.type, l.priority, l.tenant
     FOR UPDATE OF l
 ),
