@@ -141,13 +141,54 @@ async def test_the_check_reads_a_lane_without_holding_it_and_lowers_it_after_a_r
     # Taken: another worker's check (due every minute) leaves the lane alone.
     assert await store.take_lane_checks(pool, ["default"], ["noop"], every=60.0) == []
     async with pool.acquire() as checker, checker.transaction():
-        # The read (however long it walks) holds nothing: a raise goes on.
-        lowest = await store.lowest_queued_tasks(checker, [key])
-        assert lowest == {key: floor - timedelta(seconds=5)}
-        assert LANE in await store.advance_lanes(pool, ["default"], ["noop"], grace=0.0, every=0.0)
+        # The read, however long it walks, holds nothing: the lane's other
+        # tasks are claimed and a raise moves its floor on meanwhile.
+        oldest = await store.find_oldest_queued_tasks(checker, [key])
+        assert oldest == {key: floor - timedelta(seconds=5)}
+        assert len(await claim(pool, 10)) == 2
+        await raise_floors(pool)
+        raised = await floor_of(pool, LANE)
+        assert raised is not None and raised > floor
     assert await store.lower_lanes(pool, {key: floor - timedelta(seconds=5)}) == [LANE]
     assert await floor_of(pool, LANE) == floor - timedelta(seconds=5)
-    assert await claim(pool, 1) == [hidden]
+    assert await claim(pool, 10) == [hidden]
+
+
+def hidden_at(floor: datetime) -> datetime:
+    return floor - timedelta(seconds=5)
+
+
+async def test_the_check_skips_a_lane_held_elsewhere_and_lowers_it_at_its_next_turn(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.enqueue("noop")
+    await claim(pool)
+    await raise_floors(pool)
+    floor = await floor_of(pool, LANE)
+    assert floor is not None
+    hidden = await insert_by_hand(pool, run_at=hidden_at(floor))
+    (key,) = await store.take_lane_checks(pool, ["default"], ["noop"], every=0.0)
+    oldest = await store.find_oldest_queued_tasks(pool, [key])
+    assert oldest == {key: hidden_at(floor)}
+    async with pool.acquire() as raiser:
+        transaction = raiser.transaction()
+        await transaction.start()
+        # A raise (or a producer lowering the lane, perhaps in a long
+        # transaction) that has not committed: the check neither waits for
+        # it nor counts the lane as lowered.
+        assert LANE in await store.advance_lanes(
+            raiser, ["default"], ["noop"], grace=0.0, every=0.0
+        )
+        lowered = await asyncio.wait_for(
+            store.lower_lanes(pool, {key: hidden_at(floor)}), timeout=5
+        )
+        assert lowered == []
+        # Nor does the next check (the lane is skipped as it is taken).
+        assert await store.check_lanes(pool, ["default"], ["noop"], every=0.0) == []
+        await transaction.commit()
+    assert await claim(pool) == []
+    assert await store.check_lanes(pool, ["default"], ["noop"], every=0.0) == [LANE]
+    assert await claim(pool) == [hidden]
 
 
 async def catch(pool: asyncpg.Pool, running: list[int]) -> store.Catch:
@@ -380,10 +421,11 @@ async def test_a_producer_never_waits_for_a_raise_or_check_of_its_lane(
     async with pool.acquire() as keeper:
         transaction = keeper.transaction()
         await transaction.start()
-        # Each updates the lane's row, and its transaction is left open: a
-        # long check (it walks every dead entry) or a stalled worker.
+        # Each updates the lane's row, and its transaction is left open (a
+        # stalled worker, or the old check, which walked every dead entry
+        # with the lane updated).
         assert await store.advance_lanes(keeper, ["default"], ["noop"], grace=0.0, every=0.0)
-        await store.check_lanes(keeper, ["default"], ["noop"], every=0.0)
+        assert await store.take_lane_checks(keeper, ["default"], ["noop"], every=0.0)
         # The lane exists, so enqueueing into it never waits on that row.
         task = await asyncio.wait_for(tq.enqueue("noop"), timeout=5)
         await transaction.rollback()

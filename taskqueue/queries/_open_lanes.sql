@@ -5,11 +5,11 @@
 -- tenant) of those tasks, and ends without a comma. A lane is also a
 -- tenant's ('' for tasks of no tenant): lane_rows has a tenant column,
 -- coalesced to ''.
--- Each lane is read once, in this statement's snapshot, and a lane the
+-- Each lane is read in this statement's snapshot, and a lane the
 -- snapshot has is not inserted again: the conflict check of ON CONFLICT
 -- waits for any uncommitted change to the existing row, and workers update
--- it twice a second (advance_lanes.sql, take_lane_checks.sql), so a producer
--- would wait on every raise. Creating a lane thus waits only for another
+-- it twice a second (advance_lanes.sql) and at each check
+-- (take_lane_checks.sql), so a producer would wait on every raise. Creating a lane thus waits only for another
 -- uncommitted creation of the same lane; lowering a floor (a task due before
 -- it, as the snapshot saw it) locks the lane rows, in one order for every
 -- statement, and tests the floor again once locked.

@@ -1,8 +1,9 @@
 -- The end of the lanes' full check (take_lane_checks.sql): each lane whose
 -- floor lies above the oldest queued task the check found in it is lowered
--- to that task's run_at, so the claim reads it. The lanes are locked in one
--- order, as every statement that lowers floors does, and a lane being raised
--- meanwhile is waited for and then lowered below what it was raised to.
+-- to that task's run_at, so the claim reads it. A lane locked elsewhere (a
+-- raise, or a producer lowering it, perhaps in a long transaction) is
+-- skipped rather than waited for, so the lane keeper never stalls behind a
+-- user's transaction: its task is found again at the lane's next check.
 --   $1 text[] queues, $2 text[] types, $3 int[] priorities, $4 text[] tenants,
 --   $5 timestamptz[] the run_at of each lane's oldest queued task
 -- Returns the lanes it lowered.
@@ -18,7 +19,7 @@ to_lower AS MATERIALIZED (
                     = (l.queue, l.type, l.priority, l.tenant)
     WHERE l.floor_at > f.run_at
     ORDER BY l.queue, l.type, l.priority, l.tenant
-    FOR UPDATE OF l
+    FOR UPDATE OF l SKIP LOCKED
 )
 UPDATE taskqueue.claim_lanes l
 SET floor_at = least(l.floor_at, d.run_at)

@@ -7,8 +7,10 @@
 -- three statements, so that nothing waits on a lane while it is read:
 -- this one takes the lanes due for a check (a lane being raised or lowered
 -- elsewhere is skipped) and marks them checked, so other workers leave them
--- be; lowest_queued_tasks.sql then reads them with no lock held, and
--- lower_lanes.sql lowers a floor that passed a queued task.
+-- be; find_oldest_queued_tasks.sql then reads them with no lock held, and
+-- lower_lanes.sql lowers a floor that passed a queued task. A check that
+-- fails between the steps (a worker killed mid-read) leaves its lanes to
+-- their next turn, $3 seconds on.
 --   $1 text[] queues
 --   $2 text[] task types
 --   $3 float8 seconds between two checks of a lane

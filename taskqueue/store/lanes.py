@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+import asyncpg
+
 from taskqueue.store._sql import Executor, query
 
 
@@ -77,12 +79,12 @@ async def take_lane_checks(
     return [LaneKey(r["queue"], r["type"], r["priority"], r["tenant"]) for r in records]
 
 
-async def lowest_queued_tasks(
+async def find_oldest_queued_tasks(
     conn: Executor, lanes: Sequence[LaneKey]
 ) -> dict[LaneKey, datetime | None]:
     """The run_at of each lane's oldest queued task, read from the lane's
     start whatever its floor (None: none queued). Locks nothing."""
-    records = await conn.fetch(query("lowest_queued_tasks"), *_columns(lanes))
+    records = await conn.fetch(query("find_oldest_queued_tasks"), *_columns(lanes))
     return {
         LaneKey(r["queue"], r["type"], r["priority"], r["tenant"]): r["run_at"] for r in records
     }
@@ -90,7 +92,8 @@ async def lowest_queued_tasks(
 
 async def lower_lanes(conn: Executor, lowest: dict[LaneKey, datetime]) -> list[Lane]:
     """Lower each lane's floor to the run_at given for it where the floor
-    lies above; returns the lanes lowered."""
+    lies above; returns the lanes lowered. A lane locked elsewhere is
+    skipped (left to its next check)."""
     lanes = list(lowest)
     records = await conn.fetch(
         query("lower_lanes"), *_columns(lanes), [lowest[lane] for lane in lanes]
@@ -99,17 +102,19 @@ async def lower_lanes(conn: Executor, lowest: dict[LaneKey, datetime]) -> list[L
 
 
 async def check_lanes(
-    conn: Executor, queues: Sequence[str], types: Sequence[str], *, every: float
+    pool: asyncpg.Pool, queues: Sequence[str], types: Sequence[str], *, every: float
 ) -> list[Lane]:
     """Read the lanes not checked within ``every`` seconds from their start;
     returns the ones whose floor had passed a queued task (now lowered).
-    Three statements, so that no lane is locked while the read walks it."""
-    lanes = await take_lane_checks(conn, queues, types, every=every)
+    Three statements, each its own transaction (hence a pool, never a
+    connection that may be inside one), so that no lane is held while the
+    read walks it."""
+    lanes = await take_lane_checks(pool, queues, types, every=every)
     if not lanes:
         return []
-    lowest = await lowest_queued_tasks(conn, lanes)
-    found = {lane: run_at for lane, run_at in lowest.items() if run_at is not None}
-    return await lower_lanes(conn, found) if found else []
+    oldest = await find_oldest_queued_tasks(pool, lanes)
+    found = {lane: run_at for lane, run_at in oldest.items() if run_at is not None}
+    return await lower_lanes(pool, found) if found else []
 
 
 def _columns(lanes: Sequence[LaneKey]) -> tuple[list[str], list[str], list[int], list[str]]:
