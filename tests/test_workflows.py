@@ -50,6 +50,23 @@ async def finish(
     assert await store.complete_tasks(pool, [outcome], worker) == {task_id}
 
 
+async def test_a_completion_releases_a_child_without_waiting_for_a_raise_of_its_lane(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    done = await tq.workflows.submit(chain(NewTask(type="noop"), NewTask(type="noop")))
+    a, b = (t.id for t in done.tasks)
+    assert await claim(pool) == [a]
+    async with pool.acquire() as raiser:
+        transaction = raiser.transaction()
+        await transaction.start()
+        # A worker's raise of the lane both tasks share, not yet committed.
+        assert await store.advance_lanes(raiser, ["default"], ["noop"], grace=0.0, every=0.0)
+        await asyncio.wait_for(finish(pool, a), timeout=5)
+        await transaction.rollback()
+    assert await status_of(pool, b) == "queued"
+    assert await claim(pool) == [b]
+
+
 async def test_a_chain_runs_in_order_and_each_step_is_queued_by_its_parents_completion(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
