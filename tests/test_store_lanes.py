@@ -128,6 +128,10 @@ async def test_a_task_below_the_floor_is_found_by_the_check_and_claimed_first(
     assert await store.check_lanes(pool, ["default"], ["noop"], every=0.0) == []
 
 
+def hidden_at(floor: datetime) -> datetime:
+    return floor - timedelta(seconds=5)
+
+
 async def test_the_check_reads_a_lane_without_holding_it_and_lowers_it_after_a_raise(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
@@ -136,7 +140,7 @@ async def test_the_check_reads_a_lane_without_holding_it_and_lowers_it_after_a_r
     await raise_floors(pool)
     floor = await floor_of(pool, LANE)
     assert floor is not None
-    hidden = await insert_by_hand(pool, run_at=floor - timedelta(seconds=5))
+    hidden = await insert_by_hand(pool, run_at=hidden_at(floor))
     (key,) = await store.take_lane_checks(pool, ["default"], ["noop"], every=0.0)
     # Taken: another worker's check (due every minute) leaves the lane alone.
     assert await store.take_lane_checks(pool, ["default"], ["noop"], every=60.0) == []
@@ -144,18 +148,14 @@ async def test_the_check_reads_a_lane_without_holding_it_and_lowers_it_after_a_r
         # The read, however long it walks, holds nothing: the lane's other
         # tasks are claimed and a raise moves its floor on meanwhile.
         oldest = await store.find_oldest_queued_tasks(checker, [key])
-        assert oldest == {key: floor - timedelta(seconds=5)}
+        assert oldest == {key: hidden_at(floor)}
         assert len(await claim(pool, 10)) == 2
         await raise_floors(pool)
         raised = await floor_of(pool, LANE)
         assert raised is not None and raised > floor
-    assert await store.lower_lanes(pool, {key: floor - timedelta(seconds=5)}) == [LANE]
-    assert await floor_of(pool, LANE) == floor - timedelta(seconds=5)
+    assert await store.lower_lanes(pool, {key: hidden_at(floor)}) == [LANE]
+    assert await floor_of(pool, LANE) == hidden_at(floor)
     assert await claim(pool, 10) == [hidden]
-
-
-def hidden_at(floor: datetime) -> datetime:
-    return floor - timedelta(seconds=5)
 
 
 async def test_the_check_skips_a_lane_held_elsewhere_and_lowers_it_at_its_next_turn(

@@ -5,14 +5,16 @@
 -- tenant) of those tasks, and ends without a comma. A lane is also a
 -- tenant's ('' for tasks of no tenant): lane_rows has a tenant column,
 -- coalesced to ''.
--- Each lane is read in this statement's snapshot, and a lane the
--- snapshot has is not inserted again: the conflict check of ON CONFLICT
--- waits for any uncommitted change to the existing row, and workers update
--- it twice a second (advance_lanes.sql) and at each check
--- (take_lane_checks.sql), so a producer would wait on every raise. Creating a lane thus waits only for another
--- uncommitted creation of the same lane; lowering a floor (a task due before
--- it, as the snapshot saw it) locks the lane rows, in one order for every
--- statement, and tests the floor again once locked.
+-- Each lane is read once, in this statement's snapshot (lane_keys), and a
+-- lane the snapshot has is not inserted again: the conflict check of ON
+-- CONFLICT waits for any uncommitted change to the existing row, and workers
+-- update it twice a second (advance_lanes.sql) and at each check
+-- (take_lane_checks.sql), so a producer would wait on every raise. Creating
+-- a lane thus waits only for another uncommitted creation of the same lane.
+-- Lowering a floor (a task due before it, as the snapshot saw it: decided
+-- from lane_keys, so the usual statement, with nothing to lower, reads no
+-- lane again) locks the lane rows, in one order for every statement, and
+-- tests the floor again once locked.
 lane_keys AS MATERIALIZED (
     SELECT x.queue, x.type, x.priority, x.tenant, x.run_at, l.floor_at,
            l.queue IS NOT NULL AS known
