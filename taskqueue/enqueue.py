@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ from taskqueue.limits import (
     MAX_TTL_SECONDS,
     MAX_TYPE_LENGTH,
 )
-from taskqueue.models import Enqueued, NewTask, uuid7
+from taskqueue.models import Enqueued, NewTask, uuid7, uuid7s
 from taskqueue.observability import tracing
 from taskqueue.observability.metrics import ENQUEUED
 from taskqueue.validation import (
@@ -75,7 +76,11 @@ def prepare(tasks: Sequence[NewTask], registry: Registry | None) -> list[store.T
     # Once per call, not per task: the same span enqueues them all.
     traceparent = tracing.current_traceparent()
     count = len(tasks)
-    return [resolve(task, registry, index, count, traceparent) for index, task in enumerate(tasks)]
+    ids = uuid7s(count)  # in one go: a third of the cost of making them one by one
+    return [
+        resolve(task, registry, index, count, traceparent, ids[index])
+        for index, task in enumerate(tasks)
+    ]
 
 
 def _refused_input(exc: BaseException) -> bool:
@@ -135,8 +140,10 @@ def resolve(
     index: int = 0,
     count: int = 1,
     traceparent: str | None = None,
+    task_id: uuid.UUID | None = None,
 ) -> store.TaskRow:
-    """One task as the row to insert; ``index`` and ``count`` place it in its batch."""
+    """One task as the row to insert; ``index`` and ``count`` place it in its
+    batch; ``task_id`` (a new one if None) becomes its id."""
     if type(new) is not NewTask:
         raise _invalid(index, count, "task", f"must be a NewTask, not {type(new).__name__}")
     task_type = new.type
@@ -222,7 +229,7 @@ def resolve(
         if sequence_key is None:
             raise _invalid(index, count, "sequence_on_failure", "needs a sequence_key")
     return store.TaskRow(
-        id=uuid7(),
+        id=uuid7() if task_id is None else task_id,
         queue=queue,
         type=task_type,
         name=name,

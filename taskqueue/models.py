@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 import msgspec
+from asyncpg.pgproto.pgproto import UUID as _C_UUID
 
 
 class Status(enum.StrEnum):
@@ -341,8 +342,21 @@ _last_counter = 0
 # counter; nothing secret is derived from them.
 _random = random.Random(os.urandom(32))
 _random_bits = _random.getrandbits
-# A forked child must not repeat its parent's sequence.
-os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
+
+
+def _after_fork_in_child() -> None:
+    # A forked child must not repeat its parent's sequence: new random bits,
+    # and no counter to continue from (within the parent's millisecond the
+    # child would otherwise take the parent's next id).
+    global _last_counter
+    _random.seed(os.urandom(32))
+    _last_counter = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_RAND_B = 2**62 - 1
 
 
 def uuid7() -> uuid.UUID:
@@ -353,28 +367,46 @@ def uuid7() -> uuid.UUID:
     Within one process they strictly increase, also inside one millisecond
     (RFC 9562 method 2: the 74 random bits count up), so tasks enqueued in one
     call keep their order as the claim's last tie-breaker."""
+    return _uuid_from_int(_layout(_take_counters(1)))
+
+
+def uuid7s(count: int) -> list[uuid.UUID]:
+    """``count`` ids as ``uuid7()`` would make them one after another (the
+    counter steps by one), for a batch: one clock read and one draw of
+    random bits for the whole batch."""
+    first = _take_counters(count)
+    if (first & _RAND_B) + count - 1 <= _RAND_B:
+        # No carry out of rand_b: the laid-out ids step by one as well.
+        base = _layout(first)
+        return [_C_UUID((base + step).to_bytes(16, "big")) for step in range(count)]
+    return [_uuid_from_int(_layout(first + step)) for step in range(count)]
+
+
+def _take_counters(count: int) -> int:
+    """The first of ``count`` counters (timestamp(48) | rand_a(12) |
+    rand_b(62), without the version and variant bits) above every one taken
+    before in this process."""
     global _last_counter
     millis = time.time_ns() // 1_000_000
-    # timestamp(48) | rand_a(12) | rand_b(62), without the version/variant bits
     counter = (millis & 0xFFFF_FFFF_FFFF) << 74 | _random_bits(74)
     if counter <= _last_counter:
         counter = _last_counter + 1
-    _last_counter = counter
-    timestamp, rand_a, rand_b = counter >> 74, (counter >> 62) & 0xFFF, counter & (2**62 - 1)
-    return _uuid_from_int(timestamp << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b)
+    _last_counter = counter + count - 1
+    return counter
 
 
-_new_object = object.__new__
-_set_slot = object.__setattr__
+def _layout(counter: int) -> int:
+    """A counter as the UUID's 128 bits, version 7 and variant 2 inserted."""
+    timestamp, rand_a, rand_b = counter >> 74, (counter >> 62) & 0xFFF, counter & _RAND_B
+    return timestamp << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b
 
 
 def _uuid_from_int(value: int) -> uuid.UUID:
-    # uuid.UUID(int=...) re-validates its argument in Python code: 0.75 us,
-    # half the client's cost of preparing a bulk insert. Our value is a
-    # 128-bit int by construction, so fill the two slots directly (0.3 us).
-    made: uuid.UUID = _new_object(uuid.UUID)
-    _set_slot(made, "int", value)
-    _set_slot(made, "is_safe", uuid.SafeUUID.unknown)
+    # asyncpg's UUID (a uuid.UUID, and what the store reads back) is made in
+    # C from the 16 bytes (0.2 us, against 0.75 us for uuid.UUID(int=...),
+    # which re-validates its argument in Python) and is sent without asyncpg
+    # calling the Python-level uuid.UUID.bytes.
+    made: uuid.UUID = _C_UUID(value.to_bytes(16, "big"))
     return made
 
 
