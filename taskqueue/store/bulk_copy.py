@@ -15,9 +15,11 @@ below ``COPY_MIN_ROWS`` the JSON statement is as fast."""
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from itertools import compress
 
 import asyncpg
 
@@ -58,47 +60,55 @@ async def enqueue_by_copy(
     conn: Executor, rows: Sequence[TaskRow], statement: Statement
 ) -> list[Enqueued]:
     """Insert ``rows`` in one transaction (the caller's, if ``conn`` is in
-    one): the copyable ones as binary rows, the others by ``statement``;
-    results in the order of ``rows``."""
-    copied = [row for row in rows if copyable(row)]
+    one): the copyable ones as binary rows, the others by ``statement``
+    (all of them, when fewer than ``COPY_MIN_ROWS`` are copyable); results
+    in the order of ``rows``."""
+    flags = list(map(copyable, rows))
+    copied = list(compress(rows, flags))
+    if len(copied) < COPY_MIN_ROWS:
+        return await statement(conn, rows)
     if len(copied) == len(rows):  # one statement: atomic on its own
         created_at = await _copy(conn, copied)
         return [Enqueued(new_task(row, created_at), True) for row in rows]
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as acquired:
-            return await _in_transaction(acquired, rows, statement)
-    return await _in_transaction(conn, rows, statement)
+            return await _in_transaction(acquired, rows, flags, statement)
+    return await _in_transaction(conn, rows, flags, statement)
 
 
 async def _in_transaction(
-    conn: Connection, rows: Sequence[TaskRow], statement: Statement
+    conn: Connection, rows: Sequence[TaskRow], flags: list[bool], statement: Statement
 ) -> list[Enqueued]:
     if conn.is_in_transaction():
-        return await _insert(conn, rows, statement)
+        return await _insert(conn, rows, flags, statement)
     async with conn.transaction():
-        return await _insert(conn, rows, statement)
+        return await _insert(conn, rows, flags, statement)
 
 
 async def _insert(
-    conn: Connection, rows: Sequence[TaskRow], statement: Statement
+    conn: Connection, rows: Sequence[TaskRow], flags: list[bool], statement: Statement
 ) -> list[Enqueued]:
-    copied = [row for row in rows if copyable(row)]
-    others = [row for row in rows if not copyable(row)]
-    by_statement = await statement(conn, others)
-    created_at = await _copy(conn, copied)
+    """``flags[i]``: whether ``rows[i]`` is copyable."""
+    by_statement = await statement(
+        conn, [row for row, flag in zip(rows, flags, strict=True) if not flag]
+    )
+    created_at = await _copy(conn, list(compress(rows, flags)))
     results = iter(by_statement)
     return [
-        Enqueued(new_task(row, created_at), True) if copyable(row) else next(results)
-        for row in rows
+        Enqueued(new_task(row, created_at), True) if flag else next(results)
+        for row, flag in zip(rows, flags, strict=True)
     ]
 
 
+_lane = operator.attrgetter("queue", "type", "priority", "tenant")
+
+
 async def _copy(conn: Executor, rows: list[TaskRow]) -> datetime:
-    lanes = {(row.queue, row.type, row.priority, row.tenant or "") for row in rows}
+    lanes = [(q, t, p, tenant or "") for q, t, p, tenant in set(map(_lane, rows))]
     tenants = Counter(row.tenant for row in rows if row.tenant is not None)
     record = await conn.fetchrow(
         query("enqueue_copied"),
-        [copy_record(row) for row in rows],
+        list(map(copy_record, rows)),
         [lane[0] for lane in lanes],
         [lane[1] for lane in lanes],
         [lane[2] for lane in lanes],

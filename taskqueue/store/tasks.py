@@ -23,7 +23,7 @@ from taskqueue.models import (
     TaskFilter,
 )
 from taskqueue.store._sql import Executor, query
-from taskqueue.store.bulk_copy import COPY_MIN_ROWS, can_copy, copyable, enqueue_by_copy
+from taskqueue.store.bulk_copy import COPY_MIN_ROWS, can_copy, enqueue_by_copy
 from taskqueue.store.task_rows import TaskRow as TaskRow  # producers build store.TaskRow
 from taskqueue.store.task_rows import new_task
 
@@ -43,7 +43,7 @@ async def enqueue_tasks(conn: Executor, rows: Sequence[TaskRow]) -> list[Enqueue
     batch sent through another driver (store.adapters), in one statement."""
     if not rows:
         return []
-    if len(rows) >= COPY_MIN_ROWS and can_copy(conn) and sum(map(copyable, rows)) >= COPY_MIN_ROWS:
+    if len(rows) >= COPY_MIN_ROWS and can_copy(conn):
         return await enqueue_by_copy(conn, rows, enqueue_tasks_by_statement)
     return await enqueue_tasks_by_statement(conn, rows)
 
