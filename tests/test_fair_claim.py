@@ -1,7 +1,9 @@
 """Fair claiming between tenants (claim_tasks.sql, claim_governed_tasks.sql):
-tenants with due work in a queue take turns in every claim, so one tenant's
-backlog does not delay another's next tasks; priorities still order a
-tenant's own tasks, and no tenant with due work waits long. A tenant's rate
+tenants with due work in a queue take turns in every claim, and each claim
+starts its turns where the one before stopped, so one tenant's backlog does
+not delay another's next tasks even when workers claim one task at a time;
+priorities still order a tenant's own tasks, and no tenant with due work
+waits long. A tenant's rate
 limit on starts holds across concurrent claimers and queues, without
 holding back other tenants. Driven through the real claim statements."""
 
@@ -64,8 +66,8 @@ async def test_priorities_order_a_tenants_own_tasks(tq: TaskQueue, pool: asyncpg
 async def test_every_tenant_with_due_work_is_served_within_a_few_claims(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
-    # 30 tenants, each with a backlog, and claims of 10: in turn order by
-    # each head's age, so all 30 are served within 3 claims.
+    # 30 tenants, each with a backlog, and claims of 10: each claim starts
+    # ten tenants on from the one before, so all 30 are served within 3.
     await tq.submit(
         [
             NewTask(type="noop", tenant=f"t{k}", name=f"t{k}-{i}")
@@ -77,6 +79,28 @@ async def test_every_tenant_with_due_work_is_served_within_a_few_claims(
     for _ in range(3):
         served |= {tenant for tenant, _ in await claim(pool, 10)}
     assert served == {f"t{k}" for k in range(30)}
+
+
+async def test_claims_of_one_task_serve_tenants_in_turn(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    # A worker whose slots free one at a time claims one task at a time:
+    # the flood's older tasks must not all come first.
+    await tq.submit([NewTask(type="noop", tenant="a", name=f"a{i}") for i in range(1600)])
+    await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(20)])
+    taken = [task for _ in range(40) for task in await claim(pool, 1)]
+    assert [tenant for tenant, _ in taken[:2]] in (["a", "b"], ["b", "a"])
+    assert [tenant for tenant, _ in taken] == [t for t, _ in taken[:2]] * 20
+    # Each tenant's own tasks in their order.
+    assert [name for tenant, name in taken if tenant == "b"] == [f"b{i}" for i in range(20)]
+    assert [name for tenant, name in taken if tenant == "a"] == [f"a{i}" for i in range(20)]
+
+
+async def test_a_tenants_higher_priority_does_not_hold_back_another_tenant(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.submit([NewTask(type="noop", tenant="a", priority=9) for _ in range(100)])
+    await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(5)])
+    taken = [task for _ in range(10) for task in await claim(pool, 1)]
+    assert sorted(name for tenant, name in taken if tenant == "b") == [f"b{i}" for i in range(5)]
 
 
 async def test_tasks_of_no_tenant_are_one_tenant_among_the_others(
@@ -95,6 +119,19 @@ async def test_a_governed_queue_shares_its_allowance_in_turns(
     await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(2)])
     taken = await claim(pool, 20, governed=True)
     assert sorted(taken) == [("a", "a0"), ("a", "a1"), ("b", "b0"), ("b", "b1")]
+
+
+async def test_a_governed_queue_serves_tenants_in_turn_one_task_at_a_time(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    await tq.set_limits("default", concurrency=1000)
+    await tq.submit([NewTask(type="noop", tenant="a", name=f"a{i}") for i in range(200)])
+    await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(10)])
+    taken = [task for _ in range(20) for task in await claim(pool, 1, governed=True)]
+    assert sorted(name for tenant, name in taken if tenant == "b") == sorted(
+        f"b{i}" for i in range(10)
+    )
+    assert [tenant for tenant, _ in taken] == [t for t, _ in taken[:2]] * 10
 
 
 async def started_of(pool: asyncpg.Pool, tenant: str) -> int:

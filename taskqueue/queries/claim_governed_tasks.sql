@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-requires: 0026_claim_rotation
 -- write-path-set: enable_seqscan = off
 -- Claim up to $2 due tasks of the types this worker can run, in claim order,
 -- within each queue's pause and limits (taskqueue.queues), and write each
@@ -161,21 +162,35 @@ rated AS NOT MATERIALIZED (
     WHERE EXISTS (SELECT FROM tenants_gated)
       AND (r.free_starts IS NULL OR r.tenant_rank <= r.free_starts)
 ),
+rotation AS MATERIALIZED (
+    -- Where this claim's turns start, as in claim_tasks.sql.
+    SELECT CASE WHEN (SELECT count(DISTINCT tenant) FROM due) > 1
+                THEN nextval('taskqueue.claim_rotation') * $2 ELSE 0 END AS start
+),
 candidates AS MATERIALIZED (
-    -- Tenants take turns as in claim_tasks.sql, within each queue's allowance.
+    -- Tenants take turns as in claim_tasks.sql (in name order from the
+    -- rotation's place), within each queue's allowance.
     SELECT v.id
     FROM (
-        SELECT y.*, row_number() OVER (PARTITION BY y.queue
-                                       ORDER BY y.turn, y.priority DESC, y.run_at, y.id)
-                        AS queue_rank
+        SELECT x.*, row_number() OVER (PARTITION BY x.queue
+                                       ORDER BY x.turn, x.rotated) AS queue_rank
         FROM (
-            SELECT z.*, row_number() OVER (PARTITION BY z.queue, z.tenant
-                                           ORDER BY z.priority DESC, z.run_at, z.id) AS turn
-            FROM rated z
-        ) y
+            SELECT y.*, (y.place - r.start % y.tenants + y.tenants) % y.tenants AS rotated
+            FROM (
+                SELECT u.*, max(u.place) OVER () + 1 AS tenants
+                FROM (
+                    SELECT z.*,
+                           row_number() OVER (PARTITION BY z.queue, z.tenant
+                                              ORDER BY z.priority DESC, z.run_at, z.id) AS turn,
+                           dense_rank() OVER (ORDER BY z.tenant) - 1 AS place
+                    FROM rated z
+                ) u
+            ) y
+            CROSS JOIN rotation r
+        ) x
     ) v
     WHERE v.queue_rank <= v.n
-    ORDER BY v.turn, v.priority DESC, v.run_at, v.id
+    ORDER BY v.turn, v.rotated, v.priority DESC, v.run_at, v.id
     LIMIT $2
 ),
 -- include: _claim_tail.sql

@@ -1,4 +1,5 @@
 -- write-path: worker
+-- write-path-requires: 0026_claim_rotation
 -- write-path-set: enable_seqscan = off
 -- Claim up to $2 due tasks of the types this worker can run, in claim order
 -- (priority, then run_at, then id), and write each one's task_started event:
@@ -45,49 +46,66 @@ WITH open_lanes AS MATERIALIZED (
       AND (l.tenant = '' OR (SELECT r.tenant FROM taskqueue.tenant_rates r
                              WHERE r.tenant = l.tenant) IS NULL)
 ),
+rotation AS MATERIALIZED (
+    -- Where this claim's turns start among the tenants with due work: $2
+    -- places on from the claim before (0026_claim_rotation), so claims of
+    -- one task serve tenants in turn too. Not counted for a single tenant.
+    SELECT CASE WHEN (SELECT count(DISTINCT tenant) FROM open_lanes) > 1
+                THEN nextval('taskqueue.claim_rotation') * $2 ELSE 0 END AS start
+),
 candidates AS MATERIALIZED (
     -- Fair claiming: each tenant's best $2 tasks (by priority, then run_at),
     -- then taken in turns: every tenant's first, then every tenant's second,
-    -- and so on (within a turn by priority, then run_at). A tenant's flood
-    -- thus costs another tenant at most one turn per claim, and a tenant
-    -- whose head is the oldest of a turn is never passed over for long. Tasks
-    -- of no tenant are one tenant (''): a single-tenant install takes one
-    -- turn, in exactly the old order.
-    SELECT y.id
+    -- and so on. Within a turn tenants come in name order, starting at the
+    -- rotation's place (wrapping round), so each claim starts where the one
+    -- before stopped: a tenant's flood costs another tenant at most one turn
+    -- per claim, and over consecutive claims every tenant with due work is
+    -- served within (tenants / $2) claims, whatever its tasks' age or
+    -- priority (priority orders a tenant's own tasks). Tasks of no tenant
+    -- are one tenant (''): a single-tenant install takes one turn, in
+    -- exactly the old order.
+    SELECT z.id
     FROM (
-        SELECT c.id, c.priority, c.run_at,
-               row_number() OVER (PARTITION BY tn.tenant
-                                  ORDER BY c.priority DESC, c.run_at, c.id) AS turn
-        FROM (SELECT DISTINCT tenant FROM open_lanes) AS tn
-        CROSS JOIN LATERAL (
-            SELECT c.id, c.priority, c.run_at
-            FROM (SELECT DISTINCT priority FROM open_lanes o WHERE o.tenant = tn.tenant
-                  ORDER BY priority DESC) AS g
-            CROSS JOIN LATERAL (
-                SELECT w.id, g.priority, w.run_at
-                FROM open_lanes l
+        SELECT w.id, w.turn, w.place, max(w.place) OVER () + 1 AS tenants
+        FROM (
+            SELECT y.id, y.turn, dense_rank() OVER (ORDER BY y.tenant) - 1 AS place
+            FROM (
+                SELECT tn.tenant, c.id,
+                       row_number() OVER (PARTITION BY tn.tenant
+                                          ORDER BY c.priority DESC, c.run_at, c.id) AS turn
+                FROM (SELECT DISTINCT tenant FROM open_lanes) AS tn
                 CROSS JOIN LATERAL (
-                    SELECT t.id, t.run_at
-                    FROM taskqueue.tasks t
-                    WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
-                      AND t.priority = l.priority AND coalesce(t.tenant, '') = l.tenant
-                      AND t.run_at >= l.floor_at AND t.run_at <= now()
-                      -- Never started once expired: passed over (not locked), and
-                      -- ended by the expiry sweep (expire_tasks.sql). A NULL test
-                      -- for tasks without an expiry.
-                      AND (t.expires_at IS NULL OR t.expires_at > now())
-                    ORDER BY t.run_at, t.id
+                    SELECT c.id, c.priority, c.run_at
+                    FROM (SELECT DISTINCT priority FROM open_lanes o WHERE o.tenant = tn.tenant
+                          ORDER BY priority DESC) AS g
+                    CROSS JOIN LATERAL (
+                        SELECT w.id, g.priority, w.run_at
+                        FROM open_lanes l
+                        CROSS JOIN LATERAL (
+                            SELECT t.id, t.run_at
+                            FROM taskqueue.tasks t
+                            WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
+                              AND t.priority = l.priority AND coalesce(t.tenant, '') = l.tenant
+                              AND t.run_at >= l.floor_at AND t.run_at <= now()
+                              -- Never started once expired: passed over (not locked), and
+                              -- ended by the expiry sweep (expire_tasks.sql). A NULL test
+                              -- for tasks without an expiry.
+                              AND (t.expires_at IS NULL OR t.expires_at > now())
+                            ORDER BY t.run_at, t.id
+                            LIMIT $2
+                            FOR UPDATE SKIP LOCKED
+                        ) w
+                        WHERE l.priority = g.priority AND l.tenant = tn.tenant
+                        ORDER BY w.run_at, w.id
+                        LIMIT $2
+                    ) c
                     LIMIT $2
-                    FOR UPDATE SKIP LOCKED
-                ) w
-                WHERE l.priority = g.priority AND l.tenant = tn.tenant
-                ORDER BY w.run_at, w.id
-                LIMIT $2
-            ) c
-            LIMIT $2
-        ) c
-    ) y
-    ORDER BY y.turn, y.priority DESC, y.run_at, y.id
+                ) c
+            ) y
+        ) w
+    ) z
+    CROSS JOIN rotation r
+    ORDER BY z.turn, (z.place - r.start % z.tenants + z.tenants) % z.tenants
     LIMIT $2
 ),
 -- include: _claim_tail.sql
