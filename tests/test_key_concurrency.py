@@ -49,6 +49,22 @@ async def test_the_claim_starts_at_most_the_limit_per_key(
     assert await claim(pool, "other") == ["a2"]
 
 
+async def test_a_key_is_counted_per_tenant(tq: TaskQueue, pool: asyncpg.Pool) -> None:
+    # 0027_keys_per_tenant: one tenant's running tasks of a key leave the
+    # other tenant's slots of the same key free.
+    await tq.set_limits("default", per_key=1)
+    await tq.submit(
+        [
+            NewTask(type="noop", name="a1", concurrency_key="k", tenant="a"),
+            NewTask(type="noop", name="a2", concurrency_key="k", tenant="a"),
+        ]
+    )
+    assert await claim(pool) == ["a1"]
+    await tq.submit([NewTask(type="noop", name="b1", concurrency_key="k", tenant="b")])
+    assert await claim(pool, "other") == ["b1"]
+    assert await claim(pool, "third") == []  # a2 waits for a1, b's limit is full too
+
+
 async def test_a_higher_limit_and_no_limit(tq: TaskQueue, pool: asyncpg.Pool) -> None:
     await tq.set_limits("default", per_key=2)
     await tq.submit([NewTask(type="noop", name=f"a{i}", concurrency_key="a") for i in range(4)])

@@ -105,6 +105,30 @@ async def test_block_holds_the_sequence_until_the_failed_task_succeeds(
     assert await run_audit(pool) == []
 
 
+async def test_a_key_is_its_tenants_and_another_tenants_failure_holds_nothing(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    # 0027_keys_per_tenant: the same key in two tenants is two sequences.
+    a1 = await tq.enqueue(
+        "noop", sequence_key="k", sequence_on_failure="block", max_retries=0, tenant="a"
+    )
+    b1 = await tq.enqueue("noop", sequence_key="k", tenant="b")
+    a2 = await tq.enqueue("noop", sequence_key="k", tenant="a")
+    b2 = await tq.enqueue("noop", sequence_key="k", tenant="b")
+    assert (a1.status, b1.status, a2.status, b2.status) == (
+        "queued",
+        "queued",
+        "waiting",
+        "waiting",
+    )
+    assert sorted(await claim(pool)) == sorted([a1.id, b1.id])
+    await finish(pool, a1.id, OutcomeKind.ERROR)  # a's blocking failure holds a's key only
+    await finish(pool, b1.id)
+    assert await claim(pool) == [b2.id]
+    assert await status_of(pool, a2.id) == "waiting"
+    assert await run_audit(pool) == []
+
+
 async def test_a_repeated_idempotency_key_does_not_become_the_tail(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:

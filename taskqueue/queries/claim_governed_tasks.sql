@@ -1,5 +1,5 @@
 -- write-path: worker
--- write-path-requires: 0026_claim_rotation
+-- write-path-requires: 0027_keys_per_tenant
 -- write-path-set: enable_seqscan = off
 -- Claim up to $2 due tasks of the types this worker can run, in claim order,
 -- within each queue's pause and limits (taskqueue.queues), and write each
@@ -116,16 +116,19 @@ tenants_gated AS MATERIALIZED (
 ),
 keys_admitted AS MATERIALIZED (
     -- Per-key concurrency: how many more of each key may start, decided by
-    -- taskqueue.admit_keyed (0014_claim_keys) under the key's lock, from
-    -- the key's running tasks. No call when no due task has a limited key.
-    SELECT k.queue, k.key, k.admitted
-    FROM (SELECT array_agg(queue) AS qs, array_agg(concurrency_key) AS ks,
+    -- taskqueue.admit_keyed (0027_keys_per_tenant: a key is its tenant's)
+    -- under the key's lock, from the key's running tasks. No call when no
+    -- due task has a limited key.
+    SELECT k.queue, k.tenant, k.key, k.admitted
+    FROM (SELECT array_agg(queue) AS qs, array_agg(tenant) AS ts,
+                 array_agg(concurrency_key) AS ks,
                  array_agg(wanted) AS ns, array_agg(per_key) AS ls
-          FROM (SELECT queue, concurrency_key, count(*)::int AS wanted, min(per_key) AS per_key
+          FROM (SELECT queue, tenant, concurrency_key, count(*)::int AS wanted,
+                       min(per_key) AS per_key
                 FROM due
                 WHERE per_key IS NOT NULL AND concurrency_key IS NOT NULL
-                GROUP BY queue, concurrency_key) g) x
-    CROSS JOIN LATERAL taskqueue.admit_keyed(x.qs, x.ks, x.ns, x.ls) k
+                GROUP BY queue, tenant, concurrency_key) g) x
+    CROSS JOIN LATERAL taskqueue.admit_keyed(x.qs, x.ts, x.ks, x.ns, x.ls) k
     WHERE x.qs IS NOT NULL
       -- Keys are locked after tenants' rows: the count reads all of
       -- tenants_gated before admit_keyed() is called.
@@ -136,10 +139,11 @@ keyed AS NOT MATERIALIZED (
     SELECT u.id, u.queue, u.tenant, u.priority, u.run_at, u.n
     FROM (
         SELECT d.*, k.admitted,
-               row_number() OVER (PARTITION BY d.queue, d.concurrency_key
+               row_number() OVER (PARTITION BY d.queue, d.tenant, d.concurrency_key
                                   ORDER BY d.priority DESC, d.run_at, d.id) AS key_rank
         FROM due d
-        LEFT JOIN keys_admitted k ON k.queue = d.queue AND k.key = d.concurrency_key
+        LEFT JOIN keys_admitted k
+          ON k.queue = d.queue AND k.tenant = d.tenant AND k.key = d.concurrency_key
     ) u
     WHERE u.admitted IS NULL OR u.key_rank <= u.admitted
 ),

@@ -1,4 +1,5 @@
 -- write-path: api
+-- write-path-requires: 0027_keys_per_tenant
 -- Insert tasks that depend on other tasks, their dependencies and (for a
 -- workflow) the workflow, in one statement. Parents are either tasks of this
 -- batch (a workflow's graph) or tasks that exist already (depends_on by id).
@@ -20,10 +21,11 @@
 -- after its task_queued, naming the parent). Each task's task_queued event
 -- records the status it starts in. One NOTIFY for the tasks queued now.
 -- Tasks with a sequence_key (any batch that has one comes here) get one more
--- parent: the task before them in their (queue, sequence_key), the previous
--- one in this batch or else the key's tail (taskqueue.sequences, locked per
--- key by sequence_append(), so concurrent producers of a key form one
--- chain). Keyless rows of such a batch pay nothing for it.
+-- parent: the task before them in their (queue, tenant, sequence_key): the
+-- previous one in this batch or else the key's tail (taskqueue.sequences,
+-- locked per key by sequence_append(), so concurrent producers of a key
+-- form one chain). A key is its tenant's (0027_keys_per_tenant). Keyless
+-- rows of such a batch pay nothing for it.
 -- Returns one row: the ids inserted, statement_timestamp(), and the ids that
 -- started waiting and that were cancelled.
 WITH input AS (
@@ -40,7 +42,8 @@ WITH input AS (
 ),
 sequenced AS MATERIALIZED (
     -- Tasks of a sequence, each with the one before it in this batch.
-    SELECT id, queue, sequence_key, ord, sequence_on_failure = 'block' AS blocks,
+    SELECT id, queue, coalesce(tenant, '') AS tenant, sequence_key, ord,
+           sequence_on_failure = 'block' AS blocks,
            lag(id) OVER w AS prev_id,
            lag(sequence_on_failure = 'block') OVER w AS prev_blocks
     FROM input i
@@ -50,17 +53,18 @@ sequenced AS MATERIALIZED (
       AND (i.idempotency_key IS NULL
            OR NOT EXISTS (SELECT FROM taskqueue.tasks t
                           WHERE t.idempotency_key = i.idempotency_key))
-    WINDOW w AS (PARTITION BY queue, sequence_key ORDER BY ord)
+    WINDOW w AS (PARTITION BY queue, coalesce(tenant, ''), sequence_key ORDER BY ord)
 ),
 old_tails AS MATERIALIZED (
     -- The first task of each key in this batch follows the key's tail, and
     -- the last becomes the tail (taskqueue.sequence_append locks the key).
     SELECT o.*
-    FROM (SELECT array_agg(queue) AS qs, array_agg(sequence_key) AS ks,
+    FROM (SELECT array_agg(queue) AS qs, array_agg(tenant) AS ts, array_agg(sequence_key) AS ks,
                  array_agg(id) AS ids, array_agg(coalesce(blocks, false)) AS bs
-          FROM (SELECT DISTINCT ON (queue, sequence_key) queue, sequence_key, id, blocks
-                FROM sequenced ORDER BY queue, sequence_key, ord DESC) last) x
-    CROSS JOIN LATERAL taskqueue.sequence_append(x.qs, x.ks, x.ids, x.bs) o
+          FROM (SELECT DISTINCT ON (queue, tenant, sequence_key) queue, tenant, sequence_key,
+                       id, blocks
+                FROM sequenced ORDER BY queue, tenant, sequence_key, ord DESC) last) x
+    CROSS JOIN LATERAL taskqueue.sequence_append(x.qs, x.ts, x.ks, x.ids, x.bs) o
     WHERE x.qs IS NOT NULL
 ),
 edges AS (
@@ -72,7 +76,8 @@ edges AS (
     SELECT s.id, coalesce(s.prev_id, t.tail_id),
            CASE WHEN coalesce(s.prev_blocks, t.tail_blocks) THEN 'hold' ELSE 'run' END
     FROM sequenced s
-    LEFT JOIN old_tails t ON (t.queue, t.key) = (s.queue, s.sequence_key)
+    LEFT JOIN old_tails t
+      ON (t.queue, t.tenant, t.key) = (s.queue, s.tenant, s.sequence_key)
     WHERE coalesce(s.prev_id, t.tail_id) IS NOT NULL
       AND NOT EXISTS (SELECT FROM json_to_recordset($2::json) AS x(child uuid, parent uuid)
                       WHERE x.child = s.id AND x.parent = coalesce(s.prev_id, t.tail_id))
