@@ -45,6 +45,29 @@ async def seed(client: AsyncTestClient[Any]) -> dict[str, str]:
     return ids
 
 
+async def test_an_idempotency_key_is_the_tenants_own(database_url: str) -> None:
+    # 0028_idempotency_per_tenant: the same Idempotency-Key from two tenants
+    # makes two tasks (201 each); each tenant's repeat returns its own (200).
+    async with api_client(database_url, api_tokens=TOKENS) as client:
+        made = {}
+        for token in (ACME, GLOBEX):
+            created = await client.post(
+                "/api/tasks",
+                json={"type": "noop"},
+                headers={**bearer(token), "Idempotency-Key": "order-7"},
+            )
+            assert created.status_code == 201, created.text
+            made[token] = created.json()["id"]
+        assert made[ACME] != made[GLOBEX]
+        for token in (ACME, GLOBEX):
+            again = await client.post(
+                "/api/tasks",
+                json={"type": "noop"},
+                headers={**bearer(token), "Idempotency-Key": "order-7"},
+            )
+            assert (again.status_code, again.json()["id"]) == (200, made[token])
+
+
 async def test_a_tenant_token_stamps_its_tasks_and_cannot_name_another_tenant(
     database_url: str, pool: asyncpg.Pool
 ) -> None:

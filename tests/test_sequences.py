@@ -142,6 +142,23 @@ async def test_a_repeated_idempotency_key_does_not_become_the_tail(
     assert await claim(pool) == [b.id]
 
 
+async def test_another_tenants_idempotency_key_neither_takes_nor_blocks_a_task(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    # 0028_idempotency_per_tenant, on the dependencies' statement (a task
+    # with a sequence_key takes it): the same key in another tenant is a
+    # task of its own, and the head of that tenant's sequence.
+    a = await tq.enqueue("noop", sequence_key="k", idempotency_key="once", tenant="a")
+    b = await tq.enqueue("noop", sequence_key="k", idempotency_key="once", tenant="b")
+    assert b.id != a.id and (a.status, b.status) == ("queued", "queued")
+    assert (await tq.enqueue("noop", sequence_key="k", idempotency_key="once", tenant="b")).id == (
+        b.id
+    )
+    b2 = await tq.enqueue("noop", sequence_key="k", tenant="b")
+    assert b2.status == "waiting"  # behind b
+    assert sorted(await claim(pool)) == sorted([a.id, b.id])
+
+
 async def test_a_task_after_a_finished_tail_is_queued_at_once(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:

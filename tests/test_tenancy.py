@@ -54,11 +54,17 @@ async def test_it_reads_and_changes_only_its_own_tasks(tq: TaskQueue) -> None:
     stats = await acme.stats()
     assert (stats.total_tasks, stats.cancelled_tasks) == (1, 1)
     assert (await tq.stats()).total_tasks == 3
-    # The same key in another tenant is not handed over.
-    await globex.enqueue("noop", idempotency_key="k")
-    with pytest.raises(InvalidTask) as raised:
-        await acme.enqueue("noop", idempotency_key="k")
-    assert raised.value.field == "idempotency_key"
+    # An idempotency key is the tenant's (0028_idempotency_per_tenant): the
+    # same key in another tenant is another task, and each tenant's repeat
+    # returns its own.
+    theirs_keyed = await globex.enqueue("noop", idempotency_key="k")
+    mine_keyed = await acme.enqueue("noop", idempotency_key="k")
+    assert mine_keyed.id != theirs_keyed.id and mine_keyed.tenant == "acme"
+    assert (await acme.enqueue("noop", idempotency_key="k")).id == mine_keyed.id
+    assert (await globex.enqueue("noop", idempotency_key="k")).id == theirs_keyed.id
+    batch = await acme.submit([NewTask(type="noop", idempotency_key="k")] * 2)
+    assert [(r.task.id, r.created) for r in batch] == [(mine_keyed.id, False)] * 2
+    assert (await tq.enqueue("noop", idempotency_key="k")).tenant is None  # no tenant: a third
 
 
 async def test_its_workflows_are_its_own(tq: TaskQueue) -> None:

@@ -52,7 +52,8 @@ sequenced AS MATERIALIZED (
       -- become the key's tail either.
       AND (i.idempotency_key IS NULL
            OR NOT EXISTS (SELECT FROM taskqueue.tasks t
-                          WHERE t.idempotency_key = i.idempotency_key))
+                          WHERE t.idempotency_key = i.idempotency_key
+                            AND coalesce(t.tenant, '') = coalesce(i.tenant, '')))
     WINDOW w AS (PARTITION BY queue, coalesce(tenant, ''), sequence_key ORDER BY ord)
 ),
 old_tails AS MATERIALIZED (
@@ -135,7 +136,9 @@ inserted AS (
     FROM input i
     LEFT JOIN per_child c ON c.id = i.id
     LEFT JOIN (SELECT parent, count(*)::int AS n FROM edges GROUP BY parent) k ON k.parent = i.id
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    -- Any unique index: the idempotency key's, which is (tenant, key) since
+    -- 0028_idempotency_per_tenant and (key) before it (ids never collide).
+    ON CONFLICT DO NOTHING
     RETURNING id, queue, type, priority, run_at, status, tenant, workflow_id
 ),
 workflow AS (

@@ -38,7 +38,9 @@ inserted AS (
            coalesce(expires_at, statement_timestamp() + ttl_us * interval '1 microsecond'),
            callback, tenant, concurrency_key
     FROM input
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    -- Any unique index: the idempotency key's, which is (tenant, key) since
+    -- 0028_idempotency_per_tenant and (key) before it (ids never collide).
+    ON CONFLICT DO NOTHING
     RETURNING id, queue, type, priority, run_at, tenant
 ),
 admitted AS (

@@ -80,15 +80,20 @@ async def enqueue_tasks_by_statement(conn: Executor, rows: Sequence[TaskRow]) ->
     if len(inserted_ids) == len(rows):
         return [Enqueued(new_task(row, created_at), True) for row in rows]
     inserted = set(inserted_ids)
-    keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
-    found = await conn.fetch(query("find_tasks_by_idempotency_key"), keys)
-    existing = {rec["idempotency_key"]: _task(rec) for rec in found}
+    taken = [r for r in rows if r.id not in inserted and r.idempotency_key]
+    found = await conn.fetch(
+        query("find_tasks_by_idempotency_key"),
+        [r.idempotency_key for r in taken],
+        [r.tenant or "" for r in taken],
+    )
+    # A key is its tenant's (0028_idempotency_per_tenant).
+    existing = {(rec["tenant"] or "", rec["idempotency_key"]): _task(rec) for rec in found}
     results: list[Enqueued] = []
     for row in rows:
         if row.id in inserted:
             results.append(Enqueued(new_task(row, created_at), True))
             continue
-        owner = existing.get(row.idempotency_key or "")
+        owner = existing.get((row.tenant or "", row.idempotency_key or ""))
         if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
@@ -101,15 +106,15 @@ def _status(task_id: uuid.UUID, waiting: frozenset[uuid.UUID]) -> Status:
 
 async def _owner(conn: Executor, row: TaskRow) -> Enqueued:
     """The task that owns ``row``'s idempotency key (``row`` was not inserted)."""
-    owner = await find_task_by_key(conn, row.idempotency_key or "")
+    owner = await find_task_by_key(conn, row.idempotency_key or "", row.tenant)
     if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
         raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
     return Enqueued(owner, False)
 
 
-async def find_task_by_key(conn: Executor, key: str) -> Task | None:
-    """The task that owns idempotency key ``key``."""
-    found = await conn.fetch(query("find_tasks_by_idempotency_key"), [key])
+async def find_task_by_key(conn: Executor, key: str, tenant: str | None) -> Task | None:
+    """The task of ``tenant`` (None: no tenant) that owns idempotency key ``key``."""
+    found = await conn.fetch(query("find_tasks_by_idempotency_key"), [key], [tenant or ""])
     return _task(found[0]) if found else None
 
 

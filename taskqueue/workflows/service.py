@@ -236,7 +236,7 @@ async def _as_enqueued(
             task = store.new_task(row, done.created_at, _status_of(row.id, done))
             results.append(Enqueued(task, True))
             continue
-        owner = await runner.run(store.find_task_by_key, row.idempotency_key or "")
+        owner = await runner.run(store.find_task_by_key, row.idempotency_key or "", row.tenant)
         if owner is None:  # pragma: no cover - only if the owner was deleted meanwhile
             raise RuntimeError(f"task {row.id} was neither inserted nor found by its key")
         results.append(Enqueued(owner, False))
