@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import random
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -129,7 +130,7 @@ class NewTask(msgspec.Struct, kw_only=True):
     # {"url": "https://...", "events": ["succeeded", "failed", "cancelled", "expired"]}
     callback: Any = None
     tenant: str | None = None  # the tenant it belongs to (README "Tenants")
-    # Tasks with the same sequence_key in a queue run one at a time, in
+    # Tasks with the same sequence_key in a queue (and tenant) run one at a time, in
     # enqueue order; sequence_on_failure "block" makes this task's final
     # failure hold the next ones (default "release").
     sequence_key: str | None = None
@@ -347,16 +348,19 @@ _random_bits = _random.getrandbits
 def _after_fork_in_child() -> None:
     # A forked child must not repeat its parent's sequence: new random bits,
     # and no counter to continue from (within the parent's millisecond the
-    # child would otherwise take the parent's next id).
-    global _last_counter
+    # child would otherwise take the parent's next id), and a lock of its own
+    # (another thread may have held the parent's at the fork).
+    global _last_counter, _counter_lock
     _random.seed(os.urandom(32))
     _last_counter = 0
+    _counter_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _RAND_B = 2**62 - 1
+_counter_lock = threading.Lock()
 
 
 def uuid7() -> uuid.UUID:
@@ -385,13 +389,15 @@ def uuid7s(count: int) -> list[uuid.UUID]:
 def _take_counters(count: int) -> int:
     """The first of ``count`` counters (timestamp(48) | rand_a(12) |
     rand_b(62), without the version and variant bits) above every one taken
-    before in this process."""
+    before in this process, by any thread (the sync API prepares in its
+    callers' threads)."""
     global _last_counter
     millis = time.time_ns() // 1_000_000
     counter = (millis & 0xFFFF_FFFF_FFFF) << 74 | _random_bits(74)
-    if counter <= _last_counter:
-        counter = _last_counter + 1
-    _last_counter = counter + count - 1
+    with _counter_lock:
+        if counter <= _last_counter:
+            counter = _last_counter + 1
+        _last_counter = counter + count - 1
     return counter
 
 
@@ -427,7 +433,7 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     paused: bool
     concurrency_limit: int | None
     rate_limit: RateLimit | None
-    # At most this many running tasks per concurrency_key (None: keys unlimited).
+    # At most this many running tasks per concurrency_key and tenant (None: unlimited).
     per_key_concurrency: int | None = None
     # How long its finished tasks are kept (durations such as 1d): its own
     # setting, else the default (TASKQUEUE_RETAIN_*) of the process that reads it.

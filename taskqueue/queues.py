@@ -81,7 +81,7 @@ class Queues:
     ) -> QueueInfo:
         """At most ``concurrency`` of the queue's tasks running at once, at
         most ``rate = (n, seconds)`` task starts per rolling period, and at
-        most ``per_key`` running tasks per concurrency_key, across every
+        most ``per_key`` running tasks per concurrency_key and tenant, across every
         worker and host. None removes a limit; leaving one out keeps it."""
         asked: dict[str, Any] = {}
         if concurrency is not _NOT_SET:

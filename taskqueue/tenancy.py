@@ -63,7 +63,7 @@ def stamped(tasks: Sequence[NewTask], tenant: str) -> list[NewTask]:
 
 def _own(results: builtins.list[Enqueued], tenant: str) -> builtins.list[Enqueued]:
     """Never hand back another tenant's task. An idempotency key is its
-    tenant's (0028_idempotency_per_tenant), so the owner of a taken key is
+    tenant's (0027_idempotency_per_tenant), so the owner of a taken key is
     always the caller's own task; this guards that rule where tasks leave."""
     for result in results:
         if not result.created and result.task.tenant != tenant:

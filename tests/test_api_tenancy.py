@@ -46,7 +46,7 @@ async def seed(client: AsyncTestClient[Any]) -> dict[str, str]:
 
 
 async def test_an_idempotency_key_is_the_tenants_own(database_url: str) -> None:
-    # 0028_idempotency_per_tenant: the same Idempotency-Key from two tenants
+    # 0027_idempotency_per_tenant: the same Idempotency-Key from two tenants
     # makes two tasks (201 each); each tenant's repeat returns its own (200).
     async with api_client(database_url, api_tokens=TOKENS) as client:
         made = {}

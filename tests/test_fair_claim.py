@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -66,41 +67,85 @@ async def test_priorities_order_a_tenants_own_tasks(tq: TaskQueue, pool: asyncpg
 async def test_every_tenant_with_due_work_is_served_within_a_few_claims(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
-    # 30 tenants, each with a backlog, and claims of 10: each claim starts
-    # ten tenants on from the one before, so all 30 are served within 3.
+    # 30 tenants, each with a backlog, and claims of 10: each claim serves
+    # ten tenants in a row from a random place, so each tenant is left out
+    # of a claim with probability 2/3, and of 40 claims with (2/3)^40 < 1e-7.
     await tq.submit(
         [
             NewTask(type="noop", tenant=f"t{k}", name=f"t{k}-{i}")
-            for i in range(5)
+            for i in range(50)
             for k in range(30)
         ]
     )
     served: set[str] = set()
-    for _ in range(3):
-        served |= {tenant for tenant, _ in await claim(pool, 10)}
+    claims = 0
+    while len(served) < 30 and claims < 40:
+        taken = await claim(pool, 10)
+        assert len({tenant for tenant, _ in taken}) == 10  # ten tenants, one turn each
+        served |= {tenant for tenant, _ in taken}
+        claims += 1
     assert served == {f"t{k}" for k in range(30)}
+
+
+async def claim_until(
+    pool: asyncpg.Pool, done: int, tenant: str, limit: int, **kw: Any
+) -> list[tuple[str, str]]:
+    """Claims of one task until ``done`` tasks of ``tenant`` were taken
+    (at most ``limit`` claims); what they took, in order."""
+    taken: list[tuple[str, str]] = []
+    claims = 0
+    while sum(t == tenant for t, _ in taken) < done and claims < limit:
+        taken += await claim(pool, 1, **kw)
+        claims += 1
+    return taken
 
 
 async def test_claims_of_one_task_serve_tenants_in_turn(tq: TaskQueue, pool: asyncpg.Pool) -> None:
     # A worker whose slots free one at a time claims one task at a time:
-    # the flood's older tasks must not all come first.
+    # the flood's older tasks must not all come first. Each claim serves b
+    # with probability 1/2: its 20 take 40 claims on average, and more than
+    # 200 with a probability below 1e-25.
     await tq.submit([NewTask(type="noop", tenant="a", name=f"a{i}") for i in range(1600)])
     await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(20)])
-    taken = [task for _ in range(40) for task in await claim(pool, 1)]
-    assert [tenant for tenant, _ in taken[:2]] in (["a", "b"], ["b", "a"])
-    assert [tenant for tenant, _ in taken] == [t for t, _ in taken[:2]] * 20
-    # Each tenant's own tasks in their order.
+    taken = await claim_until(pool, 20, "b", 200)
     assert [name for tenant, name in taken if tenant == "b"] == [f"b{i}" for i in range(20)]
-    assert [name for tenant, name in taken if tenant == "a"] == [f"a{i}" for i in range(20)]
+    # a's own tasks in their order, and a served too meanwhile.
+    mine = [name for tenant, name in taken if tenant == "a"]
+    assert mine == [f"a{i}" for i in range(len(mine))] and mine
 
 
 async def test_a_tenants_higher_priority_does_not_hold_back_another_tenant(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
-    await tq.submit([NewTask(type="noop", tenant="a", priority=9) for _ in range(100)])
+    await tq.submit([NewTask(type="noop", tenant="a", priority=9) for _ in range(300)])
     await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(5)])
-    taken = [task for _ in range(10) for task in await claim(pool, 1)]
-    assert sorted(name for tenant, name in taken if tenant == "b") == [f"b{i}" for i in range(5)]
+    taken = await claim_until(pool, 5, "b", 100)
+    assert [name for tenant, name in taken if tenant == "b"] == [f"b{i}" for i in range(5)]
+
+
+async def test_no_pattern_of_claims_keeps_a_tenant_at_the_back(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    # Claims of one, alternating between two queues that both hold tenants
+    # a and b: a place drawn per claim cannot fall in step with the pattern.
+    for queue in ("default", "other"):
+        await tq.submit([NewTask(type="noop", queue=queue, tenant="a") for _ in range(300)])
+        await tq.submit(
+            [NewTask(type="noop", queue=queue, tenant="b", name=f"b{i}") for i in range(10)]
+        )
+    taken: list[uuid.UUID] = []
+    for _ in range(100):
+        for queue in ("default", "other"):
+            got = await store.claim_tasks(pool, [queue], 1, "w", 30, types=["noop"])
+            if queue == "default":
+                taken += [t.id for t in got]
+        b_taken = await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.tasks WHERE id = ANY($1::uuid[]) AND tenant = 'b'",
+            taken,
+        )
+        if b_taken == 10:
+            break
+    assert b_taken == 10
 
 
 async def test_tasks_of_no_tenant_are_one_tenant_among_the_others(
@@ -125,13 +170,10 @@ async def test_a_governed_queue_serves_tenants_in_turn_one_task_at_a_time(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
     await tq.set_limits("default", concurrency=1000)
-    await tq.submit([NewTask(type="noop", tenant="a", name=f"a{i}") for i in range(200)])
+    await tq.submit([NewTask(type="noop", tenant="a", name=f"a{i}") for i in range(400)])
     await tq.submit([NewTask(type="noop", tenant="b", name=f"b{i}") for i in range(10)])
-    taken = [task for _ in range(20) for task in await claim(pool, 1, governed=True)]
-    assert sorted(name for tenant, name in taken if tenant == "b") == sorted(
-        f"b{i}" for i in range(10)
-    )
-    assert [tenant for tenant, _ in taken] == [t for t, _ in taken[:2]] * 10
+    taken = await claim_until(pool, 10, "b", 150, governed=True)
+    assert [name for tenant, name in taken if tenant == "b"] == [f"b{i}" for i in range(10)]
 
 
 async def started_of(pool: asyncpg.Pool, tenant: str) -> int:

@@ -50,7 +50,7 @@ async def test_the_claim_starts_at_most_the_limit_per_key(
 
 
 async def test_a_key_is_counted_per_tenant(tq: TaskQueue, pool: asyncpg.Pool) -> None:
-    # 0027_keys_per_tenant: one tenant's running tasks of a key leave the
+    # 0026_keys_per_tenant: one tenant's running tasks of a key leave the
     # other tenant's slots of the same key free.
     await tq.set_limits("default", per_key=1)
     await tq.submit(

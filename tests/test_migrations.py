@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import shutil
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 from taskqueue import db, store
 from taskqueue.client import TaskQueue
+from taskqueue.models import uuid7
 
 
 async def tables(dsn: str) -> set[str]:
@@ -297,5 +299,45 @@ async def test_autovacuum_of_tasks_is_paced_and_the_rollback_unpaces_it(
         assert await conn.fetchval(delay) == "10"
         rollback_to(dsn, "0024_paced_vacuum_of_tasks")
         assert await conn.fetchval(delay) == "0"
+    finally:
+        await conn.close()
+
+
+async def test_each_tenant_keeps_its_sequence_across_0026_and_the_rollback_refuses_to_merge(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before 0026_keys_per_tenant a key was the queue's: one tail for both
+    # tenants. After it, each tenant's next task of the key must still wait
+    # for that tenant's own newest task of it.
+    dsn = empty_database_url
+    migrate_before(dsn, "0026", tmp_path, monkeypatch)
+    conn = await asyncpg.connect(dsn)
+    try:
+        ids = {}
+        for name, tenant, status in (
+            ("a1", "a", "queued"),
+            ("a2", "a", "waiting"),
+            ("b1", "b", "queued"),
+        ):
+            ids[name] = await conn.fetchval(
+                "INSERT INTO taskqueue.tasks (id, queue, type, name, tenant, status, sequence_key)"
+                " VALUES ($1, 'default', 'noop', $2, $3, $4, 'k') RETURNING id",
+                uuid7(),
+                name,
+                tenant,
+                status,
+            )
+        # The queue-wide tail: the newest task of the key, b's.
+        await conn.execute(
+            "INSERT INTO taskqueue.sequences (queue, key, tail_id) VALUES ('default', 'k', $1)",
+            ids["b1"],
+        )
+        assert db.migrate(dsn)[0] == "0026_keys_per_tenant"
+        tails = await conn.fetch(
+            "SELECT tenant, tail_id FROM taskqueue.sequences WHERE key = 'k' ORDER BY tenant"
+        )
+        assert [(r["tenant"], r["tail_id"]) for r in tails] == [("a", ids["a2"]), ("b", ids["b1"])]
+        with pytest.raises(Exception, match="share a sequence key"):
+            await asyncio.to_thread(rollback_to, dsn, "0026_keys_per_tenant")
     finally:
         await conn.close()

@@ -108,7 +108,7 @@ async def test_block_holds_the_sequence_until_the_failed_task_succeeds(
 async def test_a_key_is_its_tenants_and_another_tenants_failure_holds_nothing(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
-    # 0027_keys_per_tenant: the same key in two tenants is two sequences.
+    # 0026_keys_per_tenant: the same key in two tenants is two sequences.
     a1 = await tq.enqueue(
         "noop", sequence_key="k", sequence_on_failure="block", max_retries=0, tenant="a"
     )
@@ -145,7 +145,7 @@ async def test_a_repeated_idempotency_key_does_not_become_the_tail(
 async def test_another_tenants_idempotency_key_neither_takes_nor_blocks_a_task(
     tq: TaskQueue, pool: asyncpg.Pool
 ) -> None:
-    # 0028_idempotency_per_tenant, on the dependencies' statement (a task
+    # 0027_idempotency_per_tenant, on the dependencies' statement (a task
     # with a sequence_key takes it): the same key in another tenant is a
     # task of its own, and the head of that tenant's sequence.
     a = await tq.enqueue("noop", sequence_key="k", idempotency_key="once", tenant="a")

@@ -54,7 +54,7 @@ async def test_it_reads_and_changes_only_its_own_tasks(tq: TaskQueue) -> None:
     stats = await acme.stats()
     assert (stats.total_tasks, stats.cancelled_tasks) == (1, 1)
     assert (await tq.stats()).total_tasks == 3
-    # An idempotency key is the tenant's (0028_idempotency_per_tenant): the
+    # An idempotency key is the tenant's (0027_idempotency_per_tenant): the
     # same key in another tenant is another task, and each tenant's repeat
     # returns its own.
     theirs_keyed = await globex.enqueue("noop", idempotency_key="k")

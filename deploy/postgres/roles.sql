@@ -191,17 +191,28 @@ BEGIN
         GRANT INSERT (sequence_key, sequence_on_failure, concurrency_key)
             ON taskqueue.tasks TO taskqueue_api;
         GRANT INSERT (tenant) ON taskqueue.claim_lanes TO taskqueue_api, taskqueue_worker;
-        -- Keys per tenant (0027_keys_per_tenant) take the tenants too.
-        REVOKE ALL ON FUNCTION
-                taskqueue.sequence_append(text[], text[], text[], uuid[], boolean[]),
-                taskqueue.admit_keyed(text[], text[], text[], integer[], integer[])
-            FROM PUBLIC, taskqueue_api, taskqueue_worker, taskqueue_auditor;
-        GRANT EXECUTE ON FUNCTION
-                taskqueue.sequence_append(text[], text[], text[], uuid[], boolean[])
-            TO taskqueue_api;
-        GRANT EXECUTE ON FUNCTION
-                taskqueue.admit_keyed(text[], text[], text[], integer[], integer[])
-            TO taskqueue_worker;
+        -- Keys per tenant (0026_keys_per_tenant) take the tenants too.
+        IF to_regprocedure('taskqueue.admit_keyed(text[], text[], text[], integer[], integer[])')
+           IS NOT NULL THEN
+            REVOKE ALL ON FUNCTION
+                    taskqueue.sequence_append(text[], text[], text[], uuid[], boolean[]),
+                    taskqueue.admit_keyed(text[], text[], text[], integer[], integer[])
+                FROM PUBLIC, taskqueue_api, taskqueue_worker, taskqueue_auditor;
+            GRANT EXECUTE ON FUNCTION
+                    taskqueue.sequence_append(text[], text[], text[], uuid[], boolean[])
+                TO taskqueue_api;
+            GRANT EXECUTE ON FUNCTION
+                    taskqueue.admit_keyed(text[], text[], text[], integer[], integer[])
+                TO taskqueue_worker;
+        ELSE  -- a schema before 0026_keys_per_tenant
+            REVOKE ALL ON FUNCTION taskqueue.sequence_append(text[], text[], uuid[], boolean[]),
+                                   taskqueue.admit_keyed(text[], text[], integer[], integer[])
+                FROM PUBLIC, taskqueue_api, taskqueue_worker, taskqueue_auditor;
+            GRANT EXECUTE ON FUNCTION taskqueue.sequence_append(text[], text[], uuid[], boolean[])
+                TO taskqueue_api;
+            GRANT EXECUTE ON FUNCTION taskqueue.admit_keyed(text[], text[], integer[], integer[])
+                TO taskqueue_worker;
+        END IF;
     END IF;
 
     -- Worker: claim_tasks, complete_tasks, extend_leases, rescue_expired, its

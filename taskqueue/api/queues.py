@@ -36,7 +36,7 @@ class QueueLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] | msgspec.UnsetType | None
     ) = msgspec.UNSET
     rate_limit: RateLimitIn | msgspec.UnsetType | None = msgspec.UNSET
-    # At most this many running tasks per concurrency_key.
+    # At most this many running tasks per concurrency_key (and tenant).
     per_key_concurrency: (
         Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] | msgspec.UnsetType | None
     ) = msgspec.UNSET

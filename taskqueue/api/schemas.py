@@ -56,7 +56,7 @@ class CreateTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     on_parent_failure: Literal["cancel", "run"] = "cancel"
     # The tenant it belongs to; a tenant's token stamps its own (README "Tenants").
     tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TENANT_LENGTH)] | None = None
-    # Tasks with the same sequence_key in a queue run one at a time, in enqueue
+    # Tasks with the same sequence_key in a queue and tenant run one at a time, in enqueue
     # order; "block": this task's final failure holds the ones after it.
     sequence_key: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | None = (
         None

@@ -1,5 +1,5 @@
 -- write-path: worker
--- write-path-requires: 0027_keys_per_tenant
+-- write-path-requires: 0026_keys_per_tenant
 -- write-path-set: enable_seqscan = off
 -- Claim up to $2 due tasks of the types this worker can run, in claim order,
 -- within each queue's pause and limits (taskqueue.queues), and write each
@@ -116,7 +116,7 @@ tenants_gated AS MATERIALIZED (
 ),
 keys_admitted AS MATERIALIZED (
     -- Per-key concurrency: how many more of each key may start, decided by
-    -- taskqueue.admit_keyed (0027_keys_per_tenant: a key is its tenant's)
+    -- taskqueue.admit_keyed (0026_keys_per_tenant: a key is its tenant's)
     -- under the key's lock, from the key's running tasks. No call when no
     -- due task has a limited key.
     SELECT k.queue, k.tenant, k.key, k.admitted
@@ -168,8 +168,7 @@ rated AS NOT MATERIALIZED (
 ),
 rotation AS MATERIALIZED (
     -- Where this claim's turns start, as in claim_tasks.sql.
-    SELECT CASE WHEN (SELECT count(DISTINCT tenant) FROM due) > 1
-                THEN nextval('taskqueue.claim_rotation') * $2 ELSE 0 END AS start
+    SELECT random() AS start
 ),
 candidates AS MATERIALIZED (
     -- Tenants take turns as in claim_tasks.sql (in name order from the
@@ -179,7 +178,9 @@ candidates AS MATERIALIZED (
         SELECT x.*, row_number() OVER (PARTITION BY x.queue
                                        ORDER BY x.turn, x.rotated) AS queue_rank
         FROM (
-            SELECT y.*, (y.place - r.start % y.tenants + y.tenants) % y.tenants AS rotated
+            SELECT y.*,
+                   (y.place + y.tenants - floor(r.start * y.tenants)::bigint) % y.tenants
+                       AS rotated
             FROM (
                 SELECT u.*, max(u.place) OVER () + 1 AS tenants
                 FROM (

@@ -1,8 +1,8 @@
 -- write-path: worker
--- write-path-requires: 0026_claim_rotation
 -- write-path-set: enable_seqscan = off
--- Claim up to $2 due tasks of the types this worker can run, in claim order
--- (priority, then run_at, then id), and write each one's task_started event:
+-- Claim up to $2 due tasks of the types this worker can run, tenants taking
+-- turns (each tenant's by priority, then run_at, then id; candidates below),
+-- and write each one's task_started event:
 -- the claim for queues that have no settings (no pause, no limit), which is
 -- nearly always what a worker runs.
 --   $1 text[] queues to claim from
@@ -47,23 +47,23 @@ WITH open_lanes AS MATERIALIZED (
                              WHERE r.tenant = l.tenant) IS NULL)
 ),
 rotation AS MATERIALIZED (
-    -- Where this claim's turns start among the tenants with due work: $2
-    -- places on from the claim before (0026_claim_rotation), so claims of
-    -- one task serve tenants in turn too. Not counted for a single tenant.
-    SELECT CASE WHEN (SELECT count(DISTINCT tenant) FROM open_lanes) > 1
-                THEN nextval('taskqueue.claim_rotation') * $2 ELSE 0 END AS start
+    -- Where this claim's turns start among the tenants with due work: a
+    -- place drawn at random for each claim, so claims of one task (a worker
+    -- whose slots free one at a time) serve tenants in turn too, and no
+    -- pattern of claims can keep a tenant at the back.
+    SELECT random() AS start
 ),
 candidates AS MATERIALIZED (
     -- Fair claiming: each tenant's best $2 tasks (by priority, then run_at),
     -- then taken in turns: every tenant's first, then every tenant's second,
-    -- and so on. Within a turn tenants come in name order, starting at the
-    -- rotation's place (wrapping round), so each claim starts where the one
-    -- before stopped: a tenant's flood costs another tenant at most one turn
-    -- per claim, and over consecutive claims every tenant with due work is
-    -- served within (tenants / $2) claims, whatever its tasks' age or
-    -- priority (priority orders a tenant's own tasks). Tasks of no tenant
-    -- are one tenant (''): a single-tenant install takes one turn, in
-    -- exactly the old order.
+    -- and so on. Within a turn tenants come in name order from the
+    -- rotation's place, wrapping round: a tenant's flood costs another
+    -- tenant at most one turn per claim, and a claim of n tasks among t
+    -- tenants with due work serves each of them with probability at least
+    -- n/t (every one, when n >= t), whatever its tasks' age or priority
+    -- (priority orders a tenant's own tasks). Tasks of no tenant are one
+    -- tenant (''): a single-tenant install takes one turn, in exactly the
+    -- old order.
     SELECT z.id
     FROM (
         SELECT w.id, w.turn, w.place, max(w.place) OVER () + 1 AS tenants
@@ -105,7 +105,7 @@ candidates AS MATERIALIZED (
         ) w
     ) z
     CROSS JOIN rotation r
-    ORDER BY z.turn, (z.place - r.start % z.tenants + z.tenants) % z.tenants
+    ORDER BY z.turn, (z.place + z.tenants - floor(r.start * z.tenants)::bigint) % z.tenants
     LIMIT $2
 ),
 -- include: _claim_tail.sql

@@ -1,5 +1,5 @@
 -- write-path: api
--- write-path-requires: 0027_keys_per_tenant
+-- write-path-requires: 0026_keys_per_tenant
 -- Insert tasks that depend on other tasks, their dependencies and (for a
 -- workflow) the workflow, in one statement. Parents are either tasks of this
 -- batch (a workflow's graph) or tasks that exist already (depends_on by id).
@@ -24,7 +24,7 @@
 -- parent: the task before them in their (queue, tenant, sequence_key): the
 -- previous one in this batch or else the key's tail (taskqueue.sequences,
 -- locked per key by sequence_append(), so concurrent producers of a key
--- form one chain). A key is its tenant's (0027_keys_per_tenant). Keyless
+-- form one chain). A key is its tenant's (0026_keys_per_tenant). Keyless
 -- rows of such a batch pay nothing for it.
 -- Returns one row: the ids inserted, statement_timestamp(), and the ids that
 -- started waiting and that were cancelled.
@@ -137,7 +137,7 @@ inserted AS (
     LEFT JOIN per_child c ON c.id = i.id
     LEFT JOIN (SELECT parent, count(*)::int AS n FROM edges GROUP BY parent) k ON k.parent = i.id
     -- Any unique index: the idempotency key's, which is (tenant, key) since
-    -- 0028_idempotency_per_tenant and (key) before it (ids never collide).
+    -- 0027_idempotency_per_tenant and (key) before it (ids never collide).
     ON CONFLICT DO NOTHING
     RETURNING id, queue, type, priority, run_at, status, tenant, workflow_id
 ),

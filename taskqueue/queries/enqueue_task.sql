@@ -26,7 +26,7 @@ WITH inserted AS (
                      statement_timestamp() + $14::bigint * interval '1 microsecond'),
             $15::jsonb, $16::text, $17::text, $18::text, $19::text)
     -- Any unique index: the idempotency key's, which is (tenant, key) since
-    -- 0028_idempotency_per_tenant and (key) before it (ids never collide).
+    -- 0027_idempotency_per_tenant and (key) before it (ids never collide).
     ON CONFLICT DO NOTHING
     RETURNING id, queue, type, priority, run_at, tenant
 ),

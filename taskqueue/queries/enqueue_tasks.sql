@@ -39,7 +39,7 @@ inserted AS (
            callback, tenant, concurrency_key
     FROM input
     -- Any unique index: the idempotency key's, which is (tenant, key) since
-    -- 0028_idempotency_per_tenant and (key) before it (ids never collide).
+    -- 0027_idempotency_per_tenant and (key) before it (ids never collide).
     ON CONFLICT DO NOTHING
     RETURNING id, queue, type, priority, run_at, tenant
 ),

@@ -86,7 +86,7 @@ async def enqueue_tasks_by_statement(conn: Executor, rows: Sequence[TaskRow]) ->
         [r.idempotency_key for r in taken],
         [r.tenant or "" for r in taken],
     )
-    # A key is its tenant's (0028_idempotency_per_tenant).
+    # A key is its tenant's (0027_idempotency_per_tenant).
     existing = {(rec["tenant"] or "", rec["idempotency_key"]): _task(rec) for rec in found}
     results: list[Enqueued] = []
     for row in rows:
@@ -112,7 +112,7 @@ async def _owner(conn: Executor, row: TaskRow) -> Enqueued:
     return Enqueued(owner, False)
 
 
-async def find_task_by_key(conn: Executor, key: str, tenant: str | None) -> Task | None:
+async def find_task_by_key(conn: Executor, key: str, tenant: str | None = None) -> Task | None:
     """The task of ``tenant`` (None: no tenant) that owns idempotency key ``key``."""
     found = await conn.fetch(query("find_tasks_by_idempotency_key"), [key], [tenant or ""])
     return _task(found[0]) if found else None

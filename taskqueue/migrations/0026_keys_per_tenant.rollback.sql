@@ -1,7 +1,23 @@
--- Undo 0027_keys_per_tenant: sequence and concurrency keys are the
+-- Undo 0026_keys_per_tenant: sequence and concurrency keys are the
 -- queue's again. A key that several tenants used keeps its newest tail (ids
 -- sort by creation time), and 0014_claim_keys's functions come back.
 
+-- Refused while two tenants have unfinished tasks of one key in a queue:
+-- merged into one sequence, one of them would lose its place. Let them
+-- finish (or cancel one tenant's) first.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM taskqueue.tasks
+               WHERE sequence_key IS NOT NULL
+                 AND status IN ('waiting', 'queued', 'running')
+               GROUP BY queue, sequence_key
+               HAVING count(DISTINCT coalesce(tenant, '')) > 1) THEN
+        RAISE EXCEPTION 'tenants share a sequence key with unfinished tasks';
+    END IF;
+END
+$$;
+-- After this rollback, run the older release's `taskqueue migrate`: it
+-- makes the write-path statements that call the functions below again.
 DROP FUNCTION taskqueue.admit_keyed(text[], text[], text[], integer[], integer[]);
 DROP FUNCTION taskqueue.sequence_append(text[], text[], text[], uuid[], boolean[]);
 

@@ -4,19 +4,30 @@
 -- key was the queue's: one tenant's blocking failure held another tenant's
 -- sequence of the same name, and one tenant's running tasks used up another
 -- tenant's slots of the key. Tasks of no tenant are the tenant ''.
---   sequences.tenant          part of the key (existing rows: '')
+--   sequences.tenant          part of the key
 --   sequence_append()         takes the tenants beside the queues and keys
 --   admit_keyed()             likewise: a lock and a count per (queue, tenant, key)
--- depends: 0026_claim_rotation
+-- depends: 0025_children_lanes_without_waiting
 
 ALTER TABLE taskqueue.sequences ADD COLUMN tenant text NOT NULL DEFAULT '';
--- Every existing tail was made by the queue-wide rule: each stays with the
--- tenant of its task.
-UPDATE taskqueue.sequences s SET tenant = coalesce(t.tenant, '')
+-- Every existing tail was kept by the queue-wide rule: it stays with the
+-- tenant of its task ('' when that task is gone: it had ended) ...
+UPDATE taskqueue.sequences s SET tenant = t.tenant
 FROM taskqueue.tasks t WHERE t.id = s.tail_id AND t.tenant IS NOT NULL;
 ALTER TABLE taskqueue.sequences
     DROP CONSTRAINT sequences_pkey,
     ADD CONSTRAINT sequences_pkey PRIMARY KEY (queue, tenant, key);
+-- ... and every other tenant that has tasks of the key gets its own tail,
+-- its newest task of the key (ids sort by creation time), so its next task
+-- still waits for the ones it queued before this migration.
+INSERT INTO taskqueue.sequences (queue, tenant, key, tail_id, tail_blocks)
+SELECT DISTINCT ON (t.queue, coalesce(t.tenant, ''), t.sequence_key)
+       t.queue, coalesce(t.tenant, ''), t.sequence_key, t.id,
+       coalesce(t.sequence_on_failure = 'block', false)
+FROM taskqueue.tasks t
+WHERE t.sequence_key IS NOT NULL
+ORDER BY t.queue, coalesce(t.tenant, ''), t.sequence_key, t.id DESC
+ON CONFLICT ON CONSTRAINT sequences_pkey DO NOTHING;
 
 DROP FUNCTION taskqueue.sequence_append(text[], text[], uuid[], boolean[]);
 

@@ -1,4 +1,4 @@
--- Undo 0028_idempotency_per_tenant: one idempotency key space for all
+-- Undo 0027_idempotency_per_tenant: one idempotency key space for all
 -- tenants again. Refused while two tenants' tasks share a key: delete or
 -- re-key one of them first.
 

@@ -4,11 +4,12 @@
 -- then answered 422) and told it that the key was in use elsewhere.
 -- Inserts skip a taken key (ON CONFLICT DO NOTHING) and look owners up by
 -- (tenant, key) (find_tasks_by_idempotency_key.sql).
--- Built without CONCURRENTLY (a migration runs in a transaction): inserts
--- wait while it is built (it reads every task that has a key).
--- depends: 0027_keys_per_tenant
+-- Built without CONCURRENTLY (a migration runs in a transaction), beside
+-- the old index: writers of tasks wait while it is built (it reads the
+-- whole table), readers do not; then the old one goes, briefly.
 
-DROP INDEX taskqueue.tasks_idempotency_key_idx;
-CREATE UNIQUE INDEX tasks_idempotency_key_idx
+CREATE UNIQUE INDEX tasks_idempotency_key_tenant_idx
     ON taskqueue.tasks ((coalesce(tenant, '')), idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+DROP INDEX taskqueue.tasks_idempotency_key_idx;
+ALTER INDEX taskqueue.tasks_idempotency_key_tenant_idx RENAME TO tasks_idempotency_key_idx;
