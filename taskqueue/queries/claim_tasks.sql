@@ -46,67 +46,74 @@ WITH open_lanes AS MATERIALIZED (
       AND (l.tenant = '' OR (SELECT r.tenant FROM taskqueue.tenant_rates r
                              WHERE r.tenant = l.tenant) IS NULL)
 ),
+heads AS MATERIALIZED (
+    -- Each tenant's best $2 due tasks (by priority, then run_at), locked,
+    -- and its turn: the tenant's first task is turn 1, its second turn 2...
+    SELECT tn.tenant, c.id,
+           row_number() OVER (PARTITION BY tn.tenant
+                              ORDER BY c.priority DESC, c.run_at, c.id) AS turn
+    FROM (SELECT DISTINCT tenant FROM open_lanes) AS tn
+    CROSS JOIN LATERAL (
+        SELECT c.id, c.priority, c.run_at
+        FROM (SELECT DISTINCT priority FROM open_lanes o WHERE o.tenant = tn.tenant
+              ORDER BY priority DESC) AS g
+        CROSS JOIN LATERAL (
+            SELECT w.id, g.priority, w.run_at
+            FROM open_lanes l
+            CROSS JOIN LATERAL (
+                SELECT t.id, t.run_at
+                FROM taskqueue.tasks t
+                WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
+                  AND t.priority = l.priority AND coalesce(t.tenant, '') = l.tenant
+                  AND t.run_at >= l.floor_at AND t.run_at <= now()
+                  -- Never started once expired: passed over (not locked), and
+                  -- ended by the expiry sweep (expire_tasks.sql). A NULL test
+                  -- for tasks without an expiry.
+                  AND (t.expires_at IS NULL OR t.expires_at > now())
+                ORDER BY t.run_at, t.id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            ) w
+            WHERE l.priority = g.priority AND l.tenant = tn.tenant
+            ORDER BY w.run_at, w.id
+            LIMIT $2
+        ) c
+        LIMIT $2
+    ) c
+),
 rotation AS MATERIALIZED (
-    -- Where this claim's turns start among the tenants with due work: a
-    -- place drawn at random for each claim, so claims of one task (a worker
-    -- whose slots free one at a time) serve tenants in turn too, and no
-    -- pattern of claims can keep a tenant at the back.
+    -- This claim's place to start the turns from (one draw, however many
+    -- rows read it).
     SELECT random() AS start
 ),
 candidates AS MATERIALIZED (
-    -- Fair claiming: each tenant's best $2 tasks (by priority, then run_at),
-    -- then taken in turns: every tenant's first, then every tenant's second,
-    -- and so on. Within a turn tenants come in name order from the
-    -- rotation's place, wrapping round: a tenant's flood costs another
-    -- tenant at most one turn per claim, and a claim of n tasks among t
-    -- tenants with due work serves each of them with probability at least
-    -- n/t (every one, when n >= t), whatever its tasks' age or priority
-    -- (priority orders a tenant's own tasks). Tasks of no tenant are one
-    -- tenant (''): a single-tenant install takes one turn, in exactly the
-    -- old order.
-    SELECT z.id
-    FROM (
-        SELECT w.id, w.turn, w.place, max(w.place) OVER () + 1 AS tenants
-        FROM (
-            SELECT y.id, y.turn, dense_rank() OVER (ORDER BY y.tenant) - 1 AS place
-            FROM (
-                SELECT tn.tenant, c.id,
-                       row_number() OVER (PARTITION BY tn.tenant
-                                          ORDER BY c.priority DESC, c.run_at, c.id) AS turn
-                FROM (SELECT DISTINCT tenant FROM open_lanes) AS tn
-                CROSS JOIN LATERAL (
-                    SELECT c.id, c.priority, c.run_at
-                    FROM (SELECT DISTINCT priority FROM open_lanes o WHERE o.tenant = tn.tenant
-                          ORDER BY priority DESC) AS g
-                    CROSS JOIN LATERAL (
-                        SELECT w.id, g.priority, w.run_at
-                        FROM open_lanes l
-                        CROSS JOIN LATERAL (
-                            SELECT t.id, t.run_at
-                            FROM taskqueue.tasks t
-                            WHERE t.status = 'queued' AND t.queue = l.queue AND t.type = l.type
-                              AND t.priority = l.priority AND coalesce(t.tenant, '') = l.tenant
-                              AND t.run_at >= l.floor_at AND t.run_at <= now()
-                              -- Never started once expired: passed over (not locked), and
-                              -- ended by the expiry sweep (expire_tasks.sql). A NULL test
-                              -- for tasks without an expiry.
-                              AND (t.expires_at IS NULL OR t.expires_at > now())
-                            ORDER BY t.run_at, t.id
-                            LIMIT $2
-                            FOR UPDATE SKIP LOCKED
-                        ) w
-                        WHERE l.priority = g.priority AND l.tenant = tn.tenant
-                        ORDER BY w.run_at, w.id
-                        LIMIT $2
-                    ) c
-                    LIMIT $2
-                ) c
-            ) y
-        ) w
-    ) z
-    CROSS JOIN rotation r
-    ORDER BY z.turn, (z.place + z.tenants - floor(r.start * z.tenants)::bigint) % z.tenants
-    LIMIT $2
+    -- Fair claiming: the heads taken in turns: every tenant's first, then
+    -- every tenant's second, and so on. Within a turn tenants come in name
+    -- order from a place drawn at random for each claim, wrapping round, so
+    -- claims of one task (a worker whose slots free one at a time) serve
+    -- tenants in turn too and no pattern of claims keeps a tenant at the
+    -- back: a tenant's flood costs another tenant at most one turn per
+    -- claim, and a claim of n tasks among t tenants with due work serves
+    -- each with probability at least n/t (every one, when n >= t), whatever
+    -- its tasks' age or priority (priority orders a tenant's own tasks).
+    -- Tasks of no tenant are one tenant (''). One arm runs, chosen by a
+    -- test made once: a single tenant (nearly every install) takes its
+    -- turns in exactly the old order, with nothing drawn or ranked.
+    (SELECT h.id FROM heads h
+     WHERE (SELECT count(DISTINCT tenant) FROM open_lanes) = 1
+     ORDER BY h.turn
+     LIMIT $2)
+    UNION ALL
+    (SELECT z.id
+     FROM (
+         SELECT w.id, w.turn, w.place, max(w.place) OVER () + 1 AS tenants
+         FROM (SELECT h.id, h.turn, dense_rank() OVER (ORDER BY h.tenant) - 1 AS place
+               FROM heads h) w
+     ) z
+     CROSS JOIN rotation r
+     WHERE (SELECT count(DISTINCT tenant) FROM open_lanes) > 1
+     ORDER BY z.turn, (z.place + z.tenants - floor(r.start * z.tenants)::bigint) % z.tenants
+     LIMIT $2)
 ),
 -- include: _claim_tail.sql
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
