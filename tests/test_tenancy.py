@@ -67,6 +67,36 @@ async def test_it_reads_and_changes_only_its_own_tasks(tq: TaskQueue) -> None:
     assert (await tq.enqueue("noop", idempotency_key="k")).tenant is None  # no tenant: a third
 
 
+async def test_its_bulk_retry_and_delete_touch_only_its_own_tasks(tq: TaskQueue) -> None:
+    acme, globex = TenantQueue(tq, "acme"), TenantQueue(tq, "globex")
+    tasks = {
+        name: await queue.enqueue("noop", queue="q")
+        for name, queue in (("mine", acme), ("theirs", globex), ("nobodys", tq))
+    }
+    ids = [t.id for t in tasks.values()]
+    # All three cancelled (by the operator), so all three may be retried.
+    assert (await tq.cancel_many(ids)).changed == 3
+    # By ids: another tenant's and a tenantless task do not even match.
+    assert (await acme.retry_many(ids)).matched == 1
+    assert [(await tq.get(i)).status for i in ids] == ["queued", "cancelled", "cancelled"]
+    assert (await tq.cancel_many([tasks["mine"].id])).changed == 1
+    # By filter: the same.
+    done = await acme.retry_many(where=TaskFilter(queue="q"))
+    assert (done.matched, done.changed) == (1, 1)
+    assert [(await tq.get(i)).status for i in ids] == ["queued", "cancelled", "cancelled"]
+    assert (await tq.cancel_many([tasks["mine"].id])).changed == 1
+    with pytest.raises(TenantForbidden):
+        await acme.retry_many(where=TaskFilter(tenant="globex"))
+    # Delete: by ids and by filter, only its own.
+    assert (await acme.delete_many(ids)).changed == 1
+    with pytest.raises(TaskNotFound):
+        await tq.get(tasks["mine"].id)
+    assert (await acme.delete_many(where=TaskFilter(queue="q"))).matched == 0
+    with pytest.raises(TenantForbidden):
+        await acme.delete_many(where=TaskFilter(tenant="globex"))
+    assert [(await tq.get(i)).status for i in ids[1:]] == ["cancelled", "cancelled"]
+
+
 async def test_its_workflows_are_its_own(tq: TaskQueue) -> None:
     acme, globex = TenantQueue(tq, "acme"), TenantQueue(tq, "globex")
     wf = Workflow("etl")
