@@ -269,7 +269,11 @@ class TaskQueue:
             raise TaskStateConflict(found, current.status, "retry", "failed or cancelled")
         return task
 
-    async def stats(self) -> Stats:
+    async def stats(self, *, tenant: str | None = None) -> Stats:
+        """Task counts, in total and per queue; ``tenant``: only its tasks."""
+        if tenant is not None:
+            limits.check_tenant(tenant)
+            return await self._db.run(store.tenant_stats, tenant)
         return (await self.views.queue_states(totals=True)).stats()
 
     async def workers(

@@ -171,8 +171,9 @@ class TenantQueue(TaskQueue):
         await self.get(task_id)
         return await super().retry(task_id, actor=actor)
 
-    async def stats(self) -> Stats:
-        return await self._db.run(store.tenant_stats, self.tenant)
+    async def stats(self, *, tenant: str | None = None) -> Stats:
+        self._refuse(tenant)
+        return await super().stats(tenant=self.tenant)
 
     async def failures(
         self, *, tenant: str | None = None, **filters: Any

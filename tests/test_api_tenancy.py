@@ -142,6 +142,15 @@ async def test_every_task_route_shows_a_tenant_only_its_own_tasks(database_url: 
         stats = (await client.get("/api/stats", headers=acme)).json()
         assert (stats["total_tasks"], stats["cancelled_tasks"], stats["queued_tasks"]) == (1, 1, 0)
         assert (await client.get("/api/stats", headers=globex)).json()["queued_tasks"] == 1
+        assert (await client.get("/api/stats?tenant=globex", headers=acme)).status_code == 403
+        # The operator counts every task, or one tenant's.
+        operator = bearer(OPERATOR)
+        assert (await client.get("/api/stats", headers=operator)).json()["total_tasks"] == 3
+        theirs = (await client.get("/api/stats?tenant=acme", headers=operator)).json()
+        assert (theirs["total_tasks"], theirs["cancelled_tasks"]) == (1, 1)
+        assert [q["queue"] for q in theirs["queues"]] == ["shared"]
+        bad = await client.get("/api/stats?tenant=a%20b", headers=operator)
+        assert (bad.status_code, bad.json().get("field")) == (422, "tenant"), bad.text
         # The operator sees everything, and may filter by tenant.
         everything = (await client.get("/api/tasks", headers=bearer(OPERATOR))).json()["tasks"]
         assert len(everything) == 3
@@ -171,6 +180,15 @@ async def test_failures_and_workflows_are_scoped_to_the_tenant(
         assert (
             await client.get(f"/api/workflows/{flows['acme']}", headers=acme)
         ).status_code == 200
+        # The operator sees both, and may filter by tenant; a tenant may not.
+        operator = bearer(OPERATOR)
+        everyone = (await client.get("/api/workflows", headers=operator)).json()
+        assert {w["id"] for w in everyone} == set(flows.values())
+        one = await client.get("/api/workflows?tenant=globex", headers=operator)
+        assert [w["id"] for w in one.json()] == [flows["globex"]]
+        assert (await client.get("/api/workflows?tenant=globex", headers=acme)).status_code == 403
+        own = await client.get("/api/workflows?tenant=acme&limit=5", headers=acme)
+        assert [w["id"] for w in own.json()] == [flows["acme"]]
 
         async def both_failed() -> bool:
             return (await tq.stats()).failed_tasks == 2
@@ -242,6 +260,7 @@ async def test_the_event_stream_carries_only_the_tenants_own_events(
         api_process(database_url, log, port=free_port(), api_tokens=TOKENS) as (base, _),
         listening(base, headers=bearer(ACME)) as acme,
         listening(base, headers=bearer(OPERATOR)) as operator,
+        listening(base, "/api/events?tenant=acme", headers=bearer(OPERATOR)) as filtered,
     ):
         theirs = await tq.enqueue("noop", tenant="globex")
         untenanted = await tq.enqueue("noop")
@@ -259,12 +278,18 @@ async def test_the_event_stream_carries_only_the_tenants_own_events(
         # tenant's stream carries it, it carried whatever it would of those.
         last = await tq.enqueue("noop", tenant="acme")
 
-        async def acme_saw_its_last() -> bool:
-            return any(task_id == last.id for _, _, task_id in acme.tasks())
+        async def both_saw_the_last() -> bool:
+            return all(
+                any(task_id == last.id for _, _, task_id in sse.tasks()) for sse in (acme, filtered)
+            )
 
-        await wait_until(acme_saw_its_last)
+        await wait_until(both_saw_the_last)
         assert {task_id for _, _, task_id in acme.tasks()} == {mine.id, last.id}
         assert {kind for _, kind, _ in acme.messages} == {"task"}
+        # An operator's stream filtered by tenant carries the same, and no
+        # operator news (a queue paused is no tenant's).
+        assert {task_id for _, _, task_id in filtered.tasks()} == {mine.id, last.id}
+        assert {kind for _, kind, _ in filtered.messages} == {"task"}
         async with httpx.AsyncClient(base_url=base) as client:
             refused = await client.get("/api/events?tenant=globex", headers=bearer(ACME))
             assert refused.status_code == 403

@@ -54,6 +54,10 @@ async def test_it_reads_and_changes_only_its_own_tasks(tq: TaskQueue) -> None:
     stats = await acme.stats()
     assert (stats.total_tasks, stats.cancelled_tasks) == (1, 1)
     assert (await tq.stats()).total_tasks == 3
+    assert (await tq.stats(tenant="globex")).queued_tasks == 1
+    assert (await acme.stats(tenant="acme")).total_tasks == 1
+    with pytest.raises(TenantForbidden):
+        await acme.stats(tenant="globex")
     # An idempotency key is the tenant's (0027_idempotency_per_tenant): the
     # same key in another tenant is another task, and each tenant's repeat
     # returns its own.

@@ -147,7 +147,12 @@ class ScheduleController(Controller):
         ScheduleConflict: _conflict,
     }
 
-    @get("/", responses=_errors(422), summary="List schedules by name")
+    @get(
+        "/",
+        responses=_errors(422),
+        summary="List schedules by name",
+        opt={"query_parameters": ("cursor", "limit")},
+    )
     async def list_schedules(
         self,
         tq: NamedDependency[TaskQueue],

@@ -302,9 +302,20 @@ class TaskController(Controller):
 @get(
     "/api/stats",
     security=SECURITY,
-    responses=error_responses(),
+    responses=error_responses(403, 422),
     tags=["tasks"],
     summary="Task counts, in total and per queue",
+    opt={"query_parameters": ("tenant",)},
 )
-async def get_stats(tq: NamedDependency[TaskQueue]) -> Stats:
-    return await tq.stats()
+async def get_stats(
+    tq: NamedDependency[TaskQueue],
+    tenant: Annotated[
+        str | None,
+        QueryParameter(
+            description="only this tenant's tasks (a tenant's token counts only its own)",
+            pattern=TENANT_PATTERN,
+            max_length=MAX_TENANT_LENGTH,
+        ),
+    ] = None,
+) -> Stats:
+    return await tq.stats(tenant=tenant)

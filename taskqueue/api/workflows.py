@@ -24,7 +24,9 @@ from taskqueue.api.schemas import (
 from taskqueue.client import TaskQueue
 from taskqueue.http.body import decode_body
 from taskqueue.http.errors import ApiError
+from taskqueue.limits import MAX_TENANT_LENGTH
 from taskqueue.models import Status
+from taskqueue.validation import TENANT_PATTERN
 from taskqueue.workflows import MAX_WORKFLOW_TASKS, Workflow, summary_status
 
 _decode_workflow = msgspec.json.Decoder(CreateWorkflow).decode
@@ -86,14 +88,23 @@ class WorkflowController(Controller):
 
     @get(
         "/",
-        responses=error_responses(422),
+        responses=error_responses(403, 422),
         summary="Workflows, newest first, with their task counts",
+        opt={"query_parameters": ("cursor", "limit", "tenant")},
     )
     async def list_workflows(
         self,
         tq: NamedDependency[TaskQueue],
         cursor: Annotated[str | None, QueryParameter(description="id of the last one seen")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        tenant: Annotated[
+            str | None,
+            QueryParameter(
+                description="only this tenant's workflows (a tenant's token sees only its own)",
+                pattern=TENANT_PATTERN,
+                max_length=MAX_TENANT_LENGTH,
+            ),
+        ] = None,
     ) -> list[WorkflowSummaryOut]:
         before = None
         if cursor:
@@ -103,7 +114,7 @@ class WorkflowController(Controller):
                 raise ApiError(422, "invalid_field", "cursor: not a cursor", "cursor") from None
         return [
             WorkflowSummaryOut(status=summary_status(w), **msgspec.structs.asdict(w))
-            for w in await tq.workflows.list(before=before, limit=limit)
+            for w in await tq.workflows.list(before=before, limit=limit, tenant=tenant)
         ]
 
     @get(
