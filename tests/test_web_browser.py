@@ -261,13 +261,14 @@ async def test_pause_from_the_page_holds_new_tasks_and_resume_runs_them(
             await row.get_by_label("at once").fill("3")
             await row.get_by_label("starts").fill("10")
             await row.get_by_label("per seconds").fill("60")
+            await row.get_by_label("per key").fill("2")
             await row.get_by_role("button", name="Save").click()
             await expect(page.locator("#flash")).to_have_text("Limits saved")
             settings = await pool.fetchrow(
-                "SELECT concurrency_limit, rate_limit, rate_period_seconds"
+                "SELECT concurrency_limit, rate_limit, rate_period_seconds, per_key_concurrency"
                 " FROM taskqueue.queues WHERE name = 'default'"
             )
-            assert settings is not None and tuple(settings) == (3, 10, 60.0)
+            assert settings is not None and tuple(settings) == (3, 10, 60.0, 2)
             await row.get_by_label("at once").fill("")
             await row.get_by_role("button", name="Save").click()
             await expect(row.get_by_label("at once")).to_have_value("")
@@ -510,6 +511,7 @@ async def test_screenshots_of_every_page_at_desktop_and_phone_width(
             "task": f"/tasks/{failing['id']}",
             "failures": "/failures",
             "queues": "/queues",
+            "tenants": "/tenants",
             "workers": "/workers",
         }
         for width in (1280, 390):
@@ -581,4 +583,31 @@ async def test_a_tenant_token_signs_in_to_its_own_view(
             page.console_errors.clear()  # that 404 was the point
             await page.goto(f"{base}/tasks/{mine['id']}")
             await expect(page.locator("#live-status")).to_have_text("live")
+            assert page.console_errors == []
+            tenants = await page.goto(f"{base}/tenants")
+            assert tenants is not None and tenants.status == 403
+        # An operator sees every tenant's quota use, and sets limits in place.
+        async with page_at(browser, f"{base}/login") as page:
+            await page.get_by_label("API token").fill(WRITER)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.get_by_role("link", name="Tenants").click()
+            await expect(page).to_have_url(f"{base}/tenants")
+            row = page.locator('tr[data-tenant="acme"]')
+            await expect(row.locator("[data-unfinished]")).to_have_text("1")
+            await expect(row.locator("[data-quota-used]")).to_have_text("10 %")
+            await expect(row.locator("[data-recent-starts]")).to_have_text("0 of 5")
+            await expect(page.locator('tr[data-tenant="globex"]')).to_have_count(0)
+            await row.get_by_label("max unfinished").fill("20")
+            await row.get_by_role("button", name="Save").click()
+            await expect(page.locator("#flash")).to_have_text("Limits saved")
+            await expect(row.locator("[data-quota-used]")).to_have_text("5 %")
+            other = page.get_by_role("form", name="Limits of another tenant")
+            await other.get_by_label("Tenant").fill("globex")
+            await other.get_by_label("max unfinished").fill("4")
+            await other.get_by_role("button", name="Set limits").click()
+            # Its first quota counts its unfinished task (theirs) once.
+            globex = page.locator('tr[data-tenant="globex"]')
+            await expect(globex.locator("[data-quota-used]")).to_have_text("25 %")
+            quotas = await pool.fetch("SELECT name, max_queued FROM taskqueue.tenants ORDER BY 1")
+            assert [tuple(r) for r in quotas] == [("acme", 20), ("globex", 4)]
             assert page.console_errors == []

@@ -42,7 +42,7 @@ async def test_a_tenant_session_sees_its_own_view_of_every_page(
         assert "Unfinished tasks: <strong>1</strong> of at most <strong>50</strong>" in tasks
         assert "the last 60 s: <strong>0</strong> of at most <strong>30</strong> (rate" in tasks
         assert "globex-q" not in tasks and "plain-q" not in tasks  # no other queue's name
-        assert 'href="/queues"' not in tasks and 'href="/workers"' not in tasks
+        assert not any(f'href="/{p}"' in tasks for p in ("queues", "workers", "tenants"))
         searched = (await client.get("/tasks?q=their")).text
         assert "their-task" not in searched
         assert "mine-task" in (await client.get("/tasks?q=mine")).text
@@ -52,7 +52,7 @@ async def test_a_tenant_session_sees_its_own_view_of_every_page(
             assert "their-task" not in (await client.get(f"/tasks?q={other}")).text
         assert (await client.get(f"/workflows/{their_flow.id}")).status_code == 404
         assert str(their_flow.id) not in (await client.get("/workflows")).text
-        for page in ("/queues", "/workers"):
+        for page in ("/queues", "/workers", "/tenants"):
             assert (await client.get(page)).status_code == 403, page
         assert (await client.get("/tasks?tenant=globex")).status_code == 403
         assert (await client.get("/failures")).status_code == 200
@@ -65,3 +65,9 @@ async def test_a_tenant_session_sees_its_own_view_of_every_page(
         only = (await client.get("/tasks?tenant=globex")).text
         assert "their-task" in only and "mine-task" not in only
         assert (await client.get("/queues")).status_code == 200
+        # Every tenant's quota use: acme has a quota and a rate limit;
+        # globex has neither, so it is not counted and not listed.
+        listed = (await client.get("/tenants")).text
+        assert 'data-tenant="acme"' in listed and 'data-tenant="globex"' not in listed
+        assert '<td class="num" data-quota-used>2 %</td>' in listed
+        assert '<td class="num" data-recent-starts>0 of 30</td>' in listed

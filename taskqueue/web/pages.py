@@ -1,5 +1,5 @@
 """The dashboard's pages, served at / beside the API: Overview, Tasks, Task,
-Failures, Queues and Workers. Each is a plain GET with its state in the URL
+Failures, Queues, Tenants and Workers. Each is a plain GET with its state in the URL
 (shareable, bookmarkable, the back button works); the page script keeps it
 live by fetching the same URL again when the event stream says something
 changed. Actions are the API's own endpoints, called by the page script."""
@@ -340,6 +340,27 @@ async def queues_page(
             stream="/api/events",
             queues=states.queues,
             **_pager("/queues", skip, len(states.queues)),
+        )
+    )
+
+
+@get("/tenants", opt={"query_parameters": ("offset",)}, name="tenants")
+async def tenants_page(
+    tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], offset: FromQuery[str] = ""
+) -> Response[str]:
+    """Every tenant with a quota or a rate limit on starts, and what it uses
+    of them (tenants without either are not counted: README "Quotas")."""
+    operator_only(viewer)
+    skip = _offset(offset)
+    tenants = await tq.tenants(offset=skip, limit=LIST_PAGE_SIZE)
+    return html_response(
+        render(
+            "tenants.html",
+            viewer,
+            page="tenants",
+            stream="/api/events",
+            tenants=tenants,
+            **_pager("/tenants", skip, len(tenants)),
         )
     )
 

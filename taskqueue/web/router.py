@@ -110,6 +110,7 @@ def dashboard_router(settings: Settings, authenticator: Authenticator) -> tuple[
             pages.task_page,
             pages.failures_page,
             pages.queues_page,
+            pages.tenants_page,
             pages.workers_page,
             workflows.workflows_page,
             workflows.workflow_page,

@@ -158,15 +158,21 @@
         problem.textContent = error.message;
         problem.hidden = false;
       }
-    } else if (form.dataset.limits) {
+    } else if (form.dataset.limits || form.dataset.tenantLimits !== undefined) {
+      // A queue's limits, or a tenant's (a new tenant's form names it).
       event.preventDefault();
       const value = (name) => form.elements[name].value.trim();
-      const limits = { concurrency_limit: value("concurrency_limit") ? Number(value("concurrency_limit")) : null };
+      const count = (name) => (value(name) ? Number(value(name)) : null);
+      const limits = {};
+      for (const name of ["concurrency_limit", "per_key_concurrency", "max_queued"]) {
+        if (form.elements[name]) limits[name] = count(name);
+      }
       limits.rate_limit = value("rate_limit")
         ? { limit: Number(value("rate_limit")), period_seconds: Number(value("period_seconds") || "60") }
         : null;
+      const target = form.dataset.limits || form.dataset.tenantLimits || "/api/tenants/" + encodeURIComponent(value("tenant"));
       try {
-        await call("PATCH", form.dataset.limits, limits);
+        await call("PATCH", target, limits);
         form.querySelectorAll("input").forEach((input) => (input.defaultValue = input.value));
         say("Limits saved");
         refreshSoon(0);
