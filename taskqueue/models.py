@@ -193,6 +193,7 @@ class ClaimedTask(msgspec.Struct, kw_only=True, gc=False):
     run_at: datetime
     traceparent: str | None = None  # W3C trace context of the enqueuing span (tracing)
     has_callback: bool = False  # its end queues a callback delivery (taskqueue.callbacks)
+    tenant: str | None = None  # the tenant it belongs to (README "Tenants")
     # JSON array of the parents' outcomes (dependencies); None without
     # parents, or when the type's handler does not read them (the claim's
     # parent_result_types).

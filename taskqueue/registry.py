@@ -44,6 +44,7 @@ class TaskContext:
         "max_retries",
         "queue",
         "task_id",
+        "tenant",
         "type",
         "worker_id",
     )
@@ -57,6 +58,7 @@ class TaskContext:
         attempt: int,
         max_retries: int,
         worker_id: str,
+        tenant: str | None = None,
         parent_results: str | None = None,
         reads_parents: bool | None = None,
     ) -> None:
@@ -73,6 +75,7 @@ class TaskContext:
         self.attempt = attempt
         self.max_retries = max_retries
         self.worker_id = worker_id
+        self.tenant = tenant  # the tenant the task belongs to (None: none)
 
     @property
     def parent_results(self) -> dict[str, dict[str, Any]]:

@@ -163,3 +163,31 @@ async def test_every_log_line_inside_a_handler_carries_the_task(
     outside = [line for line in lines if "worker" in line and "started" in line]
     assert outside
     assert all("[task" not in line for line in outside)
+
+
+async def test_a_handler_knows_its_tasks_tenant_from_either_claim(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    registry = Registry()
+    seen: dict[str, str | None] = {}
+
+    @registry.task("whose")
+    async def whose(payload: dict[str, str], ctx: TaskContext) -> None:
+        seen[payload["name"]] = ctx.tenant
+
+    tq = TaskQueue(pool, registry)
+    await tq.set_limits("narrow", concurrency=5)  # its tasks come by the governed claim
+    tasks = [
+        await tq.enqueue("whose", {"name": "plain-acme"}, tenant="acme"),
+        await tq.enqueue("whose", {"name": "plain-none"}),
+        await tq.enqueue("whose", {"name": "governed-acme"}, tenant="acme", queue="narrow"),
+        await tq.enqueue("whose", {"name": "governed-none"}, queue="narrow"),
+    ]
+    async with running_worker(database_url, registry, queues=("default", "narrow")):
+        await wait_until(lambda: all_in_status(pool, [t.id for t in tasks], "succeeded"))
+    assert seen == {
+        "plain-acme": "acme",
+        "plain-none": None,
+        "governed-acme": "acme",
+        "governed-none": None,
+    }

@@ -123,7 +123,12 @@ async def test_a_known_workload_is_counted_exactly_by_the_api_and_a_worker(
 
     def finished(task_type: str, outcome: str) -> float:
         return value(
-            got, "taskqueue_tasks_finished_total", queue="default", type=task_type, outcome=outcome
+            got,
+            "taskqueue_tasks_finished_total",
+            queue="default",
+            type=task_type,
+            tenant="",
+            outcome=outcome,
         )
 
     expected = {("noop", "succeeded"): 50, ("fail", "retried"): 20, ("fail", "failed"): 10}
@@ -142,7 +147,7 @@ async def test_a_known_workload_is_counted_exactly_by_the_api_and_a_worker(
     # Cut short at 0.2 s: none under 0.1 s, all within 1 s.
     assert value(got, "taskqueue_task_duration_seconds_bucket", le="0.1", **timeouts) == 0
     assert value(got, "taskqueue_task_duration_seconds_bucket", le="1.0", **timeouts) == 3
-    assert value(got, "taskqueue_task_wait_seconds_count", queue="default") == 83
+    assert value(got, "taskqueue_task_wait_seconds_count", queue="default", tenant="") == 83
     assert value(got, "taskqueue_claimed_tasks_total") == 83
     assert value(got, "taskqueue_completed_tasks_total") == 83
     assert value(got, "taskqueue_stale_outcomes_total") == 0
@@ -362,7 +367,7 @@ def test_label_values_are_capped_and_the_rest_count_as_other(
         types = {dict(labels).get("type") for _, labels in got} - {None}
         assert types == {"t1", "t2", "other"}
     finished = parse(generate_latest(build_registry(worker.collect)).decode())
-    succeeded = {"queue": "default", "outcome": "succeeded"}
+    succeeded = {"queue": "default", "tenant": "", "outcome": "succeeded"}
     assert value(finished, "taskqueue_tasks_finished_total", type="t1", **succeeded) == 2
     assert value(finished, "taskqueue_tasks_finished_total", type="other", **succeeded) == 2
 
@@ -426,7 +431,7 @@ async def test_a_worker_counts_snoozes_permanent_failures_cancels_and_releases(
         def count(task_type: str, outcome: str) -> float:
             assert worker.metrics is not None
             got = parse(metrics_text(worker.metrics))
-            labels = {"queue": "default", "type": task_type, "outcome": outcome}
+            labels = {"queue": "default", "type": task_type, "tenant": "", "outcome": outcome}
             return got.get(("taskqueue_tasks_finished_total", frozenset(labels.items())), 0)
 
         async def cancel_counted() -> bool:
@@ -503,7 +508,7 @@ async def test_taskqueue_run_serves_the_workers_numbers_on_the_api(database_url:
     app = create_app(Settings(database_url=database_url), metrics_also=[worker_metrics.collect])
     async with AsyncTestClient(app, base_url=LOCAL_BASE_URL) as client:
         got = parse((await client.get("/metrics")).text)
-    labels = {"queue": "default", "type": "noop", "outcome": "succeeded"}
+    labels = {"queue": "default", "type": "noop", "tenant": "", "outcome": "succeeded"}
     assert value(got, "taskqueue_tasks_finished_total", **labels) == 1
 
 
@@ -517,9 +522,12 @@ def test_the_wait_is_measured_from_when_the_task_was_due() -> None:
         ]
     )
     got = parse(metrics_text(worker_metrics))
-    assert value(got, "taskqueue_task_wait_seconds_count", queue="default") == 2
-    assert value(got, "taskqueue_task_wait_seconds_bucket", queue="default", le="0.001") == 1
-    assert 2.0 <= value(got, "taskqueue_task_wait_seconds_sum", queue="default") < 3.0
+    assert value(got, "taskqueue_task_wait_seconds_count", queue="default", tenant="") == 2
+    assert (
+        value(got, "taskqueue_task_wait_seconds_bucket", queue="default", tenant="", le="0.001")
+        == 1
+    )
+    assert 2.0 <= value(got, "taskqueue_task_wait_seconds_sum", queue="default", tenant="") < 3.0
 
 
 async def test_a_producer_exports_what_it_enqueues_on_its_own_registry(tq: TaskQueue) -> None:
@@ -552,3 +560,24 @@ async def test_enqueued_tasks_carry_a_capped_tenant_label(
     enqueued = "taskqueue_tasks_enqueued_total"
     for tenant, count in (("a", 1), ("b", 1), ("other", 2), ("", 1)):
         assert value(got, enqueued, queue="t", type="noop", tenant=tenant) == count
+
+
+def test_a_workers_outcomes_and_waits_carry_a_capped_tenant_label(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "TENANTS", LabelCap(2))
+    worker_metrics = WorkerMetrics()
+    tasks = [claimed_task(tenant=tenant) for tenant in ("a", "a", "b", "c", "d", None)]
+    worker_metrics.claimed(tasks)
+    for task in tasks:
+        succeeded = Outcome(task_id=task.id, attempt=1, kind=OutcomeKind.SUCCEEDED)
+        worker_metrics.finished(task, succeeded, 0.01)
+    got = parse(metrics_text(worker_metrics))
+    finished, waited = "taskqueue_tasks_finished_total", "taskqueue_task_wait_seconds_count"
+    for tenant, count in (("a", 2), ("b", 1), ("other", 2), ("", 1)):
+        labels = {"queue": "default", "tenant": tenant}
+        assert value(got, finished, type="noop", outcome="succeeded", **labels) == count
+        assert value(got, waited, **labels) == count
+    # Durations stay per (queue, type): one series for every tenant.
+    duration = "taskqueue_task_duration_seconds_count"
+    assert value(got, duration, queue="default", type="noop") == len(tasks)

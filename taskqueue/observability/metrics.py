@@ -96,6 +96,11 @@ QUEUES = LabelCap(100)
 TENANTS = LabelCap(100)
 
 
+def _tenant_label(tenant: str | None) -> str:
+    """A task's ``tenant`` label: empty for none, capped like the others."""
+    return "" if tenant is None else TENANTS(tenant)
+
+
 def configure(settings: Settings) -> None:
     """Apply the label caps of ``settings`` to this process."""
     TYPES.limit = settings.metrics_max_types
@@ -138,14 +143,15 @@ def _le_labels(bounds: Sequence[float]) -> tuple[str, ...]:
 
 
 class TaskSeries:
-    """What a worker counts for one (queue, type)."""
+    """What a worker counts for one (queue, type, tenant): its outcomes, and
+    the durations of its (queue, type), which every tenant's series shares."""
 
     __slots__ = ("duration", "labels", "outcomes")
 
-    def __init__(self, labels: tuple[str, str]) -> None:
+    def __init__(self, labels: tuple[str, str, str], duration: Histogram) -> None:
         self.labels = labels
         self.outcomes = [0] * len(OUTCOMES)
-        self.duration = Histogram(DURATION_BUCKETS)
+        self.duration = duration
 
 
 # The counters a worker's parts keep (WorkerReadings), read at scrape time.
@@ -174,10 +180,11 @@ class WorkerMetrics:
     everything else is what the worker's readings say at scrape time."""
 
     def __init__(self) -> None:
-        self._series: dict[tuple[str, str], TaskSeries] = {}
-        self._by_labels: dict[tuple[str, str], TaskSeries] = {}
-        self._waits: dict[str, Histogram] = {}
-        self._wait_by_label: dict[str, Histogram] = {}
+        self._series: dict[tuple[str, str, str | None], TaskSeries] = {}
+        self._by_labels: dict[tuple[str, str, str], TaskSeries] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
+        self._waits: dict[tuple[str, str | None], Histogram] = {}
+        self._wait_by_label: dict[tuple[str, str], Histogram] = {}
         self._readings: Callable[[], WorkerReadings] | None = None
 
     def read_from(self, readings: Callable[[], WorkerReadings]) -> None:
@@ -192,9 +199,9 @@ class WorkerMetrics:
         """``task``'s attempt ended with ``outcome`` after its handler ran
         ``seconds`` (None: it never started)."""
         try:
-            series = self._series[task.queue, task.type]
+            series = self._series[task.queue, task.type, task.tenant]
         except KeyError:
-            series = self._bind(task.queue, task.type)
+            series = self._bind(task.queue, task.type, task.tenant)
         if outcome.kind is _SUCCEEDED:
             series.outcomes[0] += 1
         else:
@@ -212,9 +219,9 @@ class WorkerMetrics:
         waits = self._waits
         for task in tasks:
             try:
-                histogram = waits[task.queue]
+                histogram = waits[task.queue, task.tenant]
             except KeyError:
-                histogram = self._bind_wait(task.queue)
+                histogram = self._bind_wait(task.queue, task.tenant)
             waited = (now - task.run_at).total_seconds()
             if waited > 0.0:
                 histogram.counts[bisect_left(WAIT_BUCKETS, waited)] += 1
@@ -222,20 +229,23 @@ class WorkerMetrics:
             else:
                 histogram.counts[0] += 1
 
-    def _bind(self, queue: str, task_type: str) -> TaskSeries:
-        labels = (QUEUES(queue), TYPES(task_type))
+    def _bind(self, queue: str, task_type: str, tenant: str | None) -> TaskSeries:
+        labels = (QUEUES(queue), TYPES(task_type), _tenant_label(tenant))
         series = self._by_labels.get(labels)
         if series is None:
-            series = self._by_labels[labels] = TaskSeries(labels)
-        self._series[(queue, task_type)] = series
+            duration = self._durations.get(labels[:2])
+            if duration is None:
+                duration = self._durations[labels[:2]] = Histogram(DURATION_BUCKETS)
+            series = self._by_labels[labels] = TaskSeries(labels, duration)
+        self._series[(queue, task_type, tenant)] = series
         return series
 
-    def _bind_wait(self, queue: str) -> Histogram:
-        label = QUEUES(queue)
+    def _bind_wait(self, queue: str, tenant: str | None) -> Histogram:
+        label = (QUEUES(queue), _tenant_label(tenant))
         histogram = self._wait_by_label.get(label)
         if histogram is None:
             histogram = self._wait_by_label[label] = Histogram(WAIT_BUCKETS)
-        self._waits[queue] = histogram
+        self._waits[(queue, tenant)] = histogram
         return histogram
 
     def collect(self) -> Iterator[Metric]:
@@ -250,26 +260,27 @@ class WorkerMetrics:
             "taskqueue_tasks_finished",
             "Attempts that ended, by how (failed: no retry left; retried: an error with "
             "retries left; released: back to the queue uncharged)",
-            labels=("queue", "type", "outcome"),
+            labels=("queue", "type", "tenant", "outcome"),
         )
+        for one in series:
+            for outcome, count in zip(OUTCOMES, list(one.outcomes), strict=True):
+                finished.add_metric([*one.labels, outcome], count)
+        yield finished
         duration = HistogramMetricFamily(
             "taskqueue_task_duration_seconds",
             "How long handlers ran, whatever the outcome",
             labels=("queue", "type"),
         )
-        for one in series:
-            for outcome, count in zip(OUTCOMES, list(one.outcomes), strict=True):
-                finished.add_metric([*one.labels, outcome], count)
-            duration.add_metric(list(one.labels), one.duration.cumulative(), one.duration.sum)
-        yield finished
+        for labels, histogram in list(self._durations.items()):
+            duration.add_metric(list(labels), histogram.cumulative(), histogram.sum)
         yield duration
         wait = HistogramMetricFamily(
             "taskqueue_task_wait_seconds",
             "How long tasks waited from due (run_at) to claimed",
-            labels=("queue",),
+            labels=("queue", "tenant"),
         )
-        for queue, histogram in list(self._wait_by_label.items()):
-            wait.add_metric([queue], histogram.cumulative(), histogram.sum)
+        for (queue, tenant), histogram in list(self._wait_by_label.items()):
+            wait.add_metric([queue, tenant], histogram.cumulative(), histogram.sum)
         yield wait
         if self._readings is None:
             return
@@ -308,7 +319,7 @@ class EnqueueCounts:
         """Count ``tasks`` (anything with ``queue``, ``type`` and ``tenant``)."""
         counts = self._counts
         for (queue, task_type, tenant), n in Counter(map(self._key, tasks)).items():
-            labels = (QUEUES(queue), TYPES(task_type), "" if tenant is None else TENANTS(tenant))
+            labels = (QUEUES(queue), TYPES(task_type), _tenant_label(tenant))
             counts[labels] = counts.get(labels, 0) + n
 
     def collect(self) -> Iterator[Metric]:

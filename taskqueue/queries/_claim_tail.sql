@@ -20,7 +20,7 @@ claimed AS (
     -- here may be planned as a hash join over a sequential scan of the table.
     WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
     RETURNING t.id, t.queue, t.type, t.payload::text AS payload, t.priority, t.attempts,
-              t.max_retries, t.timeout_seconds, t.run_at, t.traceparent,
+              t.max_retries, t.timeout_seconds, t.run_at, t.traceparent, t.tenant,
               t.callback IS NOT NULL AS has_callback,
               CASE WHEN t.parents > 0 AND t.type = ANY ($6::text[]) THEN (
                   SELECT json_agg(json_build_object(

@@ -65,6 +65,7 @@ async def claim_tasks(
             run_at=r["run_at"],
             traceparent=r["traceparent"],
             has_callback=r["has_callback"],
+            tenant=r["tenant"],
             parent_results=r["parent_results"],
         )
         for r in records

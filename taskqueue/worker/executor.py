@@ -204,6 +204,7 @@ class ExecutorPool:
             attempt=task.attempt,
             max_retries=task.max_retries,
             worker_id=self._worker_id,
+            tenant=task.tenant,
             parent_results=task.parent_results,
             reads_parents=spec.parent_results,
         )
