@@ -7,10 +7,11 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
 from taskqueue import store
 from taskqueue.client import TaskQueue
-from taskqueue.models import NewTask, Outcome, OutcomeKind
+from taskqueue.models import NewTask, Outcome, OutcomeKind, Task
 
 
 async def test_four_concurrent_claimers_claim_each_task_exactly_once(
@@ -45,14 +46,26 @@ async def test_four_concurrent_claimers_claim_each_task_exactly_once(
     )
 
 
+@pytest.mark.parametrize(
+    ("governed", "tenant"), [(False, None), (False, "acme"), (True, None), (True, "acme")]
+)
 async def test_claim_order_is_priority_then_run_at_then_id(
-    tq: TaskQueue, pool: asyncpg.Pool
+    tq: TaskQueue, pool: asyncpg.Pool, governed: bool, tenant: str | None
 ) -> None:
+    # A single tenant (none, or one) takes its turns in claim order, through
+    # either claim (the governed one for a queue with a per-key limit).
+    if governed:
+        await tq.set_limits("default", per_key=5)
     now = datetime.now(UTC)
-    low_old = await tq.enqueue("noop", priority=0, run_at=now - timedelta(minutes=10))
-    high_new = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=1))
-    high_old = await tq.enqueue("noop", priority=5, run_at=now - timedelta(minutes=5))
-    low_new_a = await tq.enqueue("noop", priority=0, run_at=now - timedelta(minutes=2))
+
+    async def enqueue(priority: int, minutes: int) -> Task:
+        run_at = now - timedelta(minutes=minutes)
+        return await tq.enqueue("noop", priority=priority, run_at=run_at, tenant=tenant)
+
+    low_old = await enqueue(0, 10)
+    high_new = await enqueue(5, 1)
+    high_old = await enqueue(5, 5)
+    low_new_a = await enqueue(0, 2)
     # enqueue() makes a past run_at due now; backdate the rows to order them by run_at.
     for enqueued, minutes in ((low_old, 10), (high_new, 1), (high_old, 5), (low_new_a, 2)):
         await pool.execute(
@@ -60,14 +73,18 @@ async def test_claim_order_is_priority_then_run_at_then_id(
             enqueued.id,
             now - timedelta(minutes=minutes),
         )
-    claimed = await store.claim_tasks(pool, ["default"], 10, "w", 30, types=["noop"])
+    claimed = await store.claim_tasks(
+        pool, ["default"], 10, "w", 30, types=["noop"], governed=governed
+    )
     assert [t.id for t in claimed] == [high_old.id, high_new.id, low_old.id, low_new_a.id]
     one_at_a_time = [high_old.id, high_new.id, low_old.id, low_new_a.id]
     await pool.execute(
         "UPDATE taskqueue.tasks SET status = 'queued', locked_by = NULL, locked_until = NULL"
     )
     for expected in one_at_a_time:
-        (task,) = await store.claim_tasks(pool, ["default"], 1, "w", 30, types=["noop"])
+        (task,) = await store.claim_tasks(
+            pool, ["default"], 1, "w", 30, types=["noop"], governed=governed
+        )
         assert task.id == expected
 
 
