@@ -1,11 +1,11 @@
 """Fair claiming between tenants (claim_tasks.sql, claim_governed_tasks.sql):
 tenants with due work in a queue take turns in every claim, and each claim
-starts its turns where the one before stopped, so one tenant's backlog does
+starts its turns at a place drawn at random, so one tenant's backlog does
 not delay another's next tasks even when workers claim one task at a time;
 priorities still order a tenant's own tasks, and no tenant with due work
-waits long. A tenant's rate
-limit on starts holds across concurrent claimers and queues, without
-holding back other tenants. Driven through the real claim statements."""
+waits long. A tenant's rate limit on starts holds across concurrent
+claimers and queues, without holding back other tenants. Driven through the
+real claim statements, and once through a real worker."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import asyncpg
 from taskqueue import store
 from taskqueue.client import TaskQueue
 from taskqueue.models import NewTask
+from taskqueue.registry import Registry, TaskContext
 from taskqueue.worker.process import Worker
-from tests.helpers import running_worker, status_of, wait_until
+from tests.helpers import all_in_status, running_worker, status_of, wait_until
 
 
 async def claim(pool: asyncpg.Pool, n: int, *, governed: bool = False) -> list[tuple[str, str]]:
@@ -49,6 +50,35 @@ async def test_a_flood_does_not_delay_another_tenants_next_tasks(
     )
     second = await claim(pool, 20)
     assert sorted(n for t, n in second if t == "b") == sorted(f"b{i}" for i in range(10, 20))
+
+
+async def test_a_real_worker_runs_another_tenants_tasks_before_a_floods_backlog(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    registry = Registry()
+
+    @registry.task("slow")
+    async def slow(payload: object, ctx: TaskContext) -> None:
+        await asyncio.sleep(0.002)
+
+    tq = TaskQueue(pool, registry)
+    await tq.enqueue_many([NewTask(type="slow", tenant="a") for _ in range(2000)])
+    theirs = await tq.enqueue_many([NewTask(type="slow", tenant="b") for _ in range(20)])
+
+    async def bs_done() -> bool:
+        return await all_in_status(pool, [t.id for t in theirs], "succeeded")
+
+    # Its slots free one or two at a time, so most claims take one task.
+    async with running_worker(database_url, registry, concurrency=2):
+        await wait_until(bs_done, timeout=60)
+        a_done = await pool.fetchval(
+            "SELECT count(*) FROM taskqueue.tasks WHERE tenant = 'a' AND status <> 'queued'"
+        )
+    # Oldest first, all 2,000 of a's would run first. Taking turns, each
+    # claim serves b with probability at least one half, so b's 20 are done
+    # after about 40 starts; 400 of a's would take a run of bad draws far
+    # beyond any chance (fewer than 20 heads in 420 fair coin flips).
+    assert a_done < 400, a_done
 
 
 async def test_priorities_order_a_tenants_own_tasks(tq: TaskQueue, pool: asyncpg.Pool) -> None:
