@@ -172,43 +172,30 @@ rotation AS MATERIALIZED (
 ),
 candidates AS MATERIALIZED (
     -- Tenants take turns as in claim_tasks.sql (in name order from the
-    -- rotation's place), within each queue's allowance. One arm runs,
-    -- chosen by a test made once: with a single tenant among the due
-    -- tasks, its turns come in claim order, with nothing ranked by tenant.
-    SELECT s.id
+    -- rotation's place), within each queue's allowance.
+    SELECT v.id
     FROM (
-        SELECT x.id, x.queue_rank AS turn, 0::bigint AS rotated, x.priority, x.run_at, x.n
+        SELECT x.*, row_number() OVER (PARTITION BY x.queue
+                                       ORDER BY x.turn, x.rotated) AS queue_rank
         FROM (
-            SELECT z.*, row_number() OVER (PARTITION BY z.queue
-                                           ORDER BY z.priority DESC, z.run_at, z.id) AS queue_rank
-            FROM rated z
-        ) x
-        WHERE (SELECT count(DISTINCT d.tenant) FROM due d) = 1 AND x.queue_rank <= x.n
-        UNION ALL
-        SELECT v.id, v.turn, v.rotated, v.priority, v.run_at, v.n
-        FROM (
-            SELECT x.*, row_number() OVER (PARTITION BY x.queue
-                                           ORDER BY x.turn, x.rotated) AS queue_rank
+            SELECT y.*,
+                   (y.place + y.tenants - floor(r.start * y.tenants)::bigint) % y.tenants
+                       AS rotated
             FROM (
-                SELECT y.*,
-                       (y.place + y.tenants - floor(r.start * y.tenants)::bigint) % y.tenants
-                           AS rotated
+                SELECT u.*, max(u.place) OVER () + 1 AS tenants
                 FROM (
-                    SELECT u.*, max(u.place) OVER () + 1 AS tenants
-                    FROM (
-                        SELECT z.*,
-                               row_number() OVER (PARTITION BY z.queue, z.tenant
-                                                  ORDER BY z.priority DESC, z.run_at, z.id) AS turn,
-                               dense_rank() OVER (ORDER BY z.tenant) - 1 AS place
-                        FROM rated z
-                    ) u
-                ) y
-                CROSS JOIN rotation r
-            ) x
-        ) v
-        WHERE (SELECT count(DISTINCT d.tenant) FROM due d) > 1 AND v.queue_rank <= v.n
-    ) s
-    ORDER BY s.turn, s.rotated, s.priority DESC, s.run_at, s.id
+                    SELECT z.*,
+                           row_number() OVER (PARTITION BY z.queue, z.tenant
+                                              ORDER BY z.priority DESC, z.run_at, z.id) AS turn,
+                           dense_rank() OVER (ORDER BY z.tenant) - 1 AS place
+                    FROM rated z
+                ) u
+            ) y
+            CROSS JOIN rotation r
+        ) x
+    ) v
+    WHERE v.queue_rank <= v.n
+    ORDER BY v.turn, v.rotated, v.priority DESC, v.run_at, v.id
     LIMIT $2
 ),
 -- include: _claim_tail.sql
