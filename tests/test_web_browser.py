@@ -610,4 +610,26 @@ async def test_a_tenant_token_signs_in_to_its_own_view(
             await expect(globex.locator("[data-quota-used]")).to_have_text("25 %")
             quotas = await pool.fetch("SELECT name, max_queued FROM taskqueue.tenants ORDER BY 1")
             assert [tuple(r) for r in quotas] == [("acme", 20), ("globex", 4)]
+            # Saving one limit touches no other: initech has a rate limit and
+            # no quota, and keeps no quota (nor starts being counted) when
+            # its rate changes; acme keeps its quota when its rate goes.
+            async with httpx.AsyncClient(base_url=base, headers=operator) as client:
+                rated = await client.patch(
+                    "/api/tenants/initech",
+                    json={"rate_limit": {"limit": 7, "period_seconds": 60}},
+                )
+                assert rated.status_code == 200, rated.text
+            await page.reload()
+            initech = page.locator('tr[data-tenant="initech"]')
+            await initech.get_by_label("starts").fill("9")
+            await initech.get_by_role("button", name="Save").click()
+            await expect(initech.locator("[data-recent-starts]")).to_have_text("0 of 9")
+            row = page.locator('tr[data-tenant="acme"]')
+            await row.get_by_label("starts").fill("")
+            await row.get_by_role("button", name="Save").click()
+            await expect(row.locator("[data-recent-starts]")).to_have_text("—")
+            quotas = await pool.fetch("SELECT name, max_queued FROM taskqueue.tenants ORDER BY 1")
+            assert [tuple(r) for r in quotas] == [("acme", 20), ("globex", 4)]
+            rates = await pool.fetch("SELECT tenant, rate_limit FROM taskqueue.tenant_rates")
+            assert [tuple(r) for r in rates] == [("initech", 9)]
             assert page.console_errors == []

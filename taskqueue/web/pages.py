@@ -348,8 +348,9 @@ async def queues_page(
 async def tenants_page(
     tq: NamedDependency[TaskQueue], viewer: NamedDependency[Viewer], offset: FromQuery[str] = ""
 ) -> Response[str]:
-    """Every tenant with a quota or a rate limit on starts, and what it uses
-    of them (tenants without either are not counted: README "Quotas")."""
+    """Every tenant that has (or had) a quota or has a rate limit on starts,
+    and what it uses of them (one that never had either is not counted:
+    README "Quotas")."""
     operator_only(viewer)
     skip = _offset(offset)
     tenants = await tq.tenants(offset=skip, limit=LIST_PAGE_SIZE)

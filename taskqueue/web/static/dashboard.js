@@ -159,17 +159,25 @@
         problem.hidden = false;
       }
     } else if (form.dataset.limits || form.dataset.tenantLimits !== undefined) {
-      // A queue's limits, or a tenant's (a new tenant's form names it).
+      // A queue's limits, or a tenant's (a new tenant's form names it). Only
+      // what was changed is sent: a limit left out is kept, and one emptied
+      // (null) is removed, so saving one limit never touches another.
       event.preventDefault();
       const value = (name) => form.elements[name].value.trim();
-      const count = (name) => (value(name) ? Number(value(name)) : null);
+      const changed = (name) => form.elements[name] && form.elements[name].value !== form.elements[name].defaultValue;
       const limits = {};
       for (const name of ["concurrency_limit", "per_key_concurrency", "max_queued"]) {
-        if (form.elements[name]) limits[name] = count(name);
+        if (changed(name)) limits[name] = value(name) ? Number(value(name)) : null;
       }
-      limits.rate_limit = value("rate_limit")
-        ? { limit: Number(value("rate_limit")), period_seconds: Number(value("period_seconds") || "60") }
-        : null;
+      if (changed("rate_limit") || (changed("period_seconds") && value("rate_limit"))) {
+        limits.rate_limit = value("rate_limit")
+          ? { limit: Number(value("rate_limit")), period_seconds: Number(value("period_seconds") || "60") }
+          : null;
+      }
+      if (Object.keys(limits).length === 0) {
+        say("Nothing changed");
+        return;
+      }
       const target = form.dataset.limits || form.dataset.tenantLimits || "/api/tenants/" + encodeURIComponent(value("tenant"));
       try {
         await call("PATCH", target, limits);
