@@ -581,3 +581,11 @@ def test_a_workers_outcomes_and_waits_carry_a_capped_tenant_label(
     # Durations stay per (queue, type): one series for every tenant.
     duration = "taskqueue_task_duration_seconds_count"
     assert value(got, duration, queue="default", type="noop") == len(tasks)
+    # Tenants beyond the cap add nothing to what the worker keeps: a worker
+    # serving a tenant per customer does not grow.
+    more = [claimed_task(tenant=f"customer-{n}") for n in range(50)]
+    worker_metrics.claimed(more)
+    for task in more:
+        succeeded = Outcome(task_id=task.id, attempt=1, kind=OutcomeKind.SUCCEEDED)
+        worker_metrics.finished(task, succeeded, 0.01)
+    assert len(worker_metrics._series) == len(worker_metrics._waits) == 3  # a, b, none

@@ -237,7 +237,8 @@ class WorkerMetrics:
             if duration is None:
                 duration = self._durations[labels[:2]] = Histogram(DURATION_BUCKETS)
             series = self._by_labels[labels] = TaskSeries(labels, duration)
-        self._series[(queue, task_type, tenant)] = series
+        if labels[2] != OTHER:  # a tenant beyond the cap is looked up again each time
+            self._series[(queue, task_type, tenant)] = series
         return series
 
     def _bind_wait(self, queue: str, tenant: str | None) -> Histogram:
@@ -245,7 +246,8 @@ class WorkerMetrics:
         histogram = self._wait_by_label.get(label)
         if histogram is None:
             histogram = self._wait_by_label[label] = Histogram(WAIT_BUCKETS)
-        self._waits[(queue, tenant)] = histogram
+        if label[1] != OTHER:  # as in _bind: the cache stays bounded
+            self._waits[(queue, tenant)] = histogram
         return histogram
 
     def collect(self) -> Iterator[Metric]:
