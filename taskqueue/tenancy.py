@@ -43,10 +43,14 @@ _OPERATOR_ONLY = "only an operator (a token without a tenant) may do this"
 
 
 class _OperatorOnly:
-    """Stands in for ``tq.queues`` and ``tq.schedules``: every use is refused."""
+    """Stands in for ``tq.queues``, ``tq.schedules`` and ``tq.tenants``:
+    every use is refused."""
 
     def __getattr__(self, name: str) -> NoReturn:
         raise TenantForbidden(_OPERATOR_ONLY)
+
+    def __call__(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TenantForbidden(_OPERATOR_ONLY)  # tq.tenants() lists every tenant
 
 
 def stamped(tasks: Sequence[NewTask], tenant: str) -> list[NewTask]:

@@ -127,6 +127,7 @@ async def test_operator_operations_are_refused(tq: TaskQueue) -> None:
         lambda: acme.actions(),
         lambda: acme.list_schedules(),
         lambda: acme.tenants.get("acme"),
+        lambda: acme.tenants(),  # every tenant's use
     ):
         with pytest.raises(TenantForbidden):
             await call()
@@ -145,3 +146,22 @@ async def test_its_tasks_may_wait_only_for_its_own_tasks(tq: TaskQueue) -> None:
         assert raised.value.field == "depends_on" and "no such task" in raised.value.message
     waits = await acme.workflows.enqueue("noop", depends_on=[mine.id])
     assert (waits.status, waits.tenant) == ("waiting", "acme")
+
+
+async def test_a_workflow_of_several_tenants_is_none_of_theirs(tq: TaskQueue) -> None:
+    # An operator may submit one; no tenant lists it (nor may read it), and
+    # the operator's tenant filter leaves it out as well.
+    acme = TenantQueue(tq, "acme")
+    mixed = Workflow("mixed")
+    mixed.add("noop", {}, tenant="acme")
+    mixed.add("noop", {}, tenant="globex")
+    made = await tq.workflows.submit(mixed)
+    own = Workflow("own")
+    own.add("noop", {})
+    mine = await acme.workflows.submit(own)
+    assert [w.id for w in await acme.workflows.list()] == [mine.id]
+    assert [w.id for w in await tq.workflows.list(tenant="acme")] == [mine.id]
+    assert [w.id for w in await tq.workflows.list(tenant="globex")] == []
+    assert {w.id for w in await tq.workflows.list()} == {made.id, mine.id}
+    with pytest.raises(WorkflowNotFound):
+        await acme.workflows.get(made.id)

@@ -2,7 +2,9 @@
 -- in each state, for the CLI and the dashboard.
 --   $1 uuid cursor: only ids below this one (NULL: from the newest)
 --   $2 int  page size
---   $3 text tenant: only workflows whose tasks belong to it (NULL: all)
+--   $3 text tenant: only workflows whose tasks all belong to it (NULL: all), as
+--           a tenant may read one (taskqueue.tenancy): a workflow an operator
+--           made of several tenants' tasks is none of theirs
 SELECT w.id, w.name, w.created_at,
        count(t.id) AS total,
        count(t.id) FILTER (WHERE t.status IN ('waiting', 'queued', 'running')) AS unfinished,
@@ -12,9 +14,12 @@ SELECT w.id, w.name, w.created_at,
 FROM (SELECT * FROM taskqueue.workflows
       WHERE ($1::uuid IS NULL OR id < $1)
         AND ($3::text IS NULL
-             OR EXISTS (SELECT 1 FROM unnest(workflows.task_ids) AS m(id)
-                        JOIN taskqueue.tasks x ON x.id = m.id
-                        WHERE x.tenant = $3))
+             OR (EXISTS (SELECT 1 FROM unnest(workflows.task_ids) AS m(id)
+                         JOIN taskqueue.tasks x ON x.id = m.id
+                         WHERE x.tenant = $3)
+                 AND NOT EXISTS (SELECT 1 FROM unnest(workflows.task_ids) AS m(id)
+                                 JOIN taskqueue.tasks x ON x.id = m.id
+                                 WHERE x.tenant IS DISTINCT FROM $3)))
       ORDER BY id DESC
       LIMIT $2) w
 -- A workflow's tasks by primary key (workflows.task_ids); pruned ones are gone.
