@@ -68,7 +68,7 @@ async def test_a_second_run_refuses_and_leaves_the_first_serving(
             assert created.status_code == 201
     finally:
         output = await first.stop()
-    assert "stopped PostgreSQL" in output
+    assert "stopped PostgreSQL" in output, output  # whole, should it fail again
     assert EmbeddedPostgres(state / "pgdata").running_port() is None
 
 
