@@ -608,6 +608,9 @@ async def test_a_tenant_token_signs_in_to_its_own_view(
             # Its first quota counts its unfinished task (theirs) once.
             globex = page.locator('tr[data-tenant="globex"]')
             await expect(globex.locator("[data-quota-used]")).to_have_text("25 %")
+            # The form is empty again, ready for the next tenant.
+            await expect(other.get_by_label("Tenant")).to_have_value("")
+            await expect(other.get_by_label("max unfinished")).to_have_value("")
             quotas = await pool.fetch("SELECT name, max_queued FROM taskqueue.tenants ORDER BY 1")
             assert [tuple(r) for r in quotas] == [("acme", 20), ("globex", 4)]
             # Saving one limit touches no other: initech has a rate limit and

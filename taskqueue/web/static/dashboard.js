@@ -181,7 +181,11 @@
       const target = form.dataset.limits || form.dataset.tenantLimits || "/api/tenants/" + encodeURIComponent(value("tenant"));
       try {
         await call("PATCH", target, limits);
-        form.querySelectorAll("input").forEach((input) => (input.defaultValue = input.value));
+        if (form.dataset.limits || form.dataset.tenantLimits) {
+          form.querySelectorAll("input").forEach((input) => (input.defaultValue = input.value));
+        } else {
+          form.reset(); // the new-tenant form: empty again for the next tenant
+        }
         say("Limits saved");
         refreshSoon(0);
       } catch (error) {
