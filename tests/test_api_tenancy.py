@@ -172,7 +172,7 @@ async def test_failures_and_workflows_are_scoped_to_the_tenant(
             )
             assert made.status_code == 201, made.text
             flows[label] = made.json()["id"]
-        listed = (await client.get("/api/workflows", headers=acme)).json()
+        listed = (await client.get("/api/workflows", headers=acme)).json()["workflows"]
         assert [w["id"] for w in listed] == [flows["acme"]]
         assert (
             await client.get(f"/api/workflows/{flows['globex']}", headers=acme)
@@ -182,13 +182,13 @@ async def test_failures_and_workflows_are_scoped_to_the_tenant(
         ).status_code == 200
         # The operator sees both, and may filter by tenant; a tenant may not.
         operator = bearer(OPERATOR)
-        everyone = (await client.get("/api/workflows", headers=operator)).json()
+        everyone = (await client.get("/api/workflows", headers=operator)).json()["workflows"]
         assert {w["id"] for w in everyone} == set(flows.values())
         one = await client.get("/api/workflows?tenant=globex", headers=operator)
-        assert [w["id"] for w in one.json()] == [flows["globex"]]
+        assert [w["id"] for w in one.json()["workflows"]] == [flows["globex"]]
         assert (await client.get("/api/workflows?tenant=globex", headers=acme)).status_code == 403
         own = await client.get("/api/workflows?tenant=acme&limit=5", headers=acme)
-        assert [w["id"] for w in own.json()] == [flows["acme"]]
+        assert [w["id"] for w in own.json()["workflows"]] == [flows["acme"]]
 
         async def both_failed() -> bool:
             return (await tq.stats()).failed_tasks == 2

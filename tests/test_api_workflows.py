@@ -54,8 +54,10 @@ async def test_a_workflow_is_accepted_drained_in_order_and_shown_with_its_depend
             for parent in task["depends_on"]:
                 assert task["started_at"] >= by_ref[parent]["completed_at"]
         listed = (await client.get("/api/workflows")).json()
-        assert [w["id"] for w in listed] == [body["id"]]
-        assert listed[0]["status"] == "succeeded" and listed[0]["total"] == 5
+        assert [w["id"] for w in listed["workflows"]] == [body["id"]]
+        assert listed["next_cursor"] is None
+        assert listed["workflows"][0]["status"] == "succeeded"
+        assert listed["workflows"][0]["total"] == 5
     assert await run_audit(pool) == []
 
 
@@ -150,3 +152,20 @@ async def test_tasks_and_workflow_steps_carry_the_tenant_they_were_given(
         assert bad.status_code == 422 and "tenant" in bad.text
     counted = await pool.fetchval("SELECT count(*) FROM taskqueue.tasks WHERE tenant = 'acme'")
     assert counted == 4
+
+
+async def test_the_workflow_list_pages_by_next_cursor_newest_first(database_url: str) -> None:
+    async with api_client(database_url) as client:
+        made = []
+        for n in range(3):
+            body = {"name": f"flow-{n}", "tasks": [{"ref": "a", "type": "noop"}]}
+            response = await client.post("/api/workflows", json=body)
+            assert response.status_code == 201, response.text
+            made.append(response.json()["id"])
+        first = (await client.get("/api/workflows?limit=2")).json()
+        assert [w["id"] for w in first["workflows"]] == [made[2], made[1]]
+        assert first["next_cursor"] == made[1]
+        rest = await client.get(f"/api/workflows?limit=2&cursor={first['next_cursor']}")
+        assert rest.status_code == 200, rest.text
+        assert [w["id"] for w in rest.json()["workflows"]] == [made[0]]
+        assert rest.json()["next_cursor"] is None

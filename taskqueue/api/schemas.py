@@ -157,6 +157,11 @@ class WorkflowSummaryOut(msgspec.Struct, kw_only=True):
     cancelled: int
 
 
+class WorkflowPage(msgspec.Struct, kw_only=True):
+    workflows: list[WorkflowSummaryOut]
+    next_cursor: str | None  # pass as ?cursor= for the next page; null on the last one
+
+
 class TaskOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str

@@ -17,6 +17,7 @@ from taskqueue.api.schemas import (
     CreateWorkflow,
     WorkflowCreated,
     WorkflowOut,
+    WorkflowPage,
     WorkflowSummaryOut,
     WorkflowTaskCreated,
     WorkflowTaskOut,
@@ -95,7 +96,9 @@ class WorkflowController(Controller):
     async def list_workflows(
         self,
         tq: NamedDependency[TaskQueue],
-        cursor: Annotated[str | None, QueryParameter(description="id of the last one seen")] = None,
+        cursor: Annotated[
+            str | None, QueryParameter(description="next_cursor of the previous page")
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
         tenant: Annotated[
             str | None,
@@ -105,17 +108,21 @@ class WorkflowController(Controller):
                 max_length=MAX_TENANT_LENGTH,
             ),
         ] = None,
-    ) -> list[WorkflowSummaryOut]:
+    ) -> WorkflowPage:
         before = None
         if cursor:
             try:
                 before = uuid.UUID(cursor)
             except ValueError:
                 raise ApiError(422, "invalid_field", "cursor: not a cursor", "cursor") from None
-        return [
-            WorkflowSummaryOut(status=summary_status(w), **msgspec.structs.asdict(w))
-            for w in await tq.workflows.list(before=before, limit=limit, tenant=tenant)
-        ]
+        found = await tq.workflows.list(before=before, limit=limit, tenant=tenant)
+        return WorkflowPage(
+            workflows=[
+                WorkflowSummaryOut(status=summary_status(w), **msgspec.structs.asdict(w))
+                for w in found
+            ],
+            next_cursor=str(found[-1].id) if len(found) == limit else None,
+        )
 
     @get(
         "/{workflow_id:str}",
