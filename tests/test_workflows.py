@@ -441,12 +441,42 @@ async def test_bad_graphs_are_refused_naming_the_refs_and_nothing_is_inserted(
     twice = Workflow()
     twice.add("noop", ref="a")
     twice.add("noop", ref="a")
-    for wf, refs in ((cycle, {"a", "b", "c"}), (unknown, {"nope"}), (twice, {"a"})):
+    # Dependencies never cross tenants, an operator's graph's neither.
+    mixed = Workflow()
+    mixed.add("noop", ref="a", tenant="acme")
+    mixed.add("noop", ref="b", tenant="acme", after=["a"])
+    mixed.add("noop", ref="c", tenant="globex", after=["a"])
+    mixed.add("noop", ref="d", after=["b"])
+    for wf, refs in (
+        (cycle, {"a", "b", "c"}),
+        (unknown, {"nope"}),
+        (twice, {"a"}),
+        (mixed, {"c", "d"}),
+    ):
         with pytest.raises(InvalidGraph) as caught:
             await tq.workflows.submit(wf)
         assert set(caught.value.refs) == refs
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 0
     assert await pool.fetchval("SELECT count(*) FROM taskqueue.workflows") == 0
+
+
+async def test_an_operator_may_not_make_a_task_wait_for_another_tenants(
+    tq: TaskQueue, pool: asyncpg.Pool
+) -> None:
+    acme = await tq.enqueue("noop", tenant="acme")
+    none = await tq.enqueue("noop")
+    for tenant, parent in (("globex", acme), (None, acme), ("acme", none)):
+        with pytest.raises(InvalidTask) as raised:
+            await tq.workflows.enqueue("noop", depends_on=[parent.id], tenant=tenant)
+        assert raised.value.field == "depends_on"
+        assert raised.value.message == f"tasks of another tenant: {parent.id}"
+    batch = [NewTask(type="noop", tenant="acme"), NewTask(type="noop", tenant="globex")]
+    with pytest.raises(InvalidTask) as raised:
+        await tq.workflows.enqueue_after(batch, [[acme.id], [acme.id]])
+    assert raised.value.field == "tasks[1].depends_on"
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 2
+    waits = await tq.workflows.enqueue("noop", depends_on=[acme.id], tenant="acme")
+    assert waits.status == "waiting" and waits.tenant == "acme"
 
 
 async def test_kill_9_of_workers_while_a_graph_drains_strands_nothing_and_keeps_order(

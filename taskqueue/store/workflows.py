@@ -106,9 +106,11 @@ async def enqueue_dependent_tasks(
 
 async def existing_task_ids(
     conn: Executor, ids: Sequence[uuid.UUID], tenant: str | None = None
-) -> set[uuid.UUID]:
-    """Which of ``ids`` exist (``tenant``: and belong to that tenant)."""
-    return {r["id"] for r in await conn.fetch(query("existing_task_ids"), list(ids), tenant)}
+) -> dict[uuid.UUID, str | None]:
+    """Which of ``ids`` exist (``tenant``: and belong to that tenant), with
+    the tenant of each."""
+    found = await conn.fetch(query("existing_task_ids"), list(ids), tenant)
+    return {r["id"]: r["tenant"] for r in found}
 
 
 async def get_workflow(conn: Executor, workflow_id: uuid.UUID) -> WorkflowRow | None:

@@ -1,7 +1,7 @@
 """Workflow graphs as values: the builder (``Workflow``), the shapes that
 read naturally (``chain``, ``group``), and the checks a graph must pass
-before anything is inserted (refs unique and known, no cycle, at most
-MAX_WORKFLOW_TASKS tasks). No I/O here."""
+before anything is inserted (refs unique and known, no cycle, no
+dependency across tenants, at most MAX_WORKFLOW_TASKS tasks). No I/O here."""
 
 from __future__ import annotations
 
@@ -132,6 +132,11 @@ def check(steps: Sequence[Step]) -> list[str]:
     unknown = {p for step in steps for p in step.depends_on if p not in refs}
     if unknown:
         raise InvalidGraph("depends_on names unknown refs", unknown)
+    # Dependencies never cross tenants (enqueue_after's rule too).
+    tenants = {step.ref: step.task.tenant for step in steps}
+    crossing = {s.ref for s in steps if any(tenants[p] != s.task.tenant for p in s.depends_on)}
+    if crossing:
+        raise InvalidGraph("depends_on names tasks of another tenant", crossing)
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for step in steps:
         sorter.add(step.ref, *step.depends_on)

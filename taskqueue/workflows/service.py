@@ -177,11 +177,17 @@ class Workflows:
             # Checked in the insert's transaction; a parent deleted in between
             # had finished (only finished tasks are deleted) and counts as done.
             existing = await store.existing_task_ids(conn, wanted, self.tenant)
-            for index, ids in enumerate(parents):
+            for index, (row, ids) in enumerate(zip(rows, parents, strict=True)):
+                field = "depends_on" if count == 1 else f"tasks[{index}].depends_on"
                 missing = [str(i) for i in ids if i not in existing]
                 if missing:
-                    field = "depends_on" if count == 1 else f"tasks[{index}].depends_on"
                     raise InvalidTask(field, f"no such task: {', '.join(missing)}")
+                # Dependencies never cross tenants (an operator's neither): a
+                # dependent reads its parents' results, and a sequence's
+                # links are its tenant's alone (settle_children).
+                foreign = [str(i) for i in ids if existing[i] != row.tenant]
+                if foreign:
+                    raise InvalidTask(field, f"tasks of another tenant: {', '.join(foreign)}")
             return await store.enqueue_dependent_tasks(conn, dependent, edges)
 
         if connection is not None:
