@@ -22,7 +22,8 @@ class InvalidTask(TaskQueueError, ValueError):
 
 class InvalidGraph(InvalidTask):
     """A workflow's graph is unacceptable (a cycle, an unknown or duplicate
-    ref, too many tasks); ``refs`` names the tasks at fault."""
+    ref, an edge between two tenants' tasks, too many tasks); ``refs`` names
+    the tasks at fault."""
 
     def __init__(self, message: str, refs: Iterable[str]) -> None:
         self.refs = sorted(set(refs))

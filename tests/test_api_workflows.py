@@ -169,3 +169,41 @@ async def test_the_workflow_list_pages_by_next_cursor_newest_first(database_url:
         assert rest.status_code == 200, rest.text
         assert [w["id"] for w in rest.json()["workflows"]] == [made[0]]
         assert rest.json()["next_cursor"] is None
+
+
+async def test_an_operators_dependency_across_tenants_is_a_422_naming_the_field(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    async with api_client(database_url) as client:
+        made = await client.post("/api/tasks", json={"type": "noop", "tenant": "acme"})
+        assert made.status_code == 201, made.text
+        acme = made.json()["id"]
+        one = await client.post(
+            "/api/tasks", json={"type": "noop", "tenant": "globex", "depends_on": [acme]}
+        )
+        assert one.status_code == 422, one.text
+        assert one.json()["field"] == "depends_on"
+        assert f"tasks of another tenant: {acme}" in one.json()["message"]
+        batch = await client.post(
+            "/api/tasks/batch",
+            json={
+                "tasks": [
+                    {"type": "noop", "tenant": "acme", "depends_on": [acme]},
+                    {"type": "noop", "depends_on": [acme]},
+                ]
+            },
+        )
+        assert batch.status_code == 422, batch.text
+        assert batch.json()["field"] == "tasks[1].depends_on"
+        graph = await client.post(
+            "/api/workflows",
+            json={
+                "tasks": [
+                    {"ref": "a", "type": "noop", "tenant": "acme"},
+                    {"ref": "b", "type": "noop", "tenant": "globex", "depends_on": ["a"]},
+                ]
+            },
+        )
+        assert graph.status_code == 422, graph.text
+        assert graph.json()["error"] == "invalid_workflow" and graph.json()["refs"] == ["b"]
+    assert await pool.fetchval("SELECT count(*) FROM taskqueue.tasks") == 1

@@ -134,7 +134,8 @@ class TaskController(Controller):
             "original task and no new row. With `depends_on` (ids of existing tasks) the "
             "task is `waiting` until they finish (one that already succeeded counts as done; "
             "one that failed or was cancelled cancels it, or with `on_parent_failure: run` "
-            "counts as done); an unknown id is a 422 naming depends_on."
+            "counts as done); an unknown id, or a task of another tenant (dependencies never "
+            "cross tenants), is a 422 naming depends_on."
         ),
     )
     async def create_task(

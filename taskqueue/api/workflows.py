@@ -60,8 +60,8 @@ class WorkflowController(Controller):
             "good cancels it, transitively; 'run': it runs once all its parents have finished, "
             "whatever their outcome). A task waits (status `waiting`) until its parents "
             "finish; the statement that finishes its last parent queues it. A cycle, an "
-            "unknown or duplicate ref, or more than 10,000 tasks: 422 with `refs` naming "
-            "them, and nothing is inserted."
+            "unknown or duplicate ref, an edge between two tenants' tasks, or more than "
+            "10,000 tasks: 422 with `refs` naming them, and nothing is inserted."
         ),
     )
     async def create_workflow(

@@ -133,8 +133,9 @@ def check(steps: Sequence[Step]) -> list[str]:
     if unknown:
         raise InvalidGraph("depends_on names unknown refs", unknown)
     # Dependencies never cross tenants (enqueue_after's rule too).
-    tenants = {step.ref: step.task.tenant for step in steps}
-    crossing = {s.ref for s in steps if any(tenants[p] != s.task.tenant for p in s.depends_on)}
+    # (Read with getattr: a task that is no NewTask is refused by prepare().)
+    tenants = {step.ref: getattr(step.task, "tenant", None) for step in steps}
+    crossing = {s.ref for s in steps if any(tenants[p] != tenants[s.ref] for p in s.depends_on)}
     if crossing:
         raise InvalidGraph("depends_on names tasks of another tenant", crossing)
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()

@@ -75,8 +75,9 @@ class Workflows:
         self, workflow: Workflow, *, connection: store.Connection | None = None
     ) -> SubmittedWorkflow:
         """Insert the whole graph in one statement; raises InvalidGraph (a
-        cycle, an unknown or duplicate ref, too many tasks: nothing is
-        inserted) or InvalidTask naming ``tasks[i].field``."""
+        cycle, an unknown or duplicate ref, an edge between two tenants'
+        tasks, too many tasks: nothing is inserted) or InvalidTask naming
+        ``tasks[i].field``."""
         steps = workflow.steps
         check(steps)
         name = workflow.name
@@ -143,8 +144,9 @@ class Workflows:
         tasks ``depends_on[i]``. A parent that already succeeded counts as
         done; one that failed or was cancelled cancels the task at once
         ('cancel', the default) or counts as done ('run'). An id that names
-        no task raises InvalidTask naming ``depends_on`` (``tasks[i].depends_on``
-        in a batch). ``member_keys``: a batch's derived idempotency keys (K/i),
+        no task, or a task of another tenant (dependencies never cross tenants),
+        raises InvalidTask naming ``depends_on`` (``tasks[i].depends_on`` in a
+        batch). ``member_keys``: a batch's derived idempotency keys (K/i),
         set after validation, which no producer's own key may look like."""
         count = len(tasks)
         if len(depends_on) != count:
