@@ -14,12 +14,10 @@ SELECT w.id, w.name, w.created_at,
 FROM (SELECT * FROM taskqueue.workflows
       WHERE ($1::uuid IS NULL OR id < $1)
         AND ($3::text IS NULL
-             OR (EXISTS (SELECT 1 FROM unnest(workflows.task_ids) AS m(id)
-                         JOIN taskqueue.tasks x ON x.id = m.id
-                         WHERE x.tenant = $3)
-                 AND NOT EXISTS (SELECT 1 FROM unnest(workflows.task_ids) AS m(id)
-                                 JOIN taskqueue.tasks x ON x.id = m.id
-                                 WHERE x.tenant IS DISTINCT FROM $3)))
+             -- Every task is the tenant's (NULL, not true, when none is left).
+             OR (SELECT bool_and(x.tenant IS NOT DISTINCT FROM $3)
+                 FROM unnest(workflows.task_ids) AS m(id)
+                 JOIN taskqueue.tasks x ON x.id = m.id))
       ORDER BY id DESC
       LIMIT $2) w
 -- A workflow's tasks by primary key (workflows.task_ids); pruned ones are gone.
